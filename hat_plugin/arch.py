@@ -1,0 +1,423 @@
+"""The HAT network (Chen et al., "Activating More Pixels in Image Super-Resolution Transformer", CVPR 2023).
+
+An implementation of our own whose ``state_dict()`` has exactly the keys, shapes and dtypes of the official
+checkpoints (XPixelGroup/HAT ``hat_arch.py``), so the published weights load with ``strict=True``.
+It computes the same function as the official forward pass, organised for inference speed:
+
+- the token stream is kept as ``(B, H, W, C)``; permuted to ``(B, C, H, W)`` it is a channels-last tensor, so the
+  convolutions run without layout copies;
+- attention is ``scaled_dot_product_attention`` with the relative-position bias as an additive mask; the bias is
+  gathered once per weights (not per forward);
+- shifted windows are attended in four groups (interior, last column, last row, corner): each group shares one
+  mask, so the ``(windows, heads, N, N)`` mask of the official code is never materialised;
+- OCAB key/value windows are strided views of the padded tensor instead of ``nn.Unfold`` + rearrange;
+- under fp16/bf16 weights the residual stream and LayerNorm statistics stay in fp32 (see ``HAT.forward``).
+
+Layout of the module tree (names = state_dict keys): ``HAT`` -> ``layers[i]`` (RHAG) -> ``residual_group``
+-> ``blocks[j]`` (HAB) and ``overlap_attn`` (OCAB).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import HATConfig
+
+__all__ = ["HAT", "relative_position_index_sa", "relative_position_index_oca", "pad_to_multiple"]
+
+_MASKED = -100.0  # the official shifted-window mask value (not -inf)
+_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+def relative_position_index_sa(window_size: int) -> Tensor:
+    """Swin relative-position index, ``(ws², ws²)`` int64, row = query token, column = key token."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij"))
+    coords = coords.flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window_size - 1)
+    return rel[..., 0] * (2 * window_size - 1) + rel[..., 1]
+
+
+def relative_position_index_oca(window_size: int, overlap_window_size: int) -> Tensor:
+    """OCAB index, ``(ws², ows²)`` int64. Values are partly negative, exactly as in the official checkpoints;
+    indexing the table with them wraps around (PyTorch advanced indexing), which is what the weights expect."""
+    ws, ows = window_size, overlap_window_size
+    ori = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
+    ext = torch.stack(torch.meshgrid(torch.arange(ows), torch.arange(ows), indexing="ij")).flatten(1)
+    rel = (ext[:, None, :] - ori[:, :, None]).permute(1, 2, 0) + (ws - ows + 1)
+    return rel[..., 0] * (ws + ows - 1) + rel[..., 1]
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
+    """Pad bottom and right of ``(B, C, H, W)`` to a multiple of ``multiple``: reflect (as the official
+    pre-processing does), then replicate for the part a too-small image cannot reflect."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    if not (pad_h or pad_w):
+        return x
+    reflect_h, reflect_w = min(pad_h, h - 1), min(pad_w, w - 1)
+    if reflect_h or reflect_w:
+        x = F.pad(x, (0, reflect_w, 0, reflect_h), mode="reflect")
+    if reflect_h < pad_h or reflect_w < pad_w:
+        x = F.pad(x, (0, pad_w - reflect_w, 0, pad_h - reflect_h), mode="replicate")
+    return x
+
+
+def _window_partition(x: Tensor, ws: int) -> Tensor:
+    """``(B, H, W, C)`` -> ``(B*nW, ws*ws, C)``, windows batch-major then row-major."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, ws * ws, c)
+
+
+def _window_reverse(windows: Tensor, ws: int, b: int, h: int, w: int) -> Tensor:
+    """Inverse of ``_window_partition``: ``(B*nW, ws*ws, C)`` -> ``(B, H, W, C)`` (a view where possible)."""
+    c = windows.shape[-1]
+    x = windows.view(b, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, h, w, c)
+
+
+def _cached(owner: nn.Module, name: str, sources: tuple[Tensor, ...], make: Callable[[], Tensor]) -> Tensor:
+    """A tensor derived from parameters, computed once and reused until a source tensor changes.
+
+    Only used without autograd (inference): in training the derived tensor is rebuilt every call so gradients
+    flow to the parameters.
+    """
+    if torch.is_grad_enabled():
+        return make()
+    key = tuple((t.data_ptr(), None if t.is_inference() else t._version, t.dtype, t.device) for t in sources)
+    cache = owner.__dict__.setdefault("_derived", {})
+    hit = cache.get(name)
+    if hit is None or hit[0] != key:
+        hit = cache[name] = (key, make())
+    return hit[1]
+
+
+def _layer_norm(norm: nn.LayerNorm, x: Tensor, out_dtype: torch.dtype) -> Tensor:
+    """LayerNorm with statistics in the stream's precision, output in the compute precision."""
+    w, b = norm.weight, norm.bias
+    if w.dtype != x.dtype:
+        w, b = w.to(x.dtype), b.to(x.dtype)
+    return F.layer_norm(x, norm.normalized_shape, w, b, norm.eps).to(out_dtype)
+
+
+class Mlp(nn.Module):
+    """fc1 -> GELU (exact erf form) -> fc2."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class ChannelAttention(nn.Module):
+    """Squeeze-and-excitation: scales each channel by a gate computed from the global average."""
+
+    def __init__(self, dim: int, squeeze: int) -> None:
+        super().__init__()
+        self.attention = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(dim, squeeze, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(squeeze, dim, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.attention(x)
+
+
+class CAB(nn.Module):
+    """Channel attention block: conv3x3 -> GELU -> conv3x3 -> channel attention."""
+
+    def __init__(self, dim: int, compressed: int, squeeze: int) -> None:
+        super().__init__()
+        self.cab = nn.Sequential(
+            nn.Conv2d(dim, compressed, 3, 1, 1),
+            nn.GELU(),
+            nn.Conv2d(compressed, dim, 3, 1, 1),
+            ChannelAttention(dim, squeeze),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.cab(x)
+
+
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside ``ws x ws`` windows with a learned relative-position bias."""
+
+    def __init__(self, dim: int, window_size: int, num_heads: int, qkv_bias: bool, qk_scale: float | None) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = qk_scale or (dim // num_heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def position_bias(self, index: Tensor) -> Tensor:
+        """``(nH, N, N)`` bias gathered from the table; cached until the weights change."""
+        table = self.relative_position_bias_table
+
+        def make() -> Tensor:
+            n = index.shape[0]
+            return table[index.reshape(-1)].view(n, n, -1).permute(2, 0, 1).contiguous()
+
+        return _cached(self, "bias", (table, index), make)
+
+    def forward(self, windows: Tensor, mask: Tensor) -> Tensor:
+        """``windows`` ``(G, N, C)`` and an additive ``(nH, N, N)`` mask (bias + shift mask) -> ``(G, N, C)``."""
+        g, n, c = windows.shape
+        qkv = self.qkv(windows).view(g, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), scale=self.scale)
+        return self.proj(out.transpose(1, 2).reshape(g, n, c))
+
+
+class HAB(nn.Module):
+    """Hybrid attention block: (shifted) window attention + a scaled channel-attention conv branch, then MLP."""
+
+    def __init__(self, cfg: HATConfig, num_heads: int, shift: int) -> None:
+        super().__init__()
+        dim = cfg.embed_dim
+        self.window_size = cfg.window_size
+        self.shift = shift
+        self.conv_scale = cfg.conv_scale
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, cfg.window_size, num_heads, cfg.qkv_bias, cfg.qk_scale)
+        self.conv_block = CAB(dim, cfg.cab_channels, cfg.squeeze_channels)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, cfg.mlp_hidden)
+
+    def forward(self, x: Tensor, rpi_sa: Tensor, shift_masks: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        """``x``: ``(B, H, W, C)`` residual stream; H and W are multiples of the window size."""
+        compute = self.attn.qkv.weight.dtype
+        h = _layer_norm(self.norm1, x, compute)
+        conv_x = self.conv_block(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        attn_x = self._attend(h, self.attn.position_bias(rpi_sa), shift_masks)
+        x = x + attn_x + conv_x * self.conv_scale
+        return x + self.mlp(_layer_norm(self.norm2, x, compute))
+
+    def _attend(self, h: Tensor, bias: Tensor, shift_masks: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        b, height, width, _ = h.shape
+        ws, s = self.window_size, self.shift
+        if not s:
+            return _window_reverse(self.attn(_window_partition(h, ws), bias), ws, b, height, width)
+        # Shifted windows: roll, then attend by groups that share one mask. Only windows in the last row or
+        # column straddle the wrap-around; the interior ones need the plain bias.
+        h = torch.roll(h, shifts=(-s, -s), dims=(1, 2))
+        out = torch.empty_like(h)
+        last_col, last_row, corner = shift_masks
+        top, left = height - ws, width - ws
+        groups = (
+            (slice(0, top), slice(0, left), bias),
+            (slice(0, top), slice(left, width), bias + last_col),
+            (slice(top, height), slice(0, left), bias + last_row),
+            (slice(top, height), slice(left, width), bias + corner),
+        )
+        for rows, cols, mask in groups:
+            region = h[:, rows, cols]
+            rh, rw = region.shape[1:3]
+            if rh and rw:
+                windows = self.attn(_window_partition(region, ws), mask)
+                out[:, rows, cols] = _window_reverse(windows, ws, b, rh, rw)
+        return torch.roll(out, shifts=(s, s), dims=(1, 2))
+
+
+class OCAB(nn.Module):
+    """Overlapping cross-attention: queries from ``ws`` windows, keys/values from enlarged ``ows`` windows."""
+
+    def __init__(self, cfg: HATConfig, num_heads: int) -> None:
+        super().__init__()
+        dim = cfg.embed_dim
+        self.window_size = cfg.window_size
+        self.overlap_window_size = cfg.overlap_window_size
+        self.num_heads = num_heads
+        self.scale = cfg.qk_scale or (dim // num_heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((cfg.window_size + cfg.overlap_window_size - 1) ** 2, num_heads)
+        )
+        self.norm1 = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, dim * 3, bias=cfg.qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, cfg.mlp_hidden)
+
+    def position_bias(self, index: Tensor) -> Tensor:
+        """``(nH, ws², ows²)`` bias; negative indices wrap around as in the official lookup."""
+        table = self.relative_position_bias_table
+
+        def make() -> Tensor:
+            n, m = index.shape
+            return table[index.reshape(-1)].view(n, m, -1).permute(2, 0, 1).contiguous()
+
+        return _cached(self, "bias", (table, index), make)
+
+    def forward(self, x: Tensor, rpi_oca: Tensor) -> Tensor:
+        b, height, width, c = x.shape
+        ws, ows, nh = self.window_size, self.overlap_window_size, self.num_heads
+        d = c // nh
+        compute = self.qkv.weight.dtype
+        qkv = self.qkv(_layer_norm(self.norm1, x, compute))
+        q = _window_partition(qkv[..., :c], ws)
+        g = q.shape[0]
+        # Key/value windows: zero-pad after the projection (padded keys and values are exactly 0), then take
+        # strided ows x ows views every ws pixels: the same windows, in the same order, as the official Unfold.
+        pad = (ows - ws) // 2
+        kv = F.pad(qkv[..., c:], (0, 0, pad, pad, pad, pad))
+        kv = kv.unfold(1, ows, ws).unfold(2, ows, ws).permute(0, 1, 2, 4, 5, 3).reshape(g, ows * ows, 2 * c)
+        q = q.view(g, ws * ws, nh, d).transpose(1, 2)
+        k = kv[..., :c].view(g, ows * ows, nh, d).transpose(1, 2)
+        v = kv[..., c:].view(g, ows * ows, nh, d).transpose(1, 2)
+        bias = self.position_bias(rpi_oca).to(q.dtype)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        out = _window_reverse(out.transpose(1, 2).reshape(g, ws * ws, c), ws, b, height, width)
+        x = x + self.proj(out)
+        return x + self.mlp(_layer_norm(self.norm2, x, compute))
+
+
+class AttenBlocks(nn.Module):
+    """The HABs of one RHAG (alternately plain and shifted windows), then its OCAB."""
+
+    def __init__(self, cfg: HATConfig, depth: int, num_heads: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(HAB(cfg, num_heads, 0 if j % 2 == 0 else cfg.shift_size) for j in range(depth))
+        self.overlap_attn = OCAB(cfg, num_heads)
+
+    def forward(self, x: Tensor, rpi_sa: Tensor, rpi_oca: Tensor, shift_masks: tuple[Tensor, ...]) -> Tensor:
+        for block in self.blocks:
+            x = block(x, rpi_sa, shift_masks)
+        return self.overlap_attn(x, rpi_oca)
+
+
+class RHAG(nn.Module):
+    """Residual hybrid attention group: blocks, then a 3x3 conv, around a residual connection."""
+
+    def __init__(self, cfg: HATConfig, depth: int, num_heads: int) -> None:
+        super().__init__()
+        self.residual_group = AttenBlocks(cfg, depth, num_heads)
+        dim = cfg.embed_dim
+        self.conv = nn.Conv2d(dim, dim, 3, 1, 1) if cfg.resi_connection == "1conv" else nn.Identity()
+
+    def forward(self, x: Tensor, rpi_sa: Tensor, rpi_oca: Tensor, shift_masks: tuple[Tensor, ...]) -> Tensor:
+        y = self.residual_group(x, rpi_sa, rpi_oca, shift_masks)
+        dtype = self.residual_group.overlap_attn.qkv.weight.dtype
+        y = self.conv(y.to(dtype).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return x + y
+
+
+class PatchEmbed(nn.Module):
+    """Holds the LayerNorm applied to the tokens after ``conv_first`` (patch size 1: no projection)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+
+
+class HAT(nn.Module):
+    """HAT super-resolution network.
+
+    ``forward`` takes ``(B, in_chans, H, W)`` images of any size in [0, 1] (not clamped), pads them to a multiple
+    of the window size internally (reflect) and returns ``(B, in_chans, H*scale, W*scale)``.
+    """
+
+    def __init__(self, config: HATConfig | None = None) -> None:
+        super().__init__()
+        cfg = self.config = config or HATConfig()
+        dim, nf = cfg.embed_dim, cfg.num_feat
+        self.register_buffer("relative_position_index_SA", relative_position_index_sa(cfg.window_size))
+        self.register_buffer(
+            "relative_position_index_OCA", relative_position_index_oca(cfg.window_size, cfg.overlap_window_size)
+        )
+        self._mean = _RGB_MEAN if cfg.in_chans == 3 else (0.0,) * cfg.in_chans
+
+        self.conv_first = nn.Conv2d(cfg.in_chans, dim, 3, 1, 1)
+        self.patch_embed = PatchEmbed(dim)
+        self.layers = nn.ModuleList(RHAG(cfg, d, h) for d, h in zip(cfg.depths, cfg.num_heads, strict=True))
+        self.norm = nn.LayerNorm(dim)
+        self.conv_after_body = nn.Conv2d(dim, dim, 3, 1, 1) if cfg.resi_connection == "1conv" else nn.Identity()
+        self.conv_before_upsample = nn.Sequential(nn.Conv2d(dim, nf, 3, 1, 1), nn.LeakyReLU(inplace=True))
+        self.upsample = _upsampler(cfg.upscale, nf)
+        self.conv_last = nn.Conv2d(nf, cfg.in_chans, 3, 1, 1)
+
+    @property
+    def scale(self) -> int:
+        return self.config.upscale
+
+    def _shift_masks(self, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+        """Masks of the windows that straddle the roll's wrap-around: last column, last row, corner.
+
+        They depend only on the window and shift sizes, not on the image size, so they are built once.
+        """
+        key = (dtype, device)
+        cache = self.__dict__.setdefault("_masks", {})
+        if key not in cache:
+            ws, s = self.config.window_size, self.config.shift_size
+            part = (torch.arange(ws, device=device) >= ws - s).long()
+            row_label = part.repeat_interleave(ws)  # which side of the seam each token's row is on
+            col_label = part.repeat(ws)
+            labels = (col_label, row_label, row_label * 2 + col_label)
+            cache[key] = tuple(
+                torch.zeros((), dtype=dtype, device=device).masked_fill(lab[:, None] != lab[None, :], _MASKED)
+                for lab in labels
+            )
+        return cache[key]
+
+    def mean(self, like: Tensor) -> Tensor:
+        """The dataset RGB mean as ``(1, C, 1, 1)`` in ``like``'s dtype (kept out of the state_dict, as upstream)."""
+        key = (like.dtype, like.device)
+        cache = self.__dict__.setdefault("_means", {})
+        if key not in cache:
+            # float32 first: upstream stores the mean as a float32 tensor and casts it to the input's dtype.
+            mean = torch.tensor(self._mean, dtype=torch.float32).to(like.dtype)
+            cache[key] = mean.to(like.device).view(1, -1, 1, 1)
+        return cache[key]
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """``(B, C, H, W)`` in the compute dtype -> ``(B, C, H, W)``, same dtype.
+
+        In half precision the residual stream between blocks is float32: it carries the sum of every block's
+        output and is what would overflow; the blocks' matrix products still run in half precision.
+        """
+        stream = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+        compute = x.dtype
+        tokens = _layer_norm(self.patch_embed.norm, x.permute(0, 2, 3, 1).to(stream).contiguous(), stream)
+        shift_masks = self._shift_masks(stream, x.device)
+        for layer in self.layers:
+            tokens = layer(tokens, self.relative_position_index_SA, self.relative_position_index_OCA, shift_masks)
+        return _layer_norm(self.norm, tokens, compute).permute(0, 3, 1, 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        compute = self.conv_first.weight.dtype
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
+        x = pad_to_multiple(x, self.config.window_size)
+        mean = self.mean(x)
+        x = ((x - mean) * self.config.img_range).to(compute)
+        x = self.conv_first(x)
+        x = self.conv_after_body(self.forward_features(x)) + x
+        x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
+        x = x.to(mean.dtype) / self.config.img_range + mean
+        s = self.config.upscale
+        return x[..., : height * s, : width * s]
+
+
+def _upsampler(scale: int, num_feat: int) -> nn.Sequential:
+    """Conv + PixelShuffle stages: log2(scale) x2 stages, or one x3 stage."""
+    layers: list[nn.Module] = []
+    if scale & (scale - 1) == 0:
+        for _ in range(int(math.log2(scale))):
+            layers += [nn.Conv2d(num_feat, 4 * num_feat, 3, 1, 1), nn.PixelShuffle(2)]
+    elif scale == 3:
+        layers += [nn.Conv2d(num_feat, 9 * num_feat, 3, 1, 1), nn.PixelShuffle(3)]
+    else:
+        raise ValueError(f"scale {scale} is not supported (powers of 2 and 3)")
+    return nn.Sequential(*layers)

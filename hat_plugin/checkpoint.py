@@ -1,0 +1,144 @@
+"""Reading HAT weights files safely and turning them into a loaded network.
+
+``.pth`` files are read with ``torch.load(weights_only=True)`` (no arbitrary unpickling); ``.safetensors`` with
+safetensors. Every failure becomes one ``CheckpointError`` that names the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from .arch import HAT, relative_position_index_oca, relative_position_index_sa
+from .config import HATConfig, detect_config
+from .errors import CheckpointError
+
+__all__ = ["read_state_dict", "canonicalize", "load_model", "build_model"]
+
+_WRAPPERS = ("params_ema", "params")
+_INDEX_KEYS = ("relative_position_index_SA", "relative_position_index_OCA")
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a ``.pth``/``.pt``/``.ckpt`` or ``.safetensors`` file into a canonical HAT state_dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: weights file is empty")
+    try:
+        if path.suffix.lower() == ".safetensors":
+            raw = load_file(str(path), device="cpu")
+        else:
+            raw = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read weights file: {exc.strerror or exc}") from None
+    except Exception as exc:  # any decoding failure of a damaged or foreign file becomes one clear message
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc):
+            reason = "it contains Python objects other than tensors, which are refused for safety"
+        raise CheckpointError(f"{path}: not a readable weights file (truncated or corrupt?): {reason}") from None
+    try:
+        return canonicalize(raw)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+
+
+def _is_zip(path: Path) -> bool:
+    """Zip-format ``.pth`` files can be memory-mapped; legacy ones cannot."""
+    return zipfile.is_zipfile(path)
+
+
+def canonicalize(obj: object) -> dict[str, torch.Tensor]:
+    """Unwrap BasicSR's ``params_ema`` (else ``params``) and strip a ``module.`` prefix (DataParallel)."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"not a state_dict: the file holds a {type(obj).__name__}")
+    for key in _WRAPPERS:
+        if isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
+    sd: dict[str, torch.Tensor] = {}
+    for key, value in obj.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"not a state_dict: entry {key!r} is a {type(value).__name__}, not a tensor")
+        sd[key.removeprefix("module.")] = value
+    return sd
+
+
+def build_model(config: HATConfig, device: str | torch.device = "cpu") -> HAT:
+    """A HAT network for ``config`` (random weights), for training or shape checks."""
+    with torch.device(device):
+        return HAT(config)
+
+
+def load_model(
+    source: str | os.PathLike | Mapping[str, torch.Tensor],
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> HAT:
+    """Load a HAT checkpoint: a weights file, a manifest model name, or a state_dict.
+
+    The configuration is detected from the key shapes and the weights are loaded with ``strict=True``.
+    Returns the network in eval mode with gradients off, on ``device`` in ``dtype``.
+    """
+    name = str(source) if not isinstance(source, Mapping) else "state_dict"
+    sd = canonicalize(source) if isinstance(source, Mapping) else read_state_dict(_resolve_source(source))
+    try:
+        config = detect_config(sd)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{name}: {exc}") from None
+    _check_index_buffers(sd, config, name)
+    model = build_model(config, device="meta")
+    sd = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
+    try:
+        result = model.load_state_dict(sd, strict=False, assign=True)
+    except RuntimeError as exc:
+        detail = "; ".join(line.strip() for line in str(exc).splitlines()[1:] if line.strip())
+        raise CheckpointError(f"{name}: weights do not fit the detected HAT config: {detail[:500]}") from None
+    problems = []
+    if result.missing_keys:
+        problems.append("missing keys: " + _short(result.missing_keys))
+    if result.unexpected_keys:
+        problems.append("unexpected keys: " + _short(result.unexpected_keys))
+    if problems:
+        raise CheckpointError(f"{name}: not a complete HAT checkpoint ({'; '.join(problems)})")
+    model.eval().requires_grad_(False)
+    model.source = name
+    return model.to(device=device, dtype=dtype)
+
+
+def _resolve_source(source: str | os.PathLike) -> Path:
+    """A path as is; a bare manifest name (e.g. ``HAT-S_SRx4``) through the weights cache."""
+    path = Path(source)
+    if path.exists() or path.suffix or os.sep in str(source):
+        return path
+    from . import weights  # imported here: the network code is usable without the download stack
+
+    return weights.fetch(str(source))
+
+
+def _check_index_buffers(sd: dict[str, torch.Tensor], config: HATConfig, name: str) -> None:
+    """The two index buffers are derived data: add them if a conversion dropped them, refuse them if corrupt."""
+    expected = {
+        "relative_position_index_SA": relative_position_index_sa(config.window_size),
+        "relative_position_index_OCA": relative_position_index_oca(config.window_size, config.overlap_window_size),
+    }
+    for key in _INDEX_KEYS:
+        if key not in sd:
+            sd[key] = expected[key]
+        elif sd[key].shape != expected[key].shape or not torch.equal(sd[key].long(), expected[key]):
+            raise CheckpointError(f"{name}: {key} does not hold the standard HAT position index (corrupt file?)")
+        else:
+            sd[key] = expected[key]
+
+
+def _short(keys: list[str], limit: int = 5) -> str:
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more

@@ -1,0 +1,214 @@
+"""HAT hyperparameters as data: the config object, the official presets, and detection from a state_dict.
+
+Names follow the official ``hat_arch.py`` so configs read like the published YAML files.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+
+from .errors import CheckpointError
+
+__all__ = ["HATConfig", "PRESETS", "detect_config"]
+
+
+@dataclass(frozen=True)
+class HATConfig:
+    """Everything that shapes a HAT network. Defaults are those of the official "HAT" (medium) x4 model."""
+
+    embed_dim: int = 180
+    depths: tuple[int, ...] = (6, 6, 6, 6, 6, 6)
+    num_heads: tuple[int, ...] = (6, 6, 6, 6, 6, 6)
+    window_size: int = 16
+    overlap_ratio: float = 0.5
+    compress_ratio: int = 3
+    squeeze_factor: int = 30
+    mlp_ratio: float = 2.0
+    upscale: int = 4
+    resi_connection: str = "1conv"
+    in_chans: int = 3
+    num_feat: int = 64
+    conv_scale: float = 0.01
+    img_range: float = 1.0
+    qkv_bias: bool = True
+    qk_scale: float | None = None
+    img_size: int = field(default=64, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "depths", tuple(int(d) for d in self.depths))
+        object.__setattr__(self, "num_heads", tuple(int(h) for h in self.num_heads))
+        problems = []
+        if len(self.depths) != len(self.num_heads) or not self.depths:
+            problems.append("depths and num_heads must be non-empty and of the same length")
+        if any(self.embed_dim % h for h in self.num_heads):
+            problems.append(f"embed_dim {self.embed_dim} is not divisible by every num_heads {self.num_heads}")
+        if self.upscale not in (1, 2, 3, 4, 8, 16):
+            problems.append(f"upscale {self.upscale} is not a power of 2 or 3")
+        if self.resi_connection not in ("1conv", "identity"):
+            problems.append(f"resi_connection {self.resi_connection!r} is not '1conv' or 'identity'")
+        if self.window_size < 2 or self.img_size <= self.window_size:
+            problems.append("window_size must be >= 2 and smaller than img_size")
+        if (self.overlap_window_size - self.window_size) % 2:
+            problems.append("overlap_ratio must give an even overlap (overlap window - window)")
+        if self.compress_ratio < 1 or self.embed_dim // self.compress_ratio < 1:
+            problems.append(f"compress_ratio {self.compress_ratio} leaves no CAB channels")
+        if self.squeeze_factor < 1 or self.embed_dim // self.squeeze_factor < 1:
+            problems.append(f"squeeze_factor {self.squeeze_factor} leaves no channel-attention channels")
+        if problems:
+            raise ValueError("invalid HAT config: " + "; ".join(problems))
+
+    @property
+    def scale(self) -> int:
+        """Output pixels per input pixel along each axis."""
+        return self.upscale
+
+    @property
+    def shift_size(self) -> int:
+        """Shift of the odd (SW-MSA) blocks."""
+        return self.window_size // 2
+
+    @property
+    def overlap_window_size(self) -> int:
+        """Side of the OCAB key/value window."""
+        return int(self.window_size * self.overlap_ratio) + self.window_size
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(self.embed_dim * self.mlp_ratio)
+
+    @property
+    def cab_channels(self) -> int:
+        return self.embed_dim // self.compress_ratio
+
+    @property
+    def squeeze_channels(self) -> int:
+        return self.embed_dim // self.squeeze_factor
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["depths"] = list(self.depths)
+        d["num_heads"] = list(self.num_heads)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> HATConfig:
+        """Build from an official-style dict; keys without effect at inference are ignored."""
+        upsampler = d.get("upsampler", "pixelshuffle")
+        if upsampler != "pixelshuffle":
+            raise ValueError(f"upsampler {upsampler!r} is not supported (official HAT implements 'pixelshuffle')")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _preset(embed_dim: int, depth_count: int, compress: int, squeeze: int, scale: int) -> HATConfig:
+    return HATConfig(
+        embed_dim=embed_dim,
+        depths=(6,) * depth_count,
+        num_heads=(6,) * depth_count,
+        compress_ratio=compress,
+        squeeze_factor=squeeze,
+        upscale=scale,
+    )
+
+
+PRESETS: dict[str, HATConfig] = {}
+"""Official variants by checkpoint stem, e.g. ``PRESETS["HAT-S_SRx4"]``."""
+for _s in (2, 3, 4):
+    PRESETS[f"HAT-S_SRx{_s}"] = _preset(144, 6, 24, 24, _s)
+    PRESETS[f"HAT_SRx{_s}"] = _preset(180, 6, 3, 30, _s)
+    PRESETS[f"HAT_SRx{_s}_ImageNet-pretrain"] = PRESETS[f"HAT_SRx{_s}"]
+    PRESETS[f"HAT-L_SRx{_s}_ImageNet-pretrain"] = _preset(180, 12, 3, 30, _s)
+PRESETS["Real_HAT_GAN_SRx4"] = PRESETS["HAT_SRx4"]
+PRESETS["Real_HAT_GAN_SRx4_sharper"] = PRESETS["HAT_SRx4"]
+
+
+_LAYER_KEY = re.compile(r"^layers\.(\d+)\.")
+_BLOCK_KEY = re.compile(r"^layers\.(\d+)\.residual_group\.blocks\.(\d+)\.")
+_REQUIRED = (
+    "conv_first.weight",
+    "layers.0.residual_group.blocks.0.attn.relative_position_bias_table",
+    "layers.0.residual_group.blocks.0.conv_block.cab.0.weight",
+    "layers.0.residual_group.blocks.0.conv_block.cab.3.attention.1.weight",
+    "layers.0.residual_group.blocks.0.mlp.fc1.weight",
+    "layers.0.residual_group.overlap_attn.relative_position_bias_table",
+    "conv_last.weight",
+)
+
+
+def _inverse_floor_div(total: int, result: int) -> int:
+    """A divisor ``b`` with ``total // b == result`` (the ratios HAT stores only as channel counts)."""
+    guess = max(1, total // max(result, 1))
+    for b in (guess, *range(1, total + 1)):
+        if total // b == result:
+            return b
+    raise CheckpointError(f"no integer ratio maps {total} channels to {result}")
+
+
+def detect_config(state_dict: Mapping[str, object]) -> HATConfig:
+    """Read a HAT config from the key names and tensor shapes of a (canonical) state_dict.
+
+    Raises ``CheckpointError`` naming the first missing marker when the dict is not a HAT checkpoint.
+    """
+    for key in _REQUIRED:
+        if key not in state_dict:
+            raise CheckpointError(f"not a HAT checkpoint: no {key}")
+
+    def shape(key: str) -> tuple[int, ...]:
+        return tuple(state_dict[key].shape)  # type: ignore[attr-defined]
+
+    embed_dim, in_chans = shape("conv_first.weight")[:2]
+    num_feat = shape("conv_last.weight")[1]
+    # Window sizes from the bias tables ((2ws-1)² and (ws+ows-1)² rows), so files without the derived index
+    # buffers (some conversions drop them) are still recognised.
+    window_size = (math.isqrt(shape("layers.0.residual_group.blocks.0.attn.relative_position_bias_table")[0]) + 1) // 2
+    oca_side = math.isqrt(shape("layers.0.residual_group.overlap_attn.relative_position_bias_table")[0])
+    overlap_window = oca_side - window_size + 1
+    overlap_ratio = (overlap_window - window_size) / window_size
+    if int(window_size * overlap_ratio) + window_size != overlap_window:
+        overlap_ratio += 1e-6
+
+    upscale, i = 1, 0
+    while f"upsample.{i}.weight" in state_dict:
+        out_ch, in_ch = shape(f"upsample.{i}.weight")[:2]
+        upscale *= math.isqrt(out_ch // in_ch)
+        i += 2
+
+    layer_ids = {int(m.group(1)) for k in state_dict if (m := _LAYER_KEY.match(k))}
+    num_layers = max(layer_ids) + 1
+    depths = [0] * num_layers
+    for k in state_dict:
+        if m := _BLOCK_KEY.match(k):
+            li, bi = int(m.group(1)), int(m.group(2))
+            depths[li] = max(depths[li], bi + 1)
+    num_heads = []
+    for li in range(num_layers):
+        key = f"layers.{li}.residual_group.overlap_attn.relative_position_bias_table"
+        if key not in state_dict or depths[li] == 0:
+            raise CheckpointError(f"not a complete HAT checkpoint: layer {li} has no blocks or no {key}")
+        num_heads.append(shape(key)[1])
+
+    block0 = "layers.0.residual_group.blocks.0."
+    cab_channels = shape(block0 + "conv_block.cab.0.weight")[0]
+    squeeze_channels = shape(block0 + "conv_block.cab.3.attention.1.weight")[0]
+    mlp_hidden = shape(block0 + "mlp.fc1.weight")[0]
+    try:
+        return HATConfig(
+            embed_dim=embed_dim,
+            depths=tuple(depths),
+            num_heads=tuple(num_heads),
+            window_size=window_size,
+            overlap_ratio=overlap_ratio,
+            compress_ratio=_inverse_floor_div(embed_dim, cab_channels),
+            squeeze_factor=_inverse_floor_div(embed_dim, squeeze_channels),
+            mlp_ratio=mlp_hidden / embed_dim,
+            upscale=upscale,
+            resi_connection="1conv" if "conv_after_body.weight" in state_dict else "identity",
+            in_chans=in_chans,
+            num_feat=num_feat,
+            qkv_bias=block0 + "attn.qkv.bias" in state_dict,
+        )
+    except ValueError as exc:
+        raise CheckpointError(f"HAT checkpoint with an unsupported configuration: {exc}") from None

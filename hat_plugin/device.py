@@ -1,0 +1,117 @@
+"""Choosing where and in which precision the network runs, with clear errors for what is not there."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import warnings
+
+import torch
+
+from .errors import DeviceError
+
+__all__ = ["resolve_device", "resolve_precision", "available_devices", "free_memory", "PRECISIONS"]
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_ALIASES = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16"}
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+def available_devices() -> list[str]:
+    """Device names usable here, best first (e.g. ``["cuda:0", "cpu"]``)."""
+    names = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    if _mps_available():
+        names.append("mps")
+    return [*names, "cpu"]
+
+
+def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU; a named device that is not present is a ``DeviceError``."""
+    text = str(spec or "auto").strip().lower()
+    if text == "auto":
+        return torch.device(available_devices()[0])
+    match = re.fullmatch(r"(cpu|mps|cuda)(?::(\d+))?", text)
+    if not match:
+        raise DeviceError(f"unknown device {spec!r}: use auto, cpu, cuda, cuda:N or mps")
+    kind, index = match.group(1), match.group(2)
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        wanted = int(index or 0)
+        if wanted >= count:
+            found = f"{count} CUDA device(s)" if count else "no CUDA device (or a CPU-only PyTorch)"
+            raise DeviceError(f"device {text!r} is not available: this machine has {found}; use --device cpu or auto")
+        return torch.device("cuda", wanted)
+    if kind == "mps" and not _mps_available():
+        raise DeviceError("device 'mps' is not available (Apple Silicon with a MPS-enabled PyTorch is needed)")
+    if index not in (None, "0"):
+        raise DeviceError(f"device {text!r} takes no index other than 0")
+    return torch.device(kind)
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def _cpu_has_fast(dtype: torch.dtype) -> bool:
+    """Whether this CPU has native instructions for the half type (else PyTorch emulates it very slowly)."""
+    flags = _cpu_flags()
+    if dtype == torch.bfloat16:
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return bool(flags & {"avx512_fp16", "amx_fp16"})
+
+
+def resolve_precision(spec: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """``auto`` is fp16 on CUDA and fp32 elsewhere. Half precision that this device cannot run fast falls back
+    to fp32 with a warning (set ``HAT_PLUGIN_FORCE_PRECISION=1`` to run it anyway)."""
+    if isinstance(spec, torch.dtype):
+        name = next((k for k, v in PRECISIONS.items() if v == spec), None)
+    else:
+        text = str(spec or "auto").strip().lower()
+        name = _ALIASES.get(text, text)
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if name not in PRECISIONS:
+        raise DeviceError(f"unknown precision {spec!r}: use auto, fp32, fp16 or bf16")
+    dtype = PRECISIONS[name]
+    if dtype == torch.float32 or os.environ.get("HAT_PLUGIN_FORCE_PRECISION") == "1":
+        return dtype
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise DeviceError(f"{torch.cuda.get_device_name(device)} does not support bf16; use fp16 or fp32")
+    if device.type == "cpu" and not _cpu_has_fast(dtype):
+        warnings.warn(
+            f"{name} on this CPU would be emulated and many times slower than fp32; running in fp32",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return torch.float32
+    return dtype
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes that a new allocation on ``device`` can count on (an estimate for choosing the tile size)."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    if device.type == "mps":
+        recommended = getattr(torch.mps, "recommended_max_memory", lambda: 8 << 30)()
+        return int(recommended - torch.mps.current_allocated_memory())
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30

@@ -1,0 +1,277 @@
+"""The upscaling engine: a loaded HAT on a device and precision, applied to images of any size.
+
+Data path: ``upscale`` (numpy image, any depth and channel layout) -> float tensor -> ``upscale_tensor``
+(tiles -> model in batches -> feathered blend) -> back to the input's layout and depth.
+
+RGBA: colour is premultiplied by alpha before upscaling (so transparent pixels, whose colour is arbitrary, cannot
+bleed into visible ones) and divided by the upscaled alpha afterwards; alpha itself is upscaled by the network as
+a grey image, in the same batch as the colour.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import threading
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .arch import HAT
+from .checkpoint import load_model
+from .device import free_memory, resolve_device, resolve_precision
+from .errors import Cancelled, DeviceError, ImageError
+from .tiling import Blender, TileGrid, plan_tiles
+
+__all__ = ["Upscaler", "Progress", "CancelCheck"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+CancelCheck = threading.Event | Callable[[], bool] | None
+
+_HALF = (torch.float16, torch.bfloat16)
+_MAX_AUTO_TILE = 512
+_ALPHA_EPS = 1.0 / 65535
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def _cancelled(cancel: CancelCheck) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+class Upscaler:
+    """A HAT model ready to upscale images.
+
+    Args:
+        model: a weights file path, a manifest model name (fetched on demand), or a loaded ``HAT`` module.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+        precision: ``auto`` (fp16 on CUDA, fp32 elsewhere), ``fp32``, ``fp16`` or ``bf16``.
+        tile: tile side in input pixels, rounded up to a multiple of the window size; 0 picks it from free memory.
+        overlap: input pixels shared by neighbouring tiles (cross-faded).
+        batch: tiles per forward pass; 0 picks it from free memory (1 on CPU).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | HAT,
+        device: str | torch.device = "auto",
+        precision: str | torch.dtype = "auto",
+        tile: int = 0,
+        overlap: int = 16,
+        batch: int = 0,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        if tile < 0 or overlap < 0 or batch < 0:
+            raise ValueError("tile, overlap and batch must be >= 0")
+        net = model if isinstance(model, HAT) else load_model(model)
+        self.config = net.config
+        self.window = net.config.window_size
+        self.tile = -(-tile // self.window) * self.window if tile else 0
+        self.overlap = overlap
+        self.batch = batch
+        try:
+            if self.dtype in _HALF:
+                # Keep the float32 weights for the rare batch that overflows in half precision (see _run).
+                self._fp32: HAT | None = net
+                self.model = copy.deepcopy(net).to(device=self.device, dtype=self.dtype)
+            else:
+                self.model = self._fp32 = net.to(device=self.device, dtype=self.dtype)
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            raise DeviceError(f"cannot place the model on {self.device}: {exc}") from None
+        self.model.eval()
+
+    @property
+    def scale(self) -> int:
+        return self.config.upscale
+
+    # ---- numpy images ------------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def upscale(self, image: np.ndarray, progress: Progress | None = None, cancel: CancelCheck = None) -> np.ndarray:
+        """Upscale an ``HxW``, ``HxWx1``, ``HxWx2`` (grey+alpha), ``HxWx3`` or ``HxWx4`` array.
+
+        Integer inputs (uint8, uint16) come back in the same depth; float inputs (float16/32/64, in [0, 1]) as
+        float32 clamped to [0, 1], except float16 which stays float16.
+        """
+        pixels, dtype, squeeze = _to_float(image)
+        h, w, channels = pixels.shape
+        colour_channels = 1 if channels in (1, 2) else 3
+        colour = pixels[..., :colour_channels]
+        alpha = pixels[..., colour_channels] if channels in (2, 4) else None
+        if alpha is not None and alpha.min() >= 1.0:
+            alpha = None  # fully opaque: upscale colour only, alpha stays 1
+            opaque = True
+        else:
+            opaque = channels in (2, 4)
+        if alpha is not None:
+            colour = colour * alpha[..., None]
+        planes = [np.broadcast_to(colour, (h, w, 3)) if colour_channels == 1 else colour]
+        if alpha is not None:
+            planes.append(np.broadcast_to(alpha[..., None], (h, w, 3)))
+        batch = torch.from_numpy(np.stack(planes)).permute(0, 3, 1, 2)
+        out = self.upscale_tensor(batch, progress=progress, cancel=cancel).clamp_(0, 1)
+        result = out[0]
+        if colour_channels == 1:
+            result = result.mean(0, keepdim=True)
+        if alpha is not None:
+            up_alpha = out[1].mean(0, keepdim=True)
+            result = torch.where(up_alpha > _ALPHA_EPS, result / up_alpha.clamp_min(_ALPHA_EPS), 0.0).clamp_(0, 1)
+            result = torch.cat([result, up_alpha])
+        elif opaque:
+            result = torch.cat([result, torch.ones_like(result[:1])])
+        array = result.permute(1, 2, 0).numpy()
+        return _from_float(array, dtype, squeeze)
+
+    # ---- tensors -----------------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def upscale_tensor(self, x: Tensor, progress: Progress | None = None, cancel: CancelCheck = None) -> Tensor:
+        """Upscale ``(B, 3, H, W)`` (or ``(3, H, W)``) floats in [0, 1]; returns float32 on ``x``'s device."""
+        squeeze = x.dim() == 3
+        if squeeze:
+            x = x.unsqueeze(0)
+        if x.dim() != 4 or x.shape[1] != self.config.in_chans:
+            raise ImageError(f"expected a (B, {self.config.in_chans}, H, W) tensor, got {tuple(x.shape)}")
+        if x.shape[-1] < 1 or x.shape[-2] < 1:
+            raise ImageError(f"cannot upscale an empty image of size {tuple(x.shape[-2:])}")
+        tile = self.tile or self._auto_tile(x.shape[-2], x.shape[-1])
+        batch = self.batch or self._auto_batch(tile)
+        while True:
+            try:
+                out = self._run_tiles(x, tile, batch, progress, cancel)
+                break
+            except Exception as exc:
+                if not _is_oom(exc):
+                    raise
+                self._empty_cache()
+                if batch > 1:
+                    batch //= 2
+                elif tile > 2 * self.window:
+                    tile = max(2 * self.window, (tile // 2) // self.window * self.window)
+                else:
+                    raise DeviceError(
+                        f"out of memory on {self.device} even with {tile}px tiles; close other programs, "
+                        "use a smaller model or --device cpu"
+                    ) from None
+                log.warning("out of memory: retrying with tile %d, batch %d", tile, batch)
+        return out[0] if squeeze else out
+
+    def _run_tiles(self, x: Tensor, tile: int, batch: int, progress: Progress | None, cancel: CancelCheck) -> Tensor:
+        b, c, h, w = x.shape
+        grid = plan_tiles(h, w, tile, self.overlap, self.scale, self.window)
+        if len(grid.tiles) == 1:
+            if _cancelled(cancel):
+                raise Cancelled("cancelled")
+            out = self._run(x).to(x.device)
+            if progress:
+                progress(1, 1)
+            return out
+        blender = Blender(grid, b, c, x.device)
+        jobs = [(i, k) for i in range(b) for k in range(len(grid.tiles))]
+        done = 0
+        for start in range(0, len(jobs), batch):
+            if _cancelled(cancel):
+                raise Cancelled("cancelled")
+            chunk = jobs[start : start + batch]
+            crops = torch.stack([_crop(x[i], grid, k) for i, k in chunk])
+            out = self._run(crops)
+            for (i, k), tile_out in zip(chunk, out, strict=True):
+                blender.add(k, i, tile_out)
+            done += len(chunk)
+            if progress:
+                progress(done, len(jobs))
+        return blender.result()
+
+    def _run(self, x: Tensor) -> Tensor:
+        """One forward pass. A half-precision batch with non-finite output is redone in fp32 (rare overflow)."""
+        out = self.model(x.to(self.device, non_blocking=True))
+        if self.dtype in _HALF and not torch.isfinite(out).all():
+            warnings.warn(
+                f"{self.dtype} overflowed on this input; recomputing it in fp32", RuntimeWarning, stacklevel=2
+            )
+            out = self._fp32.to(self.device)(x.to(self.device))
+        return out.float()
+
+    # ---- sizing ------------------------------------------------------------------------------------------------
+
+    def _bytes_per_pixel(self) -> int:
+        """Peak activation memory per input pixel of one forward pass (measured shape of the estimate)."""
+        element = torch.finfo(self.dtype).bits // 8
+        body = 24 * self.config.embed_dim * 4  # stream in fp32 + block temporaries
+        tail = 3 * self.config.num_feat * 4 * self.scale * self.scale * element
+        return body + tail
+
+    def _auto_tile(self, h: int, w: int) -> int:
+        budget = free_memory(self.device) * (0.5 if self.device.type == "cuda" else 0.25)
+        side = int(math.sqrt(max(budget, 0) / self._bytes_per_pixel()))
+        limit = _MAX_AUTO_TILE if self.device.type == "cpu" else 2048
+        side = max(2 * self.window, min(side, limit) // self.window * self.window)
+        if h <= side and w <= side:
+            return max(h, w, self.window)
+        return side
+
+    def _auto_batch(self, tile: int) -> int:
+        if self.device.type == "cpu":
+            return 1
+        budget = free_memory(self.device) * 0.5
+        return int(max(1, min(16, budget // (self._bytes_per_pixel() * tile * tile))))
+
+    def _empty_cache(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _crop(image: Tensor, grid: TileGrid, index: int) -> Tensor:
+    t = grid.tiles[index]
+    return image[:, t.top : t.top + t.height, t.left : t.left + t.width]
+
+
+def _to_float(image: np.ndarray) -> tuple[np.ndarray, np.dtype, bool]:
+    """Validate an image array and return float32 ``HxWxC`` in [0, 1], its dtype, and whether it was 2-D."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a numpy array, got {type(image).__name__}")
+    squeeze = image.ndim == 2
+    if squeeze:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
+        raise ImageError(f"expected an HxW or HxWxC image with 1-4 channels, got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ImageError(f"cannot upscale an empty image of shape {image.shape}")
+    if image.dtype == np.uint8:
+        pixels = image.astype(np.float32) / 255.0
+    elif image.dtype == np.uint16:
+        pixels = image.astype(np.float32) / 65535.0
+    elif image.dtype in (np.float16, np.float32, np.float64):
+        pixels = np.clip(np.nan_to_num(image.astype(np.float32)), 0.0, 1.0)
+    else:
+        raise ImageError(f"unsupported pixel type {image.dtype}: use uint8, uint16 or float in [0, 1]")
+    return np.ascontiguousarray(pixels), image.dtype, squeeze
+
+
+def _from_float(array: np.ndarray, dtype: np.dtype, squeeze: bool) -> np.ndarray:
+    if dtype == np.uint8:
+        out = np.rint(array * 255.0).astype(np.uint8)
+    elif dtype == np.uint16:
+        out = np.rint(array * 65535.0).astype(np.uint16)
+    elif dtype == np.float16:
+        out = array.astype(np.float16)
+    else:
+        out = array.astype(np.float32, copy=False)
+    return out[..., 0] if squeeze else out
