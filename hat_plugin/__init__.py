@@ -7,12 +7,16 @@ Few, obvious entry points::
     big = up.upscale(pixels)                          # numpy HxWxC, uint8/uint16/float
 
     model = hat_plugin.load_model("HAT_SRx4.pth")    # the nn.Module, config detected, strict load
+
+Names are imported on first use, so ``hat_plugin.weights`` and the CLI's ``models`` command start without
+loading PyTorch.
 """
 
-from .arch import HAT
-from .checkpoint import load_model, read_state_dict
-from .config import PRESETS, HATConfig, detect_config
-from .engine import Upscaler
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from .errors import (
     Cancelled,
     CheckpointError,
@@ -24,7 +28,23 @@ from .errors import (
     OutputError,
 )
 
+if TYPE_CHECKING:
+    from .arch import HAT
+    from .checkpoint import load_model, read_state_dict
+    from .config import PRESETS, HATConfig, detect_config
+    from .engine import Upscaler
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "HAT": "arch",
+    "load_model": "checkpoint",
+    "read_state_dict": "checkpoint",
+    "PRESETS": "config",
+    "HATConfig": "config",
+    "detect_config": "config",
+    "Upscaler": "engine",
+}
 
 __all__ = [
     "HAT",
@@ -43,3 +63,16 @@ __all__ = [
     "load_model",
     "read_state_dict",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hat_plugin' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

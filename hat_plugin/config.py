@@ -120,7 +120,7 @@ for _s in (2, 3, 4):
     PRESETS[f"HAT-S_SRx{_s}"] = _preset(144, 6, 24, 24, _s)
     PRESETS[f"HAT_SRx{_s}"] = _preset(180, 6, 3, 30, _s)
     PRESETS[f"HAT_SRx{_s}_ImageNet-pretrain"] = PRESETS[f"HAT_SRx{_s}"]
-    PRESETS[f"HAT-L_SRx{_s}_ImageNet-pretrain"] = _preset(180, 12, 3, 30, _s)
+    PRESETS[f"HAT-L_SRx{_s}"] = PRESETS[f"HAT-L_SRx{_s}_ImageNet-pretrain"] = _preset(180, 12, 3, 30, _s)
 PRESETS["Real_HAT_GAN_SRx4"] = PRESETS["HAT_SRx4"]
 PRESETS["Real_HAT_GAN_SRx4_sharper"] = PRESETS["HAT_SRx4"]
 

@@ -1,0 +1,39 @@
+# Two commands for a fresh machine (see README.md):
+#   make demo   set everything up (.venv, the project with all extras, the VapourSynth plugin) and upscale a sample
+#   make test   the test suite (sets up first if needed); .ci/run calls this
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_MODEL ?= --weights tests/data/golden/tiny-x2-w8/weights.safetensors
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml vs_filter/hat_shim.c
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 12))' || { \
+		echo "Python >= 3.12 is needed (VapourSynth R74+ requires it): set PYTHON=python3.12"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[vs,gui,test]'
+	$(BIN)/python -m vs_filter install
+	$(BIN)/vapoursynth config
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/python -m hat_plugin samples/astronaut.png -o out/ $(DEMO_MODEL) --overwrite
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

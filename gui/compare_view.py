@@ -1,0 +1,312 @@
+"""Before/after comparison: one canvas shows the input left of a split line and the output right of it.
+
+Both images are drawn in the output's pixel grid with one zoom and one pan, so they stay in sync by
+construction. The input is enlarged with nearest neighbour (no smoothing), so what differs is the model's work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import (
+    QAction,
+    QBrush,
+    QColor,
+    QImage,
+    QKeySequence,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPixmap,
+    QResizeEvent,
+    QWheelEvent,
+)
+from PyQt6.QtWidgets import QLabel, QSizePolicy, QSlider, QToolBar, QVBoxLayout, QWidget
+
+from gui.qimage import array_to_qimage
+from hat_plugin import images
+
+MIN_ZOOM, MAX_ZOOM = 1 / 64, 64.0
+ZOOM_STEP = 1.25
+HANDLE_GRAB_PX = 8
+SPLIT_STEPS = 1000
+
+
+class CompareCanvas(QWidget):
+    """Paints ``before`` (enlarged to ``after``'s size) and ``after`` split at ``split`` with a shared view."""
+
+    view_changed = pyqtSignal()
+    split_changed = pyqtSignal(float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setMouseTracking(True)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.before = QImage()
+        self.after = QImage()
+        self._before_pixmap = QPixmap()
+        self._after_pixmap = QPixmap()
+        self.zoom = 1.0
+        """Widget (logical) pixels per output pixel."""
+        self.offset = QPointF(0, 0)
+        """Where the output's top-left corner is, in widget coordinates."""
+        self.split = 0.5
+        """The split line's position as a fraction of the widget's width."""
+        self._fitted = True
+        self._drag: str | None = None
+        self._last = QPointF()
+        self._checker = self._checker_brush()
+
+    def set_images(self, before: QImage, after: QImage) -> None:
+        """Show a new pair and fit it to the window."""
+        self.before, self.after = before, after
+        self._before_pixmap = QPixmap.fromImage(before)
+        self._after_pixmap = QPixmap.fromImage(after)
+        self.fit()
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(800, 560)
+
+    def image_rect(self) -> QRectF:
+        """The output's rectangle in widget coordinates."""
+        return QRectF(self.offset.x(), self.offset.y(), self.after.width() * self.zoom, self.after.height() * self.zoom)
+
+    def map_to_image(self, point: QPointF) -> QPointF:
+        """Widget coordinates to output-pixel coordinates (the same for both images)."""
+        return (point - self.offset) / self.zoom
+
+    def split_x(self) -> float:
+        """The split line's x in widget coordinates."""
+        return self.split * self.width()
+
+    def set_split(self, fraction: float) -> None:
+        """Move the split line (0 = all output, 1 = all input)."""
+        fraction = min(max(fraction, 0.0), 1.0)
+        if fraction != self.split:
+            self.split = fraction
+            self.split_changed.emit(fraction)
+            self.update()
+
+    def fit(self) -> None:
+        """Zoom so the whole image fits, centred."""
+        self._fitted = True
+        if self.after.isNull() or self.width() <= 0 or self.height() <= 0:
+            return
+        zoom = min(self.width() / self.after.width(), self.height() / self.after.height())
+        self._set_view(
+            zoom,
+            QPointF((self.width() - self.after.width() * zoom) / 2, (self.height() - self.after.height() * zoom) / 2),
+        )
+        self._fitted = True
+
+    def actual_pixels(self, anchor: QPointF | None = None) -> None:
+        """1:1: one output pixel per screen pixel, keeping the point under ``anchor`` (default: the centre) still.
+
+        The offset is snapped to whole screen pixels so every image pixel lands on exactly one screen pixel.
+        """
+        ratio = self.devicePixelRatioF()
+        self.zoom_to(1.0 / ratio, anchor if anchor is not None else self._centre())
+        snapped = QPointF(round(self.offset.x() * ratio) / ratio, round(self.offset.y() * ratio) / ratio)
+        self._set_view(self.zoom, snapped)
+
+    def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
+        """Multiply the zoom by ``factor`` keeping the image point under ``anchor`` (default: the centre) still."""
+        self.zoom_to(self.zoom * factor, anchor if anchor is not None else self._centre())
+
+    def zoom_to(self, zoom: float, anchor: QPointF) -> None:
+        """Set the zoom keeping the image point under ``anchor`` (widget coordinates) still."""
+        zoom = min(max(zoom, MIN_ZOOM), MAX_ZOOM)
+        fixed = self.map_to_image(anchor)
+        self._set_view(zoom, anchor - fixed * zoom)
+
+    def pan_by(self, delta: QPointF) -> None:
+        """Move both images by ``delta`` widget pixels."""
+        self._set_view(self.zoom, self.offset + delta)
+
+    def _set_view(self, zoom: float, offset: QPointF) -> None:
+        self._fitted = False
+        self.zoom, self.offset = zoom, offset
+        self.view_changed.emit()
+        self.update()
+
+    def _centre(self) -> QPointF:
+        return QPointF(self.width() / 2, self.height() / 2)
+
+    def _near_split(self, x: float) -> bool:
+        return abs(x - self.split_x()) <= HANDLE_GRAB_PX
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), self.palette().window())
+        if self.after.isNull():
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No image")
+            return
+        target = self.image_rect()
+        painter.fillRect(target, self._checker)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 1.0)
+        split = self.split_x()
+        painter.save()
+        painter.setClipRect(QRectF(0, 0, split, self.height()))
+        painter.drawPixmap(target, self._before_pixmap, QRectF(self._before_pixmap.rect()))
+        painter.restore()
+        painter.save()
+        painter.setClipRect(QRectF(split, 0, self.width() - split, self.height()))
+        painter.drawPixmap(target, self._after_pixmap, QRectF(self._after_pixmap.rect()))
+        painter.restore()
+        self._paint_split(painter, split)
+        self._paint_label(painter, "Before (input, nearest neighbour)", left=True)
+        self._paint_label(painter, "After", left=False)
+
+    def _paint_split(self, painter: QPainter, x: float) -> None:
+        accent = self.palette().highlight().color()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(QPen(accent, 2))
+        painter.drawLine(QPointF(x, 0), QPointF(x, self.height()))
+        centre = QPointF(x, self.height() / 2)
+        painter.setBrush(accent)
+        painter.drawEllipse(centre, 11, 11)
+        painter.setPen(QPen(self.palette().highlightedText().color(), 2))
+        for sign in (-1, 1):
+            tip = centre + QPointF(7 * sign, 0)
+            painter.drawLine(tip, tip + QPointF(-4 * sign, -4))
+            painter.drawLine(tip, tip + QPointF(-4 * sign, 4))
+
+    def _paint_label(self, painter: QPainter, text: str, left: bool) -> None:
+        metrics = painter.fontMetrics()
+        box = QRectF(0, 0, metrics.horizontalAdvance(text) + 16, metrics.height() + 8)
+        box.moveTop(8)
+        if left:
+            box.moveLeft(8)
+        else:
+            box.moveRight(self.width() - 8)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 150))
+        painter.drawRoundedRect(box, 4, 4)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _checker_brush(self) -> QBrush:
+        """A chequerboard behind the images so transparent areas read as transparent."""
+        tile = QPixmap(16, 16)
+        light, dark = QColor(200, 200, 200), QColor(150, 150, 150)
+        tile.fill(light)
+        painter = QPainter(tile)
+        painter.fillRect(0, 0, 8, 8, dark)
+        painter.fillRect(8, 8, 8, 8, dark)
+        painter.end()
+        return QBrush(tile)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self._fitted:
+            self.fit()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        steps = event.angleDelta().y() / 120
+        if steps:
+            self.zoom_by(ZOOM_STEP**steps, event.position())
+        event.accept()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if event.button() == Qt.MouseButton.LeftButton:
+            self._drag = "split" if self._near_split(event.position().x()) else "pan"
+            self._last = event.position()
+            if self._drag == "pan":
+                self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        event.accept()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        position = event.position()
+        if self._drag == "split":
+            self.set_split(position.x() / max(self.width(), 1))
+        elif self._drag == "pan":
+            self.pan_by(position - self._last)
+        elif self._near_split(position.x()):
+            self.setCursor(Qt.CursorShape.SplitHCursor)
+        else:
+            self.setCursor(Qt.CursorShape.OpenHandCursor)
+        self._last = position
+        event.accept()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._drag = None
+        self.setCursor(Qt.CursorShape.OpenHandCursor)
+        event.accept()
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._fitted:
+            self.actual_pixels(event.position())
+        else:
+            self.fit()
+        event.accept()
+
+
+class CompareWindow(QWidget):
+    """A window with the comparison canvas, zoom actions and a split slider."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, Qt.WindowType.Window)
+        self.canvas = CompareCanvas()
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, SPLIT_STEPS)
+        self.slider.setValue(SPLIT_STEPS // 2)
+        self.slider.setToolTip("Drag to move the split between input and output")
+        self.zoom_label = QLabel()
+        self.info = QLabel()
+        toolbar = QToolBar()
+        self.fit_action = self._action(toolbar, "Fit", "F", self.canvas.fit, "Fit the image in the window")
+        self.actual_action = self._action(toolbar, "1:1", "1", self.canvas.actual_pixels, "One pixel per screen pixel")
+        self._action(toolbar, "Zoom in", QKeySequence.StandardKey.ZoomIn, lambda: self.canvas.zoom_by(ZOOM_STEP))
+        self._action(toolbar, "Zoom out", QKeySequence.StandardKey.ZoomOut, lambda: self.canvas.zoom_by(1 / ZOOM_STEP))
+        toolbar.addSeparator()
+        toolbar.addWidget(self.zoom_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(toolbar)
+        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.slider)
+        layout.addWidget(self.info)
+        self.slider.valueChanged.connect(lambda value: self.canvas.set_split(value / SPLIT_STEPS))
+        self.canvas.split_changed.connect(self._on_split)
+        self.canvas.view_changed.connect(self._show_zoom)
+        self.resize(900, 680)
+
+    def _action(self, toolbar: QToolBar, text: str, shortcut, slot, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(tip or text)
+        action.triggered.connect(lambda _checked=False: slot())
+        toolbar.addAction(action)
+        self.addAction(action)
+        return action
+
+    def show_pair(self, before: QImage, after: QImage, title: str = "") -> None:
+        """Compare two images already in memory."""
+        self.canvas.set_images(before, after)
+        scale = after.width() / before.width() if before.width() else 0
+        self.info.setText(
+            f"  input {before.width()}×{before.height()}  →  output {after.width()}×{after.height()}"
+            f"  (×{scale:g})   ·   wheel: zoom   drag: pan   double-click: 1:1 / fit"
+        )
+        self.setWindowTitle(f"Compare — {title}" if title else "Compare")
+        self._show_zoom()
+
+    def show_files(self, before: Path, after: Path) -> None:
+        """Read the input and the output and compare them (raises ``hat_plugin.ImageError`` if unreadable)."""
+        self.show_pair(
+            array_to_qimage(images.read_image(before).pixels),
+            array_to_qimage(images.read_image(after).pixels),
+            title=after.name,
+        )
+
+    def _on_split(self, fraction: float) -> None:
+        self.slider.blockSignals(True)
+        self.slider.setValue(round(fraction * SPLIT_STEPS))
+        self.slider.blockSignals(False)
+
+    def _show_zoom(self) -> None:
+        self.zoom_label.setText(f"  {self.canvas.zoom * self.canvas.devicePixelRatioF() * 100:.0f}%  ")

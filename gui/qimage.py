@@ -1,0 +1,49 @@
+"""Turning the engine's numpy images into ``QImage`` for display (8 and 16 bit, grey, RGB, RGBA)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PyQt6.QtGui import QImage
+
+_FORMATS = {
+    (np.dtype(np.uint8), 1): QImage.Format.Format_Grayscale8,
+    (np.dtype(np.uint8), 3): QImage.Format.Format_RGB888,
+    (np.dtype(np.uint8), 4): QImage.Format.Format_RGBA8888,
+    (np.dtype(np.uint16), 1): QImage.Format.Format_Grayscale16,
+    (np.dtype(np.uint16), 4): QImage.Format.Format_RGBA64,
+}
+
+
+def array_to_qimage(pixels: np.ndarray) -> QImage:
+    """A ``QImage`` holding its own copy of ``pixels`` (HxW, HxWx1, HxWx3 or HxWx4; uint8, uint16 or float in [0, 1]).
+
+    Alpha stays straight (not premultiplied), as the engine returns it.
+    """
+    array = np.asarray(pixels)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ValueError(f"cannot display an image of shape {array.shape}")
+    if array.dtype.kind == "f":
+        array = (np.clip(array, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+    if array.dtype == np.uint16 and array.shape[2] == 3:
+        opaque = np.full(array.shape[:2] + (1,), 65535, dtype=np.uint16)
+        array = np.concatenate([array, opaque], axis=2)
+    key = (array.dtype, array.shape[2])
+    if key not in _FORMATS:
+        raise ValueError(f"cannot display {array.dtype} images")
+    array = np.ascontiguousarray(array)
+    height, width = array.shape[:2]
+    return QImage(array.data, width, height, array.strides[0], _FORMATS[key]).copy()
+
+
+def qimage_to_array(image: QImage) -> np.ndarray:
+    """The pixels of ``image`` as an owned HxWx3 (or HxWx4 when it has alpha) ``uint8`` array."""
+    channels = 4 if image.hasAlphaChannel() else 3
+    fmt = QImage.Format.Format_RGBA8888 if channels == 4 else QImage.Format.Format_RGB888
+    converted = image.convertToFormat(fmt)
+    width, height = converted.width(), converted.height()
+    buffer = converted.constBits()
+    buffer.setsize(converted.sizeInBytes())
+    rows = np.frombuffer(buffer, dtype=np.uint8).reshape(height, converted.bytesPerLine())
+    return rows[:, : width * channels].reshape(height, width, channels).copy()

@@ -1,0 +1,71 @@
+"""The user's choices for a run, and their persistence in QSettings so they survive a restart."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Store(Protocol):
+    """The part of ``QSettings`` used here."""
+
+    def value(self, key: str, defaultValue: Any = None, type: type | None = None) -> Any: ...
+
+    def setValue(self, key: str, value: Any) -> None: ...
+
+
+@dataclass
+class Settings:
+    """Everything the settings panel edits; defaults are what a first run shows."""
+
+    model: str = ""
+    """Manifest model name; empty until the manifest offers one."""
+    weights_file: str = ""
+    """A local .pth/.safetensors file used instead of ``model`` when ``use_weights_file`` is set."""
+    use_weights_file: bool = False
+    device: str = "auto"
+    precision: str = "auto"
+    tile: int = 0
+    """Tile side in input pixels; 0 = auto."""
+    output_dir: str = ""
+    """Empty = write beside each input."""
+    format: str = "same"
+    quality: int = 95
+    suffix: str = "_x{scale}"
+    overwrite: bool = False
+    """Replace existing outputs; when False, items whose output exists are skipped."""
+    recursive: bool = True
+    """Include sub-folders when a folder is added."""
+
+    @property
+    def model_source(self) -> str:
+        """What the engine is given: the weights file path or the manifest name."""
+        return self.weights_file if self.use_weights_file else self.model
+
+    @property
+    def output_folder(self) -> Path | None:
+        """The chosen output folder, or None for "beside the input"."""
+        return Path(self.output_dir) if self.output_dir else None
+
+
+_PREFIX = "settings/"
+
+
+def load_settings(store: Store) -> Settings:
+    """Read the saved settings, falling back to the defaults for anything missing or malformed."""
+    defaults = Settings()
+    values = {}
+    for f in fields(Settings):
+        default = getattr(defaults, f.name)
+        try:
+            values[f.name] = store.value(_PREFIX + f.name, default, type=type(default))
+        except (TypeError, ValueError):
+            values[f.name] = default
+    return Settings(**values)
+
+
+def save_settings(store: Store, settings: Settings) -> None:
+    """Write every setting so the next start shows the same choices."""
+    for key, value in asdict(settings).items():
+        store.setValue(_PREFIX + key, value)

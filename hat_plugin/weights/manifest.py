@@ -1,0 +1,188 @@
+"""The weights manifest: one ``ModelEntry`` per known model, read from JSON and validated before use."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import HATError, ModelNotFoundError
+from .urls import UnsafeURLError, check_url
+
+__all__ = [
+    "Manifest",
+    "ManifestError",
+    "ModelEntry",
+    "default_manifest",
+    "default_manifest_path",
+    "load_manifest",
+    "validate_manifest",
+]
+
+FORMAT = 1
+PACKAGE_MANIFEST = Path(__file__).resolve().parent.parent / "weights_manifest.json"
+"""The copy shipped inside the package; the repository root holds the identical canonical file."""
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(pth|safetensors)$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_REQUIRED = ("name", "variant", "scale", "description", "filename", "sha256", "urls", "license")
+_OPTIONAL = ("size", "bundled")
+
+
+class ManifestError(HATError, ValueError):
+    """The weights manifest is missing, not JSON, or breaks one of its rules."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model: what it is, the file it lives in, how to check it and where to get it."""
+
+    name: str
+    variant: str
+    scale: int
+    description: str
+    filename: str
+    size: int | None
+    sha256: str | None
+    urls: tuple[str, ...]
+    license: str
+    bundled: bool = False
+
+
+def _entry_problems(item: Any, label: str) -> list[str]:
+    if not isinstance(item, dict):
+        return [f"{label}: must be an object"]
+    problems = [f"{label}: missing {key!r}" for key in _REQUIRED if key not in item]
+    problems += [f"{label}: unknown key {key!r}" for key in item if key not in _REQUIRED + _OPTIONAL]
+    bundled = item.get("bundled", False)
+    if not isinstance(bundled, bool):
+        problems.append(f"{label}: 'bundled' must be true or false")
+    if not (isinstance(item.get("name"), str) and _NAME.match(item["name"])):
+        problems.append(f"{label}: 'name' must be letters, digits, '.', '_' or '-'")
+    for key in ("variant", "description", "license"):
+        value = item.get(key)
+        if not (isinstance(value, str) and value.strip() and "\n" not in value):
+            problems.append(f"{label}: {key!r} must be a non-empty single line")
+    scale = item.get("scale")
+    if not (type(scale) is int and 1 <= scale <= 16):
+        problems.append(f"{label}: 'scale' must be an integer from 1 to 16")
+    if not (isinstance(item.get("filename"), str) and _FILENAME.match(item["filename"])):
+        problems.append(f"{label}: 'filename' must be a plain .pth or .safetensors file name")
+    size = item.get("size")
+    if size is not None and not (type(size) is int and size > 0):
+        problems.append(f"{label}: 'size' must be a positive integer or null")
+    sha = item.get("sha256")
+    if not (isinstance(sha, str) and _SHA256.match(sha)) and not (bundled is True and sha is None):
+        problems.append(f"{label}: 'sha256' must be 64 lowercase hex digits (null only for a bundled model)")
+    urls = item.get("urls")
+    if not (isinstance(urls, list) and all(isinstance(u, str) for u in urls)):
+        problems.append(f"{label}: 'urls' must be a list of strings")
+        urls = []
+    for url in urls:
+        try:
+            check_url(url)
+        except UnsafeURLError as exc:
+            problems.append(f"{label}: {exc}")
+    if bundled is True and urls:
+        problems.append(f"{label}: a bundled model ships with the package and has no URLs")
+    if bundled is False and not urls:
+        problems.append(f"{label}: a downloadable model needs at least one URL")
+    return problems
+
+
+def validate_manifest(data: Any) -> list[str]:
+    """Every rule the manifest breaks, as readable lines; an empty list means it is valid."""
+    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+        return ["the top level must be an object with a 'models' list"]
+    problems = [] if data.get("format") == FORMAT else [f"'format' must be {FORMAT}"]
+    seen: dict[str, dict[str, str]] = {"name": {}, "filename": {}}
+    for index, item in enumerate(data["models"]):
+        label = f"model {item.get('name', f'#{index}') if isinstance(item, dict) else f'#{index}'}"
+        problems += _entry_problems(item, label)
+        for key, names in seen.items():
+            value = item.get(key) if isinstance(item, dict) else None
+            if isinstance(value, str):
+                if value.lower() in names:
+                    problems.append(f"{label}: {key} {value!r} repeats {names[value.lower()]!r}")
+                names[value.lower()] = value
+    return problems
+
+
+def _entry(item: dict) -> ModelEntry:
+    return ModelEntry(
+        name=item["name"],
+        variant=item["variant"],
+        scale=item["scale"],
+        description=item["description"],
+        filename=item["filename"],
+        size=item.get("size"),
+        sha256=item["sha256"],
+        urls=tuple(item["urls"]),
+        license=item["license"],
+        bundled=item.get("bundled", False),
+    )
+
+
+class Manifest:
+    """The validated models of one manifest file, looked up by name or file name, ignoring case."""
+
+    def __init__(self, entries: list[ModelEntry], source: str) -> None:
+        self.entries = tuple(entries)
+        self.source = source
+        self._by_key = {e.filename.lower(): e for e in entries}
+        self._by_key.update({e.name.lower(): e for e in entries})
+
+    def get(self, name: str) -> ModelEntry:
+        """The entry called ``name`` (or stored as file ``name``); ``ModelNotFoundError`` suggests near names."""
+        entry = self._by_key.get(name.strip().lower())
+        if entry is not None:
+            return entry
+        names = {e.name.lower(): e.name for e in self.entries}
+        close = difflib.get_close_matches(name.strip().lower(), list(names), n=3, cutoff=0.5)
+        hint = " or ".join(repr(names[n]) for n in close)
+        suggestion = f" Did you mean {hint}?" if hint else ""
+        raise ModelNotFoundError(
+            f"unknown model {name!r}.{suggestion} Run 'python -m hat_plugin models' to list the known models."
+        )
+
+
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read and validate a manifest file; ``ManifestError`` lists every problem at once."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ManifestError(f"cannot read the weights manifest {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise ManifestError(f"the weights manifest {path} is not valid JSON: {exc}") from exc
+    problems = validate_manifest(data)
+    if problems:
+        raise ManifestError(f"the weights manifest {path} is invalid:\n  " + "\n  ".join(problems))
+    return Manifest([_entry(item) for item in data["models"]], str(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, _mtime_ns: int, _size: int) -> Manifest:
+    return load_manifest(path)
+
+
+def default_manifest_path() -> Path:
+    """``HAT_PLUGIN_MANIFEST`` when set (a private list of models), else the manifest shipped in the package."""
+    override = os.environ.get("HAT_PLUGIN_MANIFEST", "").strip()
+    return Path(override).expanduser() if override else PACKAGE_MANIFEST
+
+
+def default_manifest() -> Manifest:
+    """The manifest in use, parsed once per file version (re-read only when the file changes)."""
+    path = default_manifest_path()
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ManifestError(f"cannot read the weights manifest {path}: {exc.strerror or exc}") from exc
+    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)

@@ -1,0 +1,31 @@
+"""Shared fixtures: the golden reference cases (copied from ../shared/golden so the suite runs without it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+GOLDEN = DATA / "golden"
+GOLDEN_CASES = sorted(p.name for p in GOLDEN.iterdir() if (p / "config.json").is_file())
+
+
+def golden_weights(case: str = "tiny-x2-w8") -> Path:
+    """Path of a golden case's weights (a small random-weights HAT)."""
+    return GOLDEN / case / "weights.safetensors"
+
+
+def golden_config(case: str) -> dict:
+    return json.loads((GOLDEN / case / "config.json").read_text())
+
+
+@pytest.fixture(params=GOLDEN_CASES)
+def golden_case(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def tiny_weights() -> Path:
+    return golden_weights("tiny-x2-w8")

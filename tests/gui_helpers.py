@@ -1,0 +1,68 @@
+"""Shared pieces of the desktop-app tests: a main window on a throw-away settings file, tiny test images, and
+the golden x2 weights picked as a user would."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PyQt6.QtCore import QSettings
+
+from gui.main_window import MainWindow
+from gui.queue_model import ItemState
+from gui.settings import Settings
+from hat_plugin import images
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "data" / "golden" / "tiny-x2-w8" / "weights.safetensors"
+RUN_TIMEOUT_MS = 120_000
+
+
+def write_png(path: Path, height: int = 16, width: int = 24, seed: int = 0) -> np.ndarray:
+    """A small colourful test image: gradients plus a little noise, so every pixel differs."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), (x + y) * 5 % 256], axis=-1)
+    pixels = np.clip(pixels + rng.integers(-12, 12, pixels.shape), 0, 255).astype(np.uint8)
+    images.write_image(path, images.Image(pixels))
+    return pixels
+
+
+def settings_store(folder: Path) -> QSettings:
+    """A settings file of its own, so tests never read or write the user's configuration."""
+    return QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat)
+
+
+def make_window(qtbot, folder: Path, store: QSettings | None = None) -> MainWindow:
+    """A shown main window keeping its settings and pasted images under ``folder``."""
+    win = MainWindow(store=store or settings_store(folder), paste_dir=folder / "pasted")
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def use_golden(win: MainWindow, out: Path | None, **changes) -> None:
+    """Point the settings panel at the golden x2 weights file on the CPU, as a user would pick it."""
+    values = dict(weights_file=str(GOLDEN), use_weights_file=True, device="cpu", tile=0)
+    values["output_dir"] = str(out) if out else ""
+    values.update(changes)
+    win.panel.set_settings(Settings(**values))
+
+
+def run(qtbot, win: MainWindow) -> None:
+    with qtbot.waitSignal(win.run_finished, timeout=RUN_TIMEOUT_MS):
+        if not win.start():
+            raise AssertionError(f"the run did not start: {win.message_bar.text.text()}")
+
+
+def states(win: MainWindow) -> list[ItemState]:
+    """The state of every queue item, in order."""
+    return [item.state for item in win.queue.items]

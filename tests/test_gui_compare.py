@@ -1,0 +1,182 @@
+"""The before/after view with real widgets: the right pixels on each side of the split, the input enlarged with
+nearest neighbour to the output's scale, zoom and pan applied to both images, 1:1, and the split slider."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+from PyQt6.QtCore import QPoint, QPointF, Qt
+from PyQt6.QtGui import QWheelEvent
+from PyQt6.QtWidgets import QApplication
+
+from gui.compare_view import CompareWindow
+from gui.qimage import array_to_qimage
+from hat_plugin import images
+
+SCALE = 2
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """An input and a distinct 2x "output" on disk, so each side's pixels are recognisable."""
+    rng = np.random.default_rng(7)
+    before = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    after = rng.integers(0, 256, (12 * SCALE, 16 * SCALE, 3), dtype=np.uint8)
+    images.write_image(tmp_path / "in.png", images.Image(before))
+    images.write_image(tmp_path / "out.png", images.Image(after))
+    return tmp_path / "in.png", before, tmp_path / "out.png", after
+
+
+@pytest.fixture
+def compare(qtbot, pair) -> CompareWindow:
+    window = CompareWindow()
+    qtbot.addWidget(window)
+    window.resize(640, 480)
+    window.show_files(pair[0], pair[2])
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def shown(canvas, point: QPointF) -> tuple[int, int, int]:
+    """The colour on screen at a widget point of the canvas."""
+    shot = canvas.grab().toImage()
+    ratio = shot.devicePixelRatio()
+    colour = shot.pixelColor(int(point.x() * ratio), int(point.y() * ratio))
+    return colour.red(), colour.green(), colour.blue()
+
+
+def centre_of(canvas, ix: int, iy: int) -> QPointF:
+    """Widget point at the centre of output pixel (ix, iy)."""
+    return canvas.offset + QPointF(ix + 0.5, iy + 0.5) * canvas.zoom
+
+
+def covered(canvas, point: QPointF) -> bool:
+    """True where the split line, its round handle or the two labels are drawn over the images."""
+    near_line = abs(point.x() - canvas.split_x()) < 3
+    on_handle = abs(point.x() - canvas.split_x()) < 14 and abs(point.y() - canvas.height() / 2) < 14
+    return near_line or on_handle or point.y() < 40
+
+
+def assert_sides_match(canvas, before: np.ndarray, after: np.ndarray) -> None:
+    """Every visible output pixel in a sample shows the output right of the split and the enlarged input left of
+    it, both through the same zoom and pan."""
+    checked = {"before": 0, "after": 0}
+    split = canvas.split_x()
+    for iy in range(0, after.shape[0], 5):
+        for ix in range(0, after.shape[1], 3):
+            point = centre_of(canvas, ix, iy)
+            if not canvas.rect().contains(point.toPoint()) or covered(canvas, point):
+                continue
+            if point.x() < split:
+                assert shown(canvas, point) == tuple(before[iy // SCALE, ix // SCALE]), (ix, iy)
+                checked["before"] += 1
+            else:
+                assert shown(canvas, point) == tuple(after[iy, ix]), (ix, iy)
+                checked["after"] += 1
+    assert checked["before"] >= 3 and checked["after"] >= 3, checked
+
+
+def test_images_are_the_input_and_output_at_the_same_scale(compare, pair):
+    _, before, _, after = pair
+    canvas = compare.canvas
+    assert (canvas.before.width(), canvas.before.height()) == (16, 12)
+    assert (canvas.after.width(), canvas.after.height()) == (32, 24)
+    rect = canvas.image_rect()
+    assert canvas.rect().toRectF().contains(rect), "fit shows the whole image"
+    assert max(rect.width(), rect.height()) > 0.9 * min(canvas.width(), canvas.height())
+    canvas.zoom_to(8.0, canvas.rect().center().toPointF())
+    assert_sides_match(canvas, before, after)
+    assert "16×12" in compare.info.text() and "32×24" in compare.info.text()
+
+
+def test_one_to_one_shows_each_output_pixel_on_one_screen_pixel(compare, pair):
+    _, before, _, after = pair
+    canvas = compare.canvas
+    compare.actual_action.trigger()
+    assert canvas.zoom * canvas.devicePixelRatioF() == 1.0
+    assert compare.zoom_label.text().strip() == "100%"
+    top_left = canvas.offset
+    assert top_left.x() == round(top_left.x()) and top_left.y() == round(top_left.y())
+    canvas.pan_by(QPointF(0, 40))  # out from under the split handle
+    top_left = canvas.offset
+    checked = 0
+    for iy in range(24):
+        for ix in range(32):
+            point = top_left + QPointF(ix + 0.5, iy + 0.5)
+            if covered(canvas, point):
+                continue
+            expected = after[iy, ix] if point.x() >= canvas.split_x() else before[iy // SCALE, ix // SCALE]
+            assert shown(canvas, point) == tuple(expected), (ix, iy)
+            checked += 1
+    assert checked > 600
+
+
+def test_wheel_zoom_keeps_the_point_under_the_cursor_and_applies_to_both_sides(compare, pair):
+    _, before, _, after = pair
+    canvas = compare.canvas
+    canvas.zoom_to(4.0, canvas.rect().center().toPointF())
+    anchor = QPointF(canvas.split_x() + 10, canvas.height() / 2 - 7)
+    under = canvas.map_to_image(anchor)
+    wheel = QWheelEvent(
+        anchor,
+        canvas.mapToGlobal(anchor),
+        QPoint(),
+        QPoint(0, 120),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(canvas, wheel)
+    assert canvas.zoom == pytest.approx(5.0)
+    moved = canvas.map_to_image(anchor)
+    assert (moved.x(), moved.y()) == pytest.approx((under.x(), under.y()))
+    assert_sides_match(canvas, before, after)
+
+
+def test_dragging_pans_both_images_together(qtbot, compare, pair):
+    _, before, _, after = pair
+    canvas = compare.canvas
+    canvas.zoom_to(6.0, canvas.rect().center().toPointF())
+    start = canvas.offset
+    grab = QPoint(int(canvas.split_x()) + 60, canvas.height() // 3)
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=grab)
+    qtbot.mouseMove(canvas, grab + QPoint(-35, 22))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=grab + QPoint(-35, 22))
+    assert (canvas.offset - start).x() == pytest.approx(-35) and (canvas.offset - start).y() == pytest.approx(22)
+    assert canvas.split == 0.5, "panning does not move the split"
+    assert_sides_match(canvas, before, after)
+
+
+def test_split_follows_the_handle_and_the_slider(qtbot, compare, pair):
+    _, before, _, after = pair
+    canvas = compare.canvas
+    handle = QPoint(int(canvas.split_x()), canvas.height() // 2)
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=handle)
+    qtbot.mouseMove(canvas, QPoint(canvas.width() // 4, canvas.height() // 2))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(canvas.width() // 4, canvas.height() // 2))
+    assert canvas.split == pytest.approx(0.25, abs=0.01)
+    assert compare.slider.value() == pytest.approx(250, abs=10)
+    compare.slider.setValue(600)
+    assert canvas.split == pytest.approx(0.6)
+    canvas.zoom_to(8.0, canvas.rect().center().toPointF())
+    assert_sides_match(canvas, before, after)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "expected"),
+    [
+        (np.array([[[65535, 32896, 0]]], dtype=np.uint16), (255, 128, 0, 255)),
+        (np.array([[[10, 20, 30, 40]]], dtype=np.uint8), (10, 20, 30, 40)),
+        (np.array([[200]], dtype=np.uint8), (200, 200, 200, 255)),
+        (np.array([[[0.5, 0.0, 1.0]]], dtype=np.float32), (128, 0, 255, 255)),
+    ],
+)
+def test_display_conversion_keeps_depth_channels_and_alpha(pixels, expected):
+    colour = array_to_qimage(pixels).pixelColor(0, 0)
+    assert (colour.red(), colour.green(), colour.blue(), colour.alpha()) == expected

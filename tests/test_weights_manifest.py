@@ -1,0 +1,184 @@
+"""The shipped weights manifest, its validation rules, model lookup, and the ``models`` command."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from hat_plugin import PRESETS, weights
+from hat_plugin.errors import ModelNotFoundError
+from hat_plugin.weights import api, commands
+from hat_plugin.weights.manifest import PACKAGE_MANIFEST, ManifestError, load_manifest, validate_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The official files (docs: ../shared/docs/hat.md section 3.2), transcribed independently of the manifest:
+# name -> (sha256, size in bytes or None where unknown).
+OFFICIAL = {
+    "HAT-S_SRx2": ("3e249a901c2aed6b82548875e21847ef6c015a40c814237a7a0abb10c69d5ddf", None),
+    "HAT-S_SRx3": ("3733345caeb2b6cb0a7514d634b143f318e2441faf32316195a47e4cda67669e", None),
+    "HAT-S_SRx4": ("a92f81bd2c0c1aaa371a6e4d6cac69e749fde2e36196885ee47a4a3667542c9a", 81_089_561),
+    "HAT_SRx2": ("35e9409849016ab2bfc0c549639ea4f1d4d5b2bdd75f856a925e124dd05670d0", 84_546_053),
+    "HAT_SRx3": ("453c90b94d494d041c8bff2d222987af311f07b4a09b4dafbd9ab6492f15206c", 85_284_613),
+    "HAT_SRx4": ("02dabea478aa5902a7170ad89350124e691bd89c91356f24b3267022622dc030", 85_137_601),
+    "HAT_SRx2_ImageNet-pretrain": ("82ebd911263bcc886fbef46b30cf97b92a932a27a3cba30163d4577afb09b9d7", None),
+    "HAT_SRx3_ImageNet-pretrain": ("8469db903d464497f94419587054c9e83dff994edc409d563ab8f5a503767be8", None),
+    "HAT_SRx4_ImageNet-pretrain": ("4ee053c42461187846dc0e93aa5abd34591c0725a8e044a59000e92ee215e833", 85_137_601),
+    "HAT-L_SRx2_ImageNet-pretrain": ("2818c7ca8d72ec4cc5f31c93203d55252a662dd35cda34ce1a69661f97dcd38f", None),
+    "HAT-L_SRx3_ImageNet-pretrain": ("78af181bedf1e805fd7517d3738bc5824f7ebdc477fc9f757b708bcf49ad4e3d", None),
+    "HAT-L_SRx4_ImageNet-pretrain": ("5992bd38522f2b8faf11ea4bd8ee08de92465bb66892166576999afc36d60043", 165_774_123),
+    "Real_HAT_GAN_SRx4": ("f5b1e3bbbb05147ca2beefcc715279cb647d7976cbda67d62ea7e6e20d5ffcc7", 170_277_017),
+    "Real_HAT_GAN_SRx4_sharper": ("5800b67136006eb8cab3b4ed7c8d73b6a195bb18e6cc709b674f9aa069c00271", 170_277_017),
+}
+
+
+@pytest.fixture
+def shipped(monkeypatch, tmp_path):
+    """The shipped manifest in use, with an empty temporary cache."""
+    monkeypatch.delenv("HAT_PLUGIN_MANIFEST", raising=False)
+    monkeypatch.setenv("HAT_PLUGIN_CACHE", str(tmp_path / "cache"))
+    return json.loads(PACKAGE_MANIFEST.read_text(encoding="utf-8"))
+
+
+def test_repository_and_package_copies_are_identical():
+    root = REPO / "weights_manifest.json"
+    assert PACKAGE_MANIFEST == REPO / "hat_plugin" / "weights_manifest.json"
+    assert root.read_bytes() == PACKAGE_MANIFEST.read_bytes(), (
+        "copy weights_manifest.json to hat_plugin/weights_manifest.json: the package ships that copy"
+    )
+
+
+def test_shipped_manifest_is_valid(shipped):
+    assert validate_manifest(shipped) == []
+    assert len(load_manifest(PACKAGE_MANIFEST).entries) == len(shipped["models"])
+
+
+def test_every_official_model_is_listed_with_its_sha256_and_size(shipped):
+    official = {e.name: e for e in weights.list_models() if not e.bundled}
+    assert {name: (e.sha256, e.size) for name, e in official.items()} == OFFICIAL
+    for name, entry in official.items():
+        assert entry.scale == PRESETS[name].upscale, name
+        assert entry.variant in {"HAT-S", "HAT", "HAT-L"}
+        assert entry.filename == f"{name}.pth"
+        assert entry.license == "Apache-2.0"
+        assert entry.urls and all(url.startswith("https://") for url in entry.urls)
+        drive = [i for i, url in enumerate(entry.urls) if "drive.usercontent.google.com" in url]
+        assert drive in ([], [len(entry.urls) - 1]), f"{name}: a Google Drive URL may only come last"
+
+
+def test_bundled_entries_match_their_files_or_wait_for_them(shipped):
+    bundled = [e for e in weights.list_models() if e.bundled]
+    assert {e.name for e in bundled} == {"hat-tiny-x2", "hat-tiny-x4"}
+    for entry in bundled:
+        path = api.BUNDLED_DIR / entry.filename
+        assert entry.urls == ()
+        if path.exists():  # once the trained file is added, the manifest must describe it exactly
+            assert entry.sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), f"update sha256 of {entry.name}"
+            assert entry.size == path.stat().st_size, f"update size of {entry.name}"
+        else:
+            assert entry.sha256 is None and entry.size is None
+
+
+GOOD = {
+    "name": "m",
+    "variant": "HAT",
+    "scale": 4,
+    "description": "a model",
+    "filename": "m.pth",
+    "size": 10,
+    "sha256": "0" * 64,
+    "urls": ["https://example.com/m.pth"],
+    "license": "MIT",
+}
+
+BROKEN = {  # id: (change to GOOD, expected problem)
+    "sha-short": ({"sha256": "abc"}, "64 lowercase hex"),
+    "sha-upper": ({"sha256": "A" * 64}, "64 lowercase hex"),
+    "sha-null": ({"sha256": None}, "null only for a bundled model"),
+    "http-url": ({"urls": ["http://example.com/m.pth"]}, "https only"),
+    "file-url": ({"urls": ["file:///tmp/m.pth"]}, "https only"),
+    "relative-url": ({"urls": ["/m.pth"]}, "is refused"),
+    "no-host": ({"urls": ["https:///m.pth"]}, "not an absolute URL"),
+    "no-url": ({"urls": []}, "at least one URL"),
+    "path-in-filename": ({"filename": "../m.pth"}, "plain .pth or .safetensors"),
+    "pickle-filename": ({"filename": "m.pkl"}, "plain .pth or .safetensors"),
+    "scale-bool": ({"scale": True}, "'scale' must be"),
+    "size-zero": ({"size": 0}, "'size' must be"),
+    "two-line-description": ({"description": "a\nb"}, "single line"),
+    "typo-key": ({"sha265": "x"}, "unknown key 'sha265'"),
+    "bundled-with-url": ({"bundled": True}, "has no URLs"),
+    "name-with-space": ({"name": "my model"}, "'name' must be"),
+}
+
+
+@pytest.mark.parametrize(("change", "problem"), BROKEN.values(), ids=BROKEN)
+def test_validation_names_the_problem(change, problem):
+    problems = validate_manifest({"format": 1, "models": [GOOD | change]})
+    assert any(problem in p for p in problems), problems
+
+
+def test_validation_accepts_loopback_http_and_bundled_placeholders():
+    local = GOOD | {"urls": ["http://127.0.0.1:8000/m.pth", "http://localhost/m.pth", "http://[::1]/m.pth"]}
+    tiny = GOOD | {"name": "t", "filename": "t.safetensors", "sha256": None, "size": None, "urls": [], "bundled": True}
+    assert validate_manifest({"format": 1, "models": [local, tiny]}) == []
+
+
+def test_validation_finds_repeated_names_and_files_ignoring_case():
+    twin = GOOD | {"name": "M", "filename": "other.pth"}
+    same_file = GOOD | {"name": "n", "filename": "M.PTH"}
+    problems = validate_manifest({"format": 1, "models": [GOOD, twin, same_file]})
+    assert any("name 'M' repeats 'm'" in p for p in problems)
+    assert any("filename 'M.PTH' repeats 'm.pth'" in p for p in problems)
+    assert validate_manifest([]) == ["the top level must be an object with a 'models' list"]
+    assert validate_manifest({"format": 2, "models": []}) == ["'format' must be 1"]
+
+
+def test_load_manifest_errors_name_the_file(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ManifestError, match="bad.json is not valid JSON"):
+        load_manifest(bad)
+    bad.write_text(json.dumps({"format": 1, "models": [GOOD, GOOD | {"sha256": "x"}]}))
+    with pytest.raises(ManifestError, match="(?s)is invalid:.*64 lowercase hex.*name 'm' repeats 'm'"):
+        load_manifest(bad)
+    monkeypatch.setenv("HAT_PLUGIN_MANIFEST", str(tmp_path / "missing.json"))
+    with pytest.raises(ManifestError, match="cannot read the weights manifest .*missing.json"):
+        weights.list_models()
+
+
+def test_get_entry_ignores_case_accepts_file_names_and_suggests(shipped):
+    assert weights.get_entry("hat-s_srx4").name == "HAT-S_SRx4"
+    assert weights.get_entry("Real_HAT_GAN_SRx4_sharper.pth").name == "Real_HAT_GAN_SRx4_sharper"
+    with pytest.raises(ModelNotFoundError, match=r"unknown model 'HAT-S_SRx5'\. Did you mean 'HAT-S_SRx"):
+        weights.get_entry("HAT-S_SRx5")
+    with pytest.raises(LookupError, match="Did you mean 'Real_HAT_GAN_SRx4'"):
+        weights.get_entry("real-hat-gan-srx4")
+    with pytest.raises(ModelNotFoundError) as caught:
+        weights.get_entry("zzzz")
+    assert "Did you mean" not in str(caught.value) and "models" in str(caught.value)
+
+
+def test_models_command_lists_every_model(shipped, capsys):
+    assert commands.run_models([]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    for name in OFFICIAL:
+        assert name in lines
+    assert "x4" in lines["HAT-S_SRx4"] and "81.1 MB" in lines["HAT-S_SRx4"] and " no " in lines["HAT-S_SRx4"]
+    assert "?" in lines["HAT-S_SRx2"]  # size unknown
+    assert " missing " in lines["hat-tiny-x2"] or " bundled " in lines["hat-tiny-x2"]
+
+    assert commands.run_models(["--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in listing] == [e.name for e in weights.list_models()]
+    assert all(m["cached"] is False for m in listing if not m["bundled"])
+
+
+def test_download_command_needs_names_or_all(shipped, capsys):
+    with pytest.raises(SystemExit) as caught:
+        commands.run_download([])
+    assert caught.value.code == 2
+    assert "name one or more models, or use --all" in capsys.readouterr().err

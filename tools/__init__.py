@@ -1,0 +1,1 @@
+"""Developer tools: training the bundled tiny HAT models and measuring quality (not part of the installed package)."""
