@@ -26,11 +26,9 @@ import torch
 import vapoursynth as vs
 from PIL import Image
 
+from vs_filter import build
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from vs_filter import build  # noqa: E402
-
 GOLDEN = REPO / "tests" / "data" / "golden" / "tiny-x2-w8" / "weights.safetensors"
 SAMPLE = REPO / "samples" / "astronaut.png"
 SECTION = "## VapourSynth filter"

@@ -81,7 +81,7 @@ def _window_reverse(windows: Tensor, ws: int, b: int, h: int, w: int) -> Tensor:
     return x.reshape(b, h, w, c)
 
 
-def _cached(owner: nn.Module, name: str, sources: tuple[Tensor, ...], make: Callable[[], Tensor]) -> Tensor:
+def _cached[T](owner: nn.Module, name: str, sources: tuple[Tensor, ...], make: Callable[[], T]) -> T:
     """A tensor derived from parameters, computed once and reused until a source tensor changes.
 
     Only used without autograd (inference): in training the derived tensor is rebuilt every call so gradients
@@ -163,17 +163,31 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def position_bias(self, index: Tensor) -> Tensor:
-        """``(nH, N, N)`` bias gathered from the table; cached until the weights change."""
+        """``(1, nH, N, N)`` bias gathered from the table; cached until the weights change."""
         table = self.relative_position_bias_table
 
         def make() -> Tensor:
             n = index.shape[0]
-            return table[index.reshape(-1)].view(n, n, -1).permute(2, 0, 1).contiguous()
+            return table[index.reshape(-1)].view(n, n, -1).permute(2, 0, 1).unsqueeze(0).contiguous()
 
         return _cached(self, "bias", (table, index), make)
 
+    def shifted_masks(self, index: Tensor, shift_masks: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """The bias plus each seam mask (last column, last row, corner), precombined once per weights."""
+        table = self.relative_position_bias_table
+
+        def make() -> tuple[Tensor, ...]:
+            bias = self.position_bias(index)
+            return tuple((bias + m).to(bias.dtype).contiguous() for m in shift_masks)
+
+        return _cached(self, "shifted", (table, index, *shift_masks), make)
+
     def forward(self, windows: Tensor, mask: Tensor) -> Tensor:
-        """``windows`` ``(G, N, C)`` and an additive ``(nH, N, N)`` mask (bias + shift mask) -> ``(G, N, C)``."""
+        """``windows`` ``(G, N, C)`` and an additive ``(1, nH, N, N)`` mask (bias + shift mask) -> ``(G, N, C)``.
+
+        The mask must be 4-D: with a 3-D mask PyTorch's CPU dispatcher falls back from the fused (flash)
+        kernel to the unfused math path, about 6x slower on these shapes.
+        """
         g, n, c = windows.shape
         qkv = self.qkv(windows).view(g, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
@@ -201,26 +215,27 @@ class HAB(nn.Module):
         compute = self.attn.qkv.weight.dtype
         h = _layer_norm(self.norm1, x, compute)
         conv_x = self.conv_block(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        attn_x = self._attend(h, self.attn.position_bias(rpi_sa), shift_masks)
+        attn_x = self._attend(h, rpi_sa, shift_masks)
         x = x + attn_x + conv_x * self.conv_scale
         return x + self.mlp(_layer_norm(self.norm2, x, compute))
 
-    def _attend(self, h: Tensor, bias: Tensor, shift_masks: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    def _attend(self, h: Tensor, rpi_sa: Tensor, shift_masks: tuple[Tensor, Tensor, Tensor]) -> Tensor:
         b, height, width, _ = h.shape
         ws, s = self.window_size, self.shift
+        bias = self.attn.position_bias(rpi_sa)
         if not s:
             return _window_reverse(self.attn(_window_partition(h, ws), bias), ws, b, height, width)
         # Shifted windows: roll, then attend by groups that share one mask. Only windows in the last row or
         # column straddle the wrap-around; the interior ones need the plain bias.
         h = torch.roll(h, shifts=(-s, -s), dims=(1, 2))
         out = torch.empty_like(h)
-        last_col, last_row, corner = shift_masks
+        last_col, last_row, corner = self.attn.shifted_masks(rpi_sa, shift_masks)
         top, left = height - ws, width - ws
         groups = (
             (slice(0, top), slice(0, left), bias),
-            (slice(0, top), slice(left, width), bias + last_col),
-            (slice(top, height), slice(0, left), bias + last_row),
-            (slice(top, height), slice(left, width), bias + corner),
+            (slice(0, top), slice(left, width), last_col),
+            (slice(top, height), slice(0, left), last_row),
+            (slice(top, height), slice(left, width), corner),
         )
         for rows, cols, mask in groups:
             region = h[:, rows, cols]
@@ -251,12 +266,13 @@ class OCAB(nn.Module):
         self.mlp = Mlp(dim, cfg.mlp_hidden)
 
     def position_bias(self, index: Tensor) -> Tensor:
-        """``(nH, ws², ows²)`` bias; negative indices wrap around as in the official lookup."""
+        """``(1, nH, ws², ows²)`` bias (4-D: see ``WindowAttention.forward``); negative indices wrap around as
+        in the official lookup."""
         table = self.relative_position_bias_table
 
         def make() -> Tensor:
             n, m = index.shape
-            return table[index.reshape(-1)].view(n, m, -1).permute(2, 0, 1).contiguous()
+            return table[index.reshape(-1)].view(n, m, -1).permute(2, 0, 1).unsqueeze(0).contiguous()
 
         return _cached(self, "bias", (table, index), make)
 

@@ -9,7 +9,7 @@ import torch
 from conftest import GOLDEN, golden_config
 from safetensors.torch import load_file
 
-from hat_plugin import HAT, HATConfig, PRESETS, load_model
+from hat_plugin import HAT, PRESETS, HATConfig, load_model
 from hat_plugin.arch import pad_to_multiple, relative_position_index_oca, relative_position_index_sa
 from hat_plugin.checkpoint import build_model
 

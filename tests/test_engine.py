@@ -81,7 +81,9 @@ def test_bad_images(up: Upscaler, image: object, match: str) -> None:
 def test_progress_and_batching(up: Upscaler) -> None:
     x = torch.rand(1, 3, 40, 56)
     calls: list[tuple[int, int]] = []
-    one = Upscaler(up.model, device="cpu", tile=16, overlap=4, batch=1).upscale_tensor(x, progress=lambda *a: calls.append(a))
+    one = Upscaler(up.model, device="cpu", tile=16, overlap=4, batch=1).upscale_tensor(
+        x, progress=lambda *a: calls.append(a)
+    )
     four = Upscaler(up.model, device="cpu", tile=16, overlap=4, batch=4).upscale_tensor(x)
     assert calls[-1][0] == calls[-1][1] > 1 and [c[0] for c in calls] == list(range(1, calls[-1][1] + 1))
     assert torch.allclose(one, four, atol=1e-5)

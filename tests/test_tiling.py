@@ -25,7 +25,7 @@ def test_plan_covers_image_with_equal_tiles(h: int, w: int, tile: int, overlap: 
     covered = torch.zeros(h, w, dtype=torch.bool)
     for t in grid.tiles:
         assert (t.height, t.width) == (grid.tile_h, grid.tile_w)
-        assert 0 <= t.top and t.top + t.height <= h and 0 <= t.left and t.left + t.width <= w
+        assert t.top >= 0 and t.top + t.height <= h and t.left >= 0 and t.left + t.width <= w
         covered[t.top : t.top + t.height, t.left : t.left + t.width] = True
     assert covered.all()
     assert grid.tile_h <= max(tile, 1) and grid.tile_w <= max(tile, 1)

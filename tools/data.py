@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hat_plugin.images import is_image_name, read_image
+from hat_plugin import HATError
+from hat_plugin.images import Image, is_image_name, read_image, write_image
 
 from .imresize import imresize
 from .metrics import to_rgb8
@@ -64,6 +65,9 @@ SOURCES: dict[str, dict[str, tuple[str, str]]] = {
         ),
     },
 }
+# Held-out crops copied into tests/data/quality for the quality tests: file -> (left, top) of a 192x192 box.
+TEST_CROPS = {"camera.png": (240, 80), "chelsea.png": (150, 60), "coffee.png": (280, 180), "rocket.jpg": (180, 120)}
+TEST_CROP_SIZE = 192
 # The image files are the same in every platform's wheel; one fixed platform makes the download reproducible.
 _PIP_TARGET = [
     "--platform",
@@ -116,6 +120,18 @@ def fetch_images(out: Path = DEFAULT_DIR, wheels: Path | None = None) -> dict[st
                     dest.write_bytes(data)
                     result[split].append(dest)
     return result
+
+
+def write_test_crops(heldout: Path, out: Path) -> list[Path]:
+    """Save the ``TEST_CROPS`` boxes of the held-out images as PNG files in ``out`` (grey stays grey)."""
+    written = []
+    for name, (left, top) in TEST_CROPS.items():
+        pixels = read_image(heldout / name).pixels
+        crop = pixels[top : top + TEST_CROP_SIZE, left : left + TEST_CROP_SIZE]
+        dest = out / f"{Path(name).stem}.png"
+        write_image(dest, Image(np.ascontiguousarray(crop)))
+        written.append(dest)
+    return written
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -197,14 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.data", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_DIR, help=f"destination folder (default {DEFAULT_DIR})")
     parser.add_argument("--wheels", type=Path, help="folder with already downloaded source wheels (no network)")
+    parser.add_argument("--test-crops", type=Path, help="also write the held-out test crops into this folder")
     args = parser.parse_args(argv)
     try:
         splits = fetch_images(args.out, args.wheels)
-    except (DataError, OSError, KeyError, zipfile.BadZipFile) as exc:
+        crops = write_test_crops(args.out / "heldout", args.test_crops) if args.test_crops else []
+    except (DataError, HATError, OSError, KeyError, zipfile.BadZipFile) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for split, files in splits.items():
         print(f"{split}: {len(files)} images in {args.out / split}")
+    if crops:
+        print(f"test crops: {', '.join(str(p) for p in crops)}")
     return 0
 
 

@@ -14,15 +14,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from hat_plugin import HATConfig
+from hat_plugin import HAT, HATConfig
 from hat_plugin.checkpoint import build_model, read_state_dict
 
 from .data import DEFAULT_DIR, PatchSampler, image_files
 from .files import atomic_path
+from .imresize import cubic
 
 __all__ = ["init_weights", "main", "train"]
 
@@ -41,6 +43,58 @@ def init_weights(model: nn.Module) -> None:
     for name, param in model.named_parameters():
         if name.endswith("relative_position_bias_table"):
             nn.init.trunc_normal_(param, std=0.02)
+
+
+def _subpixel_kernels() -> torch.Tensor:
+    """``(4, 3, 3)`` kernels that turn one LR pixel's 3x3 neighbourhood into its 2x2 HR pixels (PixelShuffle
+    order): MATLAB's bicubic taps at 0.25 / 0.75 / 1.25 px, renormalised after dropping the 1.75 px tap."""
+    taps = cubic(np.array([[0.75, 0.25, 1.25], [1.25, 0.25, 0.75]]))
+    taps = torch.from_numpy(taps / taps.sum(axis=1, keepdims=True)).float()
+    return torch.stack([torch.outer(taps[i], taps[j]) for i in range(2) for j in range(2)])
+
+
+@torch.no_grad()
+def bicubic_stage(conv: nn.Conv2d, channels: range) -> None:
+    """Make the rows of a x2 PixelShuffle conv that produce ``channels`` a per-channel bicubic upscale."""
+    kernels = _subpixel_kernels()
+    for c in channels:
+        conv.weight[c * 4 : c * 4 + 4].zero_()
+        conv.weight[c * 4 : c * 4 + 4, c] = kernels
+        conv.bias[c * 4 : c * 4 + 4].zero_()
+
+
+@torch.no_grad()
+def init_as_bicubic(model: HAT) -> None:
+    """Start from (almost) bicubic upscaling so training only has to learn the correction.
+
+    Input channels ride through ``conv_first`` channels 0-2 and, as +x and -x around the LeakyReLU, through
+    ``conv_before_upsample`` channels 0-5; each upsample stage interpolates those bicubically and ``conv_last``
+    recombines them. The body's residual output starts at zero (``conv_after_body``); all other weights keep the
+    HAT initialisation, and the layout is the unchanged HAT state_dict.
+    """
+    n = model.config.in_chans
+    first, before = model.conv_first, model.conv_before_upsample[0]
+    slope = model.conv_before_upsample[1].negative_slope
+    first.weight[:n].zero_()
+    first.bias[:n].zero_()
+    before.weight[: 2 * n].zero_()
+    before.bias[: 2 * n].zero_()
+    for c in range(n):
+        first.weight[c, c, 1, 1] = 1.0
+        before.weight[c, c, 1, 1] = 1.0
+        before.weight[n + c, c, 1, 1] = -1.0
+    if isinstance(model.conv_after_body, nn.Conv2d):
+        model.conv_after_body.weight.zero_()
+        model.conv_after_body.bias.zero_()
+    for stage in model.upsample:
+        if isinstance(stage, nn.Conv2d):
+            bicubic_stage(stage, range(2 * n))
+    last = model.conv_last
+    last.weight.zero_()
+    last.bias.zero_()
+    for c in range(n):
+        last.weight[c, c, 1, 1] = 1.0 / (1.0 + slope)
+        last.weight[c, n + c, 1, 1] = -1.0 / (1.0 + slope)
 
 
 def load_matching(model: nn.Module, path: Path) -> list[str]:
@@ -111,7 +165,12 @@ def train(args: argparse.Namespace) -> Path:
     init_weights(model)
     if args.init:
         fresh = load_matching(model, args.init)
-        print(f"initialised from {args.init}; new: {', '.join(fresh) or 'nothing'}", flush=True)
+        for index, stage in enumerate(model.upsample):
+            if f"upsample.{index}.weight" in fresh:
+                bicubic_stage(stage, range(config.num_feat))
+        print(f"initialised from {args.init}; new (bicubic): {', '.join(fresh) or 'nothing'}", flush=True)
+    else:
+        init_as_bicubic(model)
     model.train()
     sampler = PatchSampler(files, args.scale, args.patch, seed=args.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.99))

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
 import vapoursynth as vs
 
 from .formats import NATIVE_PRECISION, check_clip
+
+if TYPE_CHECKING:
+    from .frames import FrameUpscaler
 
 # Example shown when neither model nor weights is given.
 EXAMPLE_MODEL = "HAT-S_SRx4"
@@ -56,7 +60,7 @@ def upscale(
     return frame_graph(clip, FrameUpscaler(upscaler, clip, torch_device, num_streams))
 
 
-def frame_graph(clip: vs.VideoNode, runner) -> vs.VideoNode:
+def frame_graph(clip: vs.VideoNode, runner: FrameUpscaler) -> vs.VideoNode:
     """The output clip: ``runner(n, [source frame, blank scaled frame])`` per frame, frames in parallel."""
     scale = runner.scale
     blank = clip.std.BlankClip(width=clip.width * scale, height=clip.height * scale, keep=True)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from hat_plugin import HATError
+from hat_plugin import HATError, Upscaler
 
 ERROR_PROP = "HATError"  # read by hat.InternalCheck in hat_shim.c
 
@@ -38,7 +38,7 @@ class _Slot:
 class FrameUpscaler:
     """Upscales one RGBS/RGBH frame per call with a shared ``hat_plugin.Upscaler``."""
 
-    def __init__(self, upscaler, clip: vs.VideoNode, device: torch.device, num_streams: int) -> None:
+    def __init__(self, upscaler: Upscaler, clip: vs.VideoNode, device: torch.device, num_streams: int) -> None:
         self.upscaler = upscaler
         self.scale: int = upscaler.scale
         self.device = device

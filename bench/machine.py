@@ -1,0 +1,75 @@
+"""What machine the numbers come from, and an estimate of its fp32 peak."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from dataclasses import dataclass
+
+import torch
+
+_FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+@dataclass(frozen=True)
+class Machine:
+    cpu: str
+    cores: int
+    flags: tuple[str, ...]
+    ghz: float
+    ghz_source: str
+
+    @property
+    def fp32_lanes(self) -> int:
+        """fp32 lanes of the widest vector unit the kernels use."""
+        return 16 if "avx512f" in self.flags else 8 if "avx2" in self.flags else 4
+
+    @property
+    def peak_gflops(self) -> float:
+        """cores x fp32 lanes x 2 FMA units x 2 flops per FMA x clock: the textbook fp32 peak of a server core."""
+        return self.cores * self.fp32_lanes * 2 * 2 * self.ghz
+
+    def peak_formula(self) -> str:
+        return (
+            f"{self.cores} cores x {self.fp32_lanes} fp32 lanes x 2 FMA units x 2 flops x {self.ghz:.2f} GHz "
+            f"({self.ghz_source}) = {self.peak_gflops:.0f} GFLOP/s"
+        )
+
+
+def _cpuinfo() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def describe(threads: int) -> Machine:
+    """The CPU model, the cores the benchmark uses, its SIMD flags and a clock estimate."""
+    info = _cpuinfo()
+    model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
+    flags = re.search(r"^flags\s*:\s*(.+)$", info, re.M)
+    present = set(flags.group(1).split()) if flags else set()
+    mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)$", info, re.M)
+    bogo = re.search(r"^bogomips\s*:\s*([\d.]+)$", info, re.M)
+    if mhz:
+        ghz, source = float(mhz.group(1)) / 1000, "cpu MHz in /proc/cpuinfo"
+    elif bogo:
+        ghz, source = float(bogo.group(1)) / 2000, "bogomips / 2"
+    else:
+        ghz, source = 2.5, "assumed"
+    cores = min(threads, os.cpu_count() or threads)
+    return Machine(
+        cpu=model.group(1).strip() if model else platform.processor() or platform.machine(),
+        cores=cores,
+        flags=tuple(f for f in _FLAGS_OF_INTEREST if f in present),
+        ghz=ghz,
+        ghz_source=source,
+    )
+
+
+def gpu_name(device: str) -> str | None:
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_name(torch.device(device))
