@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_MODEL ?= --weights tests/data/golden/tiny-x2-w8/weights.safetensors
+DEMO_MODEL ?= --model hat-tiny-x4
 
 .PHONY: setup demo test lint bench clean
 

@@ -23,7 +23,19 @@ from hat_plugin.images import Image, is_image_name, read_image, write_image
 from .imresize import imresize
 from .metrics import to_rgb8
 
-__all__ = ["SOURCES", "DEFAULT_DIR", "fetch_images", "image_files", "load_rgb8", "mod_crop", "make_lr"]
+__all__ = [
+    "DEFAULT_DIR",
+    "SOURCES",
+    "TEST_CROPS",
+    "DataError",
+    "PatchSampler",
+    "fetch_images",
+    "image_files",
+    "load_rgb8",
+    "make_lr",
+    "mod_crop",
+    "write_test_crops",
+]
 
 DEFAULT_DIR = Path("build/sr-data")
 

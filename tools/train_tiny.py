@@ -19,10 +19,10 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from hat_plugin import HAT, HATConfig
+from hat_plugin import HAT, HATConfig, HATError
 from hat_plugin.checkpoint import build_model, read_state_dict
 
-from .data import DEFAULT_DIR, PatchSampler, image_files
+from .data import DEFAULT_DIR, DataError, PatchSampler, image_files
 from .files import atomic_path
 from .imresize import cubic
 
@@ -159,7 +159,7 @@ def train(args: argparse.Namespace) -> Path:
     torch.use_deterministic_algorithms(True)
     files = image_files(args.data)
     if not files:
-        raise SystemExit(f"error: no images in {args.data}; run `python -m tools.data` first")
+        raise DataError(f"no images in {args.data}; run `python -m tools.data` first")
     config = _config(args)
     model = build_model(config)
     init_weights(model)
@@ -241,7 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.iters < 1 or args.batch < 1 or args.patch < args.window:
         print("error: --iters and --batch must be >= 1 and --patch at least the window size", file=sys.stderr)
         return 2
-    train(args)
+    if not args.data.is_dir():
+        print(f"error: {args.data} is not a folder; run `python -m tools.data` first", file=sys.stderr)
+        return 2
+    try:
+        train(args)
+    except (DataError, HATError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
