@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from gui_helpers import GOLDEN, ROOT, RUN_TIMEOUT_MS, make_window, run, settings_store, states, use_golden, write_png
+from PIL import Image
 from PyQt6.QtCore import QMimeData, QPoint, QRunnable, QSettings, Qt, QThreadPool, QTimer, QUrl
 from PyQt6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage, QPalette
 from PyQt6.QtWidgets import QApplication
@@ -350,11 +351,14 @@ def test_screenshots_of_the_main_window_and_the_comparison(qtbot, window, tmp_pa
     compare_view.png for a reviewer to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     pictures = tmp_path / "holiday"
-    write_png(pictures / "beach.png", height=32, width=48, seed=4)
-    write_png(pictures / "harbour.png", height=48, width=64, seed=5)
+    photo = Image.open(ROOT / "samples" / "astronaut.png").convert("RGB")
+    pictures.mkdir()
+    photo.crop((40, 20, 88, 52)).save(pictures / "beach.png")
+    photo.crop((30, 60, 94, 108)).save(pictures / "harbour.png")
     (pictures / "scan-damaged.png").write_bytes(b"\x89PNG truncated")
     write_png(pictures / "later" / "sunset.png", seed=6)
-    use_golden(window, tmp_path / "upscaled", tile=16)
+    bundled = ROOT / "hat_plugin" / "bundled" / "hat-tiny-x2.safetensors"  # a trained model: a real result
+    use_golden(window, tmp_path / "upscaled", tile=16, weights_file=str(bundled))
     window.resize(1100, 600)
     window.add_paths([pictures / "beach.png", pictures / "harbour.png", pictures / "scan-damaged.png"])
     mid_run = []
