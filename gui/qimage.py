@@ -15,13 +15,15 @@ _FORMATS = {
 
 
 def array_to_qimage(pixels: np.ndarray) -> QImage:
-    """A ``QImage`` holding its own copy of ``pixels`` (HxW, HxWx1, HxWx3 or HxWx4; uint8, uint16 or float in [0, 1]).
+    """A ``QImage`` holding its own copy of ``pixels`` (HxW or HxWx1..4; uint8, uint16 or float in [0, 1]).
 
-    Alpha stays straight (not premultiplied), as the engine returns it.
+    Alpha stays straight (not premultiplied), as the engine returns it; grey + alpha is shown as RGBA.
     """
     array = np.asarray(pixels)
     if array.ndim == 2:
         array = array[..., None]
+    if array.ndim == 3 and array.shape[2] == 2:
+        array = array[..., [0, 0, 0, 1]]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
         raise ValueError(f"cannot display an image of shape {array.shape}")
     if array.dtype.kind == "f":

@@ -41,13 +41,22 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: cannot read weights file: {exc.strerror or exc}") from None
     except Exception as exc:  # any decoding failure of a damaged or foreign file becomes one clear message
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, pickle.UnpicklingError) and "weights_only" in str(exc):
+        if _looks_like_text(path):
+            reason = "it is a web page or text, not weights (a failed or blocked download?)"
+        elif isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
             reason = "it contains Python objects other than tensors, which are refused for safety"
         raise CheckpointError(f"{path}: not a readable weights file (truncated or corrupt?): {reason}") from None
     try:
         return canonicalize(raw)
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+
+
+def _looks_like_text(path: Path) -> bool:
+    """Whether the file starts like an HTML/XML/JSON page or plain text rather than binary weights."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    return head.lstrip()[:1] in (b"<", b"{") or (bool(head) and all(32 <= b < 127 or b in b"\t\r\n" for b in head))
 
 
 def _is_zip(path: Path) -> bool:

@@ -19,12 +19,15 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from hat_plugin import Upscaler
 from hat_plugin.errors import HATError, OutputError
 from hat_plugin.images import extension_for, is_image_name, output_format, read_image, write_image
+
+if TYPE_CHECKING:  # the engine (and PyTorch) load only when a model is needed: `models` and --help stay fast
+    from hat_plugin.engine import Upscaler
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -282,9 +285,13 @@ def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler
         for key in ("device", "precision", "tile", "overlap", "batch")
         if getattr(args, key) is not None
     }
+    from hat_plugin.engine import Upscaler
+
     try:
         source, label = _model_source(args, console)
         return Upscaler(source, **options), label
+    except UsageError:
+        raise
     except HATError as exc:
         console.error(str(exc), exc)
     except Exception as exc:  # a bug, not bad input: one line unless --verbose

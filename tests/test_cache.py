@@ -161,9 +161,8 @@ def test_bundled_model_is_verified_and_never_downloaded(wenv, monkeypatch, tmp_p
     [
         (None, "0" * 64, ModelNotFoundError, "missing from this installation"),
         (b"x" * 999, "0" * 64, CheckpointError, "damaged"),
-        (b"x" * 999, None, CheckpointError, "no sha256"),
     ],
-    ids=["missing", "damaged", "placeholder-sha"],
+    ids=["missing", "damaged"],
 )
 def test_bundled_model_problems_are_clear_errors(wenv, monkeypatch, tmp_path, data, sha, error, message):
     _bundled(wenv, monkeypatch, tmp_path, data, sha)

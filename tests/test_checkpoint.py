@@ -110,7 +110,12 @@ def test_error_empty_and_missing(tmp_path) -> None:
 
 
 def test_error_text_file(tmp_path) -> None:
-    _expect_error(tmp_path, b"<html><body>Quota exceeded</body></html>", "not a readable weights file")
+    _expect_error(tmp_path, b"<html><body>Quota exceeded</body></html>", "a web page or text, not weights")
+    _expect_error(tmp_path, b"garbage\n", "a web page or text, not weights")
+
+
+def test_error_binary_garbage(tmp_path) -> None:
+    _expect_error(tmp_path, bytes(range(256)) * 4, r"not a readable weights file \(truncated or corrupt\?\): ")
 
 
 def test_error_other_architecture(tmp_path) -> None:

@@ -180,3 +180,14 @@ def test_split_follows_the_handle_and_the_slider(qtbot, compare, pair):
 def test_display_conversion_keeps_depth_channels_and_alpha(pixels, expected):
     colour = array_to_qimage(pixels).pixelColor(0, 0)
     assert (colour.red(), colour.green(), colour.blue(), colour.alpha()) == expected
+
+
+def test_grey_with_alpha_is_displayed_as_rgba(qapp) -> None:
+    from gui.qimage import array_to_qimage, qimage_to_array
+
+    la = np.zeros((3, 4, 2), np.uint8)
+    la[..., 0], la[..., 1] = 200, 255
+    la[0, 0] = (10, 0)
+    shown = qimage_to_array(array_to_qimage(la))
+    assert shown.shape == (3, 4, 4)
+    assert tuple(shown[1, 1]) == (200, 200, 200, 255) and shown[0, 0, 3] == 0

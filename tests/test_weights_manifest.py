@@ -69,17 +69,14 @@ def test_every_official_model_is_listed_with_its_sha256_and_size(shipped):
         assert drive in ([], [len(entry.urls) - 1]), f"{name}: a Google Drive URL may only come last"
 
 
-def test_bundled_entries_match_their_files_or_wait_for_them(shipped):
+def test_bundled_entries_match_their_files(shipped):
     bundled = [e for e in weights.list_models() if e.bundled]
     assert {e.name for e in bundled} == {"hat-tiny-x2", "hat-tiny-x4"}
     for entry in bundled:
         path = api.BUNDLED_DIR / entry.filename
         assert entry.urls == ()
-        if path.exists():  # once the trained file is added, the manifest must describe it exactly
-            assert entry.sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), f"update sha256 of {entry.name}"
-            assert entry.size == path.stat().st_size, f"update size of {entry.name}"
-        else:
-            assert entry.sha256 is None and entry.size is None
+        assert entry.sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), f"update sha256 of {entry.name}"
+        assert entry.size == path.stat().st_size, f"update size of {entry.name}"
 
 
 GOOD = {
@@ -97,7 +94,8 @@ GOOD = {
 BROKEN = {  # id: (change to GOOD, expected problem)
     "sha-short": ({"sha256": "abc"}, "64 lowercase hex"),
     "sha-upper": ({"sha256": "A" * 64}, "64 lowercase hex"),
-    "sha-null": ({"sha256": None}, "null only for a bundled model"),
+    "sha-null": ({"sha256": None}, "64 lowercase hex"),
+    "sha-null-bundled": ({"sha256": None, "bundled": True, "urls": []}, "64 lowercase hex"),
     "http-url": ({"urls": ["http://example.com/m.pth"]}, "https only"),
     "file-url": ({"urls": ["file:///tmp/m.pth"]}, "https only"),
     "relative-url": ({"urls": ["/m.pth"]}, "is refused"),
@@ -120,9 +118,9 @@ def test_validation_names_the_problem(change, problem):
     assert any(problem in p for p in problems), problems
 
 
-def test_validation_accepts_loopback_http_and_bundled_placeholders():
+def test_validation_accepts_loopback_http_and_bundled_models():
     local = GOOD | {"urls": ["http://127.0.0.1:8000/m.pth", "http://localhost/m.pth", "http://[::1]/m.pth"]}
-    tiny = GOOD | {"name": "t", "filename": "t.safetensors", "sha256": None, "size": None, "urls": [], "bundled": True}
+    tiny = GOOD | {"name": "t", "filename": "t.safetensors", "size": None, "urls": [], "bundled": True}
     assert validate_manifest({"format": 1, "models": [local, tiny]}) == []
 
 

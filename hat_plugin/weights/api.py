@@ -33,8 +33,6 @@ def local_path(entry: ModelEntry) -> Path:
 
 
 def _matches(entry: ModelEntry, path: Path) -> bool:
-    if entry.sha256 is None:
-        return False
     memo = None if entry.bundled else path.parent / STATE_DIR
     return file_matches(path, entry.sha256, entry.size, memo)
 
@@ -51,8 +49,6 @@ def _bundled(entry: ModelEntry) -> Path:
         raise ModelNotFoundError(
             f"the bundled model {entry.name} is missing from this installation ({path}); reinstall hat-plugin"
         )
-    if entry.sha256 is None:
-        raise CheckpointError(f"the manifest has no sha256 for the bundled model {entry.name}; it cannot be verified")
     if not _matches(entry, path):
         raise CheckpointError(
             f"the bundled model file {path} is damaged (not the manifest's sha256); reinstall hat-plugin"

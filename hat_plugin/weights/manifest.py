@@ -49,7 +49,7 @@ class ModelEntry:
     description: str
     filename: str
     size: int | None
-    sha256: str | None
+    sha256: str
     urls: tuple[str, ...]
     license: str
     bundled: bool = False
@@ -78,8 +78,8 @@ def _entry_problems(item: Any, label: str) -> list[str]:
     if size is not None and not (type(size) is int and size > 0):
         problems.append(f"{label}: 'size' must be a positive integer or null")
     sha = item.get("sha256")
-    if not (isinstance(sha, str) and _SHA256.match(sha)) and not (bundled is True and sha is None):
-        problems.append(f"{label}: 'sha256' must be 64 lowercase hex digits (null only for a bundled model)")
+    if not (isinstance(sha, str) and _SHA256.match(sha)):
+        problems.append(f"{label}: 'sha256' must be 64 lowercase hex digits")
     urls = item.get("urls")
     if not (isinstance(urls, list) and all(isinstance(u, str) for u in urls)):
         problems.append(f"{label}: 'urls' must be a list of strings")

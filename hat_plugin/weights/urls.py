@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-__all__ = ["UnsafeURLError", "check_url", "is_allowed_url"]
+__all__ = ["UnsafeURLError", "check_url"]
 
 
 class UnsafeURLError(ValueError):
@@ -30,12 +30,3 @@ def check_url(url: str) -> str:
     if not host:
         raise UnsafeURLError(f"{url!r} is not an absolute URL with a host")
     return url
-
-
-def is_allowed_url(url: str) -> bool:
-    """True when ``check_url`` accepts ``url``."""
-    try:
-        check_url(url)
-    except UnsafeURLError:
-        return False
-    return True
