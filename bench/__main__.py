@@ -168,7 +168,8 @@ def header(args: argparse.Namespace, machine: Machine, command: str) -> str:
             f"Machine: {machine.cpu}, {machine.cores} threads used (`torch.set_num_threads({args.threads})`), "
             f"flags {' '.join(machine.flags) or 'none of interest'}"
             + (f"; GPU {gpu}" if gpu else "")
-            + f". Versions: Python {sys.version.split()[0]}, torch {torch.__version__}, spandrel {spandrel.__version__}.",
+            + f". Versions: Python {sys.version.split()[0]}, torch {torch.__version__}, "
+            f"spandrel {spandrel.__version__}.",
             f"Device {args.device}, ours {args.precision}, spandrel {args.peer_precision}; input `rand(1, 3, S, S)`, "
             f"seeded random weights with the official configs; 1 warm-up + {args.runs} timed forwards each, "
             "alternating the two implementations (each in its own process, so peak RSS is its own); medians.",
@@ -209,7 +210,8 @@ def single_runs(args: argparse.Namespace, preset: str, sizes: list[int], tile: i
         s, mp = reply["seconds"], (size * PRESETS[preset].upscale) ** 2 / 1e6
         print(f"  {preset} {size} tile {tile or 'auto'}: {s:.1f} s, peak RSS {_mb(stats['peak_rss'])} MB", flush=True)
         rows.append(
-            f"| {preset} | {size}x{size} | {tile or 'auto'} | {s:.1f} | {s / mp:.2f} | {gflop_px * size * size / s:.0f} "
+            f"| {preset} | {size}x{size} | {tile or 'auto'} | {s:.1f} | {s / mp:.2f} "
+            f"| {gflop_px * size * size / s:.0f} "
             f"| {_mb(stats['peak_rss'])} | {_mb(stats['cuda_max'])} |"
         )
     return rows

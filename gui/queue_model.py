@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from hat_plugin import images
-from hat_plugin.errors import OutputError
+from hat_plugin import batch, images
 
-FALLBACK_FORMAT = "png"
 """Used for "same as input" when the input's format cannot be written (GIF, PPM, ...)."""
 
 
@@ -87,8 +85,7 @@ class JobQueue:
         for path in paths:
             path = Path(path)
             if path.is_dir():
-                pattern = "**/*" if recursive else "*"
-                found = sorted(p for p in path.glob(pattern) if self.is_image(p))
+                found = [p for p, _sub in batch.find_images(path, recursive) if self._accepts(p)]
                 if not found:
                     result.rejected.append(path)
                 candidates = [(p, path) for p in found]
@@ -158,31 +155,18 @@ def output_path(
     scale: int,
     model: str,
 ) -> Path:
-    """Where the upscaled ``source`` goes.
+    """Where the upscaled ``source`` goes (the same rule as the command line: ``hat_plugin.batch.output_path``).
 
     ``output_dir`` None writes beside the input; otherwise sub-folders below ``root`` are kept. ``suffix`` may use
     ``{scale}`` and ``{model}``. ``fmt`` is ``"same"`` (keep the input's format when it can be written, else PNG)
     or a format name ``images.write_image`` accepts.
     """
-    if output_dir is None:
-        folder = source.parent
-    elif root is not None:
-        folder = output_dir / source.parent.relative_to(root)
-    else:
-        folder = output_dir
     try:
         tail = suffix.format(scale=scale, model=model)
     except (KeyError, IndexError, ValueError):
         tail = suffix
-    if fmt == "same":
-        try:
-            images.output_format(source)
-            extension = source.suffix
-        except OutputError:
-            extension = images.extension_for(FALLBACK_FORMAT)
-    else:
-        extension = images.extension_for(fmt)
-    return folder / f"{source.stem}{tail}{extension}"
+    subfolder = source.parent.relative_to(root) if root is not None else None
+    return batch.output_path(source, subfolder, output_dir, tail, None if fmt == "same" else fmt)
 
 
 class TimeLeft:

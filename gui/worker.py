@@ -22,7 +22,7 @@ from PyQt6.QtCore import QObject, QRunnable, pyqtSignal
 import hat_plugin
 from gui.queue_model import ItemState, output_path
 from gui.settings import Settings
-from hat_plugin import images, weights
+from hat_plugin import batch, images, weights
 
 _EMIT_INTERVAL_S = 0.05
 
@@ -155,6 +155,8 @@ class UpscaleTask(QRunnable):
         self.engines = engines
         self.signals = RunSignals()
         self._cancel = threading.Event()
+        self._claims = batch.OutputClaims([])
+        self._outputs: set[Path] = set()
 
     def cancel(self) -> None:
         """Ask the run to stop; safe from any thread. The current item stops within a tile."""
@@ -184,7 +186,20 @@ class UpscaleTask(QRunnable):
                 upscaler = self._prepare(job)
                 if upscaler is None:
                     return
+                self._plan(upscaler.scale)
             self._process(job, upscaler)
+
+    def _plan(self, scale: int) -> None:
+        """As the CLI does: queued files that are outputs of other queued files are left out, and the rest may
+        not write over each other or over an input."""
+        self._outputs = {self._output(job, scale).resolve() for job in self.jobs}
+        self._claims = batch.OutputClaims(
+            [job.source for job in self.jobs if job.source.resolve() not in self._outputs]
+        )
+
+    def _output(self, job: Job, scale: int) -> Path:
+        cfg = self.config
+        return output_path(job.source, job.root, cfg.output_dir, cfg.suffix, cfg.format, scale, cfg.model_label)
 
     def _prepare(self, job: Job) -> hat_plugin.Upscaler | None:
         """Fetch the model if needed and load it; on failure report it on ``job`` and stop the run."""
@@ -223,6 +238,13 @@ class UpscaleTask(QRunnable):
         except (hat_plugin.HATError, OSError) as exc:
             self._finish(job, ItemState.FAILED, describe_error(exc), started)
             return
+        if job.source.resolve() in self._outputs:
+            self._finish(job, ItemState.SKIPPED, "It is the output of another image in this run.", started)
+            return
+        conflict = self._claims.conflict(job.source, target)
+        if conflict:
+            self._finish(job, ItemState.FAILED, conflict[0].upper() + conflict[1:] + ".", started)
+            return
         if target.exists() and not self.config.overwrite:
             self._finish(job, ItemState.SKIPPED, f"{target.name} already exists (overwrite is off).", started)
             return
@@ -245,8 +267,7 @@ class UpscaleTask(QRunnable):
 
     def _target(self, job: Job, scale: int) -> Path:
         """The output path, with its folder created, checked before any pixels are computed."""
-        cfg = self.config
-        target = output_path(job.source, job.root, cfg.output_dir, cfg.suffix, cfg.format, scale, cfg.model_label)
+        target = self._output(job, scale)
         if target.resolve() == job.source.resolve():
             raise hat_plugin.OutputError("The output would replace the input: change the suffix or the output folder.")
         try:

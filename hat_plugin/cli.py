@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from hat_plugin.batch import OutputClaims, find_images, output_path
 from hat_plugin.errors import HATError, OutputError
-from hat_plugin.images import extension_for, is_image_name, output_format, read_image, write_image
+from hat_plugin.images import is_image_name, output_format, read_image, write_image
 
 if TYPE_CHECKING:  # the engine (and PyTorch) load only when a model is needed: `models` and --help stay fast
     from hat_plugin.engine import Upscaler
@@ -247,22 +248,14 @@ def _collect(inputs: list[str], recursive: bool, out_dir: Path | None, console: 
 
 def _walk(root: Path, recursive: bool, excluded: Path | None, console: Console) -> Iterator[Job]:
     """Image files in ``root`` (and below when ``recursive``), sorted; hidden files and ``excluded`` are left out."""
-    subfolders = 0
-    for folder, dirs, files in os.walk(root):
-        here = Path(folder)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != excluded)
-        if not recursive:
-            subfolders += len(dirs)
-            dirs.clear()
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            if is_image_name(name):
-                yield Job(here / name, here.relative_to(root), explicit=False)
-            else:
-                console.info(f"skipped {here / name}: not an image file")
-    if subfolders:
-        console.info(f"skipped {subfolders} subfolder(s) of {root}; use -r to include them")
+    for path, subfolder in find_images(
+        root, recursive, excluded, lambda p: console.info(f"skipped {p}: not an image file")
+    ):
+        yield Job(path, subfolder, explicit=False)
+    if not recursive:
+        subfolders = sum(1 for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        if subfolders:
+            console.info(f"skipped {subfolders} subfolder(s) of {root}; use -r to include them")
 
 
 def _expand_glob(pattern: str, console: Console) -> list[Job]:
@@ -337,20 +330,16 @@ def _plan(
             console.detail(f"left out {job.source}: it is the output of another input")
         else:
             kept.append(job)
-    sources = {job.source.resolve() for job in kept}
-    claimed: dict[Path, Path] = {}
+    claims = OutputClaims([job.source for job in kept])
     todo = []
     for job in kept:
-        target = job.output.resolve()
-        if target in sources:
-            _fail(console, tally, f"{job.source}: the output {job.output} would overwrite an input; use --suffix or -o")
-        elif target in claimed:
-            _fail(console, tally, f"{job.source}: its output {job.output} is already the output of {claimed[target]}")
+        conflict = claims.conflict(job.source, job.output)
+        if conflict:
+            _fail(console, tally, f"{job.source}: {conflict} (use --suffix or -o)")
         elif job.output.exists() and not args.overwrite:
             tally.skipped += 1
             console.info(f"skipped {job.source}: {job.output} exists (use --overwrite to replace it)")
         else:
-            claimed[target] = job.source
             todo.append(job)
     return todo
 
@@ -358,15 +347,7 @@ def _plan(
 def _output_path(job: Job, args: argparse.Namespace, out_dir: Path | None, suffix: str) -> Path:
     if args.output is not None and out_dir is None:
         return Path(args.output)
-    source = job.source
-    try:
-        same = output_format(source)
-    except OutputError:
-        same = None
-    fmt = args.format or same or "PNG"
-    extension = source.suffix if fmt == same else extension_for(fmt)
-    name = f"{source.stem}{suffix}{extension}"
-    return out_dir / job.subfolder / name if out_dir is not None else source.with_name(name)
+    return output_path(job.source, job.subfolder, out_dir, suffix, args.format)
 
 
 def _process(job: Job, upscaler: Upscaler, args: argparse.Namespace, console: Console, tally: Tally) -> None:
