@@ -8,7 +8,6 @@ downloader check it between tiles and chunks and raise ``hat_plugin.Cancelled``.
 from __future__ import annotations
 
 import errno
-import sys
 import threading
 import time
 import traceback
@@ -23,6 +22,7 @@ import hat_plugin
 from gui.queue_model import ItemState, output_path
 from gui.settings import Settings
 from hat_plugin import batch, images, weights
+from hat_plugin.errors import is_out_of_memory
 
 _EMIT_INTERVAL_S = 0.05
 
@@ -76,8 +76,7 @@ class RunConfig:
 
 def describe_error(exc: BaseException) -> str:
     """A one-line message for the user that names the problem and what to do about it."""
-    oom = getattr(sys.modules.get("torch"), "OutOfMemoryError", MemoryError)
-    if isinstance(exc, MemoryError | oom):
+    if is_out_of_memory(exc):
         return "Out of memory: choose a smaller tile size (or the CPU device) and retry."
     if isinstance(exc, hat_plugin.HATError):
         return str(exc)

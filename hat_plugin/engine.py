@@ -28,7 +28,7 @@ from torch import Tensor
 from .arch import HAT
 from .checkpoint import load_model
 from .device import free_memory, resolve_device, resolve_precision
-from .errors import Cancelled, DeviceError, ImageError
+from .errors import Cancelled, DeviceError, ImageError, OutOfMemoryError, is_out_of_memory
 from .tiling import Blender, TileGrid, plan_tiles
 
 __all__ = ["Upscaler", "Progress", "CancelCheck"]
@@ -72,13 +72,6 @@ def tune_allocator() -> bool:
     return applied
 
 
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
 def _cancelled(cancel: CancelCheck) -> bool:
     if cancel is None:
         return False
@@ -113,25 +106,28 @@ class Upscaler:
         self.dtype = resolve_precision(precision, self.device)
         if tile < 0 or overlap < 0 or batch < 0:
             raise ValueError("tile, overlap and batch must be >= 0")
-        net = model if isinstance(model, HAT) else load_model(model)
+        owned = not isinstance(model, HAT)
+        net = load_model(model) if owned else model
         self.config = net.config
         self.window = net.config.window_size
         self.tile = -(-tile // self.window) * self.window if tile else 0
         self.overlap = overlap
         self.batch = batch
+        self._sizes: dict[tuple[int, int], tuple[int, int]] = {}  # (h, w) -> (tile, batch) chosen for it
+        self._lock = threading.Lock()
+        # Half precision keeps the float32 weights (on the CPU) for the rare batch that overflows, see _run.
+        self._fp32_source: HAT | None = net if self.dtype in _HALF else None
+        self._fp32: HAT | None = None
         try:
-            if self.dtype in _HALF:
-                # Keep the float32 weights for the rare batch that overflows in half precision (see _run).
-                self._fp32: HAT | None = net
-                self.model = copy.deepcopy(net).to(device=self.device, dtype=self.dtype)
-            else:
-                self.model = self._fp32 = net.to(device=self.device, dtype=self.dtype)
+            placed = _param(net).device == self.device and _param(net).dtype == self.dtype
+            self.model = net if placed else (net if owned and self._fp32_source is None else copy.deepcopy(net))
+            self.model = self.model.to(device=self.device, dtype=self.dtype).eval()
         except (torch.OutOfMemoryError, RuntimeError) as exc:
             raise DeviceError(f"cannot place the model on {self.device}: {exc}") from None
-        self.model.eval()
 
     @property
     def scale(self) -> int:
+        """Output pixels per input pixel along each axis."""
         return self.config.upscale
 
     # ---- numpy images ------------------------------------------------------------------------------------------
@@ -184,14 +180,14 @@ class Upscaler:
             raise ImageError(f"expected a (B, {self.config.in_chans}, H, W) tensor, got {tuple(x.shape)}")
         if x.shape[-1] < 1 or x.shape[-2] < 1:
             raise ImageError(f"cannot upscale an empty image of size {tuple(x.shape[-2:])}")
-        tile = self.tile or self._auto_tile(x.shape[-2], x.shape[-1])
-        batch = self.batch or self._auto_batch(tile)
+        size = (x.shape[-2], x.shape[-1])
+        tile, batch = self._plan(size)
         while True:
             try:
                 out = self._run_tiles(x, tile, batch, progress, cancel)
                 break
             except Exception as exc:
-                if not _is_oom(exc):
+                if not is_out_of_memory(exc):
                     raise
                 self._empty_cache()
                 if batch > 1:
@@ -199,10 +195,12 @@ class Upscaler:
                 elif tile > 2 * self.window:
                     tile = max(2 * self.window, (tile // 2) // self.window * self.window)
                 else:
-                    raise DeviceError(
-                        f"out of memory on {self.device} even with {tile}px tiles; close other programs, "
-                        "use a smaller model or --device cpu"
+                    raise OutOfMemoryError(
+                        f"out of memory on {self.device} even with {tile}px tiles: close other programs, "
+                        "use a smaller model, or run on the CPU"
                     ) from None
+                with self._lock:  # later calls of this size start from what fitted
+                    self._sizes[size] = (tile, batch)
                 log.warning("out of memory: retrying with tile %d, batch %d", tile, batch)
         return out[0] if squeeze else out
 
@@ -232,6 +230,15 @@ class Upscaler:
                 progress(done, len(jobs))
         return blender.result()
 
+    def _plan(self, size: tuple[int, int]) -> tuple[int, int]:
+        """Tile and batch for an input size, chosen once: every frame of a video then shares one tiling (no
+        seams moving with free memory), and a size that ran out of memory keeps its smaller tiles."""
+        with self._lock:
+            if size not in self._sizes:
+                tile = self.tile or self._auto_tile(*size)
+                self._sizes[size] = (tile, self.batch or self._auto_batch(tile))
+            return self._sizes[size]
+
     def _run(self, x: Tensor) -> Tensor:
         """One forward pass. A half-precision batch with non-finite output is redone in fp32 (rare overflow)."""
         out = self.model(x.to(self.device, non_blocking=True))
@@ -239,8 +246,15 @@ class Upscaler:
             warnings.warn(
                 f"{self.dtype} overflowed on this input; recomputing it in fp32", RuntimeWarning, stacklevel=2
             )
-            out = self._fp32.to(self.device)(x.to(self.device))
+            out = self._fp32_model()(x.to(self.device))
         return out.float()
+
+    def _fp32_model(self) -> HAT:
+        """The float32 twin of a half-precision model, placed on the device on first need (thread-safe)."""
+        with self._lock:
+            if self._fp32 is None:
+                self._fp32 = copy.deepcopy(self._fp32_source).to(self.device, torch.float32).eval()
+            return self._fp32
 
     # ---- sizing ------------------------------------------------------------------------------------------------
 
@@ -269,6 +283,10 @@ class Upscaler:
     def _empty_cache(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _param(net: HAT) -> Tensor:
+    return next(net.parameters())
 
 
 def _crop(image: Tensor, grid: TileGrid, index: int) -> Tensor:

@@ -18,6 +18,18 @@ class DeviceError(HATError, RuntimeError):
     """The requested device or precision is not available on this machine."""
 
 
+class OutOfMemoryError(DeviceError, MemoryError):
+    """The device ran out of memory even with the smallest tiles."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure (CUDA, MPS or CPU), as PyTorch reports them."""
+    if isinstance(exc, MemoryError | OutOfMemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
 class ImageError(HATError, ValueError):
     """An input image cannot be read or has a layout the engine cannot process."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -79,6 +79,14 @@ class TileGrid:
     scale: int
     tiles: tuple[Tile, ...]
     total: Tensor
+    _placed: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def on(self, device: torch.device) -> tuple[list[Tensor], Tensor]:
+        """The tiles' weights and their total on ``device``, copied there once (the plan is cached per size)."""
+        key = str(device)
+        if key not in self._placed:
+            self._placed[key] = ([t.weight.to(device) for t in self.tiles], self.total.to(device))
+        return self._placed[key]
 
 
 @functools.lru_cache(maxsize=8)
@@ -127,14 +135,15 @@ class Blender:
         self.grid = grid
         self.device = device
         self.out = torch.zeros(batch, channels, grid.height * s, grid.width * s, device=device)
+        self._weights, self._total = grid.on(device)
 
     def add(self, index: int, item: int, tile_out: Tensor) -> None:
         """Blend the upscaled ``tile_out`` ``(C, th*s, tw*s)`` of tile ``index`` into batch item ``item``."""
         tile, s = self.grid.tiles[index], self.grid.scale
         rows = slice(tile.top * s, (tile.top + tile.height) * s)
         cols = slice(tile.left * s, (tile.left + tile.width) * s)
-        weight = tile.weight.to(self.device, non_blocking=True)
-        self.out[item, :, rows, cols] += tile_out.to(self.device, torch.float32) * weight
+        self.out[item, :, rows, cols] += tile_out.to(self.device, torch.float32) * self._weights[index]
 
     def result(self) -> Tensor:
-        return self.out.div_(self.grid.total.to(self.device))
+        """The blended image ``(B, C, H*s, W*s)`` (weights normalised to sum to one)."""
+        return self.out.div_(self._total)

@@ -10,7 +10,9 @@ import torch
 from conftest import golden_weights
 
 import hat_plugin.device as device_module
+import hat_plugin.engine as engine_module
 from hat_plugin import Cancelled, DeviceError, ImageError, Upscaler, load_model
+from hat_plugin.errors import OutOfMemoryError
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +174,60 @@ def test_half_overflow_recomputed_in_fp32(monkeypatch: pytest.MonkeyPatch) -> No
         out = half.upscale_tensor(x)
     assert torch.isfinite(out).all()
     assert torch.allclose(out, Upscaler(golden_weights("tiny-x2-w8"), device="cpu").upscale_tensor(x), atol=1e-5)
+
+
+def _limited_model(limit: int, calls: list[tuple[int, int]]) -> torch.nn.Module:
+    """The golden x2 model, failing like an out-of-memory GPU for inputs larger than ``limit`` x ``limit``."""
+    model = load_model(golden_weights("tiny-x2-w8"))
+    forward = model.forward
+
+    def limited(x: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(x.shape[-2:]))
+        if x.shape[-1] * x.shape[-2] > limit * limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return forward(x)
+
+    model.forward = limited
+    return model
+
+
+def test_a_size_that_ran_out_of_memory_keeps_its_smaller_tiles() -> None:
+    calls: list[tuple[int, int]] = []
+    up = Upscaler(_limited_model(32, calls), device="cpu", tile=64, overlap=8)
+    x = torch.rand(1, 3, 50, 70)
+    first = up.upscale_tensor(x)
+    assert max(h * w for h, w in calls) > 32 * 32  # the first call had to find out
+    calls.clear()
+    second = up.upscale_tensor(x)
+    assert calls and max(h * w for h, w in calls) <= 32 * 32  # the second starts from what fitted
+    assert torch.equal(first, second)
+
+
+def test_out_of_memory_at_the_smallest_tile_is_one_clear_error() -> None:
+    up = Upscaler(_limited_model(4, []), device="cpu", tile=32, overlap=8)
+    with pytest.raises(OutOfMemoryError, match="out of memory on cpu even with 16px tiles") as info:
+        up.upscale_tensor(torch.rand(1, 3, 40, 40))
+    assert "--" not in str(info.value), "the engine's message must not assume a command line"
+
+
+def test_auto_tile_is_chosen_once_per_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every frame of a video gets the same tiling, whatever the free memory does meanwhile."""
+    up = Upscaler(golden_weights("tiny-x2-w8"), device="cpu")
+    per_pixel = up._bytes_per_pixel()
+    monkeypatch.setattr(engine_module, "free_memory", lambda device: per_pixel * 40 * 40 * 4)
+    x = torch.rand(1, 3, 60, 90)
+    first = up.upscale_tensor(x)
+    chosen = up._sizes[(60, 90)]
+    assert chosen[0] < 90, "the test must make the engine tile"
+    monkeypatch.setattr(engine_module, "free_memory", lambda device: per_pixel * 400 * 400 * 4)
+    assert torch.equal(up.upscale_tensor(x), first)
+    assert up._sizes[(60, 90)] == chosen
+    assert Upscaler(up.model, device="cpu").upscale_tensor(x).shape == first.shape
+
+
+def test_the_callers_module_is_not_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HAT_PLUGIN_FORCE_PRECISION", "1")
+    model = load_model(golden_weights("tiny-x2-w8"))
+    half = Upscaler(model, device="cpu", precision="fp16")
+    assert next(half.model.parameters()).dtype == torch.float16
+    assert next(model.parameters()).dtype == torch.float32 and half.model is not model

@@ -20,6 +20,7 @@ import torch
 import vapoursynth as vs
 
 from hat_plugin import HATError, Upscaler
+from hat_plugin.errors import is_out_of_memory
 
 ERROR_PROP = "HATError"  # read by hat.InternalCheck in hat_shim.c
 
@@ -93,7 +94,7 @@ class FrameUpscaler:
     def _describe(self, exc: Exception, n: int) -> str:
         """A user-facing message for a failed frame."""
         size = f"{self.width}x{self.height} -> {self.width * self.scale}x{self.height * self.scale}"
-        if _is_out_of_memory(exc):
+        if is_out_of_memory(exc):
             return (
                 f"hat.Upscale: out of memory on frame {n} ({size} on {self.device}). Use a smaller tile "
                 "(e.g. tile=256), fewer num_streams, or fp16=1 on a GPU."
@@ -102,11 +103,3 @@ class FrameUpscaler:
             return f"hat.Upscale: frame {n}: {exc}"
         _log.error("hat.Upscale: frame %d failed", n, exc_info=exc)
         return f"hat.Upscale: frame {n} ({size}) failed: {type(exc).__name__}: {exc}"
-
-
-def _is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is an allocation failure (CUDA, MPS or CPU)."""
-    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
