@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import torch
 from conftest import golden_weights
 from PIL import Image
 
@@ -51,3 +52,29 @@ def test_outputs_queued_again_are_left_out(qapp, tmp_path) -> None:
     assert again["a.png"][0] == "done"
     assert again["a_x2.png"][0] == "skipped" and "output of another image" in again["a_x2.png"][1]
     assert not (tmp_path / "a_x2_x2.png").exists()
+
+
+def test_out_of_memory_fails_the_item_and_the_queue_goes_on(qapp, tmp_path) -> None:
+    """Through the real engine: a model that runs out of memory above 8x8 inputs fails the large image with the
+    app's advice, and the small image after it is still upscaled."""
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "big.png")
+    _photo(tmp_path / "small.png", 4)
+    Image.fromarray(np.asarray(Image.open(tmp_path / "small.png"))[:8, :8]).save(tmp_path / "small.png")
+    config = RunConfig(model=str(golden_weights()), from_file=True, device="cpu", output_dir=tmp_path / "out")
+    engines = EngineCache()
+    model = engines.get(str(golden_weights()), config).model
+    forward = model.forward
+
+    def limited(x):
+        if x.shape[-1] * x.shape[-2] > 8 * 8:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+        return forward(x)
+
+    model.forward = limited
+    task = UpscaleTask([Job(1, tmp_path / "big.png"), Job(2, tmp_path / "small.png")], config, engines)
+    finished: dict[int, tuple[str, str]] = {}
+    task.signals.item_finished.connect(lambda item_id, state, message, *_: finished.update({item_id: (state, message)}))
+    task.run()
+    assert finished[1][0] == "failed" and finished[1][1].startswith("Out of memory")
+    assert finished[2][0] == "done" and (tmp_path / "out" / "small_x2.png").is_file()
+    assert not (tmp_path / "out" / "big_x2.png").exists()
