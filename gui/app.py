@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Qt loads only when the window opens, so `hat-gui --help` is instant
+    from PyQt6.QtWidgets import QApplication
 
 ORGANIZATION = "hat-plugin"
 APPLICATION = "HAT Upscaler"
@@ -19,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def apply_system_theme(app) -> None:
+def apply_system_theme(app: QApplication) -> None:
     """Let light and dark follow the system: Qt tracks the colour scheme; the old Windows style cannot show a
     dark palette, so Fusion replaces it there."""
     if app.style().name().lower() == "windowsvista":

@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from tqdm import tqdm
@@ -308,7 +309,7 @@ def _model_source(args: argparse.Namespace, console: Console) -> tuple[str | Pat
         return weights.fetch(name, progress=_bar_updater(bar)), name
 
 
-def _default_model(weights, console: Console) -> str:
+def _default_model(weights: ModuleType, console: Console) -> str:
     bundled = [entry.name for entry in weights.list_models() if entry.bundled]
     if not bundled:
         raise UsageError(f"choose a model: --model NAME (see '{PROG} models') or --weights FILE")
@@ -405,18 +406,22 @@ class Console:
         self.verbose = verbose
 
     def info(self, message: str) -> None:
+        """A normal progress message (hidden by --quiet)."""
         if not self.quiet:
             tqdm.write(message, file=sys.stderr)
 
     def detail(self, message: str) -> None:
+        """A message only --verbose shows."""
         if self.verbose:
             tqdm.write(message, file=sys.stderr)
 
     def warning(self, message: str) -> None:
+        """A ``warning:`` line (hidden by --quiet)."""
         if not self.quiet:
             tqdm.write(f"warning: {message}", file=sys.stderr)
 
     def error(self, message: str, exc: BaseException | None = None) -> None:
+        """An ``error:`` line, always shown; with --verbose also the traceback of ``exc``."""
         if self.verbose and exc is not None:
             tqdm.write("".join(traceback.format_exception(exc)).rstrip(), file=sys.stderr)
         tqdm.write(f"error: {message}", file=sys.stderr)
