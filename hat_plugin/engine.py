@@ -165,8 +165,7 @@ class Upscaler:
             result = torch.cat([result, up_alpha])
         elif opaque:
             result = torch.cat([result, torch.ones_like(result[:1])])
-        array = result.permute(1, 2, 0).numpy()
-        return _from_float(array, dtype, squeeze)
+        return _from_float(result, dtype, squeeze)
 
     # ---- tensors -----------------------------------------------------------------------------------------------
 
@@ -316,13 +315,16 @@ def _to_float(image: np.ndarray) -> tuple[np.ndarray, np.dtype, bool]:
     return np.ascontiguousarray(pixels), image.dtype, squeeze
 
 
-def _from_float(array: np.ndarray, dtype: np.dtype, squeeze: bool) -> np.ndarray:
+def _from_float(result: Tensor, dtype: np.dtype, squeeze: bool) -> np.ndarray:
+    """``(C, H, W)`` floats in [0, 1] (modified in place) -> an ``HxWxC`` (or ``HxW``) array of ``dtype``.
+
+    Converted in torch, in place where possible: no full-size float64/float32 temporaries for big outputs.
+    """
     if dtype == np.uint8:
-        out = np.rint(array * 255.0).astype(np.uint8)
+        result = result.mul_(255.0).round_().to(torch.uint8)
     elif dtype == np.uint16:
-        out = np.rint(array * 65535.0).astype(np.uint16)
+        result = result.mul_(65535.0).round_().to(torch.uint16)
     elif dtype == np.float16:
-        out = array.astype(np.float16)
-    else:
-        out = array.astype(np.float32, copy=False)
+        result = result.to(torch.float16)
+    out = result.permute(1, 2, 0).contiguous().numpy()
     return out[..., 0] if squeeze else out

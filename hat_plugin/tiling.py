@@ -78,14 +78,17 @@ class TileGrid:
     tile_w: int
     scale: int
     tiles: tuple[Tile, ...]
-    total: Tensor
+    total: tuple[Tensor, Tensor]
+    """Sum of the weights along rows and along columns: tile weights are outer products of 1-D ramps, so their
+    sum over the grid is the outer product of these two (no full-size map is kept)."""
     _placed: dict = field(default_factory=dict, compare=False, repr=False)
 
     def on(self, device: torch.device) -> tuple[list[Tensor], Tensor]:
         """The tiles' weights and their total on ``device``, copied there once (the plan is cached per size)."""
         key = str(device)
         if key not in self._placed:
-            self._placed[key] = ([t.weight.to(device) for t in self.tiles], self.total.to(device))
+            total = (self.total[0].to(device).view(-1, 1), self.total[1].to(device).view(1, -1))
+            self._placed[key] = ([t.weight.to(device) for t in self.tiles], total)
         return self._placed[key]
 
 
@@ -112,10 +115,22 @@ def plan_tiles(
         for i, top in enumerate(rows)
         for j, left in enumerate(cols)
     )
-    total = torch.zeros(height * scale, width * scale)
-    for t in tiles:
-        total[t.top * scale : (t.top + t.height) * scale, t.left * scale : (t.left + t.width) * scale] += t.weight
-    return TileGrid(height, width, tile_h, tile_w, scale, tiles, total)
+    return TileGrid(
+        height,
+        width,
+        tile_h,
+        tile_w,
+        scale,
+        tiles,
+        (_axis_total(wy, rows, height, scale), _axis_total(wx, cols, width, scale)),
+    )
+
+
+def _axis_total(weights: list[Tensor], starts: list[int], length: int, scale: int) -> Tensor:
+    total = torch.zeros(length * scale)
+    for w, start in zip(weights, starts, strict=True):
+        total[start * scale : start * scale + len(w)] += w
+    return total
 
 
 def _crop_weights(size: int, starts: list[int], index: int, scale: int) -> Tensor:
@@ -146,4 +161,5 @@ class Blender:
 
     def result(self) -> Tensor:
         """The blended image ``(B, C, H*s, W*s)`` (weights normalised to sum to one)."""
-        return self.out.div_(self._total)
+        rows, cols = self._total
+        return self.out.div_(rows).div_(cols)
