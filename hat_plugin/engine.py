@@ -28,7 +28,8 @@ from torch import Tensor
 from .arch import HAT
 from .checkpoint import load_model
 from .device import free_memory, resolve_device, resolve_precision
-from .errors import Cancelled, DeviceError, ImageError, OutOfMemoryError, is_out_of_memory
+from .errors import DeviceError, ImageError, OutOfMemoryError, is_out_of_memory
+from .progress import CancelCheck, raise_if_cancelled
 from .tiling import Blender, TileGrid, plan_tiles
 
 __all__ = ["Upscaler", "Progress", "CancelCheck"]
@@ -36,7 +37,6 @@ __all__ = ["Upscaler", "Progress", "CancelCheck"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-CancelCheck = threading.Event | Callable[[], bool] | None
 
 _HALF = (torch.float16, torch.bfloat16)
 _MAX_AUTO_TILE = 512
@@ -70,14 +70,6 @@ def tune_allocator() -> bool:
     applied = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
     log.debug("glibc allocator thresholds raised: %s", applied)
     return applied
-
-
-def _cancelled(cancel: CancelCheck) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
 
 
 class Upscaler:
@@ -207,8 +199,7 @@ class Upscaler:
         b, c, h, w = x.shape
         grid = plan_tiles(h, w, tile, self.overlap, self.scale, self.window)
         if len(grid.tiles) == 1:
-            if _cancelled(cancel):
-                raise Cancelled("cancelled")
+            raise_if_cancelled(cancel, "upscaling")
             out = self._run(x).to(x.device)
             if progress:
                 progress(1, 1)
@@ -217,8 +208,7 @@ class Upscaler:
         jobs = [(i, k) for i in range(b) for k in range(len(grid.tiles))]
         done = 0
         for start in range(0, len(jobs), batch):
-            if _cancelled(cancel):
-                raise Cancelled("cancelled")
+            raise_if_cancelled(cancel, "upscaling")
             chunk = jobs[start : start + batch]
             crops = torch.stack([_crop(x[i], grid, k) for i, k in chunk])
             out = self._run(crops)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import CheckpointError, DownloadError, ModelNotFoundError
+from ..progress import CancelCheck, ProgressFn
 from .cache import STATE_DIR, Settings, file_matches, locked, remember
 from .download import download
 from .manifest import ModelEntry, default_manifest
-from .progress import CancelCheck, ProgressFn
 from .urls import UnsafeURLError, check_url
 
 __all__ = ["BUNDLED_DIR", "fetch", "get_entry", "is_cached", "list_models", "local_path"]

@@ -16,7 +16,7 @@ import platformdirs
 from filelock import FileLock, Timeout
 
 from ..errors import DownloadError
-from .progress import CancelCheck, raise_if_cancelled
+from ..progress import CancelCheck, raise_if_cancelled
 
 __all__ = [
     "STATE_DIR",

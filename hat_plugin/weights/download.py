@@ -15,9 +15,9 @@ import requests
 import urllib3
 
 from ..errors import DownloadError
+from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .cache import partial_path, sha256_file
 from .htmlpage import HTML_TYPES, drive_confirm_url, looks_like_html
-from .progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .urls import UnsafeURLError, check_url
 
 __all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "download"]

@@ -1,11 +1,11 @@
-"""Progress and cancel hooks shared by the cache lock and the downloader."""
+"""Progress and cancel hooks shared by the engine (between tiles), the downloader and the cache lock."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 
-from ..errors import Cancelled
+from .errors import Cancelled
 
 __all__ = ["CancelCheck", "ProgressFn", "raise_if_cancelled"]
 
