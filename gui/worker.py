@@ -7,6 +7,7 @@ downloader check it between tiles and chunks and raise ``hat_plugin.Cancelled``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import threading
 import time
@@ -191,7 +192,10 @@ class UpscaleTask(QRunnable):
     def _plan(self, scale: int) -> None:
         """As the CLI does: queued files that are outputs of other queued files are left out, and the rest may
         not write over each other or over an input."""
-        self._outputs = {self._output(job, scale).resolve() for job in self.jobs}
+        self._outputs = set()
+        for job in self.jobs:
+            with contextlib.suppress(hat_plugin.HATError):  # reported on the item itself when it runs
+                self._outputs.add(self._output(job, scale).resolve())
         self._claims = batch.OutputClaims(
             [job.source for job in self.jobs if job.source.resolve() not in self._outputs]
         )

@@ -48,6 +48,8 @@ def output_path(source: Path, subfolder: Path | None, output_dir: Path | None, s
     ``suffix`` is already formatted (e.g. ``_x4``). ``fmt`` None keeps the input's format when it can be
     written, else PNG; otherwise it is a format name ``images.write_image`` accepts.
     """
+    if "/" in suffix or os.sep in suffix:
+        raise OutputError(f"the suffix {suffix!r} contains a path separator; choose an output folder instead")
     try:
         same = output_format(source)
     except OutputError:

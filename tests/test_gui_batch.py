@@ -78,3 +78,10 @@ def test_out_of_memory_fails_the_item_and_the_queue_goes_on(qapp, tmp_path) -> N
     assert finished[1][0] == "failed" and finished[1][1].startswith("Out of memory")
     assert finished[2][0] == "done" and (tmp_path / "out" / "small_x2.png").is_file()
     assert not (tmp_path / "out" / "big_x2.png").exists()
+
+
+def test_a_suffix_with_a_folder_in_it_fails_the_item(qapp, tmp_path) -> None:
+    _photo(tmp_path / "a.png", 5)
+    result = _run([Job(1, tmp_path / "a.png")], tmp_path / "out", suffix="/../../x")
+    assert result["a.png"][0] == "failed" and "path separator" in result["a.png"][1]
+    assert not list(tmp_path.parent.glob("x.png")) and not list(tmp_path.rglob("*x.png"))
