@@ -27,6 +27,7 @@ from tqdm import tqdm
 from hat_plugin.batch import OutputClaims, find_images, output_path
 from hat_plugin.errors import HATError, OutputError
 from hat_plugin.images import is_image_name, output_format, read_image, write_image
+from hat_plugin.progress import tqdm_progress
 
 if TYPE_CHECKING:  # the engine (and PyTorch) load only when a model is needed: `models` and --help stay fast
     from hat_plugin.engine import Upscaler
@@ -306,7 +307,7 @@ def _model_source(args: argparse.Namespace, console: Console) -> tuple[str | Pat
         return weights.fetch(name), name
     console.info(f"downloading {name} (once; it is cached for later runs)")
     with console.bar(total=None, unit="B", unit_scale=True, unit_divisor=1024, desc=name, leave=False) as bar:
-        return weights.fetch(name, progress=_bar_updater(bar)), name
+        return weights.fetch(name, progress=tqdm_progress(bar)), name
 
 
 def _default_model(weights: ModuleType, console: Console) -> str:
@@ -357,7 +358,7 @@ def _process(job: Job, upscaler: Upscaler, args: argparse.Namespace, console: Co
     try:
         image = read_image(job.source)
         with console.bar(total=None, unit="tile", desc=job.source.name, leave=False) as tiles_bar:
-            pixels = upscaler.upscale(image.pixels, progress=_bar_updater(tiles_bar))
+            pixels = upscaler.upscale(image.pixels, progress=tqdm_progress(tiles_bar))
         write_image(job.output, replace(image, pixels=pixels), format=args.format, quality=args.quality)
     except HATError as exc:
         message = str(exc)
@@ -385,17 +386,6 @@ def _finish(console: Console, tally: Tally) -> int:
         parts.append(f"{len(tally.failed)} failed")
     console.info(", ".join(parts))
     return EXIT_FAILED if tally.failed or tally.written + tally.skipped == 0 else EXIT_OK
-
-
-def _bar_updater(bar: tqdm):
-    """A ``progress(done, total)`` callback that drives a tqdm bar."""
-
-    def update(done: int, total: int | None) -> None:
-        if total is not None and bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-
-    return update
 
 
 class Console:

@@ -19,7 +19,6 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -29,14 +28,13 @@ from .arch import HAT
 from .checkpoint import load_model
 from .device import free_memory, resolve_device, resolve_precision
 from .errors import DeviceError, ImageError, OutOfMemoryError, is_out_of_memory
-from .progress import CancelCheck, raise_if_cancelled
+from .progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .tiling import Blender, TileGrid, plan_tiles
 
-__all__ = ["Upscaler", "Progress", "CancelCheck"]
+__all__ = ["Upscaler"]
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], None]
 
 _HALF = (torch.float16, torch.bfloat16)
 _MAX_AUTO_TILE = 512
@@ -125,7 +123,7 @@ class Upscaler:
     # ---- numpy images ------------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def upscale(self, image: np.ndarray, progress: Progress | None = None, cancel: CancelCheck = None) -> np.ndarray:
+    def upscale(self, image: np.ndarray, progress: ProgressFn | None = None, cancel: CancelCheck = None) -> np.ndarray:
         """Upscale an ``HxW``, ``HxWx1``, ``HxWx2`` (grey+alpha), ``HxWx3`` or ``HxWx4`` array.
 
         Integer inputs (uint8, uint16) come back in the same depth; float inputs (float16/32/64, in [0, 1]) as
@@ -162,7 +160,7 @@ class Upscaler:
     # ---- tensors -----------------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def upscale_tensor(self, x: Tensor, progress: Progress | None = None, cancel: CancelCheck = None) -> Tensor:
+    def upscale_tensor(self, x: Tensor, progress: ProgressFn | None = None, cancel: CancelCheck = None) -> Tensor:
         """Upscale ``(B, 3, H, W)`` (or ``(3, H, W)``) floats in [0, 1]; returns float32 on ``x``'s device."""
         squeeze = x.dim() == 3
         if squeeze:
@@ -195,7 +193,7 @@ class Upscaler:
                 log.warning("out of memory: retrying with tile %d, batch %d", tile, batch)
         return out[0] if squeeze else out
 
-    def _run_tiles(self, x: Tensor, tile: int, batch: int, progress: Progress | None, cancel: CancelCheck) -> Tensor:
+    def _run_tiles(self, x: Tensor, tile: int, batch: int, progress: ProgressFn | None, cancel: CancelCheck) -> Tensor:
         b, c, h, w = x.shape
         grid = plan_tiles(h, w, tile, self.overlap, self.scale, self.window)
         if len(grid.tiles) == 1:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .errors import Cancelled
 
-__all__ = ["CancelCheck", "ProgressFn", "raise_if_cancelled"]
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+__all__ = ["CancelCheck", "ProgressFn", "raise_if_cancelled", "tqdm_progress"]
 
 ProgressFn = Callable[[int, int | None], None]
-"""``progress(done_bytes, total_bytes_or_None)``, called as bytes arrive."""
+"""``progress(done, total_or_None)``: tiles done of all tiles (engine), or bytes received (downloads)."""
 
 CancelCheck = threading.Event | Callable[[], bool] | None
 """A ``threading.Event`` or a zero-argument callable returning True once the caller wants to stop."""
@@ -23,3 +27,14 @@ def raise_if_cancelled(cancel: CancelCheck, what: str) -> None:
     wanted = cancel.is_set() if isinstance(cancel, threading.Event) else cancel()
     if wanted:
         raise Cancelled(f"{what} cancelled")
+
+
+def tqdm_progress(bar: tqdm) -> ProgressFn:
+    """A progress callback that drives a tqdm bar (the command line's tile and download bars)."""
+
+    def update(done: int, total: int | None) -> None:
+        if total is not None and bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    return update

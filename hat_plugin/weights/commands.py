@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ..cli import EXIT_FAILED, EXIT_OK, PROG
 from ..errors import HATError
+from ..progress import tqdm_progress
 from .api import fetch, is_cached, list_models, local_path
 from .cache import cache_dir
 from .manifest import ModelEntry
@@ -60,29 +61,12 @@ def run_models(argv: list[str]) -> int:
     return EXIT_OK
 
 
-class _Bar:
-    """A ``progress(done, total)`` callback that opens a tqdm bar on stderr at the first bytes."""
-
-    def __init__(self, name: str) -> None:
-        self.name, self.bar = name, None
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if self.bar is None:
-            self.bar = tqdm(desc=self.name, total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr)
-        self.bar.total = total
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _download(name: str, quiet: bool) -> str:
-    bar = _Bar(name)
-    try:
-        return str(fetch(name, progress=None if quiet else bar))
-    finally:
-        bar.close()
+    """Fetch one model; a progress bar on stderr only when bytes actually have to come over the network."""
+    if quiet or is_cached(name):
+        return str(fetch(name))
+    with tqdm(desc=name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr) as bar:
+        return str(fetch(name, progress=tqdm_progress(bar)))
 
 
 def run_download(argv: list[str]) -> int:
