@@ -31,6 +31,9 @@ def _peak_rss() -> int:
 def _ours(args: argparse.Namespace, state: dict) -> object:
     from hat_plugin import Upscaler
     from hat_plugin.arch import HAT
+    from hat_plugin.runtime import configure_process
+
+    configure_process()
 
     net = HAT(PRESETS[args.preset])
     net.load_state_dict(state, strict=True)

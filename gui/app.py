@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     from PyQt6.QtWidgets import QApplication
 
     from gui.main_window import MainWindow
+    from hat_plugin.runtime import configure_process
+
+    configure_process()
 
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setOrganizationName(ORGANIZATION)

@@ -24,8 +24,12 @@ from .errors import (
     DownloadError,
     HATError,
     ImageError,
+    ManifestError,
     ModelNotFoundError,
+    OptionError,
+    OutOfMemoryError,
     OutputError,
+    UnsafeURLError,
 )
 
 if TYPE_CHECKING:
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
     from .checkpoint import load_model, read_state_dict
     from .config import PRESETS, HATConfig, detect_config
     from .engine import Upscaler
+    from .runtime import configure_process
 
 __version__ = "0.1.0"
 
@@ -44,6 +49,7 @@ _LAZY = {
     "HATConfig": "config",
     "detect_config": "config",
     "Upscaler": "engine",
+    "configure_process": "runtime",
 }
 
 __all__ = [
@@ -56,9 +62,14 @@ __all__ = [
     "HATConfig",
     "HATError",
     "ImageError",
+    "ManifestError",
     "ModelNotFoundError",
+    "OptionError",
+    "OutOfMemoryError",
     "OutputError",
+    "UnsafeURLError",
     "Upscaler",
+    "configure_process",
     "detect_config",
     "load_model",
     "read_state_dict",

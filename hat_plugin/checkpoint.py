@@ -123,14 +123,11 @@ def load_model(
     return model.to(device=device, dtype=dtype)
 
 
-def _resolve_source(source: str | os.PathLike) -> Path:
-    """A path as is; a bare manifest name (e.g. ``HAT-S_SRx4``) through the weights cache."""
-    path = Path(source)
-    if path.exists() or path.suffix or os.sep in str(source):
-        return path
+def _resolve_source(source: str | os.PathLike[str]) -> Path:
+    """A weights file as is; a manifest name (e.g. ``HAT-S_SRx4``) through the weights cache."""
     from . import weights  # imported here: the network code is usable without the download stack
 
-    return weights.fetch(str(source))
+    return weights.resolve(source)
 
 
 def _check_index_buffers(sd: dict[str, torch.Tensor], config: HATConfig, name: str) -> None:

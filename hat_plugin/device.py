@@ -9,7 +9,7 @@ import warnings
 
 import torch
 
-from .errors import DeviceError
+from .errors import DeviceError, OptionError
 
 __all__ = ["resolve_device", "resolve_precision", "available_devices", "free_memory", "PRECISIONS"]
 
@@ -72,18 +72,23 @@ def _cpu_has_fast(dtype: torch.dtype) -> bool:
     return bool(flags & {"avx512_fp16", "amx_fp16"})
 
 
-def resolve_precision(spec: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """``auto`` is fp16 on CUDA and fp32 elsewhere. Half precision that this device cannot run fast falls back
-    to fp32 with a warning (set ``HAT_PLUGIN_FORCE_PRECISION=1`` to run it anyway)."""
-    if isinstance(spec, torch.dtype):
-        name = next((k for k, v in PRECISIONS.items() if v == spec), None)
-    else:
-        text = str(spec or "auto").strip().lower()
-        name = _ALIASES.get(text, text)
+def resolve_precision(
+    spec: str | torch.dtype | None, device: torch.device, *, auto: str | torch.dtype | None = None
+) -> torch.dtype:
+    """The compute precision: the one policy every front end uses.
+
+    ``auto`` on a GPU is ``auto`` if the caller gives one (the VapourSynth filter passes the clip's sample type),
+    else fp16; on the CPU it is fp32. Half precision asked for by name that this device cannot run fast falls back
+    to fp32 with a warning (set ``HAT_PLUGIN_FORCE_PRECISION=1`` to run it anyway).
+    """
+    name = _precision_name(spec)
     if name == "auto":
+        hint = _precision_name(auto)
+        if device.type == "cpu":
+            return torch.float32
+        if hint != "auto":
+            return PRECISIONS[hint]
         return torch.float16 if device.type == "cuda" else torch.float32
-    if name not in PRECISIONS:
-        raise DeviceError(f"unknown precision {spec!r}: use auto, fp32, fp16 or bf16")
     dtype = PRECISIONS[name]
     if dtype == torch.float32 or os.environ.get("HAT_PLUGIN_FORCE_PRECISION") == "1":
         return dtype
@@ -97,6 +102,18 @@ def resolve_precision(spec: str | torch.dtype | None, device: torch.device) -> t
         )
         return torch.float32
     return dtype
+
+
+def _precision_name(spec: str | torch.dtype | None) -> str:
+    """``fp32``/``fp16``/``bf16``/``auto`` for any accepted spelling; ``OptionError`` otherwise."""
+    if isinstance(spec, torch.dtype):
+        name = next((k for k, v in PRECISIONS.items() if v == spec), "")
+    else:
+        text = str(spec or "auto").strip().lower()
+        name = _ALIASES.get(text, text)
+    if name != "auto" and name not in PRECISIONS:
+        raise OptionError(f"unknown precision {spec!r}: use auto, fp32, fp16 or bf16")
+    return name
 
 
 def free_memory(device: torch.device) -> int:

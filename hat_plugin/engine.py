@@ -11,14 +11,14 @@ a grey image, in the same batch as the colour.
 from __future__ import annotations
 
 import copy
-import ctypes
-import functools
 import logging
 import math
 import os
-import sys
 import threading
 import warnings
+from collections import OrderedDict
+from types import TracebackType
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,9 +27,18 @@ from torch import Tensor
 from .arch import HAT
 from .checkpoint import load_model
 from .device import free_memory, resolve_device, resolve_precision
-from .errors import DeviceError, ImageError, OutOfMemoryError, is_out_of_memory
+from .errors import (
+    DeviceError,
+    HATError,
+    ImageError,
+    OptionError,
+    OutOfMemoryError,
+    is_out_of_memory,
+    out_of_memory_message,
+)
+from .pixels import from_unit_float, to_unit_float
 from .progress import CancelCheck, ProgressFn, raise_if_cancelled
-from .tiling import Blender, TileGrid, plan_tiles
+from .tiling import Blender, PlacedWeights, TileGrid, place_weights, plan_tiles
 
 __all__ = ["Upscaler"]
 
@@ -39,35 +48,16 @@ log = logging.getLogger(__name__)
 _HALF = (torch.float16, torch.bfloat16)
 _MAX_AUTO_TILE = 512
 _ALPHA_EPS = 1.0 / 65535
+_PLANS_KEPT = 16  # tile plans (with their device weights) kept per engine: one per input size in use
 
 
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
-_MMAP_THRESHOLD = 32 << 20  # glibc's upper limit on 64-bit
-_TRIM_THRESHOLD = 1 << 30
-_ALLOCATOR_OPT_OUT = "HAT_PLUGIN_NO_MALLOPT"
-
-
-@functools.cache
-def tune_allocator() -> bool:
-    """Keep freed tensor buffers inside the process instead of returning them to the OS after every op.
-
-    glibc serves blocks above its mmap threshold (128 KiB, adaptive) with fresh mmaps and trims the heap when
-    its top is free: each forward pass then faults all of its activation memory in again, hundreds of
-    thousands of minor page faults per tile, a large share of CPU time. Raising both thresholds once makes
-    glibc reuse those pages. Linux with glibc only; set ``HAT_PLUGIN_NO_MALLOPT=1`` to opt out.
-    Returns whether the tuning was applied.
-    """
-    if os.environ.get(_ALLOCATOR_OPT_OUT) or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False  # not glibc (e.g. musl)
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    applied = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
-    log.debug("glibc allocator thresholds raised: %s", applied)
-    return applied
+def _option(name: str, value: object, minimum: int) -> int:
+    """An integer option, checked: a clear ``OptionError`` for a wrong type or a value below ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise OptionError(f"{name} must be a whole number, not {value!r}")
+    if value < minimum:
+        raise OptionError(f"{name} must be {minimum} or more, not {value}")
+    return int(value)
 
 
 class Upscaler:
@@ -84,18 +74,19 @@ class Upscaler:
 
     def __init__(
         self,
-        model: str | os.PathLike | HAT,
+        model: str | os.PathLike[str] | HAT,
+        *,
         device: str | torch.device = "auto",
         precision: str | torch.dtype = "auto",
         tile: int = 0,
         overlap: int = 16,
         batch: int = 0,
     ) -> None:
-        tune_allocator()
+        tile = _option("tile", tile, 0)
+        overlap = _option("overlap", overlap, 0)
+        batch = _option("batch", batch, 0)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
-        if tile < 0 or overlap < 0 or batch < 0:
-            raise ValueError("tile, overlap and batch must be >= 0")
         owned = not isinstance(model, HAT)
         net = load_model(model) if owned else model
         self.config = net.config
@@ -104,6 +95,7 @@ class Upscaler:
         self.overlap = overlap
         self.batch = batch
         self._sizes: dict[tuple[int, int], tuple[int, int]] = {}  # (h, w) -> (tile, batch) chosen for it
+        self._plans: OrderedDict[tuple[int, int, int], tuple[TileGrid, PlacedWeights]] = OrderedDict()
         self._lock = threading.Lock()
         # Half precision keeps the float32 weights (on the CPU) for the rare batch that overflows, see _run.
         self._fp32_source: HAT | None = net if self.dtype in _HALF else None
@@ -119,6 +111,22 @@ class Upscaler:
     def scale(self) -> int:
         """Output pixels per input pixel along each axis."""
         return self.config.upscale
+
+    def close(self) -> None:
+        """Release the model and its device memory; the engine cannot be used afterwards."""
+        with self._lock:
+            self.model = None  # type: ignore[assignment]
+            self._fp32 = self._fp32_source = None
+            self._plans.clear()
+        self._empty_cache()
+
+    def __enter__(self) -> Upscaler:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     # ---- numpy images ------------------------------------------------------------------------------------------
 
@@ -145,7 +153,7 @@ class Upscaler:
         if alpha is not None:
             planes.append(np.broadcast_to(alpha[..., None], (h, w, 3)))
         batch = torch.from_numpy(np.stack(planes)).permute(0, 3, 1, 2)
-        out = self.upscale_tensor(batch, progress=progress, cancel=cancel).clamp_(0, 1)
+        out = self.upscale_tensor(batch, progress=progress, cancel=cancel)
         result = out[0]
         if colour_channels == 1:
             result = result.mean(0, keepdim=True)
@@ -161,7 +169,13 @@ class Upscaler:
 
     @torch.inference_mode()
     def upscale_tensor(self, x: Tensor, progress: ProgressFn | None = None, cancel: CancelCheck = None) -> Tensor:
-        """Upscale ``(B, 3, H, W)`` (or ``(3, H, W)``) floats in [0, 1]; returns float32 on ``x``'s device."""
+        """Upscale ``(B, 3, H, W)`` (or ``(3, H, W)``) floats in [0, 1]; returns float32 in [0, 1] on ``x``'s
+        device. Non-finite inputs are cleaned (NaN -> 0) first; a non-finite output (damaged weights) is an error.
+        """
+        if not isinstance(x, Tensor):
+            raise ImageError(f"expected a torch tensor, got {type(x).__name__}")
+        if self.model is None:
+            raise HATError("this Upscaler was closed; create a new one")
         squeeze = x.dim() == 3
         if squeeze:
             x = x.unsqueeze(0)
@@ -184,25 +198,23 @@ class Upscaler:
                 elif tile > 2 * self.window:
                     tile = max(2 * self.window, (tile // 2) // self.window * self.window)
                 else:
-                    raise OutOfMemoryError(
-                        f"out of memory on {self.device} even with {tile}px tiles: close other programs, "
-                        "use a smaller model, or run on the CPU"
-                    ) from None
+                    raise OutOfMemoryError(out_of_memory_message(self.device, tile)) from None
                 with self._lock:  # later calls of this size start from what fitted
                     self._sizes[size] = (tile, batch)
                 log.warning("out of memory: retrying with tile %d, batch %d", tile, batch)
+        out.clamp_(0.0, 1.0)
         return out[0] if squeeze else out
 
     def _run_tiles(self, x: Tensor, tile: int, batch: int, progress: ProgressFn | None, cancel: CancelCheck) -> Tensor:
         b, c, h, w = x.shape
-        grid = plan_tiles(h, w, tile, self.overlap, self.scale, self.window)
+        grid, weights = self._grid(h, w, tile, x.device)
         if len(grid.tiles) == 1:
             raise_if_cancelled(cancel, "upscaling")
             out = self._run(x).to(x.device)
             if progress:
                 progress(1, 1)
             return out
-        blender = Blender(grid, b, c, x.device)
+        blender = Blender(grid, b, c, x.device, weights)
         jobs = [(i, k) for i in range(b) for k in range(len(grid.tiles))]
         done = 0
         for start in range(0, len(jobs), batch):
@@ -217,6 +229,22 @@ class Upscaler:
                 progress(done, len(jobs))
         return blender.result()
 
+    def _grid(self, h: int, w: int, tile: int, device: torch.device) -> tuple[TileGrid, PlacedWeights]:
+        """The tile plan for this size and its blend weights on ``device``, made once and kept (a few sizes)."""
+        key = (h, w, tile)
+        with self._lock:
+            hit = self._plans.get(key)
+            if hit is not None and hit[1].rows.device == device:
+                self._plans.move_to_end(key)
+                return hit
+        grid = plan_tiles(h, w, tile, self.overlap, self.scale, self.window)
+        made = (grid, place_weights(grid, device))
+        with self._lock:
+            self._plans[key] = made
+            while len(self._plans) > _PLANS_KEPT:
+                self._plans.popitem(last=False)
+        return made
+
     def _plan(self, size: tuple[int, int]) -> tuple[int, int]:
         """Tile and batch for an input size, chosen once: every frame of a video then shares one tiling (no
         seams moving with free memory), and a size that ran out of memory keeps its smaller tiles."""
@@ -227,13 +255,21 @@ class Upscaler:
             return self._sizes[size]
 
     def _run(self, x: Tensor) -> Tensor:
-        """One forward pass. A half-precision batch with non-finite output is redone in fp32 (rare overflow)."""
-        out = self.model(x.to(self.device, non_blocking=True))
-        if self.dtype in _HALF and not torch.isfinite(out).all():
-            warnings.warn(
-                f"{self.dtype} overflowed on this input; recomputing it in fp32", RuntimeWarning, stacklevel=2
-            )
-            out = self._fp32_model()(x.to(self.device))
+        """One forward pass. A half-precision batch with non-finite output is redone in fp32 (rare overflow);
+        a non-finite fp32 output means the weights are broken, which is an error rather than black pixels."""
+        x = torch.nan_to_num(x.to(self.device, non_blocking=True), nan=0.0, posinf=1.0, neginf=0.0)
+        out = self.model(x)
+        if not torch.isfinite(out).all():
+            if self.dtype in _HALF:
+                warnings.warn(
+                    f"{self.dtype} overflowed on this input; recomputing it in fp32", RuntimeWarning, stacklevel=2
+                )
+                out = self._fp32_model()(x)
+            if not torch.isfinite(out).all():
+                raise HATError(
+                    "the model produced NaN or infinite values: its weights are damaged or not trained; "
+                    "use another weights file"
+                )
         return out.float()
 
     def _fp32_model(self) -> HAT:
@@ -281,10 +317,11 @@ def _crop(image: Tensor, grid: TileGrid, index: int) -> Tensor:
     return image[:, t.top : t.top + t.height, t.left : t.left + t.width]
 
 
-def _to_float(image: np.ndarray) -> tuple[np.ndarray, np.dtype, bool]:
+def _to_float(image: Any) -> tuple[np.ndarray, np.dtype[Any], bool]:
     """Validate an image array and return float32 ``HxWxC`` in [0, 1], its dtype, and whether it was 2-D."""
     if not isinstance(image, np.ndarray):
         raise ImageError(f"expected a numpy array, got {type(image).__name__}")
+    image = np.asarray(image)  # a subclass such as np.matrix becomes a plain array
     squeeze = image.ndim == 2
     if squeeze:
         image = image[..., None]
@@ -292,27 +329,17 @@ def _to_float(image: np.ndarray) -> tuple[np.ndarray, np.dtype, bool]:
         raise ImageError(f"expected an HxW or HxWxC image with 1-4 channels, got shape {image.shape}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ImageError(f"cannot upscale an empty image of shape {image.shape}")
-    if image.dtype == np.uint8:
-        pixels = image.astype(np.float32) / 255.0
-    elif image.dtype == np.uint16:
-        pixels = image.astype(np.float32) / 65535.0
-    elif image.dtype in (np.float16, np.float32, np.float64):
-        pixels = np.clip(np.nan_to_num(image.astype(np.float32)), 0.0, 1.0)
-    else:
+    if image.dtype not in (np.uint8, np.uint16, np.float16, np.float32, np.float64):
         raise ImageError(f"unsupported pixel type {image.dtype}: use uint8, uint16 or float in [0, 1]")
-    return np.ascontiguousarray(pixels), image.dtype, squeeze
+    return np.ascontiguousarray(to_unit_float(image)), image.dtype, squeeze
 
 
-def _from_float(result: Tensor, dtype: np.dtype, squeeze: bool) -> np.ndarray:
-    """``(C, H, W)`` floats in [0, 1] (modified in place) -> an ``HxWxC`` (or ``HxW``) array of ``dtype``.
+def _from_float(result: Tensor, dtype: np.dtype[Any], squeeze: bool) -> np.ndarray:
+    """``(C, H, W)`` floats in [0, 1] -> an ``HxWxC`` (or ``HxW``) array of ``dtype`` (float64 in: float32 out).
 
-    Converted in torch, in place where possible: no full-size float64/float32 temporaries for big outputs.
+    The conversion works in place on the result's own memory: no full-size float temporaries for big outputs.
     """
-    if dtype == np.uint8:
-        result = result.mul_(255.0).round_().to(torch.uint8)
-    elif dtype == np.uint16:
-        result = result.mul_(65535.0).round_().to(torch.uint16)
-    elif dtype == np.float16:
-        result = result.to(torch.float16)
-    out = result.permute(1, 2, 0).contiguous().numpy()
+    values = result.permute(1, 2, 0).contiguous().numpy()
+    target = np.float32 if dtype == np.float64 else dtype
+    out = from_unit_float(values, target, inplace=True)
     return out[..., 0] if squeeze else out

@@ -1,13 +1,35 @@
 """One error hierarchy for the whole product: front ends catch ``HATError`` and show its message.
 
-Each leaf also inherits the builtin it refines, so callers that only know the builtins still work.
+Each leaf also inherits the builtin it refines, so callers that only know the builtins still work. Every error
+the package raises on purpose is defined here, so a front end needs this one module to tell them apart.
 """
 
 from __future__ import annotations
 
+__all__ = [
+    "Cancelled",
+    "CheckpointError",
+    "DeviceError",
+    "DownloadError",
+    "HATError",
+    "ImageError",
+    "ManifestError",
+    "ModelNotFoundError",
+    "OptionError",
+    "OutOfMemoryError",
+    "OutputError",
+    "UnsafeURLError",
+    "is_out_of_memory",
+    "out_of_memory_message",
+]
+
 
 class HATError(Exception):
     """Root of every error hat-plugin raises on purpose; its message is meant for the user."""
+
+
+class OptionError(HATError, ValueError):
+    """An option or argument has a value that cannot work (a negative tile, an unknown name, a wrong type)."""
 
 
 class CheckpointError(HATError, ValueError):
@@ -22,14 +44,6 @@ class OutOfMemoryError(DeviceError, MemoryError):
     """The device ran out of memory even with the smallest tiles."""
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is an allocation failure (CUDA, MPS or CPU), as PyTorch reports them."""
-    if isinstance(exc, MemoryError | OutOfMemoryError) or type(exc).__name__ == "OutOfMemoryError":
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
 class ImageError(HATError, ValueError):
     """An input image cannot be read or has a layout the engine cannot process."""
 
@@ -42,9 +56,35 @@ class ModelNotFoundError(HATError, LookupError):
     """A model name is not in the manifest, or is not cached while offline."""
 
 
+class ManifestError(HATError, ValueError):
+    """The weights manifest is missing, not JSON, or breaks one of its rules."""
+
+
 class DownloadError(HATError, OSError):
     """Weights could not be fetched and verified from any source."""
 
 
+class UnsafeURLError(HATError, ValueError):
+    """A URL uses a scheme or host that weights must not be fetched from."""
+
+
 class Cancelled(HATError):
     """The caller cancelled the work (raised between tiles or download chunks)."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure (CUDA, MPS or CPU), as PyTorch reports them."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def out_of_memory_message(device: object, tile: int | None = None, what: str = "") -> str:
+    """The one out-of-memory text every front end shows: where it happened and the three ways out."""
+    where = f" ({what})" if what else ""
+    tiles = f" even with {tile}px tiles" if tile else ""
+    return (
+        f"out of memory on {device}{tiles}{where}: use a smaller tile (e.g. 128), close other programs, "
+        "use a smaller model, or run on the CPU"
+    )

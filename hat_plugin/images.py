@@ -18,11 +18,9 @@ TIFF output carries the ICC profile but not the EXIF.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import io
 import os
-import secrets
 import struct
 import warnings
 import zlib
@@ -36,6 +34,7 @@ from PIL import Image as PILImage
 from PIL import ImageCms
 
 from hat_plugin.errors import ImageError, OutputError
+from hat_plugin.files import atomic_write
 
 __all__ = [
     "WRITE_FORMATS",
@@ -405,7 +404,7 @@ def write_image(
         data = _encode(pixels, image, fmt, _DEFAULT_QUALITY if quality is None else quality)
     except (OSError, ValueError) as exc:
         raise OutputError(f"cannot write {path}: {fmt} encoding failed ({exc})") from exc
-    _write_atomic(path, data)
+    atomic_write(path, data)
 
 
 def _check_layout(pixels: np.ndarray) -> np.ndarray:
@@ -521,40 +520,3 @@ def _flatten_on_white(pixels: np.ndarray) -> np.ndarray:
     alpha = pixels[..., -1:].astype(np.float32) / 255
     flat = np.round(pixels[..., :-1] * alpha + 255 * (1 - alpha)).astype(np.uint8)
     return flat[..., 0] if flat.shape[2] == 1 else flat
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename it over ``path``; never leave the temp file behind."""
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {_reason(exc)}") from exc
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {_reason(exc)}") from exc
-        raise
-
-
-def _reason(exc: OSError) -> str:
-    reasons = {
-        errno.ENOSPC: "the disk is full",
-        errno.EDQUOT: "the disk quota is exceeded",
-        errno.EACCES: "permission denied (the folder is not writable)",
-        errno.EPERM: "permission denied (the folder is not writable)",
-        errno.EROFS: "the folder is on a read-only file system",
-        errno.ENOENT: "the folder does not exist",
-        errno.EISDIR: "a folder of that name exists",
-        errno.ENOTDIR: "a file is in the way of the output folder",
-        errno.EEXIST: "a file is in the way of the output folder",
-    }
-    return reasons.get(exc.errno or 0, exc.strerror or str(exc))

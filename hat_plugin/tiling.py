@@ -8,14 +8,13 @@ one everywhere, and each tile's outer pixels, which saw the least context, are n
 
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["Tile", "TileGrid", "plan_tiles", "Blender"]
+__all__ = ["Blender", "PlacedWeights", "Tile", "TileGrid", "place_weights", "plan_tiles"]
 
 
 def _axis(length: int, tile: int, overlap: int, multiple: int) -> tuple[int, list[int]]:
@@ -81,23 +80,33 @@ class TileGrid:
     total: tuple[Tensor, Tensor]
     """Sum of the weights along rows and along columns: tile weights are outer products of 1-D ramps, so their
     sum over the grid is the outer product of these two (no full-size map is kept)."""
-    _placed: dict = field(default_factory=dict, compare=False, repr=False)
-
-    def on(self, device: torch.device) -> tuple[list[Tensor], Tensor]:
-        """The tiles' weights and their total on ``device``, copied there once (the plan is cached per size)."""
-        key = str(device)
-        if key not in self._placed:
-            total = (self.total[0].to(device).view(-1, 1), self.total[1].to(device).view(1, -1))
-            self._placed[key] = ([t.weight.to(device) for t in self.tiles], total)
-        return self._placed[key]
 
 
-@functools.lru_cache(maxsize=8)
+@dataclass(frozen=True)
+class PlacedWeights:
+    """A grid's blend weights copied to the device the blending happens on (made once per grid and device)."""
+
+    tiles: tuple[Tensor, ...]
+    rows: Tensor
+    """``(H*s, 1)`` total of the weights along rows."""
+    cols: Tensor
+    """``(1, W*s)`` total along columns."""
+
+
+def place_weights(grid: TileGrid, device: torch.device) -> PlacedWeights:
+    """Copy ``grid``'s weights to ``device``; the caller keeps the result for as long as it uses the grid."""
+    return PlacedWeights(
+        tuple(t.weight.to(device) for t in grid.tiles),
+        grid.total[0].to(device).view(-1, 1),
+        grid.total[1].to(device).view(1, -1),
+    )
+
+
 def plan_tiles(
     height: int, width: int, tile: int, overlap: int, scale: int, multiple: int = 1, feather: bool = True
 ) -> TileGrid:
     """Equal tiles of at most ``tile`` input pixels (a multiple of ``multiple``) overlapping by at least
-    ``overlap`` pixels. Cached: a video's frames all share one plan. Treat the result as read-only.
+    ``overlap`` pixels. The engine keeps the plan of each input size, so a video's frames all share one.
 
     With ``feather=False`` each output pixel is taken from a single tile (the middle of each overlap is the
     cut), the crop-only stitching of the official script; kept for comparisons.
@@ -145,21 +154,22 @@ def _crop_weights(size: int, starts: list[int], index: int, scale: int) -> Tenso
 class Blender:
     """Accumulates weighted tile outputs into the full-size result."""
 
-    def __init__(self, grid: TileGrid, batch: int, channels: int, device: torch.device) -> None:
+    def __init__(
+        self, grid: TileGrid, batch: int, channels: int, device: torch.device, weights: PlacedWeights | None = None
+    ) -> None:
         s = grid.scale
         self.grid = grid
         self.device = device
         self.out = torch.zeros(batch, channels, grid.height * s, grid.width * s, device=device)
-        self._weights, self._total = grid.on(device)
+        self.weights = weights if weights is not None else place_weights(grid, device)
 
     def add(self, index: int, item: int, tile_out: Tensor) -> None:
         """Blend the upscaled ``tile_out`` ``(C, th*s, tw*s)`` of tile ``index`` into batch item ``item``."""
         tile, s = self.grid.tiles[index], self.grid.scale
         rows = slice(tile.top * s, (tile.top + tile.height) * s)
         cols = slice(tile.left * s, (tile.left + tile.width) * s)
-        self.out[item, :, rows, cols] += tile_out.to(self.device, torch.float32) * self._weights[index]
+        self.out[item, :, rows, cols] += tile_out.to(self.device, torch.float32) * self.weights.tiles[index]
 
     def result(self) -> Tensor:
         """The blended image ``(B, C, H*s, W*s)`` (weights normalised to sum to one)."""
-        rows, cols = self._total
-        return self.out.div_(rows).div_(cols)
+        return self.out.div_(self.weights.rows).div_(self.weights.cols)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from hat_plugin import weights
+from hat_plugin.cli import models as commands
 from hat_plugin.errors import Cancelled, DownloadError
-from hat_plugin.weights import cache, commands
+from hat_plugin.weights import cache
 from hat_plugin.weights.download import download
 
 pytest_plugins = ["weights_server"]

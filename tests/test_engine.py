@@ -11,7 +11,7 @@ from conftest import golden_weights
 
 import hat_plugin.device as device_module
 import hat_plugin.engine as engine_module
-from hat_plugin import Cancelled, DeviceError, ImageError, Upscaler, load_model
+from hat_plugin import Cancelled, DeviceError, ImageError, OptionError, Upscaler, load_model
 from hat_plugin.errors import OutOfMemoryError
 
 
@@ -142,7 +142,7 @@ def test_devices() -> None:
             continue
         with pytest.raises(DeviceError, match=match):
             device_module.resolve_device(bad)
-    with pytest.raises(DeviceError, match="unknown precision"):
+    with pytest.raises(OptionError, match="unknown precision"):
         Upscaler(golden_weights(), device="cpu", precision="fp8")
 
 

@@ -149,7 +149,6 @@ def test_variable_format_or_size_is_refused(core: vs.Core) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({}, "say which network to use: model='HAT-S_SRx4'"),
         ({"model": "HAT-S_SRx4", "weights": WEIGHTS}, "either model (a name) or weights (a file), not both"),
         ({"weights": WEIGHTS, "tile": -1}, "tile must be 0 or more, not -1"),
         ({"weights": WEIGHTS, "overlap": -8}, "overlap must be 0 or more, not -8"),
@@ -167,6 +166,19 @@ def test_variable_format_or_size_is_refused(core: vs.Core) -> None:
 def test_bad_arguments_get_clear_errors(core: vs.Core, kwargs: dict, expected: str) -> None:
     clip = core.std.BlankClip(format=vs.RGBS, width=24, height=16, length=1)
     assert expected in upscale_error(core, clip, **kwargs)
+
+
+def test_no_model_uses_the_default_model_and_says_so(core: vs.Core, tmp_path, monkeypatch, capfd) -> None:
+    monkeypatch.setenv("HAT_PLUGIN_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("HAT_PLUGIN_OFFLINE", "1")
+    clip = core.std.BlankClip(format=vs.RGBS, width=24, height=16, length=1, color=[0.5, 0.25, 0.75])
+    out = core.hat.Upscale(clip, device="cpu")
+    frame = out.get_frame(0)
+    assert (out.width, out.height) == (96, 64)  # the bundled x4 model: works offline
+    assert abs(float(np.asarray(frame[0]).mean()) - 0.5) < 0.05
+    captured = capfd.readouterr()
+    assert "hat.Upscale: no model given: using hat-tiny-x4 (bundled, works offline" in captured.err
+    assert captured.out == ""
 
 
 def test_missing_model_offline_is_a_clean_error(core: vs.Core, tmp_path, monkeypatch) -> None:
@@ -230,8 +242,8 @@ def test_out_of_memory_is_explained(core: vs.Core) -> None:
     clip = core.std.BlankClip(format=vs.RGBS, width=24, height=16, length=1)
     runner = FrameUpscaler(golden_upscaler(), clip, torch.device("cpu"), 1)
     message = runner._describe(failure, 7)
-    assert message.startswith("hat.Upscale: out of memory on frame 7 (24x16 -> 48x32 on cpu)")
-    assert "tile=256" in message
+    assert message.startswith("hat.Upscale: out of memory on cpu (frame 7, 24x16 -> 48x32")
+    assert "smaller tile" in message and "num_streams" in message
 
 
 HOST_WITHOUT_PYTHON = r"""

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from hat_plugin import PRESETS, weights
+from hat_plugin.cli import models as commands
 from hat_plugin.errors import ModelNotFoundError
-from hat_plugin.weights import api, commands
+from hat_plugin.weights import api
 from hat_plugin.weights.manifest import PACKAGE_MANIFEST, ManifestError, load_manifest, validate_manifest
 
 REPO = Path(__file__).resolve().parents[1]

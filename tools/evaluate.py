@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from hat_plugin import HATError, Upscaler
+from hat_plugin.files import atomic_path
 
 from .data import image_files, load_rgb8, make_lr, mod_crop
-from .files import atomic_path
 from .imresize import imresize
 from .metrics import psnr_y, ssim_y
 

@@ -21,9 +21,9 @@ from torch import nn
 
 from hat_plugin import HAT, HATConfig, HATError
 from hat_plugin.checkpoint import build_model, read_state_dict
+from hat_plugin.files import atomic_path
 
 from .data import DEFAULT_DIR, DataError, PatchSampler, image_files
-from .files import atomic_path
 from .imresize import cubic
 
 __all__ = ["init_weights", "main", "train"]

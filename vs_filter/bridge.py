@@ -12,6 +12,7 @@ import logging
 import vapoursynth as vs
 
 from .build import source_hash
+from .errors import FUNCTION, message
 
 _log = logging.getLogger(__name__)
 
@@ -37,9 +38,11 @@ def _call_upscale(**kwargs: object) -> dict[str, object]:
         return {"error": str(exc)}
     except ImportError as exc:
         return {
-            "error": f"hat.Upscale: cannot load hat-plugin's Python code ({exc}); reinstall hat-plugin in the "
-            "Python environment that runs this script"
+            "error": message(
+                f"cannot load hat-plugin's Python code ({exc}); reinstall hat-plugin in the Python environment "
+                "that runs this script"
+            )
         }
     except Exception as exc:  # a bug: keep the traceback in the log, give the user one line
-        _log.error("hat.Upscale failed", exc_info=exc)
-        return {"error": f"hat.Upscale: unexpected {type(exc).__name__}: {exc}"}
+        _log.error("%s failed", FUNCTION, exc_info=exc)
+        return {"error": message(f"unexpected {type(exc).__name__}: {exc}")}

@@ -12,8 +12,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from hat_plugin.errors import OutputError
+from hat_plugin.files import atomic_path
 
 SOURCE = Path(__file__).with_name("hat_shim.c")
 LIBRARY_NAME = "libhat_shim.dylib" if sys.platform == "darwin" else "libhat_shim.so"
@@ -73,17 +75,13 @@ def build(out_dir: Path) -> Path:
     except OSError as exc:
         raise BuildError(f"cannot create the plugin folder {out_dir}: {exc.strerror}") from exc
     target = out_dir / LIBRARY_NAME
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{LIBRARY_NAME}.", suffix=".tmp", dir=out_dir)
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
-        result = subprocess.run(compile_command(find_compiler(), tmp), capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise BuildError(f"compiling {SOURCE.name} failed:\n{result.stderr.strip()}")
-        tmp.chmod(0o755)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        with atomic_path(target, mode=0o755) as tmp:
+            result = subprocess.run(compile_command(find_compiler(), tmp), capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise BuildError(f"compiling {SOURCE.name} failed:\n{result.stderr.strip()}")
+    except OutputError as exc:
+        raise BuildError(f"cannot install the shim: {exc}") from exc
     return target
 
 

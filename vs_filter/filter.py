@@ -12,13 +12,11 @@ from typing import TYPE_CHECKING
 
 import vapoursynth as vs
 
+from .errors import error, message
 from .formats import NATIVE_PRECISION, check_clip
 
 if TYPE_CHECKING:
     from .frames import FrameUpscaler
-
-# Example shown when neither model nor weights is given.
-EXAMPLE_MODEL = "HAT-S_SRx4"
 
 
 def upscale(
@@ -41,22 +39,29 @@ def upscale(
     _check_range("num_streams", num_streams, 1)
     _check_range("batch", batch, 0)
     if fp16 not in (None, 0, 1):
-        raise vs.Error(f"hat.Upscale: fp16 must be 0 or 1, not {fp16}")
+        raise error(f"fp16 must be 0 or 1, not {fp16}")
 
     from hat_plugin import HATError, Upscaler
-    from hat_plugin.device import resolve_device
+    from hat_plugin.device import resolve_device, resolve_precision
+    from hat_plugin.runtime import configure_process
 
     from .frames import FrameUpscaler
 
+    configure_process()
     try:
         torch_device = resolve_device(_device_spec(device, device_index))
-        precision = _precision(fp16, clip.format.id, torch_device.type)
+        precision = "auto" if fp16 is None else ("fp16" if fp16 else "fp32")
         with contextlib.redirect_stdout(sys.stderr):  # stdout may carry the video (vspipe ... -)
             upscaler = Upscaler(
-                source, device=torch_device, precision=precision, tile=tile, overlap=overlap, batch=batch
+                source,
+                device=torch_device,
+                precision=resolve_precision(precision, torch_device, auto=NATIVE_PRECISION[clip.format.id]),
+                tile=tile,
+                overlap=overlap,
+                batch=batch,
             )
     except HATError as exc:
-        raise vs.Error(f"hat.Upscale: {exc}") from None
+        raise error(f"{exc}") from None
     return frame_graph(clip, FrameUpscaler(upscaler, clip, torch_device, num_streams))
 
 
@@ -73,20 +78,26 @@ def frame_graph(clip: vs.VideoNode, runner: FrameUpscaler) -> vs.VideoNode:
 
 
 def _model_source(model: str | None, weights: str | None) -> str:
-    """The name or path to load: exactly one of ``model`` and ``weights``."""
+    """The name or path to load: ``model`` or ``weights`` (not both); with neither, the product's default
+    model, named on stderr (stdout may carry the video)."""
     if model and weights:
-        raise vs.Error("hat.Upscale: give either model (a name) or weights (a file), not both")
-    if not model and not weights:
-        raise vs.Error(
-            f"hat.Upscale: say which network to use: model='{EXAMPLE_MODEL}' (a name from `python -m hat_plugin "
-            "--list-models`) or weights='/path/to/file.safetensors'"
-        )
-    return model or weights
+        raise error("give either model (a name) or weights (a file), not both")
+    if model or weights:
+        return model or weights  # type: ignore[return-value]
+    from hat_plugin import HATError
+    from hat_plugin import weights as weights_api
+
+    try:
+        entry, why = weights_api.default_model()
+    except HATError as exc:
+        raise error(f"{exc}; pass model='NAME' or weights='FILE'") from None
+    print(message(f"no model given: using {why}; pass model='NAME' to choose"), file=sys.stderr)
+    return entry.name
 
 
 def _check_range(name: str, value: int, minimum: int) -> None:
     if value < minimum:
-        raise vs.Error(f"hat.Upscale: {name} must be {minimum} or more, not {value}")
+        raise error(f"{name} must be {minimum} or more, not {value}")
 
 
 def _device_spec(device: str, device_index: int | None) -> str:
@@ -96,16 +107,8 @@ def _device_spec(device: str, device_index: int | None) -> str:
     _check_range("device_index", device_index, 0)
     kind = device.strip().lower()
     if kind not in ("auto", "cuda"):
-        raise vs.Error(
-            f"hat.Upscale: device_index applies to CUDA devices; got device={device!r}. Use device='cuda' "
+        raise error(
+            f"device_index applies to CUDA devices; got device={device!r}. Use device='cuda' "
             "with device_index, or a device like 'cuda:1' alone"
         )
     return f"cuda:{device_index}"
-
-
-def _precision(fp16: int | None, format_id: int, device_type: str) -> str:
-    """Explicit ``fp16`` wins; otherwise follow the clip (RGBH -> fp16 where the device runs it natively)."""
-    if fp16 is not None:
-        return "fp16" if fp16 else "fp32"
-    native = NATIVE_PRECISION[format_id]
-    return "fp32" if native == "fp16" and device_type == "cpu" else native

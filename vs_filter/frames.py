@@ -20,7 +20,9 @@ import torch
 import vapoursynth as vs
 
 from hat_plugin import HATError, Upscaler
-from hat_plugin.errors import is_out_of_memory
+from hat_plugin.errors import is_out_of_memory, out_of_memory_message
+
+from .errors import FUNCTION, message
 
 ERROR_PROP = "HATError"  # read by hat.InternalCheck in hat_shim.c
 
@@ -77,7 +79,7 @@ class FrameUpscaler:
                 x = slot.host_input
                 if self.device.type != "cpu":
                     x = x.to(self.device, non_blocking=True)
-                y = self.upscaler.upscale_tensor(x).clamp_(0.0, 1.0)  # as Upscaler.upscale does for images
+                y = self.upscaler.upscale_tensor(x)
                 for plane in range(3):
                     torch.from_numpy(np.asarray(out[plane])).copy_(y[0, plane])
         finally:
@@ -95,11 +97,8 @@ class FrameUpscaler:
         """A user-facing message for a failed frame."""
         size = f"{self.width}x{self.height} -> {self.width * self.scale}x{self.height * self.scale}"
         if is_out_of_memory(exc):
-            return (
-                f"hat.Upscale: out of memory on frame {n} ({size} on {self.device}). Use a smaller tile "
-                "(e.g. tile=256), fewer num_streams, or fp16=1 on a GPU."
-            )
+            return message(out_of_memory_message(self.device, what=f"frame {n}, {size}; or use fewer num_streams"))
         if isinstance(exc, HATError | vs.Error):
-            return f"hat.Upscale: frame {n}: {exc}"
-        _log.error("hat.Upscale: frame %d failed", n, exc_info=exc)
-        return f"hat.Upscale: frame {n} ({size}) failed: {type(exc).__name__}: {exc}"
+            return message(f"frame {n}: {exc}")
+        _log.error("%s: frame %d failed", FUNCTION, n, exc_info=exc)
+        return message(f"frame {n} ({size}) failed: {type(exc).__name__}: {exc}")

@@ -6,17 +6,31 @@ Environment: ``HAT_PLUGIN_CACHE`` (cache folder), ``HAT_PLUGIN_OFFLINE=1`` (neve
 
 from __future__ import annotations
 
-from .api import fetch, get_entry, is_cached, list_models, local_path
+from .api import (
+    WEIGHTS_SUFFIXES,
+    default_model,
+    fetch,
+    get_entry,
+    is_cached,
+    list_models,
+    local_path,
+    model_label,
+    resolve,
+)
 from .cache import cache_dir
 from .manifest import ManifestError, ModelEntry
 
 __all__ = [
+    "WEIGHTS_SUFFIXES",
     "ManifestError",
     "ModelEntry",
     "cache_dir",
+    "default_model",
     "fetch",
     "get_entry",
     "is_cached",
     "list_models",
     "local_path",
+    "model_label",
+    "resolve",
 ]

@@ -1,17 +1,38 @@
-"""The weights API the engine and front ends use: list models, look one up, and get its verified file."""
+"""The weights API the engine and front ends use: list models, look one up, and get its verified file.
+
+``resolve`` is the one rule that turns what a user typed (a manifest name or a weights file) into a local file;
+``model_label`` the one short name for messages and output suffixes; ``default_model`` the one default.
+"""
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import CheckpointError, DownloadError, ModelNotFoundError
+from ..errors import CheckpointError, DownloadError, ModelNotFoundError, OptionError, UnsafeURLError
 from ..progress import CancelCheck, ProgressFn
 from .cache import STATE_DIR, Settings, file_matches, locked, remember
 from .download import download
 from .manifest import ModelEntry, default_manifest
-from .urls import UnsafeURLError, check_url
+from .urls import check_url
 
-__all__ = ["BUNDLED_DIR", "fetch", "get_entry", "is_cached", "list_models", "local_path"]
+__all__ = [
+    "BUNDLED_DIR",
+    "WEIGHTS_SUFFIXES",
+    "default_model",
+    "fetch",
+    "get_entry",
+    "is_cached",
+    "list_models",
+    "local_path",
+    "model_label",
+    "resolve",
+]
+
+WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
+"""File extensions read as weights files."""
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled"
 """Where models shipped inside the package live (entries marked ``"bundled": true``)."""
@@ -67,11 +88,17 @@ def _sources(entry: ModelEntry, settings: Settings) -> list[str]:
     return [mirror, *entry.urls]
 
 
-def fetch(name: str, progress: ProgressFn | None = None, cancel: CancelCheck = None) -> Path:
+def fetch(
+    name: str,
+    progress: ProgressFn | None = None,
+    cancel: CancelCheck = None,
+    announce: Callable[[ModelEntry], None] | None = None,
+) -> Path:
     """The verified local file of model ``name``, downloaded into the cache first if needed.
 
     ``progress(done_bytes, total_bytes_or_None)`` is called as bytes arrive; ``cancel`` (an Event or a callable)
-    stops the download with ``Cancelled``, keeping the partial file for the next call to resume.
+    stops the download with ``Cancelled``, keeping the partial file for the next call to resume. ``announce`` is
+    called once just before bytes are requested from the network (never when cached or offline).
     """
     entry = get_entry(name)
     if entry.bundled:
@@ -96,6 +123,88 @@ def fetch(name: str, progress: ProgressFn | None = None, cancel: CancelCheck = N
         if _matches(entry, dest):
             return dest
         dest.unlink(missing_ok=True)
+        if announce is not None:
+            announce(entry)
         download(sources, dest, sha256=entry.sha256, size=entry.size, progress=progress, cancel=cancel)
         remember(dest, entry.sha256, settings.cache_dir / STATE_DIR)
     return dest
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.lower().endswith(WEIGHTS_SUFFIXES) or "/" in text or os.sep in text or text.startswith("~")
+
+
+def resolve(
+    spec: str | os.PathLike[str],
+    *,
+    progress: ProgressFn | None = None,
+    cancel: CancelCheck = None,
+    announce: Callable[[ModelEntry], None] | None = None,
+) -> Path:
+    """The local weights file for ``spec``: a path to a weights file as is, a manifest name through the cache
+    (downloaded and verified if needed, see ``fetch``).
+
+    Raises ``OptionError`` for an empty spec, ``CheckpointError`` for a path that is missing or not a regular file,
+    ``ModelNotFoundError`` for an unknown name (with "did you mean"), ``DownloadError`` when fetching fails.
+    """
+    if not isinstance(spec, str | os.PathLike):
+        raise OptionError(f"a model is a name or a weights file path, not {type(spec).__name__}")
+    text = os.fspath(spec).strip()
+    if not text:
+        raise OptionError("no model given: name one (see 'hat-upscale models') or give a weights file")
+    path = Path(text).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = None
+    if mode is not None:
+        if stat.S_ISDIR(mode):
+            raise CheckpointError(f"{path}: is a folder, not a weights file (.pth or .safetensors)")
+        if not stat.S_ISREG(mode):
+            raise CheckpointError(f"{path}: not a regular file (a pipe or device?); give a .pth or .safetensors file")
+        return path
+    if isinstance(spec, os.PathLike) or _looks_like_path(text):
+        raise CheckpointError(f"{path}: weights file not found")
+    return fetch(text, progress=progress, cancel=cancel, announce=announce)
+
+
+def model_label(spec: str | os.PathLike[str]) -> str:
+    """The short name of a model for messages and the ``{model}`` of output suffixes: the manifest name, or the
+    weights file's name without its extension."""
+    text = os.fspath(spec).strip()
+    if isinstance(spec, os.PathLike) or _looks_like_path(text) or Path(text).is_file():
+        name = Path(text).name
+        for suffix in WEIGHTS_SUFFIXES:
+            name = name.removesuffix(suffix)
+        return name
+    try:
+        return get_entry(text).name
+    except ModelNotFoundError:
+        return text
+
+
+_VARIANT_RANK = {"HAT-L": 3, "HAT": 2, "HAT-S": 1}
+DEFAULT_SCALE = 4
+
+
+def default_model(scale: int | None = None) -> tuple[ModelEntry, str]:
+    """The model a front end uses when the user names none, and why (a sentence to show).
+
+    The best model available without the network (bundled, or verified in the cache) for ``scale`` (default x4);
+    when none is, the recommended download for that scale. GAN models are chosen only when asked for by name.
+    """
+    wanted = scale or DEFAULT_SCALE
+    entries = [e for e in list_models() if e.scale == wanted and "GAN" not in e.name]
+    if not entries:
+        raise ModelNotFoundError(f"no model in the manifest upscales x{wanted}; choose a model by name")
+
+    def rank(entry: ModelEntry) -> tuple[int, bool]:
+        return (_VARIANT_RANK.get(entry.variant, 0), "pretrain" not in entry.name.lower())
+
+    ready = [e for e in entries if is_cached(e.name)]
+    if ready:
+        best = max(ready, key=rank)
+        why = "bundled, works offline" if best.bundled else "already downloaded"
+        return best, f"{best.name} ({why}; the best x{wanted} model available without downloading)"
+    best = max((e for e in entries if not e.bundled), key=rank, default=entries[0])
+    return best, f"{best.name} (the recommended x{wanted} model; it is downloaded on first use)"

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import platformdirs
 from filelock import FileLock, Timeout
 
 from ..errors import DownloadError
+from ..files import atomic_write
 from ..progress import CancelCheck, raise_if_cancelled
 
 __all__ = [
@@ -113,18 +113,8 @@ def remember(path: Path, sha256: str, memo_dir: Path | None) -> None:
     _memo[str(path)] = (ident, sha256)
     if memo_dir is None:
         return
-    try:
-        memo_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=memo_dir, suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"identity": list(ident), "sha256": sha256}, f)
-        os.replace(tmp, _memo_file(path, memo_dir))
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    with contextlib.suppress(OSError):  # best effort: the hash is only recomputed next time
+        atomic_write(_memo_file(path, memo_dir), json.dumps({"identity": list(ident), "sha256": sha256}).encode())
 
 
 def file_matches(path: Path, sha256: str, size: int | None, memo_dir: Path | None) -> bool:

@@ -14,11 +14,11 @@ from urllib.parse import urljoin
 import requests
 import urllib3
 
-from ..errors import DownloadError
+from ..errors import DownloadError, UnsafeURLError
 from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .cache import partial_path, sha256_file
 from .htmlpage import HTML_TYPES, drive_confirm_url, looks_like_html
-from .urls import UnsafeURLError, check_url
+from .urls import check_url
 
 __all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "download"]
 

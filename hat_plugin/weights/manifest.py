@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import HATError, ModelNotFoundError
-from .urls import UnsafeURLError, check_url
+from ..errors import ManifestError, ModelNotFoundError, UnsafeURLError
+from .urls import check_url
 
 __all__ = [
     "Manifest",
@@ -33,10 +33,6 @@ _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(pth|safetensors)$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REQUIRED = ("name", "variant", "scale", "description", "filename", "sha256", "urls", "license")
 _OPTIONAL = ("size", "bundled")
-
-
-class ManifestError(HATError, ValueError):
-    """The weights manifest is missing, not JSON, or breaks one of its rules."""
 
 
 @dataclass(frozen=True)

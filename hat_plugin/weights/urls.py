@@ -5,11 +5,9 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-__all__ = ["UnsafeURLError", "check_url"]
+from ..errors import UnsafeURLError
 
-
-class UnsafeURLError(ValueError):
-    """A URL uses a scheme or host that weights must not be fetched from."""
+__all__ = ["check_url"]
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,4 +1,4 @@
-"""The ``models`` and ``download`` subcommands of ``python -m hat_plugin`` (dispatched from ``cli.py``)."""
+"""The ``models`` and ``download`` commands of ``hat-upscale``: list the known models, fetch them into the cache."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ from dataclasses import asdict
 
 from tqdm import tqdm
 
-from ..cli import EXIT_FAILED, EXIT_OK, PROG
-from ..errors import HATError
-from ..progress import tqdm_progress
-from .api import fetch, is_cached, list_models, local_path
-from .cache import cache_dir
-from .manifest import ModelEntry
+from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG
+from hat_plugin.errors import HATError
+from hat_plugin.progress import tqdm_progress
+from hat_plugin.weights import ModelEntry, cache_dir, fetch, is_cached, list_models, local_path
 
 __all__ = ["run_download", "run_models"]
 

@@ -8,41 +8,31 @@ Bad inputs are reported and skipped, never fatal to the batch; the exit code say
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
-import logging
 import os
 import sys
 import time
-import traceback
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
 from hat_plugin.batch import OutputClaims, find_images, output_path
+from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Console, UsageError
 from hat_plugin.errors import HATError, OutputError
 from hat_plugin.images import is_image_name, output_format, read_image, write_image
 from hat_plugin.progress import tqdm_progress
 
 if TYPE_CHECKING:  # the engine (and PyTorch) load only when a model is needed: `models` and --help stay fast
+    from tqdm import tqdm
+
     from hat_plugin.engine import Upscaler
+    from hat_plugin.weights import ModelEntry
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["build_parser", "run"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-PROG = "hat-upscale"
-SUBCOMMANDS = ("models", "download")
 DEFAULT_SUFFIX = "_x{scale}"
 _GLOB_CHARS = frozenset("*?[")
-
-
-class UsageError(Exception):
-    """A command line that cannot run as given (exit code 2)."""
 
 
 @dataclass
@@ -126,18 +116,17 @@ def _quality(text: str) -> int:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        return _run_subcommand(argv[0], argv[1:])
+def run(argv: list[str]) -> int:
+    """The upscale command (the default one) with ``argv``; returns the exit code."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed the usage error or the help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if args.list_models:
-        return _run_subcommand("models", [])
+        from hat_plugin.cli.models import run_models
+
+        return run_models([])
     console = Console(quiet=args.quiet, verbose=args.verbose)
     try:
         _check_options(args)
@@ -149,16 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         console.error("interrupted; no partial output was kept")
-        return EXIT_INTERRUPTED
-
-
-def _run_subcommand(name: str, argv: list[str]) -> int:
-    from hat_plugin.weights import commands
-
-    try:
-        return (commands.run_models if name == "models" else commands.run_download)(argv)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
@@ -212,8 +191,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"the model {label} upscales x{upscaler.scale}, not x{args.scale}; choose another model")
     precision = str(upscaler.dtype).removeprefix("torch.")
     console.info(f"model {label}: x{upscaler.scale} on {upscaler.device} in {precision}")
-    short_name = label.removesuffix(".safetensors").removesuffix(".pth")
-    suffix = args.suffix.format(scale=upscaler.scale, model=short_name)
+    suffix = args.suffix.format(scale=upscaler.scale, model=label)
     todo = _plan(jobs, args, out_dir, suffix, console, tally)
     with console.bar(total=len(todo), unit="image", desc="images") as images_bar:
         for job in todo:
@@ -281,7 +259,9 @@ def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler
         if getattr(args, key) is not None
     }
     from hat_plugin.engine import Upscaler
+    from hat_plugin.runtime import configure_process
 
+    configure_process()
     try:
         source, label = _model_source(args, console)
         return Upscaler(source, **options), label
@@ -294,28 +274,43 @@ def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler
     return None, ""
 
 
-def _model_source(args: argparse.Namespace, console: Console) -> tuple[str | Path, str]:
-    """The weights file to load and a label for messages; fetches a manifest model when it is not cached."""
-    if args.weights is not None:
-        return Path(args.weights), Path(args.weights).name
-    if args.model is not None and Path(args.model).is_file():  # a weights file given to --model: take it
-        return Path(args.model), Path(args.model).name
+class _DownloadBar:
+    """A byte progress bar opened only when a download really starts (never for a cached or bundled model)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar: tqdm | None = None
+
+    def announce(self, entry: ModelEntry) -> None:
+        self.console.info(f"downloading {entry.name} (once; it is cached for later runs)")
+        self.bar = self.console.bar(
+            total=entry.size, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.name, leave=False
+        )
+
+    def progress(self, done: int, total: int | None) -> None:
+        if self.bar is not None:
+            tqdm_progress(self.bar)(done, total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _model_source(args: argparse.Namespace, console: Console) -> tuple[Path, str]:
+    """The weights file to load and its label; a manifest model is fetched (with a progress bar) when needed."""
     from hat_plugin import weights
 
-    name = args.model or _default_model(weights, console)
-    if weights.is_cached(name):
-        return weights.fetch(name), name
-    console.info(f"downloading {name} (once; it is cached for later runs)")
-    with console.bar(total=None, unit="B", unit_scale=True, unit_divisor=1024, desc=name, leave=False) as bar:
-        return weights.fetch(name, progress=tqdm_progress(bar)), name
-
-
-def _default_model(weights: ModuleType, console: Console) -> str:
-    bundled = [entry.name for entry in weights.list_models() if entry.bundled]
-    if not bundled:
-        raise UsageError(f"choose a model: --model NAME (see '{PROG} models') or --weights FILE")
-    console.info(f"no --model given: using the bundled {bundled[0]} (fast, low quality; see '{PROG} models')")
-    return bundled[0]
+    spec = args.weights if args.weights is not None else args.model
+    if spec is None:
+        entry, why = weights.default_model(args.scale)
+        console.info(f"no --model given: using {why}; see '{PROG} models'")
+        spec = entry.name
+    bar = _DownloadBar(console)
+    try:
+        path = weights.resolve(spec, announce=bar.announce, progress=bar.progress)
+    finally:
+        bar.close()
+    return path, weights.model_label(spec)
 
 
 def _plan(
@@ -386,61 +381,3 @@ def _finish(console: Console, tally: Tally) -> int:
         parts.append(f"{len(tally.failed)} failed")
     console.info(", ".join(parts))
     return EXIT_FAILED if tally.failed or tally.written + tally.skipped == 0 else EXIT_OK
-
-
-class Console:
-    """All output of a run goes to stderr through here, so messages and progress bars do not tangle."""
-
-    def __init__(self, quiet: bool = False, verbose: bool = False) -> None:
-        self.quiet = quiet
-        self.verbose = verbose
-
-    def info(self, message: str) -> None:
-        """A normal progress message (hidden by --quiet)."""
-        if not self.quiet:
-            tqdm.write(message, file=sys.stderr)
-
-    def detail(self, message: str) -> None:
-        """A message only --verbose shows."""
-        if self.verbose:
-            tqdm.write(message, file=sys.stderr)
-
-    def warning(self, message: str) -> None:
-        """A ``warning:`` line (hidden by --quiet)."""
-        if not self.quiet:
-            tqdm.write(f"warning: {message}", file=sys.stderr)
-
-    def error(self, message: str, exc: BaseException | None = None) -> None:
-        """An ``error:`` line, always shown; with --verbose also the traceback of ``exc``."""
-        if self.verbose and exc is not None:
-            tqdm.write("".join(traceback.format_exception(exc)).rstrip(), file=sys.stderr)
-        tqdm.write(f"error: {message}", file=sys.stderr)
-
-    def bar(self, **options) -> tqdm:
-        """A progress bar on stderr, shown only on a terminal and never with --quiet."""
-        return tqdm(file=sys.stderr, disable=True if self.quiet else None, dynamic_ncols=True, **options)
-
-    @contextlib.contextmanager
-    def capturing_warnings(self) -> Iterator[None]:
-        """Show Python warnings (e.g. 16-bit to JPEG) and the engine's log warnings as ``warning:`` lines."""
-        logger = logging.getLogger("hat_plugin")
-        handler = _ConsoleHandler(self)
-        logger.addHandler(handler)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("always")
-                warnings.showwarning = lambda message, *_args, **_kw: self.warning(str(message))
-                yield
-        finally:
-            logger.removeHandler(handler)
-
-
-class _ConsoleHandler(logging.Handler):
-    """Routes ``hat_plugin`` log records at WARNING and above to the console."""
-
-    def __init__(self, console: Console) -> None:
-        super().__init__(logging.WARNING)
-        self.console = console
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.console.warning(record.getMessage())

@@ -1,0 +1,82 @@
+"""What every command of ``hat-upscale`` shares: the program name, exit codes, usage errors and the console."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import traceback
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from tqdm import tqdm
+
+from hat_plugin.errors import OptionError
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "PROG", "Console", "UsageError"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PROG = "hat-upscale"
+
+
+class UsageError(OptionError):
+    """A command line that cannot run as given (exit code 2)."""
+
+
+class Console:
+    """All output of a run goes to stderr through here, so messages and progress bars do not tangle."""
+
+    def __init__(self, quiet: bool = False, verbose: bool = False) -> None:
+        self.quiet = quiet
+        self.verbose = verbose
+
+    def info(self, message: str) -> None:
+        """A normal progress message (hidden by --quiet)."""
+        if not self.quiet:
+            tqdm.write(message, file=sys.stderr)
+
+    def detail(self, message: str) -> None:
+        """A message only --verbose shows."""
+        if self.verbose:
+            tqdm.write(message, file=sys.stderr)
+
+    def warning(self, message: str) -> None:
+        """A ``warning:`` line (hidden by --quiet)."""
+        if not self.quiet:
+            tqdm.write(f"warning: {message}", file=sys.stderr)
+
+    def error(self, message: str, exc: BaseException | None = None) -> None:
+        """An ``error:`` line, always shown; with --verbose also the traceback of ``exc``."""
+        if self.verbose and exc is not None:
+            tqdm.write("".join(traceback.format_exception(exc)).rstrip(), file=sys.stderr)
+        tqdm.write(f"error: {message}", file=sys.stderr)
+
+    def bar(self, **options: Any) -> tqdm:
+        """A progress bar on stderr, shown only on a terminal and never with --quiet."""
+        return tqdm(file=sys.stderr, disable=True if self.quiet else None, dynamic_ncols=True, **options)
+
+    @contextlib.contextmanager
+    def capturing_warnings(self) -> Iterator[None]:
+        """Show Python warnings (e.g. 16-bit to JPEG) and the engine's log warnings as ``warning:`` lines."""
+        logger = logging.getLogger("hat_plugin")
+        handler = _ConsoleHandler(self)
+        logger.addHandler(handler)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                warnings.showwarning = lambda message, *_args, **_kw: self.warning(str(message))
+                yield
+        finally:
+            logger.removeHandler(handler)
+
+
+class _ConsoleHandler(logging.Handler):
+    """Routes ``hat_plugin`` log records at WARNING and above to the console."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.WARNING)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.warning(record.getMessage())

@@ -1,0 +1,103 @@
+"""Writing files atomically: the bytes go to a temporary file beside the destination, which then replaces it.
+
+Every output of the product (images, downloaded weights, the compiled VapourSynth shim, video segments, training
+checkpoints) goes through here, so an interrupted or failed write never leaves a half-written file under the final
+name, and the OS error becomes one ``OutputError`` that says what is wrong in words.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import OutputError
+
+__all__ = ["atomic_path", "atomic_write", "describe_os_error"]
+
+_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EACCES: "permission denied (the folder is not writable)",
+    errno.EPERM: "permission denied (the folder is not writable)",
+    errno.EROFS: "the folder is on a read-only file system",
+    errno.ENOENT: "the folder does not exist",
+    errno.EISDIR: "a folder of that name exists",
+    errno.ENOTDIR: "a file is in the way of the output folder",
+    errno.EEXIST: "a file is in the way of the output folder",
+    errno.ENAMETOOLONG: "the file name is too long for this file system",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A short reason for a failed file operation, in words a user can act on."""
+    return _REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+
+
+def _temp_name(path: Path) -> Path:
+    """A hidden temporary name in the destination's folder, short enough for any file system."""
+    stem = path.name[:80]
+    return path.with_name(f".{stem}.{secrets.token_hex(4)}.tmp")
+
+
+def _publish(temp: Path, path: Path, overwrite: bool) -> None:
+    """Give the finished temporary file its final name; without ``overwrite`` never replace an existing file."""
+    if overwrite:
+        os.replace(temp, path)
+        return
+    try:
+        os.link(temp, path)  # fails if path exists: no check-then-replace race between processes
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: the best that remains is check, then rename
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, "exists", str(path)) from None
+        os.replace(temp, path)
+    else:
+        os.unlink(temp)
+
+
+@contextlib.contextmanager
+def atomic_path(
+    path: str | os.PathLike[str], *, mode: int = 0o666, make_parents: bool = True, overwrite: bool = True
+) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` for a writer that needs a file name (safetensors, a muxer, a
+    compiler); when the block succeeds the file is flushed to disk and renamed over ``path``, when it fails (or is
+    interrupted) the temporary file is removed. OS errors become ``OutputError``.
+
+    With ``overwrite=False`` the final step refuses to replace a file that appeared meanwhile (another process
+    writing the same output): ``OutputError`` saying it exists, and the existing file is left as it was.
+    """
+    path = Path(path)
+    temp = _temp_name(path)
+    try:
+        if make_parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {describe_os_error(exc)}") from exc
+    try:
+        yield temp
+        with open(temp, "rb") as written:
+            os.fsync(written.fileno())
+        _publish(temp, path, overwrite)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, FileExistsError) and not overwrite:
+            raise OutputError(f"{path} already exists (written meanwhile by another program?); not replaced") from exc
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+            raise OutputError(f"cannot write {path}: {describe_os_error(exc)}") from exc
+        raise
+
+
+def atomic_write(
+    path: str | os.PathLike[str], data: bytes, *, mode: int = 0o666, make_parents: bool = True, overwrite: bool = True
+) -> None:
+    """Write ``data`` to ``path`` atomically (see ``atomic_path``)."""
+    with atomic_path(path, mode=mode, make_parents=make_parents, overwrite=overwrite) as temp, open(temp, "wb") as file:
+        file.write(data)
