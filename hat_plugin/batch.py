@@ -1,32 +1,130 @@
 """Batch planning shared by the front ends: which files of a folder are inputs, and where each output goes.
 
-The CLI and the desktop app both use these, so a folder yields the same inputs and the same output names in
-either, and neither can let two inputs write the same output file.
+The CLI and the desktop app both plan through ``plan_outputs`` with one ``OutputOptions``, so a folder yields the
+same inputs, the same output names and the same decisions (skip, leave out, refuse) in either:
+
+- an input found in a folder or by a glob that is the output of another input of the run is left out (re-running
+  on a folder that holds earlier results must not upscale them again); one named explicitly is kept;
+- an output that would replace an input, or another input's output, is refused;
+- an existing output is skipped unless ``overwrite`` is set (and the write itself refuses to replace a file that
+  appeared meanwhile, see ``files.atomic_path``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import HATError, OptionError, OutputError
 from .images import extension_for, is_image_name, output_format
 
-__all__ = ["find_images", "output_path", "OutputClaims"]
+__all__ = [
+    "DEFAULT_SUFFIX",
+    "Input",
+    "OutputClaims",
+    "OutputOptions",
+    "Plan",
+    "Planned",
+    "find_images",
+    "format_suffix",
+    "output_path",
+    "plan_outputs",
+]
 
+DEFAULT_SUFFIX = "_x{scale}"
 FALLBACK_FORMAT = "PNG"
+NAME_MAX = 255
+"""Longest file name (in bytes) that common file systems accept."""
+
+
+def format_suffix(template: str, scale: int, model: str) -> str:
+    """The suffix added to output names: ``template`` with ``{scale}`` and ``{model}`` replaced.
+
+    Raises ``OptionError`` for a template with a path separator or other placeholders.
+    """
+    if "/" in template or os.sep in template:
+        raise OptionError(f"the suffix {template!r} contains a path separator; choose an output folder instead")
+    try:
+        return template.format(scale=scale, model=model)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise OptionError(f"the suffix {template!r}: only {{scale}} and {{model}} can be replaced ({exc})") from None
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where and how a run writes its outputs: the same options for every front end."""
+
+    folder: Path | None = None
+    """Output folder (sub-folders of the inputs kept below it); None writes beside each input."""
+    file: Path | None = None
+    """One named output file (for a single input); overrides ``folder`` and ``suffix``."""
+    suffix: str = DEFAULT_SUFFIX
+    """Added to each output name; ``{scale}`` and ``{model}`` are replaced."""
+    format: str | None = None
+    """Output format name (``png``, ``jpg``, ...); None keeps the input's when it can be written, else PNG."""
+    overwrite: bool = False
+    """Replace existing outputs (never inputs)."""
+
+    def __post_init__(self) -> None:
+        format_suffix(self.suffix, 2, "model")  # refuse a bad template before any work
+        if self.format is not None:
+            try:
+                object.__setattr__(self, "format", output_format(None, self.format))
+            except OutputError as exc:
+                raise OptionError(str(exc)) from None
+        if self.file is not None:
+            try:
+                file_format = output_format(self.file)
+            except OutputError as exc:
+                raise OptionError(f"{self.file}: {exc}") from None
+            if self.format is not None and self.format != file_format:
+                raise OptionError(f"the format {self.format.lower()} does not match the output file {self.file}")
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input file of a run."""
+
+    source: Path
+    subfolder: Path = Path()
+    """Folder of ``source`` relative to the folder the user gave (kept under the output folder)."""
+    explicit: bool = True
+    """Named by the user (as opposed to found in a folder or by a glob)."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    """An input and the file its result goes to."""
+
+    input: Input
+    output: Path
+
+
+@dataclass
+class Plan:
+    """What a run will do with each input."""
+
+    todo: list[Planned] = field(default_factory=list)
+    skipped: list[tuple[Input, str]] = field(default_factory=list)
+    """Not processed, not an error: the output exists (and overwrite is off)."""
+    left_out: list[tuple[Input, str]] = field(default_factory=list)
+    """Found in a folder but it is the output of another input of this run."""
+    failed: list[tuple[Input, str]] = field(default_factory=list)
+    """Cannot be processed as asked: its output would replace an input or another input's output."""
 
 
 def find_images(
     root: Path,
     recursive: bool,
     exclude: Path | None = None,
-    on_skipped: Callable[[Path], None] | None = None,
+    on_skipped: Callable[[Path, str], None] | None = None,
 ) -> Iterator[tuple[Path, Path]]:
     """``(file, subfolder relative to root)`` for each image file in ``root`` (and below when ``recursive``),
     sorted. Hidden files and folders and the ``exclude`` folder (e.g. the output folder) are left out; other
-    non-image files are passed to ``on_skipped``."""
+    entries (non-image files, pipes, devices) are passed to ``on_skipped`` with the reason."""
     excluded = exclude.resolve() if exclude is not None else None
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
@@ -36,10 +134,22 @@ def find_images(
         for name in sorted(files):
             if name.startswith("."):
                 continue
-            if is_image_name(name):
-                yield here / name, here.relative_to(root)
-            elif on_skipped is not None:
-                on_skipped(here / name)
+            path = here / name
+            if not is_image_name(name):
+                if on_skipped is not None:
+                    on_skipped(path, "not an image file")
+            elif not _is_regular_file(path):
+                if on_skipped is not None:
+                    on_skipped(path, "not a regular file (a pipe, socket or device)")
+            else:
+                yield path, here.relative_to(root)
+
+
+def _is_regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def output_path(source: Path, subfolder: Path | None, output_dir: Path | None, suffix: str, fmt: str | None) -> Path:
@@ -47,6 +157,7 @@ def output_path(source: Path, subfolder: Path | None, output_dir: Path | None, s
 
     ``suffix`` is already formatted (e.g. ``_x4``). ``fmt`` None keeps the input's format when it can be
     written, else PNG; otherwise it is a format name ``images.write_image`` accepts.
+    Raises ``OutputError`` when the name would be too long for a file system.
     """
     if "/" in suffix or os.sep in suffix:
         raise OutputError(f"the suffix {suffix!r} contains a path separator; choose an output folder instead")
@@ -57,9 +168,62 @@ def output_path(source: Path, subfolder: Path | None, output_dir: Path | None, s
     fmt = fmt or same or FALLBACK_FORMAT
     extension = source.suffix if fmt == same else extension_for(fmt)
     name = f"{source.stem}{suffix}{extension}"
+    if len(os.fsencode(name)) > NAME_MAX:
+        raise OutputError(
+            f"the output name for {source.name[:40]}... would be {len(os.fsencode(name))} bytes long, more than "
+            f"file systems allow ({NAME_MAX}); rename the input or use a shorter suffix"
+        )
     if output_dir is None:
         return source.with_name(name)
     return output_dir / (subfolder or Path()) / name
+
+
+def plan_outputs(inputs: Sequence[Input], options: OutputOptions, *, scale: int, model: str) -> Plan:
+    """Decide what happens to each input (see the module docstring), in input order."""
+    plan = Plan()
+    suffix = format_suffix(options.suffix, scale, model)
+    outputs: dict[Input, Path] = {}
+    for item in inputs:
+        try:
+            outputs[item] = options.file or output_path(
+                item.source, item.subfolder, options.folder, suffix, options.format
+            )
+        except HATError as exc:
+            plan.failed.append((item, str(exc)))
+    producer = {_key(out): _key(item.source) for item, out in outputs.items()}
+    kept = []
+    for item in outputs:
+        source = _key(item.source)
+        if not item.explicit and producer.get(source, source) != source:
+            plan.left_out.append((item, "it is the output of another input of this run"))
+        else:
+            kept.append(item)
+    claims = OutputClaims([item.source for item in kept])
+    for item in kept:
+        target = outputs[item]
+        conflict = claims.conflict(item.source, target)
+        if conflict:
+            plan.failed.append((item, conflict))
+        elif not options.overwrite and _exists(target):
+            plan.skipped.append((item, f"{target} exists (overwrite is off)"))
+        else:
+            plan.todo.append(Planned(item, target))
+    return plan
+
+
+def _key(path: Path) -> Path:
+    """A path's identity for comparisons: resolved when possible (a too-long or looping path stays as given)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 class OutputClaims:
@@ -67,15 +231,15 @@ class OutputClaims:
     input's output."""
 
     def __init__(self, sources: list[Path]) -> None:
-        self._sources = {p.resolve() for p in sources}
+        self._sources = {_key(p) for p in sources}
         self._claimed: dict[Path, Path] = {}
 
     def conflict(self, source: Path, target: Path) -> str | None:
         """Why ``source`` may not write ``target`` (a message), or None after recording the claim."""
-        key = target.resolve()
+        key = _key(target)
         if key in self._sources:
             return f"the output {target} would overwrite an input; change the suffix or the output folder"
-        if key in self._claimed and self._claimed[key] != source.resolve():
+        if key in self._claimed and self._claimed[key] != _key(source):
             return f"its output {target} is already the output of {self._claimed[key]}"
-        self._claimed[key] = source.resolve()
+        self._claimed[key] = _key(source)
         return None

@@ -383,9 +383,15 @@ def _reset_orientation(exif: bytes | None) -> bytes | None:
 
 
 def write_image(
-    path: str | os.PathLike[str], image: Image, format: str | None = None, quality: int | None = None
+    path: str | os.PathLike[str],
+    image: Image,
+    format: str | None = None,
+    quality: int | None = None,
+    *,
+    overwrite: bool = True,
 ) -> None:
-    """Write ``image`` to ``path`` atomically; creates missing parent folders.
+    """Write ``image`` to ``path`` atomically; creates missing parent folders. With ``overwrite=False`` an existing
+    ``path`` (one that appeared since the run was planned, say) is left alone and ``OutputError`` says so.
 
     Args:
         path: destination file; its extension picks the format unless ``format`` is given.
@@ -404,7 +410,7 @@ def write_image(
         data = _encode(pixels, image, fmt, _DEFAULT_QUALITY if quality is None else quality)
     except (OSError, ValueError) as exc:
         raise OutputError(f"cannot write {path}: {fmt} encoding failed ({exc})") from exc
-    atomic_write(path, data)
+    atomic_write(path, data, overwrite=overwrite)
 
 
 def _check_layout(pixels: np.ndarray) -> np.ndarray:

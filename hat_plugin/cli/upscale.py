@@ -17,10 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hat_plugin.batch import OutputClaims, find_images, output_path
+from hat_plugin.batch import DEFAULT_SUFFIX, Input, OutputOptions, Planned, find_images, plan_outputs
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Console, UsageError
-from hat_plugin.errors import HATError, OutputError
-from hat_plugin.images import is_image_name, output_format, read_image, write_image
+from hat_plugin.errors import HATError, OptionError
+from hat_plugin.images import is_image_name, read_image, write_image
 from hat_plugin.progress import tqdm_progress
 
 if TYPE_CHECKING:  # the engine (and PyTorch) load only when a model is needed: `models` and --help stay fast
@@ -31,20 +31,7 @@ if TYPE_CHECKING:  # the engine (and PyTorch) load only when a model is needed: 
 
 __all__ = ["build_parser", "run"]
 
-DEFAULT_SUFFIX = "_x{scale}"
 _GLOB_CHARS = frozenset("*?[")
-
-
-@dataclass
-class Job:
-    """One input file and where its result goes."""
-
-    source: Path
-    subfolder: Path = Path()
-    """Folder of ``source`` relative to the folder given on the command line (kept under ``-o``)."""
-    explicit: bool = True
-    """Named on the command line (as opposed to found in a folder or by a glob)."""
-    output: Path | None = None
 
 
 @dataclass
@@ -129,9 +116,9 @@ def run(argv: list[str]) -> int:
         return run_models([])
     console = Console(quiet=args.quiet, verbose=args.verbose)
     try:
-        _check_options(args)
+        options = _output_options(args)
         with console.capturing_warnings():
-            return _run(args, console)
+            return _run(args, options, console)
     except UsageError as exc:
         parser.print_usage(sys.stderr)
         print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -141,28 +128,23 @@ def run(argv: list[str]) -> int:
         return EXIT_INTERRUPTED
 
 
-def _check_options(args: argparse.Namespace) -> None:
-    """Reject option combinations that cannot work, before any work is done."""
+def _output_options(args: argparse.Namespace) -> OutputOptions:
+    """The run's output options, checked before any work is done (a bad combination is a usage error)."""
     if not args.inputs:
         raise UsageError("no input given: name image files, folders or glob patterns")
-    if args.format is not None:
-        try:
-            args.format = output_format(None, args.format)
-        except OutputError as exc:
-            raise UsageError(str(exc)) from None
-    if os.sep in args.suffix or "/" in args.suffix:
-        raise UsageError("--suffix must not contain a path separator; use -o to choose a folder")
+    if args.output is not None and not args.output.strip():
+        raise UsageError("-o is empty: name an output folder or file, or leave -o out to write beside the inputs")
+    named_file = args.output is not None and _output_is_file(args.output)
     try:
-        args.suffix.format(scale=2, model="model")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise UsageError(f"--suffix {args.suffix!r}: only {{scale}} and {{model}} can be replaced ({exc})") from None
-    if args.output is not None and _output_is_file(args.output):
-        try:
-            file_format = output_format(args.output)
-        except OutputError as exc:
-            raise UsageError(f"-o {args.output}: {exc}") from None
-        if args.format is not None and args.format != file_format:
-            raise UsageError(f"--format {args.format.lower()} does not match the output file {args.output}")
+        return OutputOptions(
+            folder=Path(args.output) if args.output is not None and not named_file else None,
+            file=Path(args.output) if named_file else None,
+            suffix=args.suffix,
+            format=args.format,
+            overwrite=args.overwrite,
+        )
+    except OptionError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _output_is_file(output: str) -> bool:
@@ -176,13 +158,12 @@ def _output_is_file(output: str) -> bool:
 # ------------------------------------------------------------------------------------------------ the run
 
 
-def _run(args: argparse.Namespace, console: Console) -> int:
+def _run(args: argparse.Namespace, options: OutputOptions, console: Console) -> int:
     tally = Tally()
-    out_dir = Path(args.output) if args.output is not None and not _output_is_file(args.output) else None
-    jobs = list(_collect(args.inputs, args.recursive, out_dir, console, tally))
-    if args.output is not None and out_dir is None and (len(jobs) > 1 or any(not job.explicit for job in jobs)):
+    inputs = list(_collect(args.inputs, args.recursive, options.folder, console, tally))
+    if options.file is not None and (len(inputs) > 1 or any(not item.explicit for item in inputs)):
         raise UsageError(f"-o {args.output} names one file, but the inputs are several; give a folder instead")
-    if not jobs:
+    if not inputs:
         return _finish(console, tally)
     upscaler, label = _load_upscaler(args, console)
     if upscaler is None:
@@ -191,16 +172,24 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"the model {label} upscales x{upscaler.scale}, not x{args.scale}; choose another model")
     precision = str(upscaler.dtype).removeprefix("torch.")
     console.info(f"model {label}: x{upscaler.scale} on {upscaler.device} in {precision}")
-    suffix = args.suffix.format(scale=upscaler.scale, model=label)
-    todo = _plan(jobs, args, out_dir, suffix, console, tally)
-    with console.bar(total=len(todo), unit="image", desc="images") as images_bar:
-        for job in todo:
-            _process(job, upscaler, args, console, tally)
+    plan = plan_outputs(inputs, options, scale=upscaler.scale, model=label)
+    for item, why in plan.left_out:
+        console.detail(f"left out {item.source}: {why}")
+    for item, why in plan.failed:
+        _fail(console, tally, f"{item.source}: {why} (use --suffix or -o)")
+    for item, why in plan.skipped:
+        tally.skipped += 1
+        console.info(f"skipped {item.source}: {why.replace('overwrite is off', 'use --overwrite to replace it')}")
+    with console.bar(total=len(plan.todo), unit="image", desc="images") as images_bar:
+        for job in plan.todo:
+            _process(job, upscaler, args, options, console, tally)
             images_bar.update(1)
     return _finish(console, tally)
 
 
-def _collect(inputs: list[str], recursive: bool, out_dir: Path | None, console: Console, tally: Tally) -> Iterator[Job]:
+def _collect(
+    inputs: list[str], recursive: bool, out_dir: Path | None, console: Console, tally: Tally
+) -> Iterator[Input]:
     """Expand the command line's inputs into jobs; missing inputs count as failures, junk is reported."""
     seen: set[Path] = set()
     excluded = out_dir.resolve() if out_dir is not None else None
@@ -211,7 +200,7 @@ def _collect(inputs: list[str], recursive: bool, out_dir: Path | None, console: 
             if not found:
                 _fail(console, tally, f"{path}: no image files in this folder")
         elif path.is_file():
-            found = [Job(path)]
+            found = [Input(path)]
         elif _GLOB_CHARS & set(text):
             found = _expand_glob(text, console)
             if not found:
@@ -226,26 +215,24 @@ def _collect(inputs: list[str], recursive: bool, out_dir: Path | None, console: 
                 yield job
 
 
-def _walk(root: Path, recursive: bool, excluded: Path | None, console: Console) -> Iterator[Job]:
+def _walk(root: Path, recursive: bool, excluded: Path | None, console: Console) -> Iterator[Input]:
     """Image files in ``root`` (and below when ``recursive``), sorted; hidden files and ``excluded`` are left out."""
-    for path, subfolder in find_images(
-        root, recursive, excluded, lambda p: console.info(f"skipped {p}: not an image file")
-    ):
-        yield Job(path, subfolder, explicit=False)
+    for path, subfolder in find_images(root, recursive, excluded, lambda p, why: console.info(f"skipped {p}: {why}")):
+        yield Input(path, subfolder, explicit=False)
     if not recursive:
         subfolders = sum(1 for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
         if subfolders:
             console.info(f"skipped {subfolders} subfolder(s) of {root}; use -r to include them")
 
 
-def _expand_glob(pattern: str, console: Console) -> list[Job]:
+def _expand_glob(pattern: str, console: Console) -> list[Input]:
     jobs = []
     for match in sorted(glob.glob(pattern, recursive=True)):
         path = Path(match)
         if not path.is_file():
             continue
         if is_image_name(path):
-            jobs.append(Job(path, explicit=False))
+            jobs.append(Input(path, explicit=False))
         else:
             console.info(f"skipped {path}: not an image file")
     return jobs
@@ -313,54 +300,29 @@ def _model_source(args: argparse.Namespace, console: Console) -> tuple[Path, str
     return path, weights.model_label(spec)
 
 
-def _plan(
-    jobs: list[Job], args: argparse.Namespace, out_dir: Path | None, suffix: str, console: Console, tally: Tally
-) -> list[Job]:
-    """Give each job its output path; drop those whose output exists (unless --overwrite) or would clobber."""
-    for job in jobs:
-        job.output = _output_path(job, args, out_dir, suffix)
-    producer = {job.output.resolve(): job.source.resolve() for job in jobs}
-    kept = []
-    for job in jobs:
-        source = job.source.resolve()
-        if not job.explicit and producer.get(source, source) != source:
-            console.detail(f"left out {job.source}: it is the output of another input")
-        else:
-            kept.append(job)
-    claims = OutputClaims([job.source for job in kept])
-    todo = []
-    for job in kept:
-        conflict = claims.conflict(job.source, job.output)
-        if conflict:
-            _fail(console, tally, f"{job.source}: {conflict} (use --suffix or -o)")
-        elif job.output.exists() and not args.overwrite:
-            tally.skipped += 1
-            console.info(f"skipped {job.source}: {job.output} exists (use --overwrite to replace it)")
-        else:
-            todo.append(job)
-    return todo
-
-
-def _output_path(job: Job, args: argparse.Namespace, out_dir: Path | None, suffix: str) -> Path:
-    if args.output is not None and out_dir is None:
-        return Path(args.output)
-    return output_path(job.source, job.subfolder, out_dir, suffix, args.format)
-
-
-def _process(job: Job, upscaler: Upscaler, args: argparse.Namespace, console: Console, tally: Tally) -> None:
+def _process(
+    job: Planned, upscaler: Upscaler, args: argparse.Namespace, options: OutputOptions, console: Console, tally: Tally
+) -> None:
     """Read, upscale and write one image; every failure is reported and counted, the batch goes on."""
     started = time.perf_counter()
+    source = job.input.source
     try:
-        image = read_image(job.source)
-        with console.bar(total=None, unit="tile", desc=job.source.name, leave=False) as tiles_bar:
+        image = read_image(source)
+        with console.bar(total=None, unit="tile", desc=source.name, leave=False) as tiles_bar:
             pixels = upscaler.upscale(image.pixels, progress=tqdm_progress(tiles_bar))
-        write_image(job.output, replace(image, pixels=pixels), format=args.format, quality=args.quality)
+        write_image(
+            job.output,
+            replace(image, pixels=pixels),
+            format=options.format,
+            quality=args.quality,
+            overwrite=options.overwrite,
+        )
     except HATError as exc:
         message = str(exc)
-        _fail(console, tally, message if str(job.source) in message else f"{job.source}: {message}", exc)
+        _fail(console, tally, message if str(source) in message else f"{source}: {message}", exc)
         return
     except Exception as exc:  # a bug or a resource error must not end the batch
-        _fail(console, tally, f"{job.source}: unexpected {type(exc).__name__}: {exc}", exc)
+        _fail(console, tally, f"{source}: unexpected {type(exc).__name__}: {exc}", exc)
         return
     tally.written += 1
     height, width = pixels.shape[:2]
