@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -81,7 +82,29 @@ def _window_reverse(windows: Tensor, ws: int, b: int, h: int, w: int) -> Tensor:
     return x.reshape(b, h, w, c)
 
 
-def _cached[T](owner: nn.Module, name: str, sources: tuple[Tensor, ...], make: Callable[[], T]) -> T:
+class DerivedCache:
+    """Tensors a module derives from its weights or its configuration, kept by that module.
+
+    A copy of the module (``copy.deepcopy``, e.g. the engine's fp32 twin) starts with an empty cache rather than
+    sharing or duplicating tensors that belong to another device or dtype.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[object, tuple[object, Any]] = {}
+
+    def __deepcopy__(self, memo: dict[int, object]) -> DerivedCache:
+        return DerivedCache()
+
+    def get[T](self, name: object, key: object, make: Callable[[], T]) -> T:
+        """The value stored under ``name`` if it was made for ``key``, else ``make()`` (stored for next time)."""
+        hit = self.entries.get(name)
+        if hit is None or hit[0] != key:
+            hit = self.entries[name] = (key, make())
+        value: T = hit[1]
+        return value
+
+
+def _cached[T](cache: DerivedCache, name: str, sources: tuple[Tensor, ...], make: Callable[[], T]) -> T:
     """A tensor derived from parameters, computed once and reused until a source tensor changes.
 
     Only used without autograd (inference): in training the derived tensor is rebuilt every call so gradients
@@ -90,16 +113,13 @@ def _cached[T](owner: nn.Module, name: str, sources: tuple[Tensor, ...], make: C
     if torch.is_grad_enabled():
         return make()
     key = tuple((t.data_ptr(), None if t.is_inference() else t._version, t.dtype, t.device) for t in sources)
-    cache = owner.__dict__.setdefault("_derived", {})
-    hit = cache.get(name)
-    if hit is None or hit[0] != key:
-        hit = cache[name] = (key, make())
-    return hit[1]
+    return cache.get(name, key, make)
 
 
 def _layer_norm(norm: nn.LayerNorm, x: Tensor, out_dtype: torch.dtype) -> Tensor:
     """LayerNorm with statistics in the stream's precision, output in the compute precision."""
-    w, b = norm.weight, norm.bias
+    w: Tensor = norm.weight
+    b: Tensor = norm.bias
     if w.dtype != x.dtype:
         w, b = w.to(x.dtype), b.to(x.dtype)
     return F.layer_norm(x, norm.normalized_shape, w, b, norm.eps).to(out_dtype)
@@ -159,6 +179,7 @@ class WindowAttention(nn.Module):
         self.num_heads = num_heads
         self.scale = qk_scale or (dim // num_heads) ** -0.5
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
+        self.derived = DerivedCache()
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
@@ -170,7 +191,7 @@ class WindowAttention(nn.Module):
             n = index.shape[0]
             return table[index.reshape(-1)].view(n, n, -1).permute(2, 0, 1).unsqueeze(0).contiguous()
 
-        return _cached(self, "bias", (table, index), make)
+        return _cached(self.derived, "bias", (table, index), make)
 
     def shifted_masks(self, index: Tensor, shift_masks: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """The bias plus each seam mask (last column, last row, corner), precombined once per weights."""
@@ -180,7 +201,7 @@ class WindowAttention(nn.Module):
             bias = self.position_bias(index)
             return tuple((bias + m).to(bias.dtype).contiguous() for m in shift_masks)
 
-        return _cached(self, "shifted", (table, index, *shift_masks), make)
+        return _cached(self.derived, "shifted", (table, index, *shift_masks), make)
 
     def forward(self, windows: Tensor, mask: Tensor) -> Tensor:
         """``windows`` ``(G, N, C)`` and an additive ``(1, nH, N, N)`` mask (bias + shift mask) -> ``(G, N, C)``.
@@ -259,6 +280,7 @@ class OCAB(nn.Module):
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((cfg.window_size + cfg.overlap_window_size - 1) ** 2, num_heads)
         )
+        self.derived = DerivedCache()
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, dim * 3, bias=cfg.qkv_bias)
         self.proj = nn.Linear(dim, dim)
@@ -274,7 +296,7 @@ class OCAB(nn.Module):
             n, m = index.shape
             return table[index.reshape(-1)].view(n, m, -1).permute(2, 0, 1).unsqueeze(0).contiguous()
 
-        return _cached(self, "bias", (table, index), make)
+        return _cached(self.derived, "bias", (table, index), make)
 
     def forward(self, x: Tensor, rpi_oca: Tensor) -> Tensor:
         b, height, width, c = x.shape
@@ -337,6 +359,7 @@ def _scaled_conv(conv: nn.Conv2d, y: Tensor) -> Tensor:
     peak = y.abs().amax().clamp_min(1.0)
     scale = torch.exp2(torch.ceil(torch.log2(peak)) - 8)  # inputs at most 256 in magnitude
     out = F.conv2d((y / scale).to(conv.weight.dtype), conv.weight, None, conv.stride, conv.padding)
+    assert conv.bias is not None  # every HAT conv has a bias
     return out.to(y.dtype) * scale + conv.bias.to(y.dtype).view(1, -1, 1, 1)
 
 
@@ -364,6 +387,7 @@ class HAT(nn.Module):
             "relative_position_index_OCA", relative_position_index_oca(cfg.window_size, cfg.overlap_window_size)
         )
         self._mean = _RGB_MEAN if cfg.in_chans == 3 else (0.0,) * cfg.in_chans
+        self.derived = DerivedCache()  # seam masks and the RGB mean per dtype and device
 
         self.conv_first = nn.Conv2d(cfg.in_chans, dim, 3, 1, 1)
         self.patch_embed = PatchEmbed(dim)
@@ -383,29 +407,29 @@ class HAT(nn.Module):
 
         They depend only on the window and shift sizes, not on the image size, so they are built once.
         """
-        key = (dtype, device)
-        cache = self.__dict__.setdefault("_masks", {})
-        if key not in cache:
+
+        def make() -> tuple[Tensor, Tensor, Tensor]:
             ws, s = self.config.window_size, self.config.shift_size
             part = (torch.arange(ws, device=device) >= ws - s).long()
             row_label = part.repeat_interleave(ws)  # which side of the seam each token's row is on
             col_label = part.repeat(ws)
-            labels = (col_label, row_label, row_label * 2 + col_label)
-            cache[key] = tuple(
+            last_col, last_row, corner = (
                 torch.zeros((), dtype=dtype, device=device).masked_fill(lab[:, None] != lab[None, :], _MASKED)
-                for lab in labels
+                for lab in (col_label, row_label, row_label * 2 + col_label)
             )
-        return cache[key]
+            return last_col, last_row, corner
+
+        return self.derived.get(("masks", dtype, device), None, make)
 
     def mean(self, like: Tensor) -> Tensor:
         """The dataset RGB mean as ``(1, C, 1, 1)`` in ``like``'s dtype (kept out of the state_dict, as upstream)."""
-        key = (like.dtype, like.device)
-        cache = self.__dict__.setdefault("_means", {})
-        if key not in cache:
+
+        def make() -> Tensor:
             # float32 first: upstream stores the mean as a float32 tensor and casts it to the input's dtype.
             mean = torch.tensor(self._mean, dtype=torch.float32).to(like.dtype)
-            cache[key] = mean.to(like.device).view(1, -1, 1, 1)
-        return cache[key]
+            return mean.to(like.device).view(1, -1, 1, 1)
+
+        return self.derived.get(("mean", like.dtype, like.device), None, make)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """``(B, C, H, W)`` in the compute dtype -> ``(B, C, H, W)``, same dtype.

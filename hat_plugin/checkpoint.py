@@ -25,7 +25,7 @@ _WRAPPERS = ("params_ema", "params")
 _INDEX_KEYS = ("relative_position_index_SA", "relative_position_index_OCA")
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a ``.pth``/``.pt``/``.ckpt`` or ``.safetensors`` file into a canonical HAT state_dict."""
     path = Path(path)
     if not path.is_file():
@@ -69,8 +69,9 @@ def canonicalize(obj: object) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"not a state_dict: the file holds a {type(obj).__name__}")
     for key in _WRAPPERS:
-        if isinstance(obj.get(key), Mapping):
-            obj = obj[key]
+        inner = obj.get(key)
+        if isinstance(inner, Mapping):
+            obj = inner
             break
     sd: dict[str, torch.Tensor] = {}
     for key, value in obj.items():
@@ -87,7 +88,7 @@ def build_model(config: HATConfig, device: str | torch.device = "cpu") -> HAT:
 
 
 def load_model(
-    source: str | os.PathLike | Mapping[str, torch.Tensor],
+    source: str | os.PathLike[str] | Mapping[str, torch.Tensor],
     *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
@@ -119,7 +120,7 @@ def load_model(
     if problems:
         raise CheckpointError(f"{name}: not a complete HAT checkpoint ({'; '.join(problems)})")
     model.eval().requires_grad_(False)
-    model.source = name
+    model.source = name  # type: ignore[assignment]  # nn.Module.__setattr__ is typed for tensors and modules
     return model.to(device=device, dtype=dtype)
 
 

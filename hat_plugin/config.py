@@ -9,6 +9,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from .errors import CheckpointError
 
@@ -87,14 +88,14 @@ class HATConfig:
     def squeeze_channels(self) -> int:
         return self.embed_dim // self.squeeze_factor
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["depths"] = list(self.depths)
         d["num_heads"] = list(self.num_heads)
         return d
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> HATConfig:
+    def from_dict(cls, d: Mapping[str, Any]) -> HATConfig:
         """Build from an official-style dict; keys without effect at inference are ignored."""
         upsampler = d.get("upsampler", "pixelshuffle")
         if upsampler != "pixelshuffle":
@@ -143,7 +144,7 @@ def _inverse_floor_div(total: int, result: int) -> int:
     guess = max(1, total // max(result, 1))
     for b in (guess, *range(1, total + 1)):
         if total // b == result:
-            return b
+            return int(b)
     raise CheckpointError(f"no integer ratio maps {total} channels to {result}")
 
 

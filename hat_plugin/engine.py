@@ -88,7 +88,7 @@ class Upscaler:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         owned = not isinstance(model, HAT)
-        net = load_model(model) if owned else model
+        net = model if isinstance(model, HAT) else load_model(model)
         self.config = net.config
         self.window = net.config.window_size
         self.tile = -(-tile // self.window) * self.window if tile else 0
@@ -100,10 +100,12 @@ class Upscaler:
         # Half precision keeps the float32 weights (on the CPU) for the rare batch that overflows, see _run.
         self._fp32_source: HAT | None = net if self.dtype in _HALF else None
         self._fp32: HAT | None = None
+        self._closed = False
         try:
             placed = _param(net).device == self.device and _param(net).dtype == self.dtype
             self.model = net if placed else (net if owned and self._fp32_source is None else copy.deepcopy(net))
             self.model = self.model.to(device=self.device, dtype=self.dtype).eval()
+            self._owns_model = owned or self.model is not net  # the caller's own module is never emptied
         except (torch.OutOfMemoryError, RuntimeError) as exc:
             raise DeviceError(f"cannot place the model on {self.device}: {exc}") from None
 
@@ -113,9 +115,12 @@ class Upscaler:
         return self.config.upscale
 
     def close(self) -> None:
-        """Release the model and its device memory; the engine cannot be used afterwards."""
+        """Release the model's memory (a module passed in by the caller is left alone) and the engine's caches;
+        the engine cannot be used afterwards."""
         with self._lock:
-            self.model = None  # type: ignore[assignment]
+            self._closed = True
+            if self._owns_model:
+                self.model = self.model.to("meta")  # frees the weights' memory; the object stays valid
             self._fp32 = self._fp32_source = None
             self._plans.clear()
         self._empty_cache()
@@ -174,7 +179,7 @@ class Upscaler:
         """
         if not isinstance(x, Tensor):
             raise ImageError(f"expected a torch tensor, got {type(x).__name__}")
-        if self.model is None:
+        if self._closed:
             raise HATError("this Upscaler was closed; create a new one")
         squeeze = x.dim() == 3
         if squeeze:
@@ -258,7 +263,7 @@ class Upscaler:
         """One forward pass. A half-precision batch with non-finite output is redone in fp32 (rare overflow);
         a non-finite fp32 output means the weights are broken, which is an error rather than black pixels."""
         x = torch.nan_to_num(x.to(self.device, non_blocking=True), nan=0.0, posinf=1.0, neginf=0.0)
-        out = self.model(x)
+        out: Tensor = self.model(x)
         if not torch.isfinite(out).all():
             if self.dtype in _HALF:
                 warnings.warn(
@@ -276,6 +281,8 @@ class Upscaler:
         """The float32 twin of a half-precision model, placed on the device on first need (thread-safe)."""
         with self._lock:
             if self._fp32 is None:
+                if self._fp32_source is None:
+                    raise HATError("this Upscaler was closed; create a new one")
                 self._fp32 = copy.deepcopy(self._fp32_source).to(self.device, torch.float32).eval()
             return self._fp32
 

@@ -31,10 +31,11 @@ import numpy as np
 import png
 import tifffile
 from PIL import Image as PILImage
-from PIL import ImageCms
+from PIL import ImageCms, UnidentifiedImageError
 
 from hat_plugin.errors import ImageError, OutputError
 from hat_plugin.files import atomic_write
+from hat_plugin.pixels import convert_depth
 
 __all__ = [
     "WRITE_FORMATS",
@@ -146,7 +147,7 @@ def read_image(path: str | os.PathLike[str]) -> Image:
         image, orientation = _decode(data)
     except ImageError as exc:
         raise ImageError(f"{path}: {exc}") from exc
-    except PILImage.UnidentifiedImageError as exc:
+    except UnidentifiedImageError as exc:
         raise ImageError(f"{path}: not an image, or in a format this program cannot read") from exc
     except MemoryError as exc:
         raise ImageError(f"{path}: not enough memory to decode this image") from exc
@@ -243,7 +244,8 @@ def _decode_deep_tiff(data: bytes) -> tuple[Image, int] | None:
                 return None  # Pillow decodes 16-bit grey in every TIFF compression
             if "imagecodecs" in str(exc):
                 raise ImageError(
-                    f"this {page.bitspersample}-bit TIFF uses {page.compression.name} compression, which needs "
+                    f"this {page.bitspersample}-bit TIFF uses {tifffile.COMPRESSION(page.compression).name} "
+                    "compression, which needs "
                     "the imagecodecs package: pip install imagecodecs (or save it uncompressed or with ZIP)"
                 ) from exc
             raise
@@ -269,7 +271,8 @@ def _tiff_samples(pixels: np.ndarray, page: tifffile.TiffPage) -> np.ndarray:
         rgb = (1 - ink[..., :3]) * (1 - ink[..., 3:4])
         return rgb if top == 1.0 else np.round(rgb * top).astype(np.uint16)
     if photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.MINISWHITE, tifffile.PHOTOMETRIC.RGB):
-        raise ImageError(f"TIFF colour space {photometric.name} is not supported for deep images")
+        name = tifffile.PHOTOMETRIC(photometric).name
+        raise ImageError(f"TIFF colour space {name} is not supported for deep images")
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     colour = 3 if photometric == tifffile.PHOTOMETRIC.RGB else 1
@@ -354,7 +357,7 @@ def _exif_orientation(exif: bytes | None) -> int:
     entry = entries.get(_TAG_ORIENTATION)
     if entry is None or len(exif) < entry + 10:
         return 1
-    return struct.unpack_from(order + "H", exif, entry + 8)[0]
+    return int(struct.unpack_from(order + "H", exif, entry + 8)[0])
 
 
 def _patch_exif(exif: bytes | None, values: dict[int, int]) -> bytes | None:
@@ -431,12 +434,12 @@ def _encode(pixels: np.ndarray, image: Image, fmt: str, quality: int) -> bytes:
     if fmt == "PNG" and pixels.dtype != np.uint8:
         if pixels.dtype.kind == "f":
             warnings.warn("PNG cannot hold float samples; writing 16-bit integers", stacklevel=4)
-        return _encode_png16(_to_uint16(pixels), icc, exif)
+        return _encode_png16(convert_depth(pixels, np.uint16), icc, exif)
     if pixels.dtype != np.uint8:
         warnings.warn(
             f"{fmt} holds only 8 bits per channel; writing 8-bit (use PNG or TIFF to keep the depth)", stacklevel=4
         )
-        pixels = _to_uint8(pixels)
+        pixels = convert_depth(pixels, np.uint8)
     if fmt == "JPEG" and _has_alpha(pixels):
         warnings.warn("JPEG has no transparency; flattening onto white (use PNG or WebP to keep alpha)", stacklevel=4)
         pixels = _flatten_on_white(pixels)
@@ -502,20 +505,6 @@ def _encode_tiff(pixels: np.ndarray, icc: bytes | None) -> bytes:
         metadata=None,
     )
     return buffer.getvalue()
-
-
-def _to_uint8(pixels: np.ndarray) -> np.ndarray:
-    if pixels.dtype == np.uint16:
-        return ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    return np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
-
-
-def _to_uint16(pixels: np.ndarray) -> np.ndarray:
-    if pixels.dtype == np.uint8:
-        return pixels.astype(np.uint16) * 257
-    if pixels.dtype == np.uint16:
-        return pixels
-    return np.round(np.clip(pixels, 0, 1) * 65535).astype(np.uint16)
 
 
 def _has_alpha(pixels: np.ndarray) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import Cancelled
 
@@ -29,7 +29,7 @@ def raise_if_cancelled(cancel: CancelCheck, what: str) -> None:
         raise Cancelled(f"{what} cancelled")
 
 
-def tqdm_progress(bar: tqdm) -> ProgressFn:
+def tqdm_progress(bar: tqdm[Any]) -> ProgressFn:
     """A progress callback that drives a tqdm bar (the command line's tile and download bars)."""
 
     def update(done: int, total: int | None) -> None:

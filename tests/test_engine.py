@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import numpy as np
@@ -109,11 +110,22 @@ def test_derived_tensors_are_built_once(up: Upscaler) -> None:
     x = torch.rand(1, 3, 24, 24)
     up.upscale_tensor(x)
     attn = up.model.layers[0].residual_group.blocks[1].attn
-    bias = attn.__dict__["_derived"]["bias"][1]
-    masks = up.model.__dict__["_masks"]
+    bias = attn.derived.entries["bias"][1]
+    masks = {k: v for k, v in up.model.derived.entries.items() if k[0] == "masks"}
     up.upscale_tensor(torch.rand(1, 3, 40, 16))  # another size: same bias, same masks
-    assert attn.__dict__["_derived"]["bias"][1] is bias
-    assert up.model.__dict__["_masks"] is masks and len(masks) == 1
+    assert attn.derived.entries["bias"][1] is bias
+    after = {k: v for k, v in up.model.derived.entries.items() if k[0] == "masks"}
+    assert len(masks) == 1 and after.keys() == masks.keys()
+    assert all(after[k][1] is masks[k][1] for k in masks)
+
+
+def test_a_copy_of_the_model_starts_with_empty_caches(up: Upscaler) -> None:
+    """deepcopy (the engine's fp32 twin) must not carry tensors derived for another dtype or device."""
+    up.upscale_tensor(torch.rand(1, 3, 24, 24))
+    assert up.model.derived.entries and up.model.layers[0].residual_group.blocks[0].attn.derived.entries
+    twin = copy.deepcopy(up.model)
+    assert not twin.derived.entries
+    assert not twin.layers[0].residual_group.blocks[0].attn.derived.entries
 
 
 def test_out_of_memory_retries_with_smaller_tiles() -> None:

@@ -8,6 +8,7 @@ which the shim then calls with the script's arguments. Results go back as ``{"cl
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import vapoursynth as vs
 
@@ -28,7 +29,7 @@ def bind() -> None:
     core.hat.InternalBind(func=_call_upscale)
 
 
-def _call_upscale(**kwargs: object) -> dict[str, object]:
+def _call_upscale(**kwargs: Any) -> dict[str, object]:
     """Run ``filter.upscale`` and report the outcome in the form the shim reads."""
     try:
         from .filter import upscale

@@ -52,7 +52,7 @@ class Console:
             tqdm.write("".join(traceback.format_exception(exc)).rstrip(), file=sys.stderr)
         tqdm.write(f"error: {message}", file=sys.stderr)
 
-    def bar(self, **options: Any) -> tqdm:
+    def bar(self, **options: Any) -> tqdm[Any]:
         """A progress bar on stderr, shown only on a terminal and never with --quiet."""
         return tqdm(file=sys.stderr, disable=True if self.quiet else None, dynamic_ncols=True, **options)
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hat_plugin.batch import DEFAULT_SUFFIX, Input, OutputOptions, Planned, find_images, plan_outputs
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Console, UsageError
@@ -266,7 +266,7 @@ class _DownloadBar:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.bar: tqdm | None = None
+        self.bar: tqdm[Any] | None = None
 
     def announce(self, entry: ModelEntry) -> None:
         self.console.info(f"downloading {entry.name} (once; it is cached for later runs)")

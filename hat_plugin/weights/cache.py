@@ -37,7 +37,16 @@ STATE_DIR = ".state"
 
 _FALSE = {"", "0", "false", "no", "off"}
 _HASH_CHUNK = 1 << 20
+_MEMO_SIZE = 64
 _memo: dict[str, tuple[tuple[int, int, int], str]] = {}
+"""Hashes verified in this process, by path (a few recent ones; the on-disk memo holds the rest)."""
+
+
+def _memorise(path: Path, ident: tuple[int, int, int], digest: str) -> None:
+    _memo.pop(str(path), None)
+    _memo[str(path)] = (ident, digest)
+    while len(_memo) > _MEMO_SIZE:
+        _memo.pop(next(iter(_memo)))
 
 
 @dataclass(frozen=True)
@@ -100,8 +109,9 @@ def _recall(path: Path, ident: tuple[int, int, int], memo_dir: Path | None) -> s
     try:
         record = json.loads(_memo_file(path, memo_dir).read_text(encoding="utf-8"))
         if tuple(record["identity"]) == ident:
-            _memo[str(path)] = (ident, record["sha256"])
-            return record["sha256"]
+            digest = str(record["sha256"])
+            _memorise(path, ident, digest)
+            return digest
     except (OSError, ValueError, KeyError, TypeError):
         pass
     return None
@@ -110,7 +120,7 @@ def _recall(path: Path, ident: tuple[int, int, int], memo_dir: Path | None) -> s
 def remember(path: Path, sha256: str, memo_dir: Path | None) -> None:
     """Record that ``path`` as it is now (size, mtime, inode) hashes to ``sha256``; best effort on disk."""
     ident = _identity(path.stat())
-    _memo[str(path)] = (ident, sha256)
+    _memorise(path, ident, sha256)
     if memo_dir is None:
         return
     with contextlib.suppress(OSError):  # best effort: the hash is only recomputed next time

@@ -110,7 +110,7 @@ def validate_manifest(data: Any) -> list[str]:
     return problems
 
 
-def _entry(item: dict) -> ModelEntry:
+def _entry(item: dict[str, Any]) -> ModelEntry:
     return ModelEntry(
         name=item["name"],
         variant=item["variant"],
