@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (see README.md):
 #   make demo   set everything up (.venv, the project with all extras, the VapourSynth plugin) and upscale a sample
-#   make test   the test suite (sets up first if needed); .ci/run calls this
+#   make test   lint (ruff), types (mypy, strict on hat_plugin) and the test suite (import cycles included);
+#               sets up first if needed; .ci/run calls this
 
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_MODEL ?= --model hat-tiny-x4
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test check lint typecheck bench clean
 
 setup: $(STAMP)
 
@@ -25,12 +26,18 @@ $(STAMP): pyproject.toml vs_filter/hat_shim.c
 demo: setup
 	$(BIN)/python -m hat_plugin samples/astronaut.png -o out/ $(DEMO_MODEL) --overwrite
 
-test: setup
+test: check
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+check: lint typecheck
 
 lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy --strict hat_plugin
+	$(BIN)/mypy vs_filter
 
 bench: setup
 	$(BIN)/python -m bench

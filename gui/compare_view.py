@@ -67,7 +67,7 @@ class CompareCanvas(QWidget):
         self._after_pixmap = QPixmap.fromImage(after)
         self.fit()
 
-    def sizeHint(self) -> QSize:  # noqa: N802
+    def sizeHint(self) -> QSize:
         return QSize(800, 560)
 
     def image_rect(self) -> QRectF:
@@ -138,7 +138,7 @@ class CompareCanvas(QWidget):
     def _near_split(self, x: float) -> bool:
         return abs(x - self.split_x()) <= HANDLE_GRAB_PX
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().window())
         if self.after.isNull():
@@ -199,18 +199,18 @@ class CompareCanvas(QWidget):
         painter.end()
         return QBrush(tile)
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+    def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         if self._fitted:
             self.fit()
 
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+    def wheelEvent(self, event: QWheelEvent) -> None:
         steps = event.angleDelta().y() / 120
         if steps:
             self.zoom_by(ZOOM_STEP**steps, event.position())
         event.accept()
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
             self._drag = "split" if self._near_split(event.position().x()) else "pan"
             self._last = event.position()
@@ -218,7 +218,7 @@ class CompareCanvas(QWidget):
                 self.setCursor(Qt.CursorShape.ClosedHandCursor)
         event.accept()
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         position = event.position()
         if self._drag == "split":
             self.set_split(position.x() / max(self.width(), 1))
@@ -231,12 +231,12 @@ class CompareCanvas(QWidget):
         self._last = position
         event.accept()
 
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         self._drag = None
         self.setCursor(Qt.CursorShape.OpenHandCursor)
         event.accept()
 
-    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         if self._fitted:
             self.actual_pixels(event.position())
         else:

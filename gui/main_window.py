@@ -273,17 +273,17 @@ class MainWindow(QMainWindow):
             return None
         return self.add_paths([target])
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         mime = event.mimeData()
         if mime.hasUrls() or mime.hasImage():
             event.acceptProposedAction()
         else:
             event.ignore()
 
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
         event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:
         self._add_mime(event.mimeData())
         event.acceptProposedAction()
 
@@ -524,7 +524,7 @@ class MainWindow(QMainWindow):
         self.remove_action.setEnabled(bool(selected))
         self.compare_action.setEnabled(any(self.queue.get(i).state is ItemState.DONE for i in selected))
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self.task is not None:
             self.task.cancel()
         self.panel.models.cancel_download()

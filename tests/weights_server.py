@@ -54,7 +54,7 @@ class Hit:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         """Keep test output quiet."""
 
     def _send(self, status: int, body: bytes, hit: Hit, *, length: int | None = None, ctype: str = "") -> None:
