@@ -1,8 +1,13 @@
-"""The queue as a Qt table: a thin model over ``JobQueue`` and a delegate drawing each item's progress bar."""
+"""The queue as a Qt table: a thin model over ``JobQueue`` (thumbnails, names that tell repeated file names apart,
+state, progress, details) and a view whose columns always fit its width, eliding long texts."""
 
 from __future__ import annotations
 
-from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt
+import time
+from pathlib import Path
+from typing import Any
+
+from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, QRect, QSize, Qt
 from PyQt6.QtGui import QIcon, QPainter
 from PyQt6.QtWidgets import (
     QAbstractItemView,
@@ -16,14 +21,24 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from gui.queue_model import ItemState, JobQueue, QueueItem, format_size
+from gui.formatting import format_size
+from gui.queue_model import ItemState, JobQueue, QueueItem
+from gui.thumbnails import ThumbnailCache
+
+__all__ = ["COLUMNS", "DETAILS", "FILE", "PROGRESS", "STATE", "QueueTableModel", "QueueView", "progress_of"]
 
 COLUMNS = ("File", "State", "Progress", "Details")
 FILE, STATE, PROGRESS, DETAILS = range(len(COLUMNS))
+PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1
+"""Role of the Progress column's value: a percentage, BUSY (working, amount not known yet) or None."""
+BUSY = -1
+THUMBNAIL = QSize(40, 30)
+Index = QModelIndex | QPersistentModelIndex
 
 _ICONS = {
     ItemState.QUEUED: QStyle.StandardPixmap.SP_FileIcon,
-    ItemState.DOWNLOADING: QStyle.StandardPixmap.SP_ArrowDown,
+    ItemState.DOWNLOADING: QStyle.StandardPixmap.SP_DriveNetIcon,
+    ItemState.LOADING: QStyle.StandardPixmap.SP_BrowserReload,
     ItemState.RUNNING: QStyle.StandardPixmap.SP_MediaPlay,
     ItemState.DONE: QStyle.StandardPixmap.SP_DialogApplyButton,
     ItemState.SKIPPED: QStyle.StandardPixmap.SP_MediaSkipForward,
@@ -32,69 +47,98 @@ _ICONS = {
 }
 
 
-def percent(item: QueueItem) -> int | None:
-    """The item's progress in percent, or None when there is no bar to show."""
+def progress_of(item: QueueItem) -> int | None:
+    """The item's progress in percent, ``BUSY`` while it is worked on with no measurable progress yet (the model
+    loading, the first tile), or None when there is no bar to show."""
     if item.state is ItemState.DONE:
         return 100
-    if item.state in (ItemState.RUNNING, ItemState.DOWNLOADING) and item.total > 0:
-        return min(100, 100 * item.done // item.total)
+    if item.state.busy:
+        return min(100, 100 * item.done // item.total) if item.total > 0 else BUSY
     return None
 
 
 class QueueTableModel(QAbstractTableModel):
-    """Rows are ``JobQueue.items``; the UI thread calls ``changed``/``appended``/``removed`` after edits."""
+    """Rows are ``JobQueue.items``; the UI thread calls ``changed``/``appended``/``reset`` after edits."""
 
     def __init__(self, queue: JobQueue, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.queue = queue
+        self.thumbnails = ThumbnailCache()
         self._icons: dict[ItemState, QIcon] = {}
+        self._names: dict[int, str] = {}
+        self._names_for: tuple[int, ...] = ()
 
-    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
         return 0 if parent.isValid() else len(self.queue.items)
 
-    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008, N802
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
         return 0 if parent.isValid() else len(COLUMNS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
+    def headerData(  # noqa: N802
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         if orientation is Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
         return None
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
         item = self.queue.items[index.row()]
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(item, column)
+        if role == PROGRESS_ROLE and column == PROGRESS:
+            return progress_of(item)
         if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tooltip(item, column)
+        if role == Qt.ItemDataRole.DecorationRole:
+            if column == STATE:
+                return self._icon(item.state)
             if column == FILE:
-                return str(item.source)
-            if column == DETAILS:
-                return "\n".join(text for text in (str(item.output or ""), item.message) if text)
-        if role == Qt.ItemDataRole.DecorationRole and column == STATE:
-            return self._icon(item.state)
+                return self.thumbnails.get(item.source)
         if role == Qt.ItemDataRole.UserRole:
             return item.id
         return None
 
-    def _text(self, item: QueueItem, column: int) -> str | int | None:
+    def shown_name(self, item: QueueItem) -> str:
+        """The item's name in the File column (longer than the file name only where names repeat)."""
+        ids = tuple(i.id for i in self.queue.items)
+        if ids != self._names_for:
+            self._names, self._names_for = self.queue.shown_names(), ids
+        return self._names.get(item.id, item.source.name)
+
+    def _text(self, item: QueueItem, column: int) -> str | None:
         if column == FILE:
-            return item.source.name
+            return self.shown_name(item)
         if column == STATE:
             return item.state.value
         if column == PROGRESS:
-            return percent(item)
+            return None
+        return self.details(item)
+
+    def details(self, item: QueueItem) -> str:
+        """The Details column: where the output went, what is happening, or why it failed."""
         if item.state is ItemState.DONE and item.output is not None:
-            took = f" ({item.seconds:.1f} s)" if item.seconds is not None else ""
+            took = f" in {item.seconds:.1f} s" if item.seconds is not None else ""
             note = f"  ·  {item.message}" if item.message else ""
-            return f"→ {item.output.name}{took}{note}  ·  in {item.output.parent}"
+            return f"→ {item.output.name}{took}{note}"
         if item.state is ItemState.RUNNING and item.total:
             return f"tile {item.done} of {item.total}"
         if item.state is ItemState.DOWNLOADING and item.done:
             total = f" of {format_size(item.total)}" if item.total else ""
             return f"{item.message}: {format_size(item.done)}{total}"
-        return item.message.replace(str(item.source), item.source.name)
+        return item.message
+
+    def _tooltip(self, item: QueueItem, column: int) -> str | None:
+        if column == FILE:
+            return str(item.source)
+        if column == DETAILS:
+            lines = [f"Output: {item.output}" if item.output is not None else "", self.details(item)]
+            if item.message and item.message not in lines[1]:
+                lines.append(item.message)
+            return "\n".join(line for line in lines if line) or None
+        return None
 
     def _icon(self, state: ItemState) -> QIcon:
         if state not in self._icons:
@@ -119,56 +163,107 @@ class QueueTableModel(QAbstractTableModel):
             end = len(self.queue.items)
             self.beginInsertRows(QModelIndex(), end - count, end - 1)
             self.endInsertRows()
+            self._names_for = ()
+            self.dataChanged.emit(self.index(0, FILE), self.index(end - 1, FILE))  # names may have grown
 
     def reset(self) -> None:
         """Tell the view that rows were removed or reordered."""
         self.beginResetModel()
+        self._names_for = ()
         self.endResetModel()
+
+    def thumbnail_ready(self, path: Path, image: Any) -> None:
+        """Store a finished thumbnail and redraw the rows of that file."""
+        self.thumbnails.put(path, image)
+        for row, item in enumerate(self.queue.items):
+            if item.source == path:
+                self.dataChanged.emit(self.index(row, FILE), self.index(row, FILE))
 
 
 class ProgressDelegate(QStyledItemDelegate):
-    """Paints the progress column as a native progress bar."""
+    """Paints the progress column as a native progress bar; a moving block while the amount is not known."""
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
-        value = index.data(Qt.ItemDataRole.DisplayRole)
-        if value is None:
+    def paint(self, painter: QPainter | None, option: QStyleOptionViewItem, index: Index) -> None:
+        value = index.data(PROGRESS_ROLE)
+        if value is None or painter is None:
             super().paint(painter, option, index)
             return
+        rect: QRect = option.rect  # type: ignore[attr-defined]
+        widget = option.widget  # type: ignore[attr-defined]
+        style = widget.style() if widget is not None else QApplication.style()
         bar = QStyleOptionProgressBar()
-        bar.rect = option.rect.adjusted(2, 3, -2, -3)
+        bar.rect = rect.adjusted(2, 3, -2, -3)
+        bar.state = option.state | QStyle.StateFlag.State_Horizontal  # type: ignore[attr-defined]
+        bar.palette = option.palette  # type: ignore[attr-defined]
+        bar.textVisible = True
+        if value == BUSY:
+            bar.minimum, bar.maximum, bar.progress, bar.text = 0, 100, 0, ""
+            style.drawControl(QStyle.ControlElement.CE_ProgressBarGroove, bar, painter, widget)
+            inner = bar.rect.adjusted(2, 2, -2, -2)
+            block = max(inner.width() // 4, 8)
+            phase = (time.monotonic() * 0.8) % 1.0
+            left = inner.left() + round(phase * (inner.width() + block)) - block
+            chunk = QRect(left, inner.top(), block, inner.height()).intersected(inner)
+            painter.fillRect(chunk, option.palette.highlight())  # type: ignore[attr-defined]
+            return
         bar.minimum, bar.maximum, bar.progress = 0, 100, int(value)
         bar.text = f"{int(value)}%"
-        bar.textVisible = True
-        bar.state = option.state | QStyle.StateFlag.State_Horizontal
-        bar.palette = option.palette
-        style = option.widget.style() if option.widget else QApplication.style()
-        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, option.widget)
+        style.drawControl(QStyle.ControlElement.CE_ProgressBar, bar, painter, widget)
+
+
+class FileDelegate(QStyledItemDelegate):
+    """File names elide in the middle, so the extension and the start of the name stay visible."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem | None, index: Index) -> None:  # noqa: N802
+        super().initStyleOption(option, index)
+        if option is not None:
+            option.textElideMode = Qt.TextElideMode.ElideMiddle  # type: ignore[attr-defined]
+            option.decorationSize = THUMBNAIL  # type: ignore[attr-defined]
 
 
 class QueueView(QTableView):
-    """The queue table: one row per image, multi-select, progress drawn by ``ProgressDelegate``."""
+    """The queue table: one row per image with its thumbnail, multi-select, a context menu (built by the window),
+    and columns that always fit the width (File and Details share what State and Progress leave)."""
 
     def __init__(self, model: QueueTableModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setModel(model)
         self.setItemDelegateForColumn(PROGRESS, ProgressDelegate(self))
+        self.setItemDelegateForColumn(FILE, FileDelegate(self))
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.setAlternatingRowColors(True)
         self.setShowGrid(False)
         self.setWordWrap(False)
+        self.setIconSize(QSize(16, 16))
         self.verticalHeader().setVisible(False)
+        self.verticalHeader().setDefaultSectionSize(THUMBNAIL.height() + 8)
         header = self.horizontalHeader()
-        header.setSectionResizeMode(FILE, QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(STATE, QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(DETAILS, QHeaderView.ResizeMode.Stretch)
-        self.setColumnWidth(FILE, 200)
-        self.setColumnWidth(STATE, 150)
-        self.setColumnWidth(PROGRESS, 120)
+        header.setMinimumSectionSize(48)
+        metrics = self.fontMetrics()
+        icon = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+        state_width = max(metrics.horizontalAdvance(s.value) for s in ItemState) + icon + 24
+        for column, mode in (
+            (FILE, QHeaderView.ResizeMode.Stretch),
+            (STATE, QHeaderView.ResizeMode.Fixed),
+            (PROGRESS, QHeaderView.ResizeMode.Fixed),
+            (DETAILS, QHeaderView.ResizeMode.Stretch),
+        ):
+            header.setSectionResizeMode(column, mode)
+        self.setColumnWidth(STATE, state_width)
+        self.setColumnWidth(PROGRESS, metrics.horizontalAdvance("100%") * 2 + 40)
 
     def selected_ids(self) -> list[int]:
         """Ids of the selected items, in queue order."""
         rows = sorted({index.row() for index in self.selectionModel().selectedRows()})
         model = self.model()
+        assert isinstance(model, QueueTableModel)
         return [model.item_at(row).id for row in rows]
+
+    def select_item(self, row: int) -> None:
+        """Select one row (as a click would)."""
+        self.selectRow(row)
