@@ -229,9 +229,9 @@ class RunTracker:
             return None
         if isinstance(event, RunStopped):
             self.stopped = event
-            for item in self.items:
-                if item.state.busy:
-                    _set(item, ItemState.QUEUED)
+            for busy in self.items:
+                if busy.state.busy:
+                    _set(busy, ItemState.QUEUED)
             return None
         item = self._by_id.get(event.item_id)
         if item is None:

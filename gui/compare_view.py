@@ -76,6 +76,11 @@ class CompareCanvas(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802
         return QSize(640, 400)
 
+    @property
+    def fitted(self) -> bool:
+        """True while the view fits the whole image (it then follows the widget's size)."""
+        return self._fitted
+
     def set_smooth(self, smooth: bool) -> None:
         """Show the input enlarged smoothly (True) or with nearest neighbour (False)."""
         self.smooth = smooth
@@ -149,7 +154,7 @@ class CompareCanvas(QWidget):
     def _near_split(self, x: float) -> bool:
         return abs(x - self.split_x()) <= HANDLE_GRAB_PX
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent | None) -> None:  # noqa: N802
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().window())
         if self.after.isNull():
@@ -212,18 +217,22 @@ class CompareCanvas(QWidget):
         painter.end()
         return QBrush(tile)
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+    def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802
         super().resizeEvent(event)
         if self._fitted:
             self.fit()
 
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+    def wheelEvent(self, event: QWheelEvent | None) -> None:  # noqa: N802
+        if event is None:
+            return
         steps = event.angleDelta().y() / 120
         if steps:
             self.zoom_by(ZOOM_STEP**steps, event.position())
         event.accept()
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, event: QMouseEvent | None) -> None:  # noqa: N802
+        if event is None:
+            return
         if event.button() == Qt.MouseButton.LeftButton:
             self._drag = "split" if self._near_split(event.position().x()) else "pan"
             self._last = event.position()
@@ -231,7 +240,9 @@ class CompareCanvas(QWidget):
                 self.setCursor(Qt.CursorShape.ClosedHandCursor)
         event.accept()
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event: QMouseEvent | None) -> None:  # noqa: N802
+        if event is None:
+            return
         position = event.position()
         if self._drag == "split":
             self.set_split(position.x() / max(self.width(), 1))
@@ -244,12 +255,16 @@ class CompareCanvas(QWidget):
         self._last = position
         event.accept()
 
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, event: QMouseEvent | None) -> None:  # noqa: N802
+        if event is None:
+            return
         self._drag = None
         self.setCursor(Qt.CursorShape.OpenHandCursor)
         event.accept()
 
-    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseDoubleClickEvent(self, event: QMouseEvent | None) -> None:  # noqa: N802
+        if event is None:
+            return
         if self._fitted:
             self.actual_pixels(event.position())
         else:
@@ -349,7 +364,7 @@ class ComparePanel(QWidget):
     def show_pair(self, before: QImage, after: QImage, title: str = "") -> None:
         """Compare two images already in memory."""
         keep_view = not self.canvas.after.isNull() and self.canvas.after.size() == after.size()
-        zoom, offset, fitted = self.canvas.zoom, self.canvas.offset, self.canvas._fitted
+        zoom, offset, fitted = self.canvas.zoom, self.canvas.offset, self.canvas.fitted
         self.canvas.set_images(before, after)
         if keep_view and not fitted:  # stepping through same-sized results keeps the zoom and the place
             self.canvas.zoom_to(zoom, QPointF(0, 0))

@@ -45,6 +45,7 @@ from PyQt6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QMenuBar,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -62,6 +63,7 @@ from gui.formatting import format_seconds
 from gui.message_bar import Action, MessageBar
 from gui.models import friendly_name
 from gui.qimage import qimage_to_array
+from gui.qt_helpers import standard_icon
 from gui.queue_model import AddResult, ItemState, JobQueue, QueueItem
 from gui.queue_view import PROGRESS, THUMBNAIL, QueueTableModel, QueueView
 from gui.runner import EngineCache, describe_error
@@ -85,6 +87,12 @@ DROP_HINT = (
 )
 QUEUE_KEY = "queue/items"
 THEME_KEY = "ui/theme"
+
+
+def _menu(parent: QMenuBar | QMenu, title: str) -> QMenu:
+    menu = parent.addMenu(title)
+    assert menu is not None
+    return menu
 
 
 def default_paste_dir() -> Path:
@@ -145,7 +153,9 @@ class MainWindow(QMainWindow):
         self.panel.models.downloaded.connect(self._on_model_downloaded)
         self.view.doubleClicked.connect(self._on_double_click)
         self.view.customContextMenuRequested.connect(self._on_context_menu)
-        self.view.selectionModel().selectionChanged.connect(self._update_actions)
+        selection = self.view.selectionModel()
+        assert selection is not None
+        selection.selectionChanged.connect(self._update_actions)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.compare.previous_requested.connect(lambda: self.compare_step(-1))
@@ -203,7 +213,7 @@ class MainWindow(QMainWindow):
         self.compare_dock.hide()
         self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.statusBar().showMessage("Ready")
+        self._status("Ready")
 
     def _action(
         self,
@@ -216,7 +226,7 @@ class MainWindow(QMainWindow):
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         if icon is not None:
-            action.setIcon(self.style().standardIcon(icon))
+            action.setIcon(standard_icon(icon, self))
         action.triggered.connect(lambda _checked=False: slot())
         return action
 
@@ -237,18 +247,21 @@ class MainWindow(QMainWindow):
         self.clear_action = self._action("Clear finished", self.clear_finished, None, pix.SP_DialogResetButton)
         self.compare_action = self._action("Compare", self.compare_selected, "Ctrl+D", pix.SP_FileDialogContentsView)
         self.about_action = self._action("About HAT Upscaler", self.show_about)
-        self.settings_action = self.settings_dock.toggleViewAction()
-        self.settings_action.setText("Settings panel")
-        self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
-        self.settings_action.setIcon(self.style().standardIcon(pix.SP_FileDialogDetailedView))
+        settings_action = self.settings_dock.toggleViewAction()
+        assert settings_action is not None
+        self.settings_action = settings_action
+        settings_action.setText("Settings panel")
+        settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        settings_action.setIcon(standard_icon(pix.SP_FileDialogDetailedView, self))
 
         menu_bar = self.menuBar()
-        file_menu = menu_bar.addMenu("&File")
+        assert menu_bar is not None
+        file_menu = _menu(menu_bar, "&File")
         for action in (self.add_files_action, self.add_folder_action, self.paste_action, self.open_output_action):
             file_menu.addAction(action)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
-        queue_menu = menu_bar.addMenu("&Queue")
+        queue_menu = _menu(menu_bar, "&Queue")
         for action in (
             self.start_action,
             self.cancel_action,
@@ -258,21 +271,23 @@ class MainWindow(QMainWindow):
             self.compare_action,
         ):
             queue_menu.addAction(action)
-        view_menu = menu_bar.addMenu("&View")
+        view_menu = _menu(menu_bar, "&View")
         view_menu.addAction(self.settings_action)
-        theme_menu = view_menu.addMenu("Theme")
+        theme_menu = _menu(view_menu, "Theme")
         self.theme_actions: dict[str, QAction] = {}
         group = QActionGroup(self)
         for name in THEMES:
-            action = QAction(name.capitalize(), self, checkable=True)
+            action = QAction(name.capitalize(), self)
+            action.setCheckable(True)
             action.triggered.connect(lambda _checked=False, name=name: self.set_theme(name))
             group.addAction(action)
             theme_menu.addAction(action)
             self.theme_actions[name] = action
-        help_menu = menu_bar.addMenu("&Help")
+        help_menu = _menu(menu_bar, "&Help")
         help_menu.addAction(self.about_action)
 
         toolbar = self.addToolBar("Queue")
+        assert toolbar is not None
         toolbar.setObjectName("queueToolbar")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for action in (
@@ -329,7 +344,7 @@ class MainWindow(QMainWindow):
             self._show(f"Already in the queue: {', '.join(p.name for p in result.duplicates[:3])}", "info")
         elif result.added:
             self.message_bar.dismiss()
-            self.statusBar().showMessage(f"Added {len(result.added)} image(s)", 5000)
+            self._status(f"Added {len(result.added)} image(s)", 5000)
 
     def choose_files(self) -> None:
         """File > Add images…"""
@@ -346,7 +361,8 @@ class MainWindow(QMainWindow):
 
     def paste(self) -> AddResult | None:
         """Queue files copied in a file manager, or save a copied image to ``paste_dir`` and queue it."""
-        return self._add_mime(QApplication.clipboard().mimeData())
+        clipboard = QApplication.clipboard()
+        return self._add_mime(clipboard.mimeData() if clipboard is not None else None)
 
     def _add_mime(self, mime: QMimeData | None) -> AddResult | None:
         if mime is None:
@@ -396,7 +412,7 @@ class MainWindow(QMainWindow):
         if not wanted:
             return
         task = ThumbnailTask(wanted, THUMBNAIL * self.devicePixelRatioF())
-        task.signals.event.connect(self._on_thumbnail)
+        task.signals.reported.connect(self._on_thumbnail)
         task.signals.finished.connect(lambda: self._forget_task(task))
         self._thumbnail_tasks.append(task)
         self.checks.start(task)
@@ -453,7 +469,7 @@ class MainWindow(QMainWindow):
 
     def _run(self, items: list[QueueItem], config: RunConfig) -> None:
         task = UpscaleTask([Job(i.id, i.source, i.root) for i in items], config, self.engines)
-        task.signals.event.connect(self._on_event)
+        task.signals.reported.connect(self._on_event)
         task.signals.errored.connect(self._on_errored)
         task.signals.finished.connect(self._on_finished)
         self.task = task
@@ -462,7 +478,7 @@ class MainWindow(QMainWindow):
             self.table_model.changed(item.id)
         self.message_bar.dismiss()
         self.panel.lock(True)
-        self.statusBar().showMessage(f"Processing {len(items)} image(s)…")
+        self._status(f"Processing {len(items)} image(s)…")
         self._ticker.start()
         self._busy_ticker.start()
         self._update_actions()
@@ -476,7 +492,7 @@ class MainWindow(QMainWindow):
             self.task.cancel()
             self.cancel_action.setEnabled(False)
             self.cancel_button.setEnabled(False)
-            self.statusBar().showMessage("Cancelling…")
+            self._status("Cancelling…")
 
     def retry_failed(self) -> None:
         """Queue the failed items again and start."""
@@ -506,9 +522,7 @@ class MainWindow(QMainWindow):
                 self._update_actions()
         elif isinstance(event, ModelChosen):
             why = f" ({event.why})" if event.why else ""
-            self.statusBar().showMessage(
-                f"Processing with {event.label}: ×{event.scale} on {event.device} in {event.precision}{why}"
-            )
+            self._status(f"Processing with {event.label}: ×{event.scale} on {event.device} in {event.precision}{why}")
         elif isinstance(event, RunStopped):
             self._on_stopped(event)
 
@@ -564,7 +578,7 @@ class MainWindow(QMainWindow):
         self._update_overall()
         self.time_left.clear()
         if tracker is not None:
-            self.statusBar().showMessage(tracker.summary())
+            self._status(tracker.summary())
         self.run_finished.emit()
 
     def _update_overall(self) -> None:
@@ -645,13 +659,17 @@ class MainWindow(QMainWindow):
 
     def _on_context_menu(self, position: QPoint) -> None:
         index = self.view.indexAt(position)
-        if index.isValid() and index.row() not in {i.row() for i in self.view.selectionModel().selectedRows()}:
+        selection = self.view.selectionModel()
+        selected = {i.row() for i in selection.selectedRows()} if selection is not None else set()
+        if index.isValid() and index.row() not in selected:
             self.view.selectRow(index.row())
         ids = self.view.selected_ids()
         if not ids:
             return
         self.context_menu = self.build_context_menu(ids)
-        self.context_menu.popup(self.view.viewport().mapToGlobal(position))
+        viewport = self.view.viewport()
+        assert viewport is not None
+        self.context_menu.popup(viewport.mapToGlobal(position))
 
     @staticmethod
     def _file_of(item: QueueItem) -> Path:
@@ -792,10 +810,15 @@ class MainWindow(QMainWindow):
         self.table_model.appended(restored)
         self._request_thumbnails([item.source for item in self.queue.items])
         gone = f"; {dropped} whose file is gone were left out" if dropped else ""
-        self.statusBar().showMessage(f"Restored the queue of the last session: {restored} item(s){gone}", 8000)
+        self._status(f"Restored the queue of the last session: {restored} item(s){gone}", 8000)
 
     def _on_model_downloaded(self, name: str) -> None:
-        self.statusBar().showMessage(f"Model {name} downloaded", 5000)
+        self._status(f"Model {name} downloaded", 5000)
+
+    def _status(self, text: str, timeout_ms: int = 0) -> None:
+        bar = self.statusBar()
+        if bar is not None:
+            bar.showMessage(text, timeout_ms)
 
     def _show(self, text: str, kind: str, actions: Sequence[Action] = (), details: str = "") -> None:
         self.message_bar.show_message(text, kind, actions, details)

@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QTextOption
 from PyQt6.QtWidgets import (
-    QApplication,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -20,6 +19,8 @@ from PyQt6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from gui.qt_helpers import standard_icon
 
 __all__ = ["Action", "MessageBar"]
 
@@ -54,7 +55,7 @@ class MessageBar(QFrame):
         self.details.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.close_button = QToolButton()
         self.close_button.setAutoRaise(True)
-        self.close_button.setIcon(QApplication.style().standardIcon(QStyle.StandardPixmap.SP_TitleBarCloseButton))
+        self.close_button.setIcon(standard_icon(QStyle.StandardPixmap.SP_TitleBarCloseButton))
         self.close_button.setToolTip("Dismiss")
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -85,7 +86,7 @@ class MessageBar(QFrame):
             if kind == "error"
             else QStyle.StandardPixmap.SP_MessageBoxInformation
         )
-        self.icon.setPixmap(QApplication.style().standardIcon(pixmap).pixmap(20, 20))
+        self.icon.setPixmap(standard_icon(pixmap).pixmap(20, 20))
         self.text.setText(text)
         for button in self.buttons:
             self._row.removeWidget(button)

@@ -8,9 +8,19 @@ UI thread; the answer is kept until a download asks for a new check.
 from __future__ import annotations
 
 from PyQt6.QtCore import QPointF, QRectF, Qt, QThreadPool, pyqtSignal
-from PyQt6.QtGui import QColor, QFont, QIcon, QPainter, QPainterPath, QPen, QPixmap, QStandardItem, QStandardItemModel
+from PyQt6.QtGui import (
+    QColor,
+    QFont,
+    QIcon,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QPolygonF,
+    QStandardItem,
+    QStandardItemModel,
+)
 from PyQt6.QtWidgets import (
-    QApplication,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -28,6 +38,7 @@ from PyQt6.QtWidgets import (
 from gui.formatting import format_size
 from gui.message_bar import MessageBar
 from gui.models import Availability, friendly_name, model_status
+from gui.qt_helpers import standard_icon
 from gui.worker import (
     AvailabilityTask,
     DownloadCancelled,
@@ -60,7 +71,7 @@ def status_icon(ready: bool) -> QIcon:
         painter.setBrush(QColor("#2e9d4f"))
         painter.drawEllipse(QRectF(2, 2, 28, 28))
         painter.setPen(QPen(QColor("white"), 3.5, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
-        painter.drawPolyline([QPointF(9, 16.5), QPointF(14, 21.5), QPointF(23, 11)])
+        painter.drawPolyline(QPolygonF([QPointF(9, 16.5), QPointF(14, 21.5), QPointF(23, 11)]))
     else:
         cloud = QPainterPath()
         cloud.addEllipse(QRectF(3, 12, 12, 12))
@@ -110,7 +121,8 @@ class ModelPicker(QWidget):
         self.info.setMinimumWidth(60)
         self.file_edit = QLineEdit()
         self.file_edit.setPlaceholderText("path to a .pth or .safetensors HAT checkpoint")
-        self.browse = QToolButton(text="…")
+        self.browse = QToolButton()
+        self.browse.setText("…")
         self.browse.setToolTip("Choose a local weights file")
         self.download_button = QPushButton("Download")
         self.download_bar = QProgressBar()
@@ -197,13 +209,14 @@ class ModelPicker(QWidget):
                 item.setToolTip(f"{entry.name}: {entry.description} ({status}; licence {entry.license})")
                 model.appendRow(item)
         model.appendRow(self._header(OTHER_GROUP))
-        style = QApplication.style()
-        other = QStandardItem(style.standardIcon(QStyle.StandardPixmap.SP_DirOpenIcon), "Weights file…")
+        other = QStandardItem(standard_icon(QStyle.StandardPixmap.SP_DirOpenIcon), "Weights file…")
         other.setData(WEIGHTS_FILE, NAME_ROLE)
         model.appendRow(other)
         self.combo.setCurrentIndex(self.combo.findData(keep, NAME_ROLE) if keep is not None else -1)
         self.combo.blockSignals(False)
-        self.combo.view().setMinimumWidth(self.combo.view().sizeHintForColumn(0) + 24)
+        view = self.combo.view()
+        if view is not None:
+            view.setMinimumWidth(view.sizeHintForColumn(0) + 24)
 
     @staticmethod
     def _header(title: str) -> QStandardItem:
@@ -222,7 +235,7 @@ class ModelPicker(QWidget):
             self._check_again = True
             return
         task = AvailabilityTask()
-        task.signals.event.connect(self._on_availability)
+        task.signals.reported.connect(self._on_availability)
         task.signals.finished.connect(self._on_check_finished)
         self._check = task
         self._checks.start(task)
@@ -390,7 +403,7 @@ class ModelPicker(QWidget):
         self.download_bar.setRange(0, 0)
         self.download_bar.setFormat("connecting…")
         task = DownloadTask(name)
-        task.signals.event.connect(self._on_download)
+        task.signals.reported.connect(self._on_download)
         self._task = task
         self._update()
         self._pool.start(task)

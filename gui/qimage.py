@@ -40,7 +40,8 @@ def array_to_qimage(pixels: np.ndarray[Any, Any]) -> QImage:
         raise ValueError(f"cannot display {array.dtype} images")
     array = np.ascontiguousarray(array)
     height, width = array.shape[:2]
-    return QImage(array.data, width, height, array.strides[0], _FORMATS[key]).copy()
+    view = QImage(array.data, width, height, array.strides[0], _FORMATS[key])  # type: ignore[call-overload]
+    return view.copy()  # the pixels are borrowed from ``array``: own them before it goes away
 
 
 def qimage_to_array(image: QImage) -> np.ndarray[Any, Any]:
@@ -51,5 +52,5 @@ def qimage_to_array(image: QImage) -> np.ndarray[Any, Any]:
     width, height = converted.width(), converted.height()
     buffer = converted.constBits()
     buffer.setsize(converted.sizeInBytes())
-    rows = np.frombuffer(buffer, dtype=np.uint8).reshape(height, converted.bytesPerLine())
+    rows = np.frombuffer(buffer, dtype=np.uint8).reshape(height, converted.bytesPerLine())  # type: ignore[call-overload]
     return rows[:, : width * channels].reshape(height, width, channels).copy()

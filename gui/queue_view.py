@@ -11,7 +11,6 @@ from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentM
 from PyQt6.QtGui import QIcon, QPainter
 from PyQt6.QtWidgets import (
     QAbstractItemView,
-    QApplication,
     QHeaderView,
     QStyle,
     QStyledItemDelegate,
@@ -22,6 +21,7 @@ from PyQt6.QtWidgets import (
 )
 
 from gui.formatting import format_size
+from gui.qt_helpers import standard_icon, style_of
 from gui.queue_model import ItemState, JobQueue, QueueItem
 from gui.thumbnails import ThumbnailCache
 
@@ -142,7 +142,7 @@ class QueueTableModel(QAbstractTableModel):
 
     def _icon(self, state: ItemState) -> QIcon:
         if state not in self._icons:
-            self._icons[state] = QApplication.style().standardIcon(_ICONS[state])
+            self._icons[state] = standard_icon(_ICONS[state])
         return self._icons[state]
 
     def item_at(self, row: int) -> QueueItem:
@@ -183,14 +183,14 @@ class QueueTableModel(QAbstractTableModel):
 class ProgressDelegate(QStyledItemDelegate):
     """Paints the progress column as a native progress bar; a moving block while the amount is not known."""
 
-    def paint(self, painter: QPainter | None, option: QStyleOptionViewItem, index: Index) -> None:
+    def paint(self, painter: QPainter | None, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         value = index.data(PROGRESS_ROLE)
         if value is None or painter is None:
             super().paint(painter, option, index)
             return
         rect: QRect = option.rect  # type: ignore[attr-defined]
         widget = option.widget  # type: ignore[attr-defined]
-        style = widget.style() if widget is not None else QApplication.style()
+        style = style_of(widget)
         bar = QStyleOptionProgressBar()
         bar.rect = rect.adjusted(2, 3, -2, -3)
         bar.state = option.state | QStyle.StateFlag.State_Horizontal  # type: ignore[attr-defined]
@@ -214,7 +214,7 @@ class ProgressDelegate(QStyledItemDelegate):
 class FileDelegate(QStyledItemDelegate):
     """File names elide in the middle, so the extension and the start of the name stay visible."""
 
-    def initStyleOption(self, option: QStyleOptionViewItem | None, index: Index) -> None:  # noqa: N802
+    def initStyleOption(self, option: QStyleOptionViewItem | None, index: QModelIndex) -> None:  # noqa: N802
         super().initStyleOption(option, index)
         if option is not None:
             option.textElideMode = Qt.TextElideMode.ElideMiddle  # type: ignore[attr-defined]
@@ -240,12 +240,14 @@ class QueueView(QTableView):
         self.setShowGrid(False)
         self.setWordWrap(False)
         self.setIconSize(QSize(16, 16))
-        self.verticalHeader().setVisible(False)
-        self.verticalHeader().setDefaultSectionSize(THUMBNAIL.height() + 8)
+        rows = self.verticalHeader()
         header = self.horizontalHeader()
+        assert rows is not None and header is not None
+        rows.setVisible(False)
+        rows.setDefaultSectionSize(THUMBNAIL.height() + 8)
         header.setMinimumSectionSize(48)
         metrics = self.fontMetrics()
-        icon = self.style().pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
+        icon = style_of(self).pixelMetric(QStyle.PixelMetric.PM_SmallIconSize)
         state_width = max(metrics.horizontalAdvance(s.value) for s in ItemState) + icon + 24
         for column, mode in (
             (FILE, QHeaderView.ResizeMode.Stretch),
@@ -259,7 +261,8 @@ class QueueView(QTableView):
 
     def selected_ids(self) -> list[int]:
         """Ids of the selected items, in queue order."""
-        rows = sorted({index.row() for index in self.selectionModel().selectedRows()})
+        selection = self.selectionModel()
+        rows = sorted({index.row() for index in selection.selectedRows()}) if selection is not None else []
         model = self.model()
         assert isinstance(model, QueueTableModel)
         return [model.item_at(row).id for row in rows]

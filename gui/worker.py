@@ -45,10 +45,10 @@ __all__ = [
 
 
 class WorkerSignals(QObject):
-    """What a worker reports. ``event`` carries the task's dataclasses; ``errored`` an exception that escaped the
+    """What a worker reports. ``reported`` carries the task's dataclasses; ``errored`` an exception that escaped the
     work (a bug); ``finished`` always comes last."""
 
-    event = pyqtSignal(object)
+    reported = pyqtSignal(object)
     errored = pyqtSignal(object)
     finished = pyqtSignal()
 
@@ -74,7 +74,7 @@ class Worker(QRunnable):
     def run(self) -> None:
         """Entry point on the pool thread."""
         try:
-            self.work(self.signals.event.emit, self._cancel)
+            self.work(self.signals.reported.emit, self._cancel)
         except Exception as exc:  # a bug: report it rather than die silently on a pool thread
             traceback.print_exc()
             self.signals.errored.emit(exc)
@@ -88,7 +88,7 @@ class Worker(QRunnable):
     def detach(self) -> None:
         """Cut every connection, so a worker left running after its window closed reaches nothing."""
         self.cancel()
-        for signal in (self.signals.event, self.signals.errored, self.signals.finished):
+        for signal in (self.signals.reported, self.signals.errored, self.signals.finished):
             with contextlib.suppress(TypeError, RuntimeError):  # no connection left
                 signal.disconnect()
 
@@ -203,7 +203,7 @@ def wait_or_abandon(pool: QThreadPool, tasks: Iterable[Worker | None], timeout_m
     for task in stuck:
         task.detach()
     pool.setParent(None)
-    sip.transferto(pool, None)
+    sip.transferto(pool, None)  # type: ignore[arg-type]  # None: owned by C++ with no owner, never deleted
     _ABANDONED.append((pool, stuck))
     return False
 

@@ -259,7 +259,7 @@ def test_cancel_stops_within_a_tile_then_start_runs_the_cancelled_image_again(qt
             seen.append((event.done, event.total))
             task.cancel()
 
-    task.signals.event.connect(on_event, Qt.ConnectionType.DirectConnection)
+    task.signals.reported.connect(on_event, Qt.ConnectionType.DirectConnection)
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
         window.cancel()  # what the Cancel button does, so the run is known as cancelled
         task._cancel.clear()  # ...but let the first tile finish, to cancel mid-image

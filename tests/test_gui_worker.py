@@ -47,8 +47,8 @@ def test_events_are_objects_delivered_in_order_then_finished(qtbot) -> None:
     pool = QThreadPool()
     task = Counting()
     got: list[Tick] = []
-    task.signals.event.connect(got.append)
-    with qtbot.waitSignals([task.signals.event] * 3 + [task.signals.finished], order="strict", timeout=10_000):
+    task.signals.reported.connect(got.append)
+    with qtbot.waitSignals([task.signals.reported] * 3 + [task.signals.finished], order="strict", timeout=10_000):
         pool.start(task)
     assert [t.n for t in got] == [0, 1, 2]
     assert all(t.thread is not QThread.currentThread() for t in got), "the work ran on the pool thread"
@@ -70,7 +70,7 @@ def test_the_upscale_task_reports_batch_run_events(qtbot, tmp_path) -> None:
     config = RunConfig(model=str(GOLDEN), from_file=True, device="cpu", output=OutputOptions(tmp_path / "out"))
     task = UpscaleTask([Job(1, tmp_path / "a.png")], config, EngineCache())
     events: list[object] = []
-    task.signals.event.connect(events.append)
+    task.signals.reported.connect(events.append)
     pool = QThreadPool()
     with qtbot.waitSignal(task.signals.finished, timeout=60_000):
         pool.start(task)
@@ -84,7 +84,7 @@ def test_thumbnails_are_made_off_the_ui_thread_and_a_pipe_is_never_opened(qtbot,
     os.mkfifo(tmp_path / "pipe.png")
     task = ThumbnailTask([tmp_path / "pipe.png", tmp_path / "a.png", tmp_path / "missing.png"], QSize(40, 30))
     got: list[Thumbnail] = []
-    task.signals.event.connect(got.append)
+    task.signals.reported.connect(got.append)
     pool = QThreadPool()
     with qtbot.waitSignal(task.signals.finished, timeout=10_000):
         pool.start(task)
@@ -97,7 +97,7 @@ def test_a_stuck_worker_is_left_behind_without_waiting_and_reaches_nothing(qtbot
     pool = QThreadPool()
     task = Counting(hold=hold)
     late: list[object] = []
-    with qtbot.waitSignals([task.signals.event] * 3, timeout=10_000):
+    with qtbot.waitSignals([task.signals.reported] * 3, timeout=10_000):
         pool.start(task)
     task.signals.finished.connect(lambda: late.append("finished"))
     started = time.monotonic()
