@@ -111,13 +111,15 @@ class ItemFinished:
 
 @dataclass(frozen=True)
 class ModelChosen:
-    """The model of the run is loaded. ``why`` is the engine's reason when it picked the default model."""
+    """The model of the run is loaded. ``why`` is the engine's reason when it picked the default model; ``notes``
+    what it warned about while loading (a precision fallback, say)."""
 
     label: str
     scale: int
     device: str
     precision: str
     why: str = ""
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

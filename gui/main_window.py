@@ -36,6 +36,7 @@ from PyQt6.QtGui import (
     QDropEvent,
     QImage,
     QKeySequence,
+    QResizeEvent,
 )
 from PyQt6.QtWidgets import (
     QApplication,
@@ -78,6 +79,10 @@ from hat_plugin.weights import ModelEntry
 __all__ = ["MainWindow", "default_paste_dir"]
 
 PROGRESS_STEPS = 1000
+SETTINGS_SHARE = 0.36
+"""The most of the window's width the docked settings take on their own (the user can drag it wider)."""
+COMPACT_WIDTH = 1000
+"""Below this window width the toolbar shows icons only (names in tooltips)."""
 CLOSE_WAIT_MS = 5000
 """How long closing waits for the work in flight to stop before leaving it behind."""
 DROP_HINT = (
@@ -521,8 +526,10 @@ class MainWindow(QMainWindow):
             if isinstance(event, ItemFinished):
                 self._update_actions()
         elif isinstance(event, ModelChosen):
-            why = f" ({event.why})" if event.why else ""
-            self._status(f"Processing with {event.label}: ×{event.scale} on {event.device} in {event.precision}{why}")
+            model = event.why or event.label  # the engine's sentence starts with the model's name
+            self._status(f"Processing with {model}, ×{event.scale} on {event.device} in {event.precision}")
+            if event.notes:
+                self._show("; ".join(event.notes), "info")
         elif isinstance(event, RunStopped):
             self._on_stopped(event)
 
@@ -836,6 +843,19 @@ class MainWindow(QMainWindow):
         selected = [item for item in map(self.queue.find, self.view.selected_ids()) if item is not None]
         self.remove_action.setEnabled(any(not i.state.busy for i in selected))
         self.compare_action.setEnabled(any(i.state is ItemState.DONE for i in selected))
+
+    def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802
+        """In a narrow window keep the queue the widest part: the docked settings take at most
+        ``SETTINGS_SHARE`` of it, and the toolbar shows icons only."""
+        super().resizeEvent(event)
+        width = self.width()
+        dock = self.settings_dock
+        narrow = width < COMPACT_WIDTH
+        if narrow and dock.isVisible() and not dock.isFloating() and dock.width() > SETTINGS_SHARE * width:
+            self.resizeDocks([dock], [max(int(SETTINGS_SHARE * width), 1)], Qt.Orientation.Horizontal)
+        style = Qt.ToolButtonStyle.ToolButtonIconOnly if narrow else Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+        if self.toolbar.toolButtonStyle() != style:
+            self.toolbar.setToolButtonStyle(style)
 
     def confirm_stop(self) -> bool:
         """Ask whether to stop the run in progress and quit; True to quit."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, QRect, QSize, Qt
-from PyQt6.QtGui import QIcon, QPainter
+from PyQt6.QtGui import QIcon, QPainter, QResizeEvent
 from PyQt6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -33,6 +33,8 @@ PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1
 """Role of the Progress column's value: a percentage, BUSY (working, amount not known yet) or None."""
 BUSY = -1
 THUMBNAIL = QSize(40, 30)
+NARROW_QUEUE = 640
+"""Below this width (pixels) the State and Progress columns narrow."""
 Index = QModelIndex | QPersistentModelIndex
 
 _ICONS = {
@@ -133,6 +135,8 @@ class QueueTableModel(QAbstractTableModel):
     def _tooltip(self, item: QueueItem, column: int) -> str | None:
         if column == FILE:
             return str(item.source)
+        if column == STATE:
+            return item.state.value
         if column == DETAILS:
             lines = [f"Output: {item.output}" if item.output is not None else "", self.details(item)]
             if item.message and item.message not in lines[1]:
@@ -201,8 +205,9 @@ class ProgressDelegate(QStyledItemDelegate):
             style.drawControl(QStyle.ControlElement.CE_ProgressBarGroove, bar, painter, widget)
             inner = bar.rect.adjusted(2, 2, -2, -2)
             block = max(inner.width() // 4, 8)
-            phase = (time.monotonic() * 0.8) % 1.0
-            left = inner.left() + round(phase * (inner.width() + block)) - block
+            phase = (time.monotonic() * 0.6) % 2.0
+            swing = phase if phase <= 1.0 else 2.0 - phase  # back and forth, always in sight
+            left = inner.left() + round(swing * (inner.width() - block))
             chunk = QRect(left, inner.top(), block, inner.height()).intersected(inner)
             painter.fillRect(chunk, option.palette.highlight())  # type: ignore[attr-defined]
             return
@@ -256,8 +261,22 @@ class QueueView(QTableView):
             (DETAILS, QHeaderView.ResizeMode.Stretch),
         ):
             header.setSectionResizeMode(column, mode)
-        self.setColumnWidth(STATE, state_width)
-        self.setColumnWidth(PROGRESS, metrics.horizontalAdvance("100%") * 2 + 40)
+        self._wide = (state_width, metrics.horizontalAdvance("100%") * 2 + 40)
+        self._narrow = (metrics.horizontalAdvance("running") + icon + 24, metrics.horizontalAdvance("100%") + 28)
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Full State and Progress columns when there is room; narrower ones (texts elide, tooltips tell) when
+        the queue is narrow, so the file names keep most of the width."""
+        viewport = self.viewport()
+        width = viewport.width() if viewport is not None else self.width()
+        state, progress = self._wide if width >= NARROW_QUEUE else self._narrow
+        self.setColumnWidth(STATE, state)
+        self.setColumnWidth(PROGRESS, progress)
+
+    def resizeEvent(self, event: QResizeEvent | None) -> None:  # noqa: N802
+        self._fit_columns()
+        super().resizeEvent(event)
 
     def selected_ids(self) -> list[int]:
         """Ids of the selected items, in queue order."""

@@ -145,7 +145,7 @@ def _load(
         return None
     label = weights.model_label(spec)
     precision = str(upscaler.dtype).removeprefix("torch.")
-    emit(ModelChosen(label, upscaler.scale, str(upscaler.device), precision, "; ".join([why, *notes]).strip("; ")))
+    emit(ModelChosen(label, upscaler.scale, str(upscaler.device), precision, why, tuple(notes)))
     return upscaler, label
 
 
