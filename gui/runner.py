@@ -29,7 +29,7 @@ from hat_plugin.errors import (
     is_out_of_memory,
     out_of_memory_message,
 )
-from hat_plugin.progress import CancelCheck
+from hat_plugin.progress import CancelCheck, raise_if_cancelled
 from hat_plugin.weights import ModelEntry
 
 __all__ = ["EngineCache", "Throttle", "describe_error", "run_batch"]
@@ -76,6 +76,11 @@ class EngineCache:
     def __init__(self) -> None:
         self._key: tuple[str, int, str, str, int] | None = None
         self._upscaler: hat_plugin.Upscaler | None = None
+
+    @property
+    def loaded(self) -> hat_plugin.Upscaler | None:
+        """The engine kept from the last run, if any."""
+        return self._upscaler
 
     def get(self, weights_path: Path, config: RunConfig) -> hat_plugin.Upscaler:
         """The engine for these weights and settings, building it only when they changed."""
@@ -124,6 +129,7 @@ def _load(
     why = ""
     try:
         with collect_notices() as notes:
+            raise_if_cancelled(cancel, "loading the model")  # cancelled before the worker started: load nothing
             spec: str | Path = Path(config.model) if config.from_file else config.model
             if not config.from_file:
                 if config.model:
@@ -133,6 +139,7 @@ def _load(
                 spec = entry.name
             announce, progress = _download_reporting(first, emit)
             path = weights.resolve(spec, cancel=cancel, announce=announce, progress=progress)
+            raise_if_cancelled(cancel, "loading the model")
             emit(ItemUpdate(first.item_id, ItemState.LOADING, "loading the model"))
             upscaler = engines.get(path, config)
     except Cancelled:

@@ -176,20 +176,22 @@ def test_out_of_memory_fails_the_item_with_the_engines_text_and_the_queue_goes_o
     assert not (tmp_path / "out" / "big_x2.png").exists()
 
 
-def test_cancel_before_the_first_image_writes_nothing_and_reaches_no_item(tmp_path):
+def test_cancel_before_the_model_is_loaded_loads_nothing_and_writes_nothing(tmp_path):
     a, b = _photo(tmp_path / "a.png", 1), _photo(tmp_path / "b.png", 2)
     cancel = threading.Event()
     cancel.set()
     events: list[object] = []
-    run_batch([Job(1, a), Job(2, b)], _golden(tmp_path / "out"), EngineCache(), events.append, cancel)
-    assert not any(isinstance(e, ItemFinished) for e in events)
+    engines = EngineCache()
+    run_batch([Job(1, a), Job(2, b)], _golden(tmp_path / "out"), engines, events.append, cancel)
+    assert [(e.item_id, e.state) for e in events if isinstance(e, ItemFinished)] == [(1, S.CANCELLED)]
+    assert engines.loaded is None, "a cancelled run does not spend time loading the model"
     assert not (tmp_path / "out").exists()
     run = RunTracker(_items(2), Clock())
     run.cancelled = True
     for event in events:
         run.apply(event)
     run.end()
-    assert [i.state for i in run.items] == [S.CANCELLED, S.QUEUED], "the item shown loading ends cancelled"
+    assert [i.state for i in run.items] == [S.CANCELLED, S.QUEUED]
 
 
 def test_error_messages_for_memory_and_disk_problems():
