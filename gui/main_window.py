@@ -505,8 +505,9 @@ class MainWindow(QMainWindow):
 
     def retry(self, item_ids: Sequence[int]) -> None:
         """Queue the given finished items (failed, cancelled, skipped) again and start, or join the next run."""
+        wanted = set(item_ids)
         again = self.queue.requeue(
-            item for item in self.queue.items if item.id in set(item_ids) and item.state is not ItemState.DONE
+            item for item in self.queue.items if item.id in wanted and item.state is not ItemState.DONE
         )
         for item in again:
             self.table_model.changed(item.id)

@@ -133,8 +133,8 @@ def _make(out: Path, work: Path) -> int:
     _settle(app)
     canvas.zoom_to(2.5, QPointF(0, 0))  # 250 %: each input pixel is 10 screen pixels wide
     centre = QPointF(canvas.width() / 2, canvas.height() / 2)
-    canvas.pan_by(centre - (canvas.offset + QPointF(105, 215) * canvas.zoom))  # the left eye, output pixels
-    canvas.set_split(0.5)
+    canvas.pan_by(centre - (canvas.offset + QPointF(170, 215) * canvas.zoom))  # the left eye (output pixels)
+    canvas.set_split((canvas.offset.x() + 110 * canvas.zoom) / canvas.width())  # the split through the pupil
     shot("compare_view.png")
     window.close_compare()
 
@@ -143,15 +143,15 @@ def _make(out: Path, work: Path) -> int:
     shot("main_window_dark.png")
     window.set_theme("system", save=False)
 
-    window.resize(800, 500)
-    shot("small_window.png")
-    window.resize(*SIZE)
-
     window.add_paths([photos / "coffee.png"])
     picker.select_model("HAT-S_SRx2")
     window.start()
     _wait(app, lambda: window.task is None)
     shot("offline_message.png")
+    window.message_bar.dismiss()
+
+    window.resize(800, 500)  # last: a narrow window also narrows the settings panel
+    shot("small_window.png")
 
     window.queue.items.clear()
     window.close()
