@@ -1,14 +1,12 @@
-"""Starting the desktop app: command-line arguments, the QApplication, the system theme, the main window."""
+"""Starting the desktop app: command-line arguments, the QApplication, the main window. Qt loads only when the
+window opens, so ``hat-gui --help`` is instant."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # Qt loads only when the window opens, so `hat-gui --help` is instant
-    from PyQt6.QtWidgets import QApplication
 
 ORGANIZATION = "hat-plugin"
 APPLICATION = "HAT Upscaler"
@@ -23,13 +21,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def apply_system_theme(app: QApplication) -> None:
-    """Let light and dark follow the system: Qt tracks the colour scheme; the old Windows style cannot show a
-    dark palette, so Fusion replaces it there."""
-    if app.style().name().lower() == "windowsvista":
-        app.setStyle("Fusion")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Open the main window (queueing ``paths`` from the command line) and run until it closes.
 
@@ -39,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from PyQt6.QtWidgets import QApplication
 
     from gui.main_window import MainWindow
+    from gui.worker import has_abandoned
     from hat_plugin.runtime import configure_process
 
     configure_process()
@@ -46,11 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
-    apply_system_theme(app)
     window = MainWindow()
     window.show()
     if args.paths:
         window.add_paths(args.paths)
     if args.start:
         window.start()
-    return app.exec()
+    code = app.exec()
+    if has_abandoned():  # work stuck in a system call (a pipe, a dead network drive) was left running at close:
+        sys.stdout.flush()  # end without waiting for it, as Python would at exit
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -1,11 +1,14 @@
 """Before/after comparison: one canvas shows the input left of a split line and the output right of it.
 
 Both images are drawn in the output's pixel grid with one zoom and one pan, so they stay in sync by
-construction. The input is enlarged with nearest neighbour (no smoothing), so what differs is the model's work.
+construction. The input is enlarged with nearest neighbour by default, so what differs is the model's work; a
+toggle shows it smoothed (bilinear) instead, as a plain resize would. ``ComparePanel`` is docked in the main
+window (it can float as its own window); it steps through the finished items and closes with Esc.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
@@ -21,6 +24,7 @@ from PyQt6.QtGui import (
     QPen,
     QPixmap,
     QResizeEvent,
+    QShortcut,
     QWheelEvent,
 )
 from PyQt6.QtWidgets import QLabel, QSizePolicy, QSlider, QToolBar, QVBoxLayout, QWidget
@@ -56,6 +60,8 @@ class CompareCanvas(QWidget):
         self.split = 0.5
         """The split line's position as a fraction of the widget's width."""
         self._fitted = True
+        self.smooth = False
+        """Enlarge the input with bilinear filtering instead of nearest neighbour."""
         self._drag: str | None = None
         self._last = QPointF()
         self._checker = self._checker_brush()
@@ -68,7 +74,17 @@ class CompareCanvas(QWidget):
         self.fit()
 
     def sizeHint(self) -> QSize:
-        return QSize(800, 560)
+        return QSize(640, 400)
+
+    @property
+    def fitted(self) -> bool:
+        """True while the view fits the whole image (it then follows the widget's size)."""
+        return self._fitted
+
+    def set_smooth(self, smooth: bool) -> None:
+        """Show the input enlarged smoothly (True) or with nearest neighbour (False)."""
+        self.smooth = smooth
+        self.update()
 
     def image_rect(self) -> QRectF:
         """The output's rectangle in widget coordinates."""
@@ -138,7 +154,7 @@ class CompareCanvas(QWidget):
     def _near_split(self, x: float) -> bool:
         return abs(x - self.split_x()) <= HANDLE_GRAB_PX
 
-    def paintEvent(self, event: QPaintEvent) -> None:
+    def paintEvent(self, event: QPaintEvent | None) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().window())
         if self.after.isNull():
@@ -146,18 +162,20 @@ class CompareCanvas(QWidget):
             return
         target = self.image_rect()
         painter.fillRect(target, self._checker)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 1.0)
         split = self.split_x()
         painter.save()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth or self.zoom < 1.0)
         painter.setClipRect(QRectF(0, 0, split, self.height()))
         painter.drawPixmap(target, self._before_pixmap, QRectF(self._before_pixmap.rect()))
         painter.restore()
         painter.save()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 1.0)
         painter.setClipRect(QRectF(split, 0, self.width() - split, self.height()))
         painter.drawPixmap(target, self._after_pixmap, QRectF(self._after_pixmap.rect()))
         painter.restore()
         self._paint_split(painter, split)
-        self._paint_label(painter, "Before (input, nearest neighbour)", left=True)
+        how = "smooth" if self.smooth else "nearest neighbour"
+        self._paint_label(painter, f"Before (input, {how})", left=True)
         self._paint_label(painter, "After", left=False)
 
     def _paint_split(self, painter: QPainter, x: float) -> None:
@@ -199,18 +217,22 @@ class CompareCanvas(QWidget):
         painter.end()
         return QBrush(tile)
 
-    def resizeEvent(self, event: QResizeEvent) -> None:
+    def resizeEvent(self, event: QResizeEvent | None) -> None:
         super().resizeEvent(event)
         if self._fitted:
             self.fit()
 
-    def wheelEvent(self, event: QWheelEvent) -> None:
+    def wheelEvent(self, event: QWheelEvent | None) -> None:
+        if event is None:
+            return
         steps = event.angleDelta().y() / 120
         if steps:
             self.zoom_by(ZOOM_STEP**steps, event.position())
         event.accept()
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:
+    def mousePressEvent(self, event: QMouseEvent | None) -> None:
+        if event is None:
+            return
         if event.button() == Qt.MouseButton.LeftButton:
             self._drag = "split" if self._near_split(event.position().x()) else "pan"
             self._last = event.position()
@@ -218,7 +240,9 @@ class CompareCanvas(QWidget):
                 self.setCursor(Qt.CursorShape.ClosedHandCursor)
         event.accept()
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+    def mouseMoveEvent(self, event: QMouseEvent | None) -> None:
+        if event is None:
+            return
         position = event.position()
         if self._drag == "split":
             self.set_split(position.x() / max(self.width(), 1))
@@ -231,12 +255,16 @@ class CompareCanvas(QWidget):
         self._last = position
         event.accept()
 
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+    def mouseReleaseEvent(self, event: QMouseEvent | None) -> None:
+        if event is None:
+            return
         self._drag = None
         self.setCursor(Qt.CursorShape.OpenHandCursor)
         event.accept()
 
-    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+    def mouseDoubleClickEvent(self, event: QMouseEvent | None) -> None:
+        if event is None:
+            return
         if self._fitted:
             self.actual_pixels(event.position())
         else:
@@ -244,25 +272,62 @@ class CompareCanvas(QWidget):
         event.accept()
 
 
-class CompareWindow(QWidget):
-    """A window with the comparison canvas, zoom actions and a split slider."""
+class ComparePanel(QWidget):
+    """The comparison canvas with its tools: previous/next finished item, fit, 1:1, zoom, smooth or nearest
+    "before", a split slider, and a close button (Esc or Ctrl+W also close it)."""
+
+    previous_requested = pyqtSignal()
+    next_requested = pyqtSignal()
+    close_requested = pyqtSignal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent, Qt.WindowType.Window)
+        super().__init__(parent)
         self.canvas = CompareCanvas()
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, SPLIT_STEPS)
         self.slider.setValue(SPLIT_STEPS // 2)
         self.slider.setToolTip("Drag to move the split between input and output")
         self.zoom_label = QLabel()
+        self.title = QLabel()
         self.info = QLabel()
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         toolbar = QToolBar()
+        toolbar.setIconSize(QSize(16, 16))
+        self.previous_action = self._action(
+            toolbar,
+            "◀ Previous",
+            QKeySequence.StandardKey.MoveToPreviousPage,
+            self.previous_requested.emit,
+            "The previous finished image (Page Up)",
+        )
+        self.next_action = self._action(
+            toolbar,
+            "Next ▶",
+            QKeySequence.StandardKey.MoveToNextPage,
+            self.next_requested.emit,
+            "The next finished image (Page Down)",
+        )
+        toolbar.addSeparator()
         self.fit_action = self._action(toolbar, "Fit", "F", self.canvas.fit, "Fit the image in the window")
         self.actual_action = self._action(toolbar, "1:1", "1", self.canvas.actual_pixels, "One pixel per screen pixel")
         self._action(toolbar, "Zoom in", QKeySequence.StandardKey.ZoomIn, lambda: self.canvas.zoom_by(ZOOM_STEP))
         self._action(toolbar, "Zoom out", QKeySequence.StandardKey.ZoomOut, lambda: self.canvas.zoom_by(1 / ZOOM_STEP))
+        self.smooth_action = self._action(
+            toolbar, "Smooth before", "S", lambda: None, "Enlarge the input smoothly instead of nearest neighbour"
+        )
+        self.smooth_action.setCheckable(True)
+        self.smooth_action.toggled.connect(self.canvas.set_smooth)
         toolbar.addSeparator()
         toolbar.addWidget(self.zoom_label)
+        toolbar.addWidget(self.title)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        toolbar.addWidget(spacer)
+        self.close_action = self._action(
+            toolbar, "Close", QKeySequence.StandardKey.Close, self.close_requested.emit, "Close the comparison (Esc)"
+        )
+        escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        escape.activated.connect(self.close_requested.emit)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
@@ -273,34 +338,51 @@ class CompareWindow(QWidget):
         self.slider.valueChanged.connect(lambda value: self.canvas.set_split(value / SPLIT_STEPS))
         self.canvas.split_changed.connect(self._on_split)
         self.canvas.view_changed.connect(self._show_zoom)
-        self.resize(900, 680)
 
-    def _action(self, toolbar: QToolBar, text: str, shortcut, slot, tip: str = "") -> QAction:
+    def _action(
+        self,
+        toolbar: QToolBar,
+        text: str,
+        shortcut: str | QKeySequence.StandardKey,
+        slot: Callable[[], object],
+        tip: str = "",
+    ) -> QAction:
         action = QAction(text, self)
         action.setShortcut(QKeySequence(shortcut))
+        action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         action.setToolTip(tip or text)
         action.triggered.connect(lambda _checked=False: slot())
         toolbar.addAction(action)
         self.addAction(action)
         return action
 
+    def set_neighbours(self, has_previous: bool, has_next: bool) -> None:
+        """Enable the previous/next buttons as there are finished items before/after the one shown."""
+        self.previous_action.setEnabled(has_previous)
+        self.next_action.setEnabled(has_next)
+
     def show_pair(self, before: QImage, after: QImage, title: str = "") -> None:
         """Compare two images already in memory."""
+        keep_view = not self.canvas.after.isNull() and self.canvas.after.size() == after.size()
+        zoom, offset, fitted = self.canvas.zoom, self.canvas.offset, self.canvas.fitted
         self.canvas.set_images(before, after)
+        if keep_view and not fitted:  # stepping through same-sized results keeps the zoom and the place
+            self.canvas.zoom_to(zoom, QPointF(0, 0))
+            self.canvas.pan_by(offset - self.canvas.offset)
         scale = after.width() / before.width() if before.width() else 0
         self.info.setText(
             f"  input {before.width()}×{before.height()}  →  output {after.width()}×{after.height()}"
-            f"  (×{scale:g})   ·   wheel: zoom   drag: pan   double-click: 1:1 / fit"
+            f"  (×{scale:g})   ·   wheel: zoom   drag: pan   double-click: 1:1 / fit   Esc: close"
         )
-        self.setWindowTitle(f"Compare — {title}" if title else "Compare")
+        self.title.setText(f"  {title}  ")
         self._show_zoom()
 
-    def show_files(self, before: Path, after: Path) -> None:
+    def show_files(self, before: Path, after: Path, title: str = "") -> None:
         """Read the input and the output and compare them (raises ``hat_plugin.ImageError`` if unreadable)."""
         self.show_pair(
             array_to_qimage(images.read_image(before).pixels),
             array_to_qimage(images.read_image(after).pixels),
-            title=after.name,
+            title=title or after.name,
         )
 
     def _on_split(self, fraction: float) -> None:

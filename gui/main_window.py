@@ -1,58 +1,103 @@
-"""The main window: a queue you drop images on, the settings panel, Start/Cancel with overall progress and time left.
+"""The main window: a queue you drop images on (with thumbnails), the settings panel (a dock that can be hidden),
+Start/Cancel with overall progress and time left, and the before/after comparison docked below the queue.
 
-The window owns the ``JobQueue`` and is the only thing that changes it; work runs in ``UpscaleTask`` on a
-one-thread pool and reports back through signals.
+The window owns the ``JobQueue``; a run's events change it only through ``batch_run.RunTracker``. Upscaling and
+downloads run on a one-thread pool; model checks and thumbnails on a second one, so they never wait for a run.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PyQt6.QtCore import (
     QByteArray,
     QMimeData,
     QModelIndex,
+    QPoint,
     QSettings,
     QStandardPaths,
     Qt,
     QThreadPool,
     QTimer,
+    QUrl,
     pyqtSignal,
 )
-from PyQt6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence
+from PyQt6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QImage,
+    QKeySequence,
+    QResizeEvent,
+)
 from PyQt6.QtWidgets import (
     QApplication,
+    QDockWidget,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
+    QMenu,
+    QMenuBar,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSplitter,
     QStackedWidget,
     QStyle,
     QVBoxLayout,
     QWidget,
 )
 
-from gui.compare_view import CompareWindow
-from gui.message_bar import MessageBar
+from gui.about import AboutDialog, about_html
+from gui.batch_run import ItemFinished, ItemUpdate, Job, ModelChosen, RunConfig, RunEvent, RunStopped, RunTracker
+from gui.compare_view import ComparePanel
+from gui.formatting import format_seconds
+from gui.message_bar import Action, MessageBar
+from gui.models import friendly_name
 from gui.qimage import qimage_to_array
-from gui.queue_model import AddResult, ItemState, JobQueue, TimeLeft, format_seconds
-from gui.queue_view import QueueTableModel, QueueView
+from gui.qt_helpers import standard_icon
+from gui.queue_model import AddResult, ItemState, JobQueue, QueueItem
+from gui.queue_view import PROGRESS, THUMBNAIL, QueueTableModel, QueueView
+from gui.runner import EngineCache, describe_error
 from gui.settings import Settings, load_settings, save_settings
 from gui.settings_panel import SettingsPanel
-from gui.worker import EngineCache, Job, RunConfig, UpscaleTask, describe_error
+from gui.theme import THEMES, apply_theme
+from gui.worker import Thumbnail, ThumbnailTask, UpscaleTask, Worker, wait_or_abandon
 from hat_plugin import images
+from hat_plugin.errors import HATError, OptionError
+from hat_plugin.weights import ModelEntry
+
+__all__ = ["MainWindow", "default_paste_dir"]
 
 PROGRESS_STEPS = 1000
+SETTINGS_SHARE = 0.36
+"""The most of the window's width the docked settings take on their own (the user can drag it wider)."""
+COMPACT_WIDTH = 1000
+"""Below this window width the toolbar shows icons only (names in tooltips)."""
+CLOSE_WAIT_MS = 5000
+"""How long closing waits for the work in flight to stop before leaving it behind."""
 DROP_HINT = (
     "<p style='font-size:15pt'>Drop images or folders here</p>"
     "<p>or use <b>Add images…</b> (Ctrl+O), <b>Add folder…</b> (Ctrl+Shift+O), or paste an image (Ctrl+V).</p>"
+    "<p>The bundled models work offline; bigger ones are downloaded when first used.</p>"
 )
+QUEUE_KEY = "queue/items"
+THEME_KEY = "ui/theme"
+
+
+def _menu(parent: QMenuBar | QMenu, title: str) -> QMenu:
+    menu = parent.addMenu(title)
+    assert menu is not None
+    return menu
 
 
 def default_paste_dir() -> Path:
@@ -62,7 +107,8 @@ def default_paste_dir() -> Path:
 
 
 class MainWindow(QMainWindow):
-    """The app's window. ``store`` holds the settings (a temporary one in tests); ``paste_dir`` receives pastes."""
+    """The app's window. ``store`` holds the settings and the queue (a temporary one in tests); ``paste_dir``
+    receives pasted images."""
 
     run_finished = pyqtSignal()
     """A run ended (all items processed, cancelled, or stopped by a model problem)."""
@@ -73,21 +119,26 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.store = store if store is not None else QSettings()
         self.paste_dir = paste_dir if paste_dir is not None else default_paste_dir()
+        self.close_wait_ms = CLOSE_WAIT_MS
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
+        self.checks = QThreadPool(self)
+        self.checks.setMaxThreadCount(1)
         self.engines = EngineCache()
         self.queue = JobQueue()
         self.task: UpscaleTask | None = None
-        self.compare_windows: list[CompareWindow] = []
-        self._run_ids: list[int] = []
-        self._stopped = False
-        self._eta = TimeLeft()
+        self.tracker: RunTracker | None = None
+        self.compare_item: int | None = None
+        self.about_dialog: AboutDialog | None = None
+        self.context_menu: QMenu | None = None
+        self._thumbnail_tasks: list[ThumbnailTask] = []
         self._paste_names = itertools.count(1)
-        self._bar_action = None
+        self._closing = False
 
         self.table_model = QueueTableModel(self.queue, self)
         self.view = QueueView(self.table_model)
-        self.panel = SettingsPanel(self.pool)
+        self.panel = SettingsPanel(self.pool, self.checks)
+        self.compare = ComparePanel()
         self.message_bar = MessageBar()
         self.progress = QProgressBar()
         self.progress.setRange(0, PROGRESS_STEPS)
@@ -97,21 +148,29 @@ class MainWindow(QMainWindow):
         self.cancel_button = QPushButton("Cancel")
         self._ticker = QTimer(self)
         self._ticker.setInterval(1000)
+        self._busy_ticker = QTimer(self)
+        self._busy_ticker.setInterval(80)
         self._build_layout()
         self._build_actions()
 
         self.panel.set_settings(load_settings(self.store))
         self.panel.changed.connect(self.save_settings)
         self.panel.models.downloaded.connect(self._on_model_downloaded)
-        self.message_bar.action_clicked.connect(self._on_bar_action)
         self.view.doubleClicked.connect(self._on_double_click)
-        self.view.selectionModel().selectionChanged.connect(self._update_actions)
+        self.view.customContextMenuRequested.connect(self._on_context_menu)
+        selection = self.view.selectionModel()
+        assert selection is not None
+        selection.selectionChanged.connect(self._update_actions)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
+        self.compare.previous_requested.connect(lambda: self.compare_step(-1))
+        self.compare.next_requested.connect(lambda: self.compare_step(1))
+        self.compare.close_requested.connect(self.close_compare)
         self._ticker.timeout.connect(self._update_overall)
-        geometry = self.store.value("window/geometry", QByteArray(), type=QByteArray)
-        if geometry.isEmpty() or not self.restoreGeometry(geometry):
-            self.resize(1100, 640)
+        self._busy_ticker.timeout.connect(self._repaint_busy)
+        self._restore_window()
+        self._restore_queue()
+        self.set_theme(str(self.store.value(THEME_KEY, "system")), save=False)
         self._update_actions()
 
     # ------------------------------------------------------------------------------------------- layout
@@ -130,58 +189,84 @@ class MainWindow(QMainWindow):
         bottom.addWidget(self.time_left)
         bottom.addWidget(self.start_button)
         bottom.addWidget(self.cancel_button)
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(6, 6, 6, 6)
-        left_layout.addWidget(self.message_bar)
-        left_layout.addWidget(self.pages, 1)
-        left_layout.addLayout(bottom)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.message_bar)
+        layout.addWidget(self.pages, 1)
+        layout.addLayout(bottom)
+        self.setCentralWidget(central)
 
         scroll = QScrollArea()
         scroll.setWidget(self.panel)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(self.panel.minimumSizeHint().width() + 24)
-        self.splitter = QSplitter()
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(scroll)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setSizes([700, 400])
-        self.splitter.setChildrenCollapsible(False)
-        self.setCentralWidget(self.splitter)
-        self.statusBar().showMessage("Ready")
+        self.settings_scroll = scroll
+        self.settings_dock = QDockWidget("Settings", self)
+        self.settings_dock.setObjectName("settingsDock")
+        self.settings_dock.setWidget(scroll)
+        self.settings_dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetClosable | QDockWidget.DockWidgetFeature.DockWidgetMovable
+        )
+        self.settings_dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.settings_dock)
 
-    def _action(self, text: str, slot, shortcut=None, icon: QStyle.StandardPixmap | None = None) -> QAction:
+        self.compare_dock = QDockWidget("Compare", self)
+        self.compare_dock.setObjectName("compareDock")
+        self.compare_dock.setWidget(self.compare)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.compare_dock)
+        self.compare_dock.hide()
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._status("Ready")
+
+    def _action(
+        self,
+        text: str,
+        slot: Callable[[], object],
+        shortcut: str | QKeySequence.StandardKey | None = None,
+        icon: QStyle.StandardPixmap | None = None,
+    ) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         if icon is not None:
-            action.setIcon(self.style().standardIcon(icon))
+            action.setIcon(standard_icon(icon, self))
         action.triggered.connect(lambda _checked=False: slot())
         return action
 
     def _build_actions(self) -> None:
         pix = QStyle.StandardPixmap
-        self.add_files_action = self._action(
-            "Add images…", self.choose_files, QKeySequence.StandardKey.Open, pix.SP_FileIcon
-        )
+        keys = QKeySequence.StandardKey
+        self.add_files_action = self._action("Add images…", self.choose_files, keys.Open, pix.SP_FileIcon)
         self.add_folder_action = self._action("Add folder…", self.choose_folder, "Ctrl+Shift+O", pix.SP_DirIcon)
-        self.paste_action = self._action("Paste", self.paste, QKeySequence.StandardKey.Paste)
-        quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.paste_action = self._action("Paste", self.paste, keys.Paste)
+        self.open_output_action = self._action(
+            "Open output folder", self.open_output_folder, "Ctrl+Shift+F", pix.SP_DirOpenIcon
+        )
+        quit_action = self._action("Quit", self.close, keys.Quit)
         self.start_action = self._action("Start", self.start, "Ctrl+Return", pix.SP_MediaPlay)
         self.cancel_action = self._action("Cancel", self.cancel, "Ctrl+.", pix.SP_MediaStop)
         self.retry_action = self._action("Retry failed", self.retry_failed, None, pix.SP_BrowserReload)
-        self.remove_action = self._action(
-            "Remove", self.remove_selected, QKeySequence.StandardKey.Delete, pix.SP_TrashIcon
-        )
+        self.remove_action = self._action("Remove", self.remove_selected, keys.Delete, pix.SP_TrashIcon)
         self.clear_action = self._action("Clear finished", self.clear_finished, None, pix.SP_DialogResetButton)
         self.compare_action = self._action("Compare", self.compare_selected, "Ctrl+D", pix.SP_FileDialogContentsView)
-        file_menu = self.menuBar().addMenu("&File")
-        for action in (self.add_files_action, self.add_folder_action, self.paste_action):
+        self.about_action = self._action("About HAT Upscaler", self.show_about)
+        settings_action = self.settings_dock.toggleViewAction()
+        assert settings_action is not None
+        self.settings_action = settings_action
+        settings_action.setText("Settings panel")
+        settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        settings_action.setIcon(standard_icon(pix.SP_FileDialogDetailedView, self))
+
+        menu_bar = self.menuBar()
+        assert menu_bar is not None
+        file_menu = _menu(menu_bar, "&File")
+        for action in (self.add_files_action, self.add_folder_action, self.paste_action, self.open_output_action):
             file_menu.addAction(action)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
-        queue_menu = self.menuBar().addMenu("&Queue")
+        queue_menu = _menu(menu_bar, "&Queue")
         for action in (
             self.start_action,
             self.cancel_action,
@@ -191,7 +276,23 @@ class MainWindow(QMainWindow):
             self.compare_action,
         ):
             queue_menu.addAction(action)
+        view_menu = _menu(menu_bar, "&View")
+        view_menu.addAction(self.settings_action)
+        theme_menu = _menu(view_menu, "Theme")
+        self.theme_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for name in THEMES:
+            action = QAction(name.capitalize(), self)
+            action.setCheckable(True)
+            action.triggered.connect(lambda _checked=False, name=name: self.set_theme(name))
+            group.addAction(action)
+            theme_menu.addAction(action)
+            self.theme_actions[name] = action
+        help_menu = _menu(menu_bar, "&Help")
+        help_menu.addAction(self.about_action)
+
         toolbar = self.addToolBar("Queue")
+        assert toolbar is not None
         toolbar.setObjectName("queueToolbar")
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for action in (
@@ -201,36 +302,54 @@ class MainWindow(QMainWindow):
             self.remove_action,
             self.clear_action,
             self.compare_action,
+            self.open_output_action,
         ):
             toolbar.addAction(action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.settings_action)
+        self.toolbar = toolbar
         self.start_button.setIcon(self.start_action.icon())
         self.cancel_button.setIcon(self.cancel_action.icon())
 
+    def _restore_window(self) -> None:
+        geometry = self.store.value("window/geometry", QByteArray(), type=QByteArray)
+        state = self.store.value("window/state", QByteArray(), type=QByteArray)
+        if geometry.isEmpty() or not self.restoreGeometry(geometry):
+            self.resize(1100, 660)
+        if state.isEmpty() or not self.restoreState(state):
+            self.resizeDocks([self.settings_dock], [390], Qt.Orientation.Horizontal)
+        self.compare_dock.hide()
+
     # ------------------------------------------------------------------------------------------- adding
 
-    def add_paths(self, paths: list[Path]) -> AddResult:
+    def add_paths(self, paths: Sequence[Path]) -> AddResult:
         """Queue image files and the images in folders; say what was not added and why."""
         result = self.queue.add_paths(paths, recursive=self.panel.settings().recursive)
         self.table_model.appended(len(result.added))
         self._report_added(result)
+        self._request_thumbnails([item.source for item in result.added])
         self._update_actions()
         return result
 
     def _report_added(self, result: AddResult) -> None:
-        names = ", ".join(p.name for p in result.rejected[:3]) + ("…" if len(result.rejected) > 3 else "")
-        if result.rejected and not result.added:
+        def listing(paths: list[tuple[Path, str]]) -> str:
+            shown = ", ".join(f"{p.name} ({why})" for p, why in paths[:3])
+            return shown + ("…" if len(paths) > 3 else "")
+
+        rejected = [(p, result.reasons.get(p, "not an image file")) for p in result.rejected]
+        not_added = listing(rejected + result.skipped)
+        if (rejected or result.skipped) and not result.added:
             self._show(
-                f"Not added: {names} — not an image file (or a folder with no images). "
-                "Drop PNG, JPEG, WebP, TIFF, BMP or other image files, or folders of them.",
+                f"Not added: {not_added}. Drop PNG, JPEG, WebP, TIFF, BMP or other image files, or folders of them.",
                 "error",
             )
-        elif result.rejected:
-            self._show(f"Added {len(result.added)} image(s). Not added (not images): {names}", "info")
+        elif rejected or result.skipped:
+            self._show(f"Added {len(result.added)} image(s). Not added: {not_added}.", "info")
         elif result.duplicates and not result.added:
             self._show(f"Already in the queue: {', '.join(p.name for p in result.duplicates[:3])}", "info")
         elif result.added:
             self.message_bar.dismiss()
-            self.statusBar().showMessage(f"Added {len(result.added)} image(s)", 5000)
+            self._status(f"Added {len(result.added)} image(s)", 5000)
 
     def choose_files(self) -> None:
         """File > Add images…"""
@@ -247,7 +366,8 @@ class MainWindow(QMainWindow):
 
     def paste(self) -> AddResult | None:
         """Queue files copied in a file manager, or save a copied image to ``paste_dir`` and queue it."""
-        return self._add_mime(QApplication.clipboard().mimeData())
+        clipboard = QApplication.clipboard()
+        return self._add_mime(clipboard.mimeData() if clipboard is not None else None)
 
     def _add_mime(self, mime: QMimeData | None) -> AddResult | None:
         if mime is None:
@@ -256,72 +376,92 @@ class MainWindow(QMainWindow):
         if files:
             return self.add_paths(files)
         if mime.hasImage():
-            return self._add_image_data(mime.imageData())
+            data = mime.imageData()
+            return self._add_image_data(data if isinstance(data, QImage) else None)
         self._show("Nothing to add: paste or drop image files, folders or an image.", "error")
         return None
 
-    def _add_image_data(self, image) -> AddResult | None:
+    def _add_image_data(self, image: QImage | None) -> AddResult | None:
         if image is None or image.isNull():
             self._show("The pasted data is not an image.", "error")
             return None
         name = f"pasted-{time.strftime('%Y%m%d-%H%M%S')}-{next(self._paste_names)}.png"
         target = self.paste_dir / name
         try:
-            images.write_image(target, images.Image(qimage_to_array(image)))
-        except Exception as exc:
+            images.write_image(target, images.Image(qimage_to_array(image)), overwrite=False)
+        except (HATError, OSError) as exc:
             self._show(f"Could not save the pasted image: {describe_error(exc)}", "error")
             return None
         return self.add_paths([target])
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+    def dragEnterEvent(self, event: QDragEnterEvent | None) -> None:
+        if event is None:
+            return
         mime = event.mimeData()
-        if mime.hasUrls() or mime.hasImage():
+        if mime is not None and (mime.hasUrls() or mime.hasImage()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        event.acceptProposedAction()
+    def dragMoveEvent(self, event: QDragMoveEvent | None) -> None:
+        if event is not None:
+            event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:
-        self._add_mime(event.mimeData())
-        event.acceptProposedAction()
+    def dropEvent(self, event: QDropEvent | None) -> None:
+        if event is not None:
+            self._add_mime(event.mimeData())
+            event.acceptProposedAction()
+
+    def _request_thumbnails(self, paths: list[Path]) -> None:
+        wanted = self.table_model.thumbnails.wanted(paths)
+        if not wanted:
+            return
+        task = ThumbnailTask(wanted, THUMBNAIL * self.devicePixelRatioF())
+        task.signals.reported.connect(self._on_thumbnail)
+        task.signals.finished.connect(lambda: self._forget_task(task))
+        self._thumbnail_tasks.append(task)
+        self.checks.start(task)
+
+    def _on_thumbnail(self, event: object) -> None:
+        if isinstance(event, Thumbnail):
+            event.image.setDevicePixelRatio(self.devicePixelRatioF())
+            self.table_model.thumbnail_ready(event.path, event.image)
+
+    def _forget_task(self, task: ThumbnailTask) -> None:
+        if task in self._thumbnail_tasks:
+            self._thumbnail_tasks.remove(task)
+        if task.cancelled:
+            self.table_model.thumbnails.forget(task.paths)
 
     # ----------------------------------------------------------------------------------------- running
 
+    @property
+    def running(self) -> bool:
+        """True while a run is in progress."""
+        return self.task is not None
+
     def start(self) -> bool:
-        """Process every queued item in the background; False (with a message) when there is nothing to do."""
+        """Process the queued and cancelled items in the background; False (with a message) when it cannot."""
         if self.task is not None:
             return False
-        pending = self.queue.queued()
-        if not pending:
-            self._show("Nothing to process: add images first (drop them here or use Add images…).", "info")
+        items = self.queue.startable()
+        if not items:
+            failed = any(item.state is ItemState.FAILED for item in self.queue.items)
+            hint = "use Retry failed to try the failed ones again" if failed else "add images first"
+            self._show(f"Nothing to process: {hint}.", "info")
             return False
         settings = self.panel.settings()
         problem = self._model_problem(settings)
         if problem:
             self._show(problem, "error")
             return False
-        task = UpscaleTask(
-            [Job(i.id, i.source, i.root) for i in pending], RunConfig.from_settings(settings), self.engines
-        )
-        task.signals.state_changed.connect(self._on_state)
-        task.signals.progress.connect(self._on_progress)
-        task.signals.item_finished.connect(self._on_item_finished)
-        task.signals.notice.connect(lambda text: self._show(text, "info"))
-        task.signals.stopped.connect(self._on_stopped)
-        task.signals.finished.connect(self._on_finished)
-        self.task = task
-        self._run_ids = [i.id for i in pending]
-        self._stopped = False
-        self._eta = TimeLeft()
-        self.message_bar.dismiss()
-        self.panel.lock(True)
-        self.statusBar().showMessage(f"Processing {len(pending)} image(s)…")
-        self._ticker.start()
-        self._update_actions()
-        self._update_overall()
-        self.pool.start(task)
+        try:
+            config = RunConfig.from_settings(settings)
+        except OptionError as exc:
+            self._show(f"Cannot start: {exc}", "error")
+            return False
+        self.queue.requeue(item for item in items if item.state is ItemState.CANCELLED)
+        self._run(items, config)
         return True
 
     def _model_problem(self, settings: Settings) -> str | None:
@@ -330,114 +470,168 @@ class MainWindow(QMainWindow):
                 return "Choose a weights file (.pth or .safetensors) in the Model box, or pick a listed model."
             if not Path(settings.weights_file).is_file():
                 return f"Weights file not found: {settings.weights_file}. Choose an existing file."
-        elif not settings.model:
-            return "Choose a model in the Model box."
         return None
+
+    def _run(self, items: list[QueueItem], config: RunConfig) -> None:
+        task = UpscaleTask([Job(i.id, i.source, i.root) for i in items], config, self.engines)
+        task.signals.reported.connect(self._on_event)
+        task.signals.errored.connect(self._on_errored)
+        task.signals.finished.connect(self._on_finished)
+        self.task = task
+        self.tracker = RunTracker(items)
+        for item in items:
+            self.table_model.changed(item.id)
+        self.message_bar.dismiss()
+        self.panel.lock(True)
+        self._status(f"Processing {len(items)} image(s)…")
+        self._ticker.start()
+        self._busy_ticker.start()
+        self._update_actions()
+        self._update_overall()
+        self.pool.start(task)
 
     def cancel(self) -> None:
         """Stop the run: the current item stops within a tile and writes nothing; the rest stay queued."""
-        if self.task is not None:
+        if self.task is not None and self.tracker is not None:
+            self.tracker.cancelled = True
             self.task.cancel()
             self.cancel_action.setEnabled(False)
             self.cancel_button.setEnabled(False)
-            self.statusBar().showMessage("Cancelling…")
+            self._status("Cancelling…")
 
     def retry_failed(self) -> None:
-        """Queue failed and cancelled items again and start."""
-        again = self.queue.retry()
+        """Queue the failed items again and start."""
+        self.retry([item.id for item in self.queue.items if item.state is ItemState.FAILED])
+
+    def retry(self, item_ids: Sequence[int]) -> None:
+        """Queue the given finished items (failed, cancelled, skipped) again and start, or join the next run."""
+        wanted = set(item_ids)
+        again = self.queue.requeue(
+            item for item in self.queue.items if item.id in wanted and item.state is not ItemState.DONE
+        )
         for item in again:
             self.table_model.changed(item.id)
         self._update_actions()
         if again and self.task is None:
             self.start()
 
-    def _on_state(self, item_id: int, state: str, message: str) -> None:
-        item = self._item(item_id)
-        if item is None:
+    def _on_event(self, event: RunEvent) -> None:
+        tracker = self.tracker
+        if tracker is None:
             return
-        item.state, item.message, item.done, item.total = ItemState(state), message, 0, 0
-        if item.state is ItemState.RUNNING:
-            self._eta.start_item()
-        self.table_model.changed(item_id)
-        self._update_overall()
+        item = tracker.apply(event)
+        if isinstance(event, ItemUpdate | ItemFinished | RunStopped):
+            self._update_overall()
+        if item is not None:
+            self.table_model.changed(item.id)
+            if isinstance(event, ItemFinished):
+                self._update_actions()
+        elif isinstance(event, ModelChosen):
+            model = event.why or event.label  # the engine's sentence starts with the model's name
+            self._status(f"Processing with {model}, ×{event.scale} on {event.device} in {event.precision}")
+            if event.notes:
+                self._show("; ".join(event.notes), "info")
+        elif isinstance(event, RunStopped):
+            self._on_stopped(event)
 
-    def _on_progress(self, item_id: int, done: int, total: int) -> None:
-        item = self._item(item_id)
-        if item is None:
-            return
-        item.done, item.total = done, total
-        self.table_model.changed(item_id)
-        self._update_overall()
+    def _on_stopped(self, event: RunStopped) -> None:
+        for item in self.tracker.items if self.tracker is not None else []:
+            self.table_model.changed(item.id)
+        actions: list[Action] = []
+        entry = self.panel.models.entry(event.model) if event.model else None
+        if entry is not None:
+            alternative = self._ready_alternative(entry.scale, event.model)
+            if alternative is not None:
+                label = friendly_name(alternative, size=False)
+                actions.append((f"Use {label}", lambda: self.use_model(alternative.name)))
+        actions.append(("Retry", self.start))
+        self._show(event.reason, "error", actions, event.details)
 
-    def _on_item_finished(self, item_id: int, state: str, message: str, output: str, seconds: float) -> None:
-        item = self._item(item_id)
-        if item is None:
-            return
-        was_downloading = item.state is ItemState.DOWNLOADING
-        item.state, item.message, item.seconds = ItemState(state), message, seconds
-        item.output = Path(output) if output else None
-        self._eta.finish_item(counted=item.state is ItemState.DONE)
-        if was_downloading:
-            self.panel.models.reload()
-        self.table_model.changed(item_id)
-        self._update_actions()
-        self._update_overall()
+    def _ready_alternative(self, scale: int, unavailable: str) -> ModelEntry | None:
+        """A model of ``scale`` that works without the network: the engine's default when it is ready."""
+        picker = self.panel.models
+        availability = picker.availability
+        default = picker.default_for(scale)
+        if availability is None or default is None or default[0] == unavailable:
+            return None
+        return picker.entry(default[0]) if availability.is_ready(default[0]) else None
 
-    def _on_stopped(self, reason: str) -> None:
-        self._stopped = True
-        self._show(f"The run stopped: {reason}", "error", "Retry", self.retry_failed)
+    def use_model(self, name: str) -> None:
+        """Switch the Model box to ``name`` (as the user would) and start again."""
+        self.panel.models.select_model(name)
+        self.start()
+
+    def _on_errored(self, exc: object) -> None:
+        text = describe_error(exc) if isinstance(exc, BaseException) else str(exc)
+        self._show(f"The run stopped because of an unexpected error: {text}", "error", [("Retry", self.start)])
 
     def _on_finished(self) -> None:
-        cancelled = self.task is not None and self.task.cancelled
+        tracker = self.tracker
         self.task = None
         self._ticker.stop()
+        self._busy_ticker.stop()
         self.panel.lock(False)
-        self.panel.models.reload()
-        if not cancelled and not self._stopped and self.queue.queued():
-            self.start()
+        if tracker is not None:
+            for item in tracker.end():
+                self.table_model.changed(item.id)
+            if tracker.downloaded:
+                self.panel.models.check_availability()
+        if self._closing:
+            return
+        self.save_queue()
+        follow_up = tracker is not None and not tracker.cancelled and tracker.stopped is None
+        if follow_up and self.queue.queued() and self.start():
             return
         self._update_actions()
         self._update_overall()
         self.time_left.clear()
-        self.statusBar().showMessage(self._summary(cancelled))
+        if tracker is not None:
+            self._status(tracker.summary())
         self.run_finished.emit()
 
-    def _summary(self, cancelled: bool) -> str:
-        counts = {state: 0 for state in ItemState}
-        for item_id in self._run_ids:
-            item = self._item(item_id)
-            if item is not None:
-                counts[item.state] += 1
-        parts = [
-            f"{counts[s]} {s.value}"
-            for s in (ItemState.DONE, ItemState.SKIPPED, ItemState.FAILED, ItemState.CANCELLED, ItemState.QUEUED)
-            if counts[s]
-        ]
-        head = "Cancelled" if cancelled else "Finished"
-        return f"{head}: {', '.join(parts) or 'nothing processed'}"
-
     def _update_overall(self) -> None:
-        run = [item for item in map(self._item, self._run_ids) if item is not None]
-        if not run:
+        tracker = self.tracker
+        if tracker is None:
+            self.progress.setRange(0, PROGRESS_STEPS)
             self.progress.setValue(0)
             return
-        finished = sum(item.state.finished for item in run)
-        current = next((i for i in run if i.state is ItemState.RUNNING), None)
-        fraction = current.done / current.total if current is not None and current.total else 0.0
-        self.progress.setValue(round(PROGRESS_STEPS * (finished + fraction) / len(run)))
+        fraction = tracker.fraction()
+        counts = tracker.counts()
+        finished = counts[ItemState.DONE] + counts[ItemState.SKIPPED]
+        if fraction is None and self.task is not None:
+            self.progress.setRange(0, 0)  # busy: the model loads or the first tile is being computed
+        else:
+            self.progress.setRange(0, PROGRESS_STEPS)
+            self.progress.setValue(round(PROGRESS_STEPS * (fraction or 0.0)))
+        self.progress.setFormat(f"{finished} of {len(tracker.items)} done")
         if self.task is not None:
-            waiting = sum(item.state is ItemState.QUEUED for item in run)
-            done, total = (current.done, current.total) if current is not None else (0, 0)
-            estimate = self._eta.estimate(done, total, waiting)
-            self.time_left.setText(f"{format_seconds(estimate)} left" if estimate is not None else "estimating…")
+            current = tracker.current
+            if current is not None and current.state in (ItemState.LOADING, ItemState.DOWNLOADING):
+                self.time_left.setText(current.state.value + "…")
+            else:
+                estimate = tracker.time_left()
+                self.time_left.setText(f"{format_seconds(estimate)} left" if estimate is not None else "estimating…")
+
+    def _repaint_busy(self) -> None:
+        current = self.tracker.current if self.tracker is not None else None
+        if current is not None and current.total == 0:
+            row = self.queue.row_of(current.id)
+            index = self.table_model.index(row, PROGRESS)
+            self.table_model.dataChanged.emit(index, index)
 
     # ---------------------------------------------------------------------------------------- editing
 
     def remove_selected(self) -> None:
-        """Remove the selected items that are not part of the run in progress."""
-        busy = set(self._run_ids) if self.task is not None else set()
-        if self.queue.remove([i for i in self.view.selected_ids() if i not in busy]):
+        """Remove the selected items that are not being processed."""
+        self.remove(self.view.selected_ids())
+
+    def remove(self, item_ids: Sequence[int]) -> None:
+        """Remove the given items that are not part of the run in progress."""
+        busy = {i.id for i in self.tracker.items} if self.tracker is not None and self.task is not None else set()
+        if self.queue.remove([i for i in item_ids if i not in busy]):
             self.table_model.reset()
+            if self.compare_item is not None and self.queue.find(self.compare_item) is None:
+                self.close_compare()
         self._update_actions()
 
     def clear_finished(self) -> None:
@@ -446,42 +640,158 @@ class MainWindow(QMainWindow):
             self.table_model.reset()
         self._update_actions()
 
+    # ------------------------------------------------------------------------------------ menus, folders
+
+    def build_context_menu(self, item_ids: Sequence[int]) -> QMenu:
+        """The queue's context menu for the given items: open, show in folder, compare, retry, remove."""
+        menu = QMenu(self)
+        items = [item for item in map(self.queue.find, item_ids) if item is not None]
+        first = items[0] if items else None
+        target = self._file_of(first) if first is not None else None
+        open_action = menu.addAction("Open", lambda: self.open_path(target) if target else None)
+        show_action = menu.addAction("Show in folder", lambda: self.show_in_folder(target) if target else None)
+        compare_action = menu.addAction("Compare", lambda: self.open_compare(first.id) if first else None)
+        menu.addSeparator()
+        retry_action = menu.addAction("Retry", lambda: self.retry([i.id for i in items]))
+        remove_action = menu.addAction("Remove", lambda: self.remove([i.id for i in items]))
+        for action, enabled in (
+            (open_action, target is not None),
+            (show_action, target is not None),
+            (compare_action, first is not None and first.state is ItemState.DONE),
+            (retry_action, any(i.state.finished and i.state is not ItemState.DONE for i in items)),
+            (remove_action, any(not i.state.busy for i in items)),
+        ):
+            if action is not None:
+                action.setEnabled(enabled)
+        return menu
+
+    def _on_context_menu(self, position: QPoint) -> None:
+        index = self.view.indexAt(position)
+        selection = self.view.selectionModel()
+        selected = {i.row() for i in selection.selectedRows()} if selection is not None else set()
+        if index.isValid() and index.row() not in selected:
+            self.view.selectRow(index.row())
+        ids = self.view.selected_ids()
+        if not ids:
+            return
+        self.context_menu = self.build_context_menu(ids)
+        viewport = self.view.viewport()
+        assert viewport is not None
+        self.context_menu.popup(viewport.mapToGlobal(position))
+
+    @staticmethod
+    def _file_of(item: QueueItem) -> Path:
+        """The file an item stands for: its output once written, else its input."""
+        return item.output if item.state is ItemState.DONE and item.output is not None else item.source
+
+    def open_path(self, path: Path) -> bool:
+        """Open a file with the system's default program."""
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+    def show_in_folder(self, path: Path) -> bool:
+        """Open the folder that holds ``path`` in the file manager."""
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
+
+    def output_folder(self) -> Path | None:
+        """The folder results go to: the chosen output folder, else that of the selected (or last) result."""
+        chosen = self.panel.settings().output_folder
+        if chosen is not None:
+            return chosen
+        selected = [item for item in map(self.queue.find, self.view.selected_ids()) if item is not None]
+        done = [item for item in self.queue.items if item.state is ItemState.DONE and item.output is not None]
+        for item in [*selected, *reversed(done)]:
+            if item.output is not None:
+                return item.output.parent
+        return selected[0].source.parent if selected else None
+
+    def open_output_folder(self) -> bool:
+        """File > Open output folder."""
+        folder = self.output_folder()
+        if folder is None:
+            self._show("No output folder yet: results are written beside each input unless you choose one.", "info")
+            return False
+        if not folder.is_dir():
+            self._show(f"The output folder {folder} does not exist yet: the first result creates it.", "info")
+            return False
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def show_about(self) -> AboutDialog:
+        """Help > About: versions and the licence of the model in use."""
+        picker = self.panel.models
+        entry = picker.entry(picker.shown_model)
+        self.about_dialog = AboutDialog(about_html(entry, picker.weights_file if picker.use_weights_file else ""), self)
+        self.about_dialog.open()
+        return self.about_dialog
+
+    def set_theme(self, name: str, save: bool = True) -> None:
+        """View > Theme: follow the system, or force light or dark."""
+        name = name if name in THEMES else "system"
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, name)
+        self.theme_actions[name].setChecked(True)
+        if save:
+            self.store.setValue(THEME_KEY, name)
+
     # ------------------------------------------------------------------------------------------ compare
 
-    def compare_selected(self) -> CompareWindow | None:
-        """Open the before/after view for the first selected finished item."""
+    def compare_selected(self) -> bool:
+        """Show the before/after view for the first selected finished item."""
         for item_id in self.view.selected_ids():
             if self.queue.get(item_id).state is ItemState.DONE:
                 return self.open_compare(item_id)
         self._show("Select a finished item to compare.", "info")
-        return None
+        return False
 
-    def open_compare(self, item_id: int) -> CompareWindow | None:
-        """Show the input and the output of a finished item side by side under a split slider."""
-        item = self.queue.get(item_id)
-        if item.state is not ItemState.DONE or item.output is None:
-            return None
-        window = CompareWindow()
+    def _done_ids(self) -> list[int]:
+        return [i.id for i in self.queue.items if i.state is ItemState.DONE and i.output is not None]
+
+    def open_compare(self, item_id: int) -> bool:
+        """Show the input and the output of a finished item side by side, in the Compare dock."""
+        item = self.queue.find(item_id)
+        if item is None or item.state is not ItemState.DONE or item.output is None:
+            return False
         try:
-            window.show_files(item.source, item.output)
-        except Exception as exc:
-            window.deleteLater()
+            self.compare.show_files(item.source, item.output, self.table_model.shown_name(item))
+        except (HATError, ValueError, OSError) as exc:
             self._show(f"Cannot compare: {describe_error(exc)}", "error")
-            return None
-        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        window.destroyed.connect(
-            lambda: self.compare_windows.remove(window) if window in self.compare_windows else None
-        )
-        self.compare_windows.append(window)
-        window.show()
-        return window
+            return False
+        first_time = not self.compare_dock.isVisible()
+        self.compare_item = item_id
+        done = self._done_ids()
+        position = done.index(item_id)
+        self.compare.set_neighbours(position > 0, position < len(done) - 1)
+        self.compare_dock.setWindowTitle(f"Compare — {item.source.name}")
+        self.compare_dock.show()
+        self.compare_dock.raise_()
+        if first_time and not self.compare_dock.isFloating():
+            self.resizeDocks([self.compare_dock], [max(240, int(self.height() * 0.55))], Qt.Orientation.Vertical)
+        self.compare.canvas.setFocus()
+        return True
+
+    def compare_step(self, step: int) -> bool:
+        """Show the previous (-1) or next (+1) finished item in the comparison."""
+        done = self._done_ids()
+        if self.compare_item not in done:
+            return False
+        position = done.index(self.compare_item) + step
+        if not 0 <= position < len(done):
+            return False
+        self.view.selectRow(self.queue.row_of(done[position]))
+        return self.open_compare(done[position])
+
+    def close_compare(self) -> None:
+        """Hide the comparison (Esc)."""
+        self.compare_dock.hide()
+        self.compare_item = None
+        self.view.setFocus()
 
     def _on_double_click(self, index: QModelIndex) -> None:
         item = self.table_model.item_at(index.row())
         if item.state is ItemState.DONE:
             self.open_compare(item.id)
         elif item.state is ItemState.FAILED:
-            self._show(f"{item.source.name}: {item.message}", "error", "Retry", self.retry_failed)
+            self._show(f"{item.source.name}: {item.message}", "error", [("Retry", lambda: self.retry([item.id]))])
 
     # -------------------------------------------------------------------------------------------- misc
 
@@ -489,47 +799,94 @@ class MainWindow(QMainWindow):
         """Persist the panel's settings (called on every change) and the window layout."""
         save_settings(self.store, self.panel.settings())
         self.store.setValue("window/geometry", self.saveGeometry())
+        self.store.setValue("window/state", self.saveState())
         self.store.sync()
 
-    def _on_model_downloaded(self, name: str) -> None:
-        self.statusBar().showMessage(f"Model {name} downloaded", 5000)
+    def save_queue(self) -> None:
+        """Persist the queue with each item's state, so the next start shows it again."""
+        self.store.setValue(QUEUE_KEY, json.dumps(self.queue.to_records()))
+        self.store.sync()
 
-    def _show(self, text: str, kind: str, action: str | None = None, slot=None) -> None:
-        self._bar_action = slot
-        self.message_bar.show_message(text, kind, action)
-
-    def _on_bar_action(self) -> None:
-        slot, self._bar_action = self._bar_action, None
-        self.message_bar.dismiss()
-        if slot is not None:
-            slot()
-
-    def _item(self, item_id: int):
+    def _restore_queue(self) -> None:
         try:
-            return self.queue.get(item_id)
-        except KeyError:
-            return None
+            records = json.loads(str(self.store.value(QUEUE_KEY, "[]")))
+        except ValueError:
+            records = []
+        if not isinstance(records, list) or not records:
+            return
+        restored, dropped = self.queue.restore(records)
+        self.table_model.appended(restored)
+        self._request_thumbnails([item.source for item in self.queue.items])
+        gone = f"; {dropped} whose file is gone were left out" if dropped else ""
+        self._status(f"Restored the queue of the last session: {restored} item(s){gone}", 8000)
+
+    def _on_model_downloaded(self, name: str) -> None:
+        self._status(f"Model {name} downloaded", 5000)
+
+    def _status(self, text: str, timeout_ms: int = 0) -> None:
+        bar = self.statusBar()
+        if bar is not None:
+            bar.showMessage(text, timeout_ms)
+
+    def _show(self, text: str, kind: str, actions: Sequence[Action] = (), details: str = "") -> None:
+        self.message_bar.show_message(text, kind, actions, details)
 
     def _update_actions(self) -> None:
         running = self.task is not None
-        has_queued = bool(self.queue.queued())
+        startable = bool(self.queue.startable())
         self.pages.setCurrentIndex(1 if len(self.queue) else 0)
-        self.start_action.setEnabled(not running and has_queued)
-        self.start_button.setEnabled(not running and has_queued)
+        self.start_action.setEnabled(not running and startable)
+        self.start_button.setEnabled(not running and startable)
         self.cancel_action.setEnabled(running)
         self.cancel_button.setEnabled(running)
-        self.retry_action.setEnabled(any(i.state in (ItemState.FAILED, ItemState.CANCELLED) for i in self.queue.items))
-        self.clear_action.setEnabled(any(i.state in (ItemState.DONE, ItemState.SKIPPED) for i in self.queue.items))
-        selected = self.view.selected_ids()
-        self.remove_action.setEnabled(bool(selected))
-        self.compare_action.setEnabled(any(self.queue.get(i).state is ItemState.DONE for i in selected))
+        self.retry_action.setEnabled(any(i.state is ItemState.FAILED for i in self.queue.items))
+        self.clear_action.setEnabled(any(i.state.completed for i in self.queue.items))
+        selected = [item for item in map(self.queue.find, self.view.selected_ids()) if item is not None]
+        self.remove_action.setEnabled(any(not i.state.busy for i in selected))
+        self.compare_action.setEnabled(any(i.state is ItemState.DONE for i in selected))
 
-    def closeEvent(self, event: QCloseEvent) -> None:
-        if self.task is not None:
-            self.task.cancel()
-        self.panel.models.cancel_download()
-        self.pool.waitForDone()
+    def resizeEvent(self, event: QResizeEvent | None) -> None:
+        """In a narrow window keep the queue the widest part: the docked settings take at most
+        ``SETTINGS_SHARE`` of it, and the toolbar shows icons only."""
+        super().resizeEvent(event)
+        width = self.width()
+        dock = self.settings_dock
+        narrow = width < COMPACT_WIDTH
+        if narrow and dock.isVisible() and not dock.isFloating() and dock.width() > SETTINGS_SHARE * width:
+            self.resizeDocks([dock], [max(int(SETTINGS_SHARE * width), 1)], Qt.Orientation.Horizontal)
+        style = Qt.ToolButtonStyle.ToolButtonIconOnly if narrow else Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+        if self.toolbar.toolButtonStyle() != style:
+            self.toolbar.setToolButtonStyle(style)
+
+    def confirm_stop(self) -> bool:
+        """Ask whether to stop the run in progress and quit; True to quit."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Stop processing?")
+        box.setText("Images are being upscaled. Stop and quit?")
+        box.setInformativeText("Finished images are kept; the rest stay in the queue for the next start.")
+        stop = box.addButton("Stop and quit", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Keep running", QMessageBox.ButtonRole.RejectRole)
+        box.exec()
+        return box.clickedButton() is stop
+
+    def closeEvent(self, event: QCloseEvent | None) -> None:
+        if self.task is not None and not self.confirm_stop():
+            if event is not None:
+                event.ignore()
+            return
+        self._closing = True
+        self.cancel()
+        picker = self.panel.models
+        picker.cancel_download()
+        for task in self._thumbnail_tasks:
+            task.cancel()
+        work: list[Worker | None] = [self.task, picker.download_task]
+        wait_or_abandon(self.pool, work, self.close_wait_ms)
+        wait_or_abandon(self.checks, [*self._thumbnail_tasks, picker.check_task], self.close_wait_ms)
+        if self.tracker is not None:
+            self.tracker.cancelled = True
+            self.tracker.end()
+        self.save_queue()
         self.save_settings()
-        for window in list(self.compare_windows):
-            window.close()
         super().closeEvent(event)

@@ -1,11 +1,26 @@
-"""Choosing the model: manifest models (with size and whether they are downloaded) or a local weights file,
-and downloading a missing model in-app with progress, cancel and retry."""
+"""Choosing the model: a scale (the engine picks the best model for it) or a model from the manifest, grouped into
+ready-to-use and downloadable, or a local weights file; and downloading a missing model with progress and cancel.
+
+Which models are ready is checked by a worker (``AvailabilityTask``: checking may hash a large file), never on the
+UI thread; the answer is kept until a download asks for a new check.
+"""
 
 from __future__ import annotations
 
-from PyQt6.QtCore import QThreadPool, pyqtSignal
+from PyQt6.QtCore import QPointF, QRectF, Qt, QThreadPool, pyqtSignal
+from PyQt6.QtGui import (
+    QColor,
+    QFont,
+    QIcon,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QPolygonF,
+    QStandardItem,
+    QStandardItemModel,
+)
 from PyQt6.QtWidgets import (
-    QApplication,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -13,45 +28,101 @@ from PyQt6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from gui.formatting import format_size
 from gui.message_bar import MessageBar
-from gui.queue_model import format_size
-from gui.worker import DownloadTask, describe_error
+from gui.models import Availability, friendly_name, model_status
+from gui.qt_helpers import standard_icon
+from gui.worker import (
+    AvailabilityTask,
+    DownloadCancelled,
+    Downloaded,
+    DownloadFailed,
+    DownloadProgress,
+    DownloadTask,
+)
 from hat_plugin import weights
-from hat_plugin.weights.cache import Settings as CacheSettings
+from hat_plugin.errors import HATError
+from hat_plugin.weights import ModelEntry
+
+__all__ = ["WEIGHTS_FILE", "ModelPicker", "status_icon"]
 
 WEIGHTS_FILE = "\0weights-file"
 """Combo data of the entry that switches to a local weights file."""
+NAME_ROLE = Qt.ItemDataRole.UserRole
+READY_GROUP, DOWNLOAD_GROUP, OTHER_GROUP = "Ready to use", "Download (needs the internet)", "Other"
+
+
+def status_icon(ready: bool) -> QIcon:
+    """The picker's two marks, drawn so that neither looks like the combo box's arrow: a green disc with a tick
+    (ready to use) and a blue cloud (downloadable)."""
+    pixmap = QPixmap(32, 32)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    if ready:
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor("#2e9d4f"))
+        painter.drawEllipse(QRectF(2, 2, 28, 28))
+        painter.setPen(QPen(QColor("white"), 3.5, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+        painter.drawPolyline(QPolygonF([QPointF(9, 16.5), QPointF(14, 21.5), QPointF(23, 11)]))
+    else:
+        cloud = QPainterPath()
+        cloud.addEllipse(QRectF(3, 12, 12, 12))
+        cloud.addEllipse(QRectF(9, 6, 15, 15))
+        cloud.addEllipse(QRectF(17, 12, 12, 12))
+        cloud.addRect(QRectF(9, 16, 14, 8))
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor("#3d7bd9"))
+        painter.drawPath(cloud.simplified())
+    painter.end()
+    return QIcon(pixmap)
 
 
 class ModelPicker(QWidget):
-    """A combo of manifest models plus "Weights file…", and the download controls for the chosen model."""
+    """Scale and model boxes, a line saying which model is used and why, and the download controls."""
 
     changed = pyqtSignal()
     downloaded = pyqtSignal(str)
     """A model finished downloading (its name)."""
+    availability_changed = pyqtSignal(object)
+    """A new ``Availability`` arrived from the worker."""
 
-    def __init__(self, pool: QThreadPool, parent: QWidget | None = None) -> None:
+    def __init__(self, pool: QThreadPool, checks: QThreadPool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._pool = pool
+        self._checks = checks
         self._task: DownloadTask | None = None
+        self._check: AvailabilityTask | None = None
+        self._check_again = False
         self._locked = False
-        self._entries = {}
+        self._entries: dict[str, ModelEntry] = {}
+        self._automatic = True
+        self._wanted_scale = 0
+        self.availability: Availability | None = None
+        self.list_problem = ""
 
+        self.scale = QComboBox()
+        self.scale.setToolTip("The enlargement; choosing one picks the best model for it that works right away.")
         self.combo = QComboBox()
+        self.combo.setModel(QStandardItemModel(self.combo))
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.combo.setMinimumContentsLength(24)
-        self.combo.setToolTip("HAT models from the manifest; missing ones are downloaded when needed.")
+        self.combo.setMinimumContentsLength(12)
+        self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.info = QLabel()
         self.info.setWordWrap(True)
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.info.setMinimumWidth(60)
         self.file_edit = QLineEdit()
         self.file_edit.setPlaceholderText("path to a .pth or .safetensors HAT checkpoint")
-        self.browse = QToolButton(text="…")
+        self.browse = QToolButton()
+        self.browse.setText("…")
         self.browse.setToolTip("Choose a local weights file")
         self.download_button = QPushButton("Download")
         self.download_bar = QProgressBar()
@@ -59,6 +130,10 @@ class ModelPicker(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.error = MessageBar()
 
+        scale_row = QHBoxLayout()
+        scale_row.setContentsMargins(0, 0, 0, 0)
+        scale_row.addWidget(QLabel("Scale"))
+        scale_row.addWidget(self.scale, 1)
         file_row = QHBoxLayout()
         file_row.setContentsMargins(0, 0, 0, 0)
         file_row.addWidget(self.file_edit, 1)
@@ -74,74 +149,245 @@ class ModelPicker(QWidget):
         self._download_row.setLayout(download_row)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(scale_row)
         for widget in (self.combo, self._file_row, self.info, self._download_row, self.error):
             layout.addWidget(widget)
 
-        self.combo.currentIndexChanged.connect(self._on_choice)
+        self.scale.activated.connect(self._on_scale)
+        self.combo.activated.connect(self._on_model)
         self.file_edit.editingFinished.connect(self.changed)
         self.browse.clicked.connect(self._browse)
         self.download_button.clicked.connect(self.start_download)
-        self.error.action_clicked.connect(self.start_download)
         self.cancel_button.clicked.connect(self.cancel_download)
         self.reload()
+        self.check_availability()
+
+    # ------------------------------------------------------------------------------------------ contents
 
     def reload(self) -> None:
-        """Fill the combo from the manifest, marking which models are already downloaded."""
-        keep = self.combo.currentData()
-        self.combo.blockSignals(True)
-        self.combo.clear()
+        """Fill the boxes from the manifest and what is known about which models are ready."""
         try:
             entries = weights.list_models()
-        except Exception as exc:
+            self.list_problem = ""
+        except HATError as exc:
             entries = []
-            self.error.show_message(f"Model list unavailable: {describe_error(exc)}", "error")
+            self.list_problem = str(exc)
         self._entries = {entry.name: entry for entry in entries}
-        style = QApplication.style()
-        for entry in entries:
-            cached = weights.is_cached(entry.name)
-            icon = style.standardIcon(
-                QStyle.StandardPixmap.SP_DialogApplyButton if cached else QStyle.StandardPixmap.SP_ArrowDown
-            )
-            status = "downloaded" if cached else "not downloaded"
-            size = f", {format_size(entry.size)}" if entry.size else ""
-            self.combo.addItem(icon, f"{entry.name} (x{entry.scale}{size}) — {status}", entry.name)
-        self.combo.addItem(style.standardIcon(QStyle.StandardPixmap.SP_DirOpenIcon), "Weights file…", WEIGHTS_FILE)
-        index = self.combo.findData(keep)
-        self.combo.setCurrentIndex(max(index, 0))
-        self.combo.blockSignals(False)
+        scales = sorted({entry.scale for entry in entries})
+        keep_scale = self.current_scale
+        self.scale.blockSignals(True)
+        self.scale.clear()
+        for scale in scales:
+            self.scale.addItem(f"×{scale}", scale)
+        self.scale.blockSignals(False)
+        self._fill_models()
+        self._select_scale(keep_scale)
+        self._apply_choice(self._chosen_name())
         self._update()
+
+    def _ready(self, entry: ModelEntry) -> bool | None:
+        if self.availability is None:
+            return True if entry.bundled else None
+        return self.availability.is_ready(entry.name)
+
+    def _fill_models(self) -> None:
+        model = self.combo.model()
+        assert isinstance(model, QStandardItemModel)
+        keep = self.combo.currentData(NAME_ROLE)
+        self.combo.blockSignals(True)
+        model.clear()
+        entries = sorted(self._entries.values(), key=lambda e: e.scale)
+        ready = [e for e in entries if self._ready(e)]
+        rest = [e for e in entries if not self._ready(e)]
+        for title, group, mark in ((READY_GROUP, ready, True), (DOWNLOAD_GROUP, rest, False)):
+            if group:
+                model.appendRow(self._header(title))
+            for entry in group:
+                item = QStandardItem(status_icon(mark), friendly_name(entry))
+                item.setData(entry.name, NAME_ROLE)
+                status = model_status(entry, self._ready(entry))
+                item.setToolTip(f"{entry.name}: {entry.description} ({status}; licence {entry.license})")
+                model.appendRow(item)
+        model.appendRow(self._header(OTHER_GROUP))
+        other = QStandardItem(standard_icon(QStyle.StandardPixmap.SP_DirOpenIcon), "Weights file…")
+        other.setData(WEIGHTS_FILE, NAME_ROLE)
+        model.appendRow(other)
+        self.combo.setCurrentIndex(self.combo.findData(keep, NAME_ROLE) if keep is not None else -1)
+        self.combo.blockSignals(False)
+        view = self.combo.view()
+        if view is not None:
+            view.setMinimumWidth(view.sizeHintForColumn(0) + 24)
+
+    @staticmethod
+    def _header(title: str) -> QStandardItem:
+        item = QStandardItem(title)
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        font = QFont()
+        font.setBold(True)
+        item.setFont(font)
+        return item
+
+    # -------------------------------------------------------------------------------------- availability
+
+    def check_availability(self) -> None:
+        """Ask a worker which models are ready (again, e.g. after a download); the answer updates the boxes."""
+        if self._check is not None:
+            self._check_again = True
+            return
+        task = AvailabilityTask()
+        task.signals.reported.connect(self._on_availability)
+        task.signals.finished.connect(self._on_check_finished)
+        self._check = task
+        self._checks.start(task)
+
+    @property
+    def check_task(self) -> AvailabilityTask | None:
+        """The availability check in flight, if any."""
+        return self._check
+
+    @property
+    def checking(self) -> bool:
+        """True while a worker is checking which models are ready."""
+        return self._check is not None
+
+    def _on_check_finished(self) -> None:
+        self._check = None
+        if self._check_again:
+            self._check_again = False
+            self.check_availability()
+
+    def _on_availability(self, availability: object) -> None:
+        if not isinstance(availability, Availability):
+            return
+        self.availability = availability
+        if availability.problem:
+            self.list_problem = availability.problem
+        self._fill_models()
+        if not self._wanted_scale:
+            self._select_scale(0)
+        self._apply_choice(self._chosen_name())
+        self._update()
+        self.availability_changed.emit(availability)
+
+    # -------------------------------------------------------------------------------------------- choice
+
+    @property
+    def automatic(self) -> bool:
+        """True when the engine's default model for the scale is used (no model chosen by name)."""
+        return self._automatic and not self.use_weights_file
 
     @property
     def model(self) -> str:
-        """The chosen manifest model name ("" when a weights file is chosen or the manifest is empty)."""
-        data = self.combo.currentData()
-        return "" if data in (None, WEIGHTS_FILE) else data
+        """The model chosen by name; "" when the engine's default for the scale is used or a file is chosen."""
+        if self.automatic or self.use_weights_file:
+            return ""
+        return self.shown_model
+
+    @property
+    def shown_model(self) -> str:
+        """The manifest name the model box shows ("" for the weights file entry or while nothing is shown)."""
+        data = self.combo.currentData(NAME_ROLE)
+        return "" if data in (None, WEIGHTS_FILE) else str(data)
 
     @property
     def use_weights_file(self) -> bool:
         """True when the user chose a local weights file."""
-        return self.combo.currentData() == WEIGHTS_FILE
+        return self.combo.currentData(NAME_ROLE) == WEIGHTS_FILE
 
     @property
     def weights_file(self) -> str:
         """The local weights file path as typed or browsed."""
         return self.file_edit.text().strip()
 
-    def set_choice(self, model: str, weights_file: str, use_weights_file: bool) -> None:
-        """Select a model (or the weights file entry) without emitting ``changed``."""
-        self.blockSignals(True)
+    @property
+    def current_scale(self) -> int:
+        """The scale the Scale box shows (0 when it shows none yet)."""
+        data = self.scale.currentData()
+        return int(data) if data is not None else self._wanted_scale
+
+    def entry(self, name: str) -> ModelEntry | None:
+        """The manifest entry called ``name``, if listed."""
+        return self._entries.get(name)
+
+    def default_for(self, scale: int) -> tuple[str, str] | None:
+        """The engine's default model for ``scale`` and why, once the check has answered."""
+        if self.availability is None:
+            return None
+        return self.availability.defaults.get(scale)
+
+    def set_choice(self, model: str, weights_file: str, use_weights_file: bool, scale: int = 0) -> None:
+        """Show a saved choice without emitting ``changed``: a model by name, the weights file, or (``model`` "")
+        the engine's default for ``scale`` (0: the engine's default scale)."""
         self.file_edit.setText(weights_file)
-        index = self.combo.findData(WEIGHTS_FILE if use_weights_file else model)
-        if index < 0 and self.combo.count() > 1:
-            index = 0
-        self.combo.setCurrentIndex(max(index, 0))
-        self.blockSignals(False)
+        named = self._entries.get(model)
+        self._automatic = named is None and not use_weights_file
+        self._wanted_scale = named.scale if named is not None else scale
+        self._select_scale(self._wanted_scale)
+        if use_weights_file:
+            self._apply_choice(WEIGHTS_FILE)
+        else:
+            self._apply_choice(named.name if named is not None else self._chosen_name())
         self._update()
+
+    def select_model(self, name: str) -> None:
+        """Choose a listed model by name (or ``WEIGHTS_FILE``), as a user would in the model box."""
+        index = self.combo.findData(name, NAME_ROLE)
+        if index >= 0:
+            self.combo.setCurrentIndex(index)
+            self._on_model(index)
+
+    def select_scale(self, scale: int) -> None:
+        """Choose a scale, as a user would in the Scale box: the engine's default model for it is used."""
+        index = self.scale.findData(scale)
+        if index >= 0:
+            self.scale.setCurrentIndex(index)
+            self._on_scale(index)
+
+    def _select_scale(self, scale: int) -> None:
+        """Show ``scale`` in the Scale box (the engine's default scale for 0, once known; else nothing)."""
+        if not scale and self.availability is not None:
+            scale = self.availability.default_scale
+        self.scale.blockSignals(True)
+        self.scale.setCurrentIndex(self.scale.findData(scale) if scale else -1)
+        self.scale.blockSignals(False)
+
+    def _chosen_name(self) -> str:
+        """What the model box should show for the current choice: the engine's default for the scale (once
+        known) when automatic, else what it shows now."""
+        if self._automatic:
+            default = self.default_for(self.current_scale)
+            return default[0] if default is not None else ""
+        return str(self.combo.currentData(NAME_ROLE) or "")
+
+    def _apply_choice(self, name: str) -> None:
+        self.combo.blockSignals(True)
+        self.combo.setCurrentIndex(self.combo.findData(name, NAME_ROLE) if name else -1)
+        self.combo.blockSignals(False)
+
+    def _on_scale(self, _index: int) -> None:
+        self._automatic = True
+        self._wanted_scale = self.current_scale
+        self._apply_choice(self._chosen_name())
+        self.error.dismiss()
+        self._update()
+        self.changed.emit()
+
+    def _on_model(self, _index: int) -> None:
+        entry = self._entries.get(str(self.combo.currentData(NAME_ROLE)))
+        self._automatic = False
+        if entry is not None:
+            self._wanted_scale = entry.scale
+            self._select_scale(entry.scale)
+        self.error.dismiss()
+        self._update()
+        self.changed.emit()
 
     def lock(self, locked: bool) -> None:
         """Disable changing the model while a run uses it."""
         self._locked = locked
         self._update()
+
+    # ------------------------------------------------------------------------------------------ download
 
     @property
     def downloading(self) -> bool:
@@ -149,17 +395,15 @@ class ModelPicker(QWidget):
         return self._task is not None
 
     def start_download(self) -> None:
-        """Download the chosen model in the background (also the Retry action after a failure)."""
-        if self._task is not None or not self.model:
+        """Download the shown model in the background (also the Retry action after a failure)."""
+        name = self.shown_model
+        if self._task is not None or not name or self.use_weights_file:
             return
         self.error.dismiss()
         self.download_bar.setRange(0, 0)
         self.download_bar.setFormat("connecting…")
-        task = DownloadTask(self.model)
-        task.signals.progress.connect(self._on_progress)
-        task.signals.succeeded.connect(self._on_succeeded)
-        task.signals.failed.connect(self._on_failed)
-        task.signals.cancelled.connect(self._on_cancelled)
+        task = DownloadTask(name)
+        task.signals.reported.connect(self._on_download)
         self._task = task
         self._update()
         self._pool.start(task)
@@ -170,35 +414,35 @@ class ModelPicker(QWidget):
             self._task.cancel()
             self.cancel_button.setEnabled(False)
 
-    def _on_progress(self, done: int, total: int) -> None:
+    @property
+    def download_task(self) -> DownloadTask | None:
+        """The download in flight, if any."""
+        return self._task
+
+    def _on_download(self, event: object) -> None:
+        if isinstance(event, DownloadProgress):
+            self._show_bytes(event.done, event.total)
+            return
+        self._task = None
+        if isinstance(event, Downloaded):
+            self.downloaded.emit(event.name)
+            self.check_availability()
+        elif isinstance(event, DownloadFailed):
+            self.error.show_message(event.reason, "error", [("Retry", self.start_download)], event.details)
+        elif isinstance(event, DownloadCancelled):
+            self.error.show_message("Download cancelled.", "info", [("Retry", self.start_download)])
+        self._update()
+
+    def _show_bytes(self, done: int, total: int) -> None:
         if total <= 0:
-            self.download_bar.setFormat(f"{format_size(done)}")
-        else:
-            scale = max(1, total // 1_000_000)
-            self.download_bar.setRange(0, total // scale)
-            self.download_bar.setValue(done // scale)
-            self.download_bar.setFormat(f"{format_size(done)} of {format_size(total)}")
+            self.download_bar.setFormat(format_size(done))
+            return
+        unit = max(1, total // 1_000_000)
+        self.download_bar.setRange(0, total // unit)
+        self.download_bar.setValue(done // unit)
+        self.download_bar.setFormat(f"{format_size(done)} of {format_size(total)}")
 
-    def _on_succeeded(self, path: str) -> None:
-        name = self._task.name if self._task else ""
-        self._task = None
-        self.reload()
-        self.downloaded.emit(name)
-
-    def _on_failed(self, message: str) -> None:
-        self._task = None
-        self.error.show_message(f"Download failed: {message}", "error", "Retry")
-        self._update()
-
-    def _on_cancelled(self) -> None:
-        self._task = None
-        self.error.show_message("Download cancelled.", "info", "Retry")
-        self._update()
-
-    def _on_choice(self) -> None:
-        self.error.dismiss()
-        self._update()
-        self.changed.emit()
+    # -------------------------------------------------------------------------------------------- display
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -209,28 +453,47 @@ class ModelPicker(QWidget):
             self.changed.emit()
 
     def _update(self) -> None:
-        """Show the controls that fit the current choice and state."""
-        entry = self._entries.get(self.model)
+        """Show the controls and the sentence that fit the current choice and state."""
+        entry = self._entries.get(self.shown_model)
         use_file = self.use_weights_file
+        busy = self._task is not None
+        ready = self._ready(entry) if entry is not None else None
+        offline = self.availability.offline if self.availability is not None else weights.is_offline()
+        missing = entry is not None and ready is False
         self._file_row.setVisible(use_file)
-        self.combo.setEnabled(not self._locked and self._task is None)
+        self.scale.setEnabled(not self._locked and not busy)
+        self.combo.setEnabled(not self._locked and not busy)
         self.file_edit.setEnabled(not self._locked)
         self.browse.setEnabled(not self._locked)
-        missing = entry is not None and not weights.is_cached(entry.name)
-        offline = CacheSettings.from_env().offline
-        busy = self._task is not None
-        self._download_row.setVisible(missing or busy)
+        self._download_row.setVisible((missing and not use_file) or busy)
         self.download_bar.setVisible(busy)
         self.cancel_button.setVisible(busy)
         self.cancel_button.setEnabled(busy)
         self.download_button.setVisible(not busy)
         self.download_button.setEnabled(missing and not offline and not self._locked)
-        if use_file:
-            self.info.setText("A HAT checkpoint on disk; its size and scale are read from the file.")
-        elif entry is None:
-            self.info.setText("No model in the manifest.")
-        else:
-            where = "Downloaded." if not missing else "Not downloaded yet: it is fetched when a run starts."
-            if missing and offline:
-                where = "Not downloaded, and offline mode (HAT_PLUGIN_OFFLINE) is on: downloads are disabled."
-            self.info.setText(f"{entry.description.rstrip('.')}. {where}")
+        if entry is not None:
+            self.download_button.setText(f"Download ({format_size(entry.size)})")
+        self.info.setText(self._sentence(entry, ready, offline))
+
+    def _sentence(self, entry: ModelEntry | None, ready: bool | None, offline: bool) -> str:
+        if self.list_problem:
+            return f"The model list cannot be read: {self.list_problem}"
+        if self.use_weights_file:
+            return "A HAT checkpoint on disk; its scale is read from the file."
+        if self.automatic:
+            default = self.default_for(self.current_scale)
+            if default is None:
+                return "Checking which models are on this computer…"
+            return f"Picked for ×{self.current_scale}: {default[1]}."
+        if entry is None:
+            return "No model in the manifest."
+        status = model_status(entry, ready)
+        where = {
+            "bundled": "Bundled with the app: works offline.",
+            "downloaded": "Downloaded: works offline.",
+            "missing": "Its bundled file is missing: reinstall hat-plugin.",
+            "checking": "Checking whether it is on this computer…",
+        }.get(status, f"Not downloaded yet ({format_size(entry.size)}): it is fetched when a run starts.")
+        if status == "not downloaded" and offline:
+            where = "Not downloaded, and offline mode is on: pick a model that is ready to use."
+        return f"{entry.description.rstrip('.')}. {where}"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from PyQt6.QtGui import QImage
+
+from hat_plugin.pixels import from_unit_float
 
 _FORMATS = {
     (np.dtype(np.uint8), 1): QImage.Format.Format_Grayscale8,
@@ -14,7 +18,7 @@ _FORMATS = {
 }
 
 
-def array_to_qimage(pixels: np.ndarray) -> QImage:
+def array_to_qimage(pixels: np.ndarray[Any, Any]) -> QImage:
     """A ``QImage`` holding its own copy of ``pixels`` (HxW or HxWx1..4; uint8, uint16 or float in [0, 1]).
 
     Alpha stays straight (not premultiplied), as the engine returns it; grey + alpha is shown as RGBA.
@@ -27,7 +31,7 @@ def array_to_qimage(pixels: np.ndarray) -> QImage:
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
         raise ValueError(f"cannot display an image of shape {array.shape}")
     if array.dtype.kind == "f":
-        array = (np.clip(array, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+        array = from_unit_float(array, np.uint16)  # the product's one rounding rule
     if array.dtype == np.uint16 and array.shape[2] == 3:
         opaque = np.full(array.shape[:2] + (1,), 65535, dtype=np.uint16)
         array = np.concatenate([array, opaque], axis=2)
@@ -36,10 +40,11 @@ def array_to_qimage(pixels: np.ndarray) -> QImage:
         raise ValueError(f"cannot display {array.dtype} images")
     array = np.ascontiguousarray(array)
     height, width = array.shape[:2]
-    return QImage(array.data, width, height, array.strides[0], _FORMATS[key]).copy()
+    view = QImage(array.data, width, height, array.strides[0], _FORMATS[key])  # type: ignore[call-overload]
+    return view.copy()  # the pixels are borrowed from ``array``: own them before it goes away
 
 
-def qimage_to_array(image: QImage) -> np.ndarray:
+def qimage_to_array(image: QImage) -> np.ndarray[Any, Any]:
     """The pixels of ``image`` as an owned HxWx3 (or HxWx4 when it has alpha) ``uint8`` array."""
     channels = 4 if image.hasAlphaChannel() else 3
     fmt = QImage.Format.Format_RGBA8888 if channels == 4 else QImage.Format.Format_RGB888
@@ -47,5 +52,5 @@ def qimage_to_array(image: QImage) -> np.ndarray:
     width, height = converted.width(), converted.height()
     buffer = converted.constBits()
     buffer.setsize(converted.sizeInBytes())
-    rows = np.frombuffer(buffer, dtype=np.uint8).reshape(height, converted.bytesPerLine())
+    rows = np.frombuffer(buffer, dtype=np.uint8).reshape(height, converted.bytesPerLine())  # type: ignore[call-overload]
     return rows[:, : width * channels].reshape(height, width, channels).copy()

@@ -1,21 +1,23 @@
-"""Qt-free state of the processing queue: items, their states, output naming and the time-left estimate.
+"""Qt-free state of the processing queue: the items, their states, what is added, names shown, and the saved queue.
 
-The Qt table model (``queue_view.py``) and the worker only read and report; every rule lives here so it can be
-tested without a display.
+The Qt table model (``queue_view.py``) only reads it; the window changes it through ``batch_run.RunTracker`` and
+the methods here, so every rule can be tested without a display.
 """
 
 from __future__ import annotations
 
 import itertools
-import time
+import os
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from hat_plugin import batch, images
 
-"""Used for "same as input" when the input's format cannot be written (GIF, PPM, ...)."""
+__all__ = ["AddResult", "ItemState", "JobQueue", "QueueItem", "distinct_names"]
 
 
 class ItemState(StrEnum):
@@ -23,6 +25,7 @@ class ItemState(StrEnum):
 
     QUEUED = "queued"
     DOWNLOADING = "downloading model"
+    LOADING = "loading model"
     RUNNING = "running"
     DONE = "done"
     SKIPPED = "skipped"
@@ -31,8 +34,18 @@ class ItemState(StrEnum):
 
     @property
     def finished(self) -> bool:
-        """True once the item will not change again unless it is retried."""
+        """True once the item will not change again unless it is started or retried."""
         return self in (ItemState.DONE, ItemState.SKIPPED, ItemState.FAILED, ItemState.CANCELLED)
+
+    @property
+    def busy(self) -> bool:
+        """True while the worker is on this item (fetching or loading the model, or upscaling it)."""
+        return self in (ItemState.DOWNLOADING, ItemState.LOADING, ItemState.RUNNING)
+
+    @property
+    def completed(self) -> bool:
+        """True when nothing is left to do for the item: its output was written, or it needs none."""
+        return self in (ItemState.DONE, ItemState.SKIPPED)
 
 
 @dataclass
@@ -42,14 +55,20 @@ class QueueItem:
     id: int
     source: Path
     root: Path | None = None
-    """The folder the user added that contained ``source``; outputs keep the sub-folders below it."""
+    """The folder the user added that contained ``source`` (outputs keep the sub-folders below it); None when the
+    file itself was added, which makes it an explicit input for the batch planner."""
     state: ItemState = ItemState.QUEUED
     done: int = 0
     total: int = 0
-    """Progress of the current step: tiles while running, bytes while downloading the model."""
+    """Progress of the current step: tiles while running, bytes while downloading the model (0: not known yet)."""
     message: str = ""
     output: Path | None = None
     seconds: float | None = None
+
+    @property
+    def subfolder(self) -> Path:
+        """The folder of ``source`` below the added folder (``Path()`` for a file added by itself)."""
+        return self.source.parent.relative_to(self.root) if self.root is not None else Path()
 
 
 @dataclass
@@ -58,9 +77,21 @@ class AddResult:
 
     added: list[QueueItem] = field(default_factory=list)
     rejected: list[Path] = field(default_factory=list)
-    """Paths that are not images (or do not exist); nothing was added for them."""
+    """Paths given that are not images (or do not exist); nothing was added for them."""
+    reasons: dict[Path, str] = field(default_factory=dict)
+    """Why each rejected path was not added."""
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    """Image names found inside added folders that cannot be read as files (pipes, devices), with the reason."""
     duplicates: list[Path] = field(default_factory=list)
     """Images already waiting in the queue."""
+
+
+def _kind(path: Path) -> int | None:
+    """The file type bits of ``path`` (never opening it), or None when it does not exist."""
+    try:
+        return stat.S_IFMT(path.stat().st_mode)
+    except (OSError, ValueError):
+        return None
 
 
 class JobQueue:
@@ -74,36 +105,58 @@ class JobQueue:
     def __len__(self) -> int:
         return len(self.items)
 
-    def is_image(self, path: Path) -> bool:
-        """True when ``path`` is a file with a readable image extension."""
-        return self._accepts(path) and path.is_file()
+    def _why_not(self, path: Path) -> str | None:
+        """Why ``path`` cannot be queued as an image file, or None when it can. Only ``stat`` is used: a named pipe
+        called ``x.png`` is refused without being opened (opening it would block)."""
+        kind = _kind(path)
+        if kind is None:
+            return "not found"
+        if kind != stat.S_IFREG:
+            return "not a regular file (a pipe, socket or device)"
+        if not self._accepts(path):
+            return "not an image file"
+        return None
 
     def add_paths(self, paths: Iterable[Path], recursive: bool = True) -> AddResult:
         """Add image files and the images inside folders (sub-folders too when ``recursive``)."""
         result = AddResult()
-        waiting = {item.source.resolve() for item in self.items if not item.state.finished}
-        for path in paths:
-            path = Path(path)
-            if path.is_dir():
-                found = [p for p, _sub in batch.find_images(path, recursive) if self._accepts(p)]
-                if not found:
+        waiting = {_key(item.source) for item in self.items if not item.state.finished}
+        for given in paths:
+            path = Path(given)
+            candidates: list[tuple[Path, Path | None]]
+            if _kind(path) == stat.S_IFDIR:
+                found = list(batch.find_images(path, recursive, on_skipped=self._on_skipped(result)))
+                candidates = [(p, path) for p, _sub in found if self._accepts(p)]
+                if not candidates:
                     result.rejected.append(path)
-                candidates = [(p, path) for p in found]
-            elif self.is_image(path):
-                candidates = [(path, None)]
+                    result.reasons[path] = "a folder with no images"
             else:
-                result.rejected.append(path)
-                continue
+                why = self._why_not(path)
+                if why is not None:
+                    result.rejected.append(path)
+                    result.reasons[path] = why
+                    continue
+                candidates = [(path, None)]
             for source, root in candidates:
-                key = source.resolve()
+                key = _key(source)
                 if key in waiting:
                     result.duplicates.append(source)
                     continue
                 waiting.add(key)
-                item = QueueItem(id=next(self._ids), source=source, root=root)
-                self.items.append(item)
-                result.added.append(item)
+                result.added.append(self._append(source, root))
         return result
+
+    def _on_skipped(self, result: AddResult) -> Callable[[Path, str], None]:
+        def note(path: Path, why: str) -> None:
+            if self._accepts(path):  # an image name that is not a file: tell the user; other files are just ignored
+                result.skipped.append((path, why))
+
+        return note
+
+    def _append(self, source: Path, root: Path | None) -> QueueItem:
+        item = QueueItem(id=next(self._ids), source=source, root=root)
+        self.items.append(item)
+        return item
 
     def get(self, item_id: int) -> QueueItem:
         """The item with this id (KeyError when it was removed)."""
@@ -111,6 +164,13 @@ class JobQueue:
             if item.id == item_id:
                 return item
         raise KeyError(item_id)
+
+    def find(self, item_id: int) -> QueueItem | None:
+        """The item with this id, or None when it was removed."""
+        try:
+            return self.get(item_id)
+        except KeyError:
+            return None
 
     def row_of(self, item_id: int) -> int:
         """Index of the item in ``items`` (KeyError when it was removed)."""
@@ -123,109 +183,114 @@ class JobQueue:
         """Items waiting to run, in queue order."""
         return [item for item in self.items if item.state is ItemState.QUEUED]
 
-    def retry(self, item_ids: Iterable[int] | None = None) -> list[QueueItem]:
-        """Put failed and cancelled items (all of them, or those given) back in the queue."""
-        wanted = None if item_ids is None else set(item_ids)
+    def startable(self) -> list[QueueItem]:
+        """What Start processes: queued items and cancelled ones (a cancel is not a failure), in queue order."""
+        return [item for item in self.items if item.state in (ItemState.QUEUED, ItemState.CANCELLED)]
+
+    def requeue(self, items: Iterable[QueueItem]) -> list[QueueItem]:
+        """Put the given finished items back in the queue, clearing their progress and message."""
         again = []
-        for item in self.items:
-            if item.state in (ItemState.FAILED, ItemState.CANCELLED) and (wanted is None or item.id in wanted):
+        for item in items:
+            if item.state.finished:
                 item.state, item.done, item.total, item.message = ItemState.QUEUED, 0, 0, ""
+                item.output, item.seconds = None, None
                 again.append(item)
         return again
 
+    def retry(self, item_ids: Iterable[int] | None = None) -> list[QueueItem]:
+        """Put failed and cancelled items (all of them, or those given) back in the queue."""
+        wanted = None if item_ids is None else set(item_ids)
+        return self.requeue(
+            item
+            for item in self.items
+            if item.state in (ItemState.FAILED, ItemState.CANCELLED) and (wanted is None or item.id in wanted)
+        )
+
     def remove(self, item_ids: Iterable[int]) -> list[int]:
         """Remove the given items that are not being processed; returns the ids removed."""
-        busy = (ItemState.RUNNING, ItemState.DOWNLOADING)
         wanted = set(item_ids)
-        removed = [i.id for i in self.items if i.id in wanted and i.state not in busy]
+        removed = [i.id for i in self.items if i.id in wanted and not i.state.busy]
         self.items = [i for i in self.items if i.id not in removed]
         return removed
 
     def remove_finished(self) -> list[int]:
         """Remove done and skipped items; returns the ids removed."""
-        return self.remove(i.id for i in self.items if i.state in (ItemState.DONE, ItemState.SKIPPED))
+        return self.remove(i.id for i in self.items if i.state.completed)
+
+    def shown_names(self) -> dict[int, str]:
+        """The name each item is shown under: the file name, or a longer tail of its path where names repeat."""
+        return dict(zip((i.id for i in self.items), distinct_names([i.source for i in self.items]), strict=True))
+
+    # ------------------------------------------------------------------------------------------- saving
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The queue as JSON-ready records, so the next start can show it again (with finished states)."""
+        return [
+            {
+                "source": str(item.source),
+                "root": str(item.root) if item.root is not None else None,
+                "state": item.state.value,
+                "message": item.message,
+                "output": str(item.output) if item.output is not None else None,
+                "seconds": item.seconds,
+            }
+            for item in self.items
+        ]
+
+    def restore(self, records: Iterable[Any]) -> tuple[int, int]:
+        """Append the items of ``to_records``; an item that was in progress comes back queued. Records whose input
+        file is gone, or that are malformed, are dropped. Returns (restored, dropped)."""
+        restored = dropped = 0
+        for record in records:
+            try:
+                source = Path(record["source"])
+                root = Path(record["root"]) if record.get("root") else None
+                state = ItemState(record.get("state", "queued"))
+                output = Path(record["output"]) if record.get("output") else None
+                seconds = record.get("seconds")
+                message = str(record.get("message") or "")
+            except (KeyError, TypeError, ValueError):
+                dropped += 1
+                continue
+            if _kind(source) != stat.S_IFREG or (root is not None and not source.is_relative_to(root)):
+                dropped += 1
+                continue
+            item = self._append(source, root)
+            if state.busy:
+                state, message = ItemState.QUEUED, ""
+            if state is ItemState.DONE and (output is None or _kind(output) != stat.S_IFREG):
+                state, message, output = ItemState.QUEUED, "", None  # its output is gone: do it again
+            item.state, item.message, item.output = state, message, output
+            item.seconds = float(seconds) if isinstance(seconds, int | float) else None
+            restored += 1
+        return restored, dropped
 
 
-def output_path(
-    source: Path,
-    root: Path | None,
-    output_dir: Path | None,
-    suffix: str,
-    fmt: str,
-    scale: int,
-    model: str,
-) -> Path:
-    """Where the upscaled ``source`` goes (the same rule as the command line: ``hat_plugin.batch.output_path``).
-
-    ``output_dir`` None writes beside the input; otherwise sub-folders below ``root`` are kept. ``suffix`` may use
-    ``{scale}`` and ``{model}``. ``fmt`` is ``"same"`` (keep the input's format when it can be written, else PNG)
-    or a format name ``images.write_image`` accepts.
-    """
+def _key(path: Path) -> Path:
+    """A path's identity for duplicate checks (resolved when possible)."""
     try:
-        tail = suffix.format(scale=scale, model=model)
-    except (KeyError, IndexError, ValueError):
-        tail = suffix
-    subfolder = source.parent.relative_to(root) if root is not None else None
-    return batch.output_path(source, subfolder, output_dir, tail, None if fmt == "same" else fmt)
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
 
 
-class TimeLeft:
-    """Estimates the seconds left in a run from how long finished items and the current item's tiles took."""
-
-    def __init__(self, clock=time.monotonic) -> None:
-        self._clock = clock
-        self._durations: list[float] = []
-        self._current_start: float | None = None
-
-    def start_item(self) -> None:
-        """The worker began computing an item (after any model download)."""
-        self._current_start = self._clock()
-
-    def finish_item(self, counted: bool) -> None:
-        """The current item ended; ``counted`` is False for skips, failures and cancels, which say little."""
-        if counted and self._current_start is not None:
-            self._durations.append(self._clock() - self._current_start)
-        self._current_start = None
-
-    def estimate(self, done: int, total: int, waiting: int) -> float | None:
-        """Seconds left: the rest of the current item (``done`` of ``total`` tiles) plus ``waiting`` more items."""
-        current_left = 0.0
-        per_item = sum(self._durations) / len(self._durations) if self._durations else None
-        if self._current_start is not None:
-            elapsed = self._clock() - self._current_start
-            if done > 0 and total > 0:
-                projected = elapsed * total / done
-                current_left = max(projected - elapsed, 0.0)
-                per_item = per_item if per_item is not None else projected
-            elif per_item is not None:
-                current_left = max(per_item - elapsed, 0.0)
-            else:
-                return None
-        if per_item is None:
-            return None if waiting else current_left
-        return current_left + waiting * per_item
-
-
-def format_seconds(seconds: float | None) -> str:
-    """A short human time such as ``"45 s"``, ``"3 min 05 s"`` or ``"1 h 02 min"``; ``"…"`` when unknown."""
-    if seconds is None:
-        return "estimating…"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
-def format_size(size: int | None) -> str:
-    """Bytes as a short human size (``"9.6 MB"``)."""
-    if not size:
-        return "size unknown"
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return ""
+def distinct_names(paths: list[Path]) -> list[str]:
+    """A short name per path: the file name, extended by parent folders (``2023/rose.png``) only where the same
+    name would otherwise appear for different files."""
+    depth = [1] * len(paths)
+    parts = [p.parts for p in paths]
+    while True:
+        shown = [os.path.join(*part[-d:]) if part else "" for part, d in zip(parts, depth, strict=True)]
+        groups: dict[str, list[int]] = {}
+        for index, name in enumerate(shown):
+            groups.setdefault(name, []).append(index)
+        grew = False
+        for members in groups.values():
+            if len({parts[i] for i in members}) < 2:
+                continue  # one file (or the same one twice): no need for more
+            for i in members:
+                if depth[i] < len(parts[i]):
+                    depth[i] += 1
+                    grew = True
+        if not grew:
+            return shown

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 class Store(Protocol):
     """The part of ``QSettings`` used here."""
 
-    def value(self, key: str, defaultValue: Any = None, type: type | None = None) -> Any: ...
+    def value(self, key: str, defaultValue: Any = ..., type: Any = ...) -> Any: ...
 
     def setValue(self, key: str, value: Any) -> None: ...
 
@@ -20,7 +20,9 @@ class Settings:
     """Everything the settings panel edits; defaults are what a first run shows."""
 
     model: str = ""
-    """Manifest model name; empty until the manifest offers one."""
+    """Manifest model name; empty for the engine's default model for ``scale`` (``weights.default_model``)."""
+    scale: int = 0
+    """The scale last chosen in the Scale box; 0 for the engine's default scale."""
     weights_file: str = ""
     """A local .pth/.safetensors file used instead of ``model`` when ``use_weights_file`` is set."""
     use_weights_file: bool = False

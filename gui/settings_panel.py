@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from PyQt6.QtCore import QThreadPool, pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -32,8 +34,10 @@ FORMATS = (("same", "same as input"), *((name.lower(), name) for name in images.
 LOSSY = {"jpeg", "webp", "same"}
 
 
-def _combo(choices) -> QComboBox:
+def _combo(choices: Iterable[tuple[str, str]]) -> QComboBox:
     combo = QComboBox()
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(8)
     for value, label in choices:
         combo.addItem(label, value)
     return combo
@@ -49,9 +53,9 @@ class SettingsPanel(QWidget):
 
     changed = pyqtSignal()
 
-    def __init__(self, pool: QThreadPool, parent: QWidget | None = None) -> None:
+    def __init__(self, pool: QThreadPool, checks: QThreadPool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.models = ModelPicker(pool)
+        self.models = ModelPicker(pool, checks)
         found = devices.available_devices()
         self.device = _combo([("auto", f"auto ({found[0]})"), *((name, name) for name in found)])
         self.device.setToolTip("auto picks CUDA, then Apple MPS, then the CPU.")
@@ -66,7 +70,8 @@ class SettingsPanel(QWidget):
         self.output_dir = QLineEdit()
         self.output_dir.setPlaceholderText("beside each input")
         self.output_dir.setClearButtonEnabled(True)
-        self.browse_output = QToolButton(text="…")
+        self.browse_output = QToolButton()
+        self.browse_output.setText("…")
         self.browse_output.setToolTip("Choose the output folder")
         self.format = _combo(FORMATS)
         self.quality = QSpinBox()
@@ -87,11 +92,13 @@ class SettingsPanel(QWidget):
         QVBoxLayout(model_box).addWidget(self.models)
         engine_box = QGroupBox("Processing")
         engine_form = QFormLayout(engine_box)
+        engine_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         engine_form.addRow("Device", self.device)
         engine_form.addRow("Precision", self.precision)
         engine_form.addRow("Tile size", self.tile)
         output_box = QGroupBox("Output")
         output_form = QFormLayout(output_box)
+        output_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         output_form.addRow("Folder", output_row)
         output_form.addRow("Format", self.format)
         output_form.addRow("Quality", self.quality)
@@ -119,6 +126,7 @@ class SettingsPanel(QWidget):
         """The settings as currently shown."""
         return Settings(
             model=self.models.model,
+            scale=self.models.current_scale,
             weights_file=self.models.weights_file,
             use_weights_file=self.models.use_weights_file,
             device=self.device.currentData(),
@@ -135,7 +143,7 @@ class SettingsPanel(QWidget):
     def set_settings(self, settings: Settings) -> None:
         """Show ``settings`` without emitting ``changed``."""
         self.blockSignals(True)
-        self.models.set_choice(settings.model, settings.weights_file, settings.use_weights_file)
+        self.models.set_choice(settings.model, settings.weights_file, settings.use_weights_file, settings.scale)
         _select(self.device, settings.device)
         _select(self.precision, settings.precision)
         self.tile.setValue(settings.tile)

@@ -1,165 +1,69 @@
-"""Background work for the desktop app: upscaling queue items and downloading models off the UI thread.
+"""Background work for the desktop app, superqt style: one ``Worker`` base (a ``QRunnable`` that owns a
+``WorkerSignals`` QObject) and the tasks built on it: upscaling the queue, downloading a model, checking which
+models are on this computer, and making queue thumbnails.
 
-Each task is a ``QRunnable`` that owns a ``QObject`` of signals (the superqt worker pattern). Signals are emitted
-from the pool thread and delivered on the UI thread. Cancel only sets a ``threading.Event``; the engine and the
-downloader check it between tiles and chunks and raise ``hat_plugin.Cancelled``.
+Signals carry objects (the dataclasses of ``batch_run`` and below), never strings the window parses back. They are
+emitted on the pool thread and delivered on the UI thread. ``cancel()`` only sets a ``threading.Event`` that the
+work polls (the engine between tiles, the downloader between chunks).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import threading
-import time
 import traceback
-import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, QRunnable, pyqtSignal
+from PyQt6 import sip
+from PyQt6.QtCore import QObject, QRunnable, QSize, QThreadPool, pyqtSignal
+from PyQt6.QtGui import QImage
 
-import hat_plugin
-from gui.queue_model import ItemState, output_path
-from gui.settings import Settings
-from hat_plugin import batch, images, weights
-from hat_plugin.errors import is_out_of_memory
+from gui.batch_run import Job, RunConfig
+from gui.models import check_availability, unavailable_sentence
+from gui.runner import EngineCache, Throttle, describe_error, run_batch
+from gui.thumbnails import make_thumbnail
+from hat_plugin import weights
+from hat_plugin.errors import Cancelled, DownloadError, HATError
 
-_EMIT_INTERVAL_S = 0.05
-
-
-@dataclass(frozen=True)
-class Job:
-    """One queue item as the worker sees it (a snapshot, so the UI may edit the queue meanwhile)."""
-
-    item_id: int
-    source: Path
-    root: Path | None = None
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """The settings a run uses, frozen when it starts."""
-
-    model: str
-    """A manifest model name, or a weights file path when ``from_file``."""
-    from_file: bool = False
-    device: str = "auto"
-    precision: str = "auto"
-    tile: int = 0
-    output_dir: Path | None = None
-    suffix: str = "_x{scale}"
-    format: str = "same"
-    quality: int = 95
-    overwrite: bool = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RunConfig:
-        """The run configuration for what the settings panel shows."""
-        return cls(
-            model=settings.model_source,
-            from_file=settings.use_weights_file,
-            device=settings.device,
-            precision=settings.precision,
-            tile=settings.tile,
-            output_dir=settings.output_folder,
-            suffix=settings.suffix,
-            format=settings.format,
-            quality=settings.quality,
-            overwrite=settings.overwrite,
-        )
-
-    @property
-    def model_label(self) -> str:
-        """The model's short name for output suffixes."""
-        return Path(self.model).stem if self.from_file else self.model
+__all__ = [
+    "AvailabilityTask",
+    "DownloadCancelled",
+    "DownloadFailed",
+    "DownloadProgress",
+    "DownloadTask",
+    "Downloaded",
+    "Thumbnail",
+    "ThumbnailTask",
+    "UpscaleTask",
+    "Worker",
+    "WorkerSignals",
+    "has_abandoned",
+    "wait_or_abandon",
+]
 
 
-def describe_error(exc: BaseException) -> str:
-    """A one-line message for the user that names the problem and what to do about it."""
-    if is_out_of_memory(exc):
-        return "Out of memory: choose a smaller tile size (or the CPU device) and retry."
-    if isinstance(exc, hat_plugin.HATError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        where = exc.filename or ""
-        if exc.errno == errno.ENOSPC:
-            return f"Disk full while writing {where}: free some space and retry."
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return f"Cannot write to {where}: choose another output folder."
-        return f"{exc.strerror or exc}: {where}".rstrip(": ")
-    return f"Unexpected error ({type(exc).__name__}): {exc}"
+class WorkerSignals(QObject):
+    """What a worker reports. ``reported`` carries the task's dataclasses; ``errored`` an exception that escaped the
+    work (a bug); ``finished`` always comes last."""
 
-
-class _Throttle:
-    """Passes progress on at most every ``_EMIT_INTERVAL_S`` seconds, and always the last step.
-
-    An unknown total (``None``, a download without a length) is passed on as 0.
-    """
-
-    def __init__(self, emit: Callable[[int, int], None]) -> None:
-        self._emit = emit
-        self._last = 0.0
-
-    def __call__(self, done: int, total: int | None) -> None:
-        now = time.monotonic()
-        total = total or 0
-        if (total and done >= total) or now - self._last >= _EMIT_INTERVAL_S:
-            self._last = now
-            self._emit(int(done), int(total))
-
-
-class EngineCache:
-    """Keeps the last loaded ``Upscaler`` so runs with unchanged settings do not load the model again."""
-
-    def __init__(self) -> None:
-        self._key: tuple | None = None
-        self._upscaler: hat_plugin.Upscaler | None = None
-
-    def get(self, weights_path: str, config: RunConfig) -> hat_plugin.Upscaler:
-        """The engine for these weights and settings, building it only when they changed."""
-        key = (weights_path, Path(weights_path).stat().st_mtime_ns, config.device, config.precision, config.tile)
-        if key != self._key or self._upscaler is None:
-            self._upscaler = None
-            self._upscaler = hat_plugin.Upscaler(
-                weights_path, device=config.device, precision=config.precision, tile=config.tile
-            )
-            self._key = key
-        return self._upscaler
-
-
-class RunSignals(QObject):
-    """What an ``UpscaleTask`` reports; ids are ``QueueItem.id``."""
-
-    state_changed = pyqtSignal(int, str, str)
-    """id, ItemState value (downloading model / running), message."""
-    progress = pyqtSignal(int, "qlonglong", "qlonglong")
-    """id, done, total (bytes while downloading, tiles while running; total 0 when unknown)."""
-    item_finished = pyqtSignal(int, str, str, str, float)
-    """id, ItemState value (done / skipped / failed / cancelled), message, output path or "", seconds."""
-    notice = pyqtSignal(str)
-    """Something the user should know about the whole run (e.g. a precision fallback)."""
-    stopped = pyqtSignal(str)
-    """The run stopped early because the model could not be fetched or loaded; the reason."""
+    reported = pyqtSignal(object)
+    errored = pyqtSignal(object)
     finished = pyqtSignal()
 
 
-class UpscaleTask(QRunnable):
-    """Upscales a list of jobs one after another with one model, stopping early when cancelled."""
+class Worker(QRunnable):
+    """Runs ``work(emit, cancel)`` on a pool thread; never lets an exception escape; always emits ``finished``."""
 
-    def __init__(self, jobs: list[Job], config: RunConfig, engines: EngineCache) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.setAutoDelete(False)
-        self.jobs = jobs
-        self.config = config
-        self.engines = engines
-        self.signals = RunSignals()
+        self.signals = WorkerSignals()
         self._cancel = threading.Event()
-        self._claims = batch.OutputClaims([])
-        self._outputs: set[Path] = set()
 
     def cancel(self) -> None:
-        """Ask the run to stop; safe from any thread. The current item stops within a tile."""
+        """Ask the work to stop; safe from any thread. It stops at its next check (a tile, a chunk, a file)."""
         self._cancel.set()
 
     @property
@@ -168,164 +72,142 @@ class UpscaleTask(QRunnable):
         return self._cancel.is_set()
 
     def run(self) -> None:
-        """Entry point on the pool thread: never lets an exception escape, always emits ``finished``."""
+        """Entry point on the pool thread."""
         try:
-            self._run()
+            self.work(self.signals.reported.emit, self._cancel)
         except Exception as exc:  # a bug: report it rather than die silently on a pool thread
             traceback.print_exc()
-            self.signals.stopped.emit(describe_error(exc))
+            self.signals.errored.emit(exc)
         finally:
             self.signals.finished.emit()
 
-    def _run(self) -> None:
-        upscaler = None
-        for job in self.jobs:
-            if self._cancel.is_set():
-                return
-            if upscaler is None:
-                upscaler = self._prepare(job)
-                if upscaler is None:
-                    return
-                self._plan(upscaler.scale)
-            self._process(job, upscaler)
+    def work(self, emit: Callable[[object], None], cancel: threading.Event) -> None:
+        """The task's work, on the pool thread; reports through ``emit``. Subclasses implement it."""
+        raise NotImplementedError
 
-    def _plan(self, scale: int) -> None:
-        """As the CLI does: queued files that are outputs of other queued files are left out, and the rest may
-        not write over each other or over an input."""
-        self._outputs = set()
-        for job in self.jobs:
-            with contextlib.suppress(hat_plugin.HATError):  # reported on the item itself when it runs
-                self._outputs.add(self._output(job, scale).resolve())
-        self._claims = batch.OutputClaims(
-            [job.source for job in self.jobs if job.source.resolve() not in self._outputs]
-        )
-
-    def _output(self, job: Job, scale: int) -> Path:
-        cfg = self.config
-        return output_path(job.source, job.root, cfg.output_dir, cfg.suffix, cfg.format, scale, cfg.model_label)
-
-    def _prepare(self, job: Job) -> hat_plugin.Upscaler | None:
-        """Fetch the model if needed and load it; on failure report it on ``job`` and stop the run."""
-        started = time.monotonic()
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                path = self._weights_path(job)
-                upscaler = self.engines.get(path, self.config)
-            if caught:
-                self.signals.notice.emit(_notes(caught))
-            return upscaler
-        except hat_plugin.Cancelled:
-            self._finish(job, ItemState.CANCELLED, "Cancelled while fetching the model.", started)
-        except Exception as exc:
-            message = describe_error(exc)
-            self._finish(job, ItemState.FAILED, message, started)
-            self.signals.stopped.emit(message)
-        return None
-
-    def _weights_path(self, job: Job) -> str:
-        if self.config.from_file:
-            return self.config.model
-        if not weights.is_cached(self.config.model):
-            self.signals.state_changed.emit(
-                job.item_id, ItemState.DOWNLOADING.value, f"Downloading {self.config.model}"
-            )
-        report = _Throttle(lambda done, total: self.signals.progress.emit(job.item_id, done, total))
-        return str(weights.fetch(self.config.model, progress=report, cancel=self._cancel))
-
-    def _process(self, job: Job, upscaler: hat_plugin.Upscaler) -> None:
-        """Upscale one image and write it atomically; every failure is reported on the item."""
-        started = time.monotonic()
-        try:
-            target = self._target(job, upscaler.scale)
-        except (hat_plugin.HATError, OSError) as exc:
-            self._finish(job, ItemState.FAILED, describe_error(exc), started)
-            return
-        if job.source.resolve() in self._outputs:
-            self._finish(job, ItemState.SKIPPED, "It is the output of another image in this run.", started)
-            return
-        conflict = self._claims.conflict(job.source, target)
-        if conflict:
-            self._finish(job, ItemState.FAILED, conflict[0].upper() + conflict[1:] + ".", started)
-            return
-        if target.exists() and not self.config.overwrite:
-            self._finish(job, ItemState.SKIPPED, f"{target.name} already exists (overwrite is off).", started)
-            return
-        self.signals.state_changed.emit(job.item_id, ItemState.RUNNING.value, "")
-        report = _Throttle(lambda done, total: self.signals.progress.emit(job.item_id, done, total))
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                image = images.read_image(job.source)
-                pixels = upscaler.upscale(image.pixels, progress=report, cancel=self._cancel)
-                images.write_image(target, replace(image, pixels=pixels), quality=self.config.quality)
-        except hat_plugin.Cancelled:
-            self._finish(job, ItemState.CANCELLED, "Cancelled; no output was written.", started)
-        except Exception as exc:
-            if not isinstance(exc, hat_plugin.HATError | OSError | MemoryError):
-                traceback.print_exc()
-            self._finish(job, ItemState.FAILED, describe_error(exc), started)
-        else:
-            self._finish(job, ItemState.DONE, _notes(caught), started, target)
-
-    def _target(self, job: Job, scale: int) -> Path:
-        """The output path, with its folder created, checked before any pixels are computed."""
-        target = self._output(job, scale)
-        if target.resolve() == job.source.resolve():
-            raise hat_plugin.OutputError("The output would replace the input: change the suffix or the output folder.")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise hat_plugin.OutputError(
-                f"Cannot create the output folder {target.parent} ({exc.strerror or exc}): choose another one."
-            ) from exc
-        return target
-
-    def _finish(self, job: Job, state: ItemState, message: str, started: float, target: Path | None = None) -> None:
-        seconds = time.monotonic() - started
-        self.signals.item_finished.emit(job.item_id, state.value, message, str(target or ""), seconds)
+    def detach(self) -> None:
+        """Cut every connection, so a worker left running after its window closed reaches nothing."""
+        self.cancel()
+        for signal in (self.signals.reported, self.signals.errored, self.signals.finished):
+            with contextlib.suppress(TypeError, RuntimeError):  # no connection left
+                signal.disconnect()
 
 
-def _notes(caught: list[warnings.WarningMessage]) -> str:
-    """The distinct warning messages, joined for display."""
-    return "; ".join(dict.fromkeys(str(w.message) for w in caught))
+class UpscaleTask(Worker):
+    """Upscales a list of jobs one after another with one model (``runner.run_batch``); events of ``batch_run``."""
+
+    def __init__(self, jobs: Sequence[Job], config: RunConfig, engines: EngineCache) -> None:
+        super().__init__()
+        self.jobs = list(jobs)
+        self.config = config
+        self.engines = engines
+
+    def work(self, emit: Callable[[object], None], cancel: threading.Event) -> None:
+        run_batch(self.jobs, self.config, self.engines, emit, cancel)
 
 
-class DownloadSignals(QObject):
-    """What a ``DownloadTask`` reports."""
+@dataclass(frozen=True)
+class DownloadProgress:
+    """Bytes received of the model being downloaded (``total`` 0 when the size is not known)."""
 
-    progress = pyqtSignal("qlonglong", "qlonglong")
-    """bytes done, bytes total (0 when unknown)."""
-    succeeded = pyqtSignal(str)
-    """the verified local file."""
-    failed = pyqtSignal(str)
-    """the reason, for the user."""
-    cancelled = pyqtSignal()
+    done: int
+    total: int
 
 
-class DownloadTask(QRunnable):
-    """Fetches one manifest model into the cache (from the settings panel's Download button)."""
+@dataclass(frozen=True)
+class Downloaded:
+    """The model's verified file is in the cache."""
+
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class DownloadFailed:
+    """The download failed: one sentence, and the engine's full text for the details."""
+
+    name: str
+    reason: str
+    details: str
+
+
+@dataclass(frozen=True)
+class DownloadCancelled:
+    """The download was cancelled; the partial file is kept only under a temporary name, for resuming."""
+
+    name: str
+
+
+class DownloadTask(Worker):
+    """Fetches one manifest model into the cache (the model picker's Download button)."""
 
     def __init__(self, name: str) -> None:
         super().__init__()
-        self.setAutoDelete(False)
         self.name = name
-        self.signals = DownloadSignals()
-        self._cancel = threading.Event()
 
-    def cancel(self) -> None:
-        """Stop the download at the next chunk; the partial file is not kept under the final name."""
-        self._cancel.set()
-
-    def run(self) -> None:
-        """Entry point on the pool thread."""
+    def work(self, emit: Callable[[object], None], cancel: threading.Event) -> None:
+        report = Throttle(lambda done, total: emit(DownloadProgress(done, total)))
         try:
-            path = weights.fetch(self.name, progress=_Throttle(self.signals.progress.emit), cancel=self._cancel)
-        except hat_plugin.Cancelled:
-            self.signals.cancelled.emit()
-        except Exception as exc:
-            if not isinstance(exc, hat_plugin.HATError | OSError):
-                traceback.print_exc()
-            self.signals.failed.emit(describe_error(exc))
+            path = weights.fetch(self.name, progress=report, cancel=cancel)
+        except Cancelled:
+            emit(DownloadCancelled(self.name))
+        except (HATError, OSError) as exc:
+            reason = describe_error(exc)
+            if isinstance(exc, DownloadError):
+                reason = unavailable_sentence(weights.get_entry(self.name), exc, weights.is_offline())
+            emit(DownloadFailed(self.name, reason, str(exc)))
         else:
-            self.signals.succeeded.emit(str(path))
+            emit(Downloaded(self.name, path))
+
+
+class AvailabilityTask(Worker):
+    """Checks which models are on this computer (``models.check_availability``: it may hash a large file)."""
+
+    def work(self, emit: Callable[[object], None], cancel: threading.Event) -> None:
+        emit(check_availability())
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """A small picture of ``path`` for the queue (a null image when it could not be read)."""
+
+    path: Path
+    image: QImage
+
+
+class ThumbnailTask(Worker):
+    """Makes thumbnails of image files one after another, stopping when cancelled."""
+
+    def __init__(self, paths: Iterable[Path], size: QSize) -> None:
+        super().__init__()
+        self.paths = list(paths)
+        self.size = size
+
+    def work(self, emit: Callable[[object], None], cancel: threading.Event) -> None:
+        for path in self.paths:
+            if cancel.is_set():
+                return
+            emit(Thumbnail(path, make_thumbnail(path, self.size)))
+
+
+_ABANDONED: list[tuple[QThreadPool, list[Worker]]] = []
+
+
+def wait_or_abandon(pool: QThreadPool, tasks: Iterable[Worker | None], timeout_ms: int) -> bool:
+    """Wait up to ``timeout_ms`` for ``pool``'s work to end. When it does not (work stuck in a system call cannot
+    be interrupted), cut the tasks' connections and let the pool run on its own: it is detached from its parent
+    and never destroyed, because destroying a ``QThreadPool`` waits for its threads. Returns True when all ended."""
+    if pool.waitForDone(timeout_ms):
+        return True
+    stuck = [task for task in tasks if task is not None]
+    for task in stuck:
+        task.detach()
+    pool.setParent(None)
+    sip.transferto(pool, None)  # type: ignore[arg-type]  # None: owned by C++ with no owner, never deleted
+    _ABANDONED.append((pool, stuck))
+    return False
+
+
+def has_abandoned() -> bool:
+    """True when work left behind at a close is still running (the process should then exit without waiting)."""
+    return any(pool.activeThreadCount() > 0 for pool, _tasks in _ABANDONED)

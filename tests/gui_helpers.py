@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PyQt6.QtCore import QSettings
+from PyQt6.QtWidgets import QStyle, QStyleOptionComboBox
 
 from gui.main_window import MainWindow
 from gui.queue_model import ItemState
@@ -41,11 +42,13 @@ def settings_store(folder: Path) -> QSettings:
 
 
 def make_window(qtbot, folder: Path, store: QSettings | None = None) -> MainWindow:
-    """A shown main window keeping its settings and pasted images under ``folder``."""
+    """A shown main window keeping its settings and pasted images under ``folder``, once its check of which
+    models are ready has answered."""
     win = MainWindow(store=store or settings_store(folder), paste_dir=folder / "pasted")
     qtbot.addWidget(win)
     win.show()
     qtbot.waitExposed(win)
+    qtbot.waitUntil(lambda: win.panel.models.availability is not None and not win.panel.models.checking)
     return win
 
 
@@ -66,3 +69,19 @@ def run(qtbot, win: MainWindow) -> None:
 def states(win: MainWindow) -> list[ItemState]:
     """The state of every queue item, in order."""
     return [item.state for item in win.queue.items]
+
+
+def bar_text(win: MainWindow) -> str:
+    """The message bar's sentence."""
+    return win.message_bar.text.text()
+
+
+def combo_fits(combo) -> bool:
+    """The combo box shows its whole current text (icon included) without eliding it."""
+    option = QStyleOptionComboBox()
+    combo.initStyleOption(option)
+    field = combo.style().subControlRect(
+        QStyle.ComplexControl.CC_ComboBox, option, QStyle.SubControl.SC_ComboBoxEditField, combo
+    )
+    needed = combo.fontMetrics().horizontalAdvance(combo.currentText()) + combo.iconSize().width() + 4
+    return field.width() >= needed

@@ -1,4 +1,4 @@
-"""The three front ends are thin: the CLI, the VapourSynth filter and the desktop app's worker all produce the
+"""The three front ends are thin: the CLI, the VapourSynth filter and the desktop app's run all produce the
 engine's pixels for the same input and settings (bundled tiny x2 model, CPU, fp32)."""
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from conftest import DATA
 from PIL import Image
 from vs_helpers import clip_from_arrays, frame_array, hat_core
 
-from gui.worker import EngineCache, Job, RunConfig, UpscaleTask
+from gui.batch_run import ItemFinished, Job, RunConfig
+from gui.runner import EngineCache, run_batch
 from hat_plugin import Upscaler, images
+from hat_plugin.batch import OutputOptions
 from hat_plugin.cli import main as cli_main
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -52,12 +54,11 @@ def test_vapoursynth_filter_gives_the_engines_pixels(photo, expected) -> None:
     assert out.shape == expected.shape and np.array_equal(out, expected)
 
 
-def test_gui_worker_gives_the_engines_pixels(qapp, photo, expected, tmp_path) -> None:
-    config = RunConfig(model=MODEL, device="cpu", precision="fp32", output_dir=tmp_path, format="png")
-    task = UpscaleTask([Job(1, photo[1])], config, EngineCache())
-    finished: list[tuple] = []
-    task.signals.item_finished.connect(lambda *args: finished.append(args))
-    task.run()  # synchronously, on this thread: the same code the pool thread runs
-    assert [f[1] for f in finished] == ["done"]
+def test_gui_run_gives_the_engines_pixels(photo, expected, tmp_path) -> None:
+    output = OutputOptions(folder=tmp_path, format="png")
+    config = RunConfig(model=MODEL, device="cpu", precision="fp32", output=output)
+    events: list[object] = []
+    run_batch([Job(1, photo[1])], config, EngineCache(), events.append, None)  # what the app's worker thread runs
+    assert [e.state.value for e in events if isinstance(e, ItemFinished)] == ["done"]
     out = np.asarray(Image.open(tmp_path / "coffee_x2.png"))
     assert out.shape == expected.shape and np.array_equal(out, expected)

@@ -1,5 +1,6 @@
 """The before/after view with real widgets: the right pixels on each side of the split, the input enlarged with
-nearest neighbour to the output's scale, zoom and pan applied to both images, 1:1, and the split slider."""
+nearest neighbour (or smoothly, on request) to the output's scale, zoom and pan applied to both images, 1:1, the
+split slider; and in the main window: docked, next/previous through the results, Esc closes it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from PyQt6.QtCore import QPoint, QPointF, Qt
 from PyQt6.QtGui import QWheelEvent
 from PyQt6.QtWidgets import QApplication
 
-from gui.compare_view import CompareWindow
+from gui.compare_view import ComparePanel
 from gui.qimage import array_to_qimage
 from hat_plugin import images
 
@@ -32,8 +33,8 @@ def pair(tmp_path):
 
 
 @pytest.fixture
-def compare(qtbot, pair) -> CompareWindow:
-    window = CompareWindow()
+def compare(qtbot, pair) -> ComparePanel:
+    window = ComparePanel()
     qtbot.addWidget(window)
     window.resize(640, 480)
     window.show_files(pair[0], pair[2])
@@ -191,3 +192,58 @@ def test_grey_with_alpha_is_displayed_as_rgba(qapp) -> None:
     shown = qimage_to_array(array_to_qimage(la))
     assert shown.shape == (3, 4, 4)
     assert tuple(shown[1, 1]) == (200, 200, 200, 255) and shown[0, 0, 3] == 0
+
+
+def test_the_smooth_toggle_blends_the_enlarged_input(compare, pair):
+    """Nearest neighbour shows each input pixel as a flat block; smooth shows a blend at the block's edge."""
+    _, before, _, _ = pair
+    canvas = compare.canvas
+    canvas.zoom_to(12.0, canvas.rect().center().toPointF())
+    canvas.set_split(1.0)
+    x, y = 4, 5  # an input pixel whose right neighbour differs
+    assert tuple(before[y, x]) != tuple(before[y, x + 1])
+    edge = canvas.offset + QPointF((x + 1) * SCALE - 0.1, (y + 0.5) * SCALE) * canvas.zoom
+    assert shown(canvas, edge) == tuple(before[y, x])
+    compare.smooth_action.trigger()
+    assert canvas.smooth
+    blended = shown(canvas, edge)
+    assert blended != tuple(before[y, x]) and blended != tuple(before[y, x + 1])
+
+
+# ------------------------------------------------------------------------------------------ in the window
+
+
+def test_compare_is_docked_steps_through_results_and_closes_with_escape(qtbot, tmp_path):
+    from gui_helpers import make_window, run, use_golden, write_png
+
+    window = make_window(qtbot, tmp_path)
+    for seed, name in enumerate(("a", "b", "c")):
+        write_png(tmp_path / f"{name}.png", seed=seed)
+    (tmp_path / "bad.png").write_bytes(b"not a PNG")
+    use_golden(window, tmp_path / "out")
+    window.add_paths([tmp_path / "a.png", tmp_path / "bad.png", tmp_path / "b.png", tmp_path / "c.png"])
+    run(qtbot, window)
+    window.view.selectRow(0)
+    window.compare_action.trigger()
+    dock = window.compare_dock
+    assert (
+        dock.isVisible()
+        and not dock.isFloating()
+        and window.dockWidgetArea(dock) == Qt.DockWidgetArea.BottomDockWidgetArea
+    )
+    assert window.compare.canvas.isVisible() and window.compare.canvas.window() is window
+    ids = [item.id for item in window.queue.items]
+    assert window.compare_item == ids[0] and not window.compare.previous_action.isEnabled()
+    qtbot.keyClick(window.compare.canvas, Qt.Key.Key_PageDown)
+    assert window.compare_item == ids[2], "next skips the failed item"
+    assert "b.png" in window.compare.title.text()
+    window.compare.next_action.trigger()
+    assert window.compare_item == ids[3] and not window.compare.next_action.isEnabled()
+    window.compare.previous_action.trigger()
+    assert window.compare_item == ids[2]
+    dock.setFloating(True)
+    assert dock.isWindow(), "it can also be its own window"
+    dock.setFloating(False)
+    window.compare.canvas.setFocus()
+    qtbot.keyClick(window.compare.canvas, Qt.Key.Key_Escape)
+    assert not dock.isVisible() and window.compare_item is None

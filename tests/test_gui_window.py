@@ -1,5 +1,7 @@
-"""The desktop app's main window with real widgets under the offscreen platform: drops, paste, a real run with the
-golden tiny model, cancel, errors on items, settings that survive a restart, entry points, and screenshots."""
+"""The desktop app's main window with real widgets under the offscreen platform: drops (pipes too), paste, real runs
+with the golden tiny model, progress from the first moment, Cancel/Start/Retry, errors on items, the queue's
+thumbnails, names and context menu, opening folders, Help > About, themes, layouts from 800x500 to 4K, closing
+during a run, the queue restored at the next start, settings that survive a restart, and the entry points."""
 
 from __future__ import annotations
 
@@ -7,31 +9,37 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
-import torch
-from gui_helpers import GOLDEN, ROOT, RUN_TIMEOUT_MS, make_window, run, settings_store, states, use_golden, write_png
-from PIL import Image
-from PyQt6.QtCore import QMimeData, QPoint, QRunnable, QSettings, Qt, QThreadPool, QTimer, QUrl
-from PyQt6.QtGui import QColor, QDragEnterEvent, QDropEvent, QImage, QPalette
-from PyQt6.QtWidgets import QApplication
+from gui_helpers import (
+    GOLDEN,
+    ROOT,
+    RUN_TIMEOUT_MS,
+    bar_text,
+    combo_fits,
+    make_window,
+    run,
+    settings_store,
+    states,
+    use_golden,
+    write_png,
+)
+from PyQt6.QtCore import QMimeData, QObject, QRunnable, QSettings, Qt, QThreadPool, QTimer, QUrl, pyqtSlot
+from PyQt6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QImage
+from PyQt6.QtWidgets import QApplication, QMessageBox
 
+from gui import runner
 from gui.app import main
 from gui.main_window import MainWindow
 from gui.queue_model import ItemState
-from gui.queue_view import DETAILS
+from gui.queue_view import BUSY, DETAILS, FILE, PROGRESS, PROGRESS_ROLE
 from gui.settings import Settings
-from gui.worker import describe_error
 from hat_plugin import images
-
-# Screenshots for a reviewer land in out/screenshots (ignored by git); HAT_PLUGIN_SCREENSHOTS=docs/screenshots
-# refreshes the committed ones.
-SCREENSHOTS = ROOT / os.environ.get("HAT_PLUGIN_SCREENSHOTS", "out/screenshots")
 
 
 @pytest.fixture
@@ -59,12 +67,59 @@ def file_mime(*paths: Path) -> QMimeData:
     return mime
 
 
+class UrlCatcher(QObject):
+    """Stands in for the desktop: file URLs that the app asks to open are recorded instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[Path] = []
+
+    @pyqtSlot(QUrl)
+    def open(self, url: QUrl) -> None:
+        self.urls.append(Path(url.toLocalFile()))
+
+
+@pytest.fixture
+def opened():
+    catcher = UrlCatcher()
+    QDesktopServices.setUrlHandler("file", catcher, "open")
+    yield catcher.urls
+    QDesktopServices.unsetUrlHandler("file")
+
+
+class Blocker(QRunnable):
+    """Occupies the window's one worker thread until released, so a test can act while a run is queued."""
+
+    def __init__(self, pool: QThreadPool) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.released = threading.Event()
+        pool.start(self)
+
+    def run(self) -> None:
+        self.released.wait(30)
+
+
+def answer_question(button_text: str, seen: list[str]) -> None:
+    """Click ``button_text`` in the modal question box as soon as it shows, recording its text."""
+
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, click)
+            return
+        seen.append(box.text())
+        next(b for b in box.buttons() if b.text() == button_text).click()
+
+    QTimer.singleShot(20, click)
+
+
 # ------------------------------------------------------------------------------------------------ adding
 
 
-def test_dropping_files_and_folders_adds_them(window, tmp_path):
+def test_dropping_files_and_folders_adds_them_with_thumbnails(qtbot, window, tmp_path):
     a = tmp_path / "a.png"
-    write_png(a)
+    write_png(a, height=30, width=60)
     write_png(tmp_path / "album" / "one.png")
     write_png(tmp_path / "album" / "deep" / "two.png")
     assert drop(window, file_mime(a, tmp_path / "album")) == (True, True)
@@ -73,6 +128,11 @@ def test_dropping_files_and_folders_adds_them(window, tmp_path):
     assert window.table_model.rowCount() == 3
     assert window.pages.currentWidget() is window.view
     assert window.start_button.isEnabled()
+    model = window.table_model
+    qtbot.waitUntil(lambda: all(model.index(r, FILE).data(Qt.ItemDataRole.DecorationRole) for r in range(3)))
+    icon = model.index(0, FILE).data(Qt.ItemDataRole.DecorationRole)
+    picture = icon.pixmap(icon.availableSizes()[0]).toImage()
+    assert picture.width() >= 40 and picture.height() >= 20 and picture.pixelColor(5, 5).alpha() == 255
 
 
 def test_dropping_a_non_image_shows_a_message_and_adds_nothing(window, tmp_path):
@@ -80,10 +140,22 @@ def test_dropping_a_non_image_shows_a_message_and_adds_nothing(window, tmp_path)
     text.write_text("not an image")
     assert drop(window, file_mime(text)) == (True, True)
     assert len(window.queue) == 0
-    assert window.message_bar.isVisible()
-    assert window.message_bar.kind == "error"
-    assert "notes.txt" in window.message_bar.text.text()
-    assert "not an image" in window.message_bar.text.text()
+    assert window.message_bar.isVisible() and window.message_bar.kind == "error"
+    assert "notes.txt" in bar_text(window) and "not an image" in bar_text(window)
+
+
+def test_a_named_pipe_dropped_alone_or_in_a_folder_does_not_hang(window, tmp_path):
+    album = tmp_path / "album"
+    write_png(album / "real.png")
+    os.mkfifo(album / "x.png")
+    os.mkfifo(tmp_path / "x.png")
+    started = time.monotonic()
+    drop(window, file_mime(tmp_path / "x.png"))
+    assert len(window.queue) == 0 and "not a regular file" in bar_text(window)
+    drop(window, file_mime(album))
+    assert [item.source.name for item in window.queue.items] == ["real.png"]
+    assert "x.png (not a regular file" in bar_text(window)
+    assert time.monotonic() - started < 5
 
 
 def test_unchecking_subfolders_adds_only_the_top_folder(window, tmp_path):
@@ -114,10 +186,21 @@ def test_pasting_copied_files_queues_them(window, tmp_path):
     assert [item.source.name for item in window.queue.items] == ["b.png"]
 
 
+def test_repeated_names_show_their_folders(window, tmp_path):
+    write_png(tmp_path / "2023" / "rose.png")
+    write_png(tmp_path / "2024" / "rose.png", seed=1)
+    write_png(tmp_path / "2024" / "tulip.png", seed=2)
+    window.add_paths([tmp_path / "2023" / "rose.png", tmp_path / "2024"])
+    shown = [window.table_model.index(r, FILE).data() for r in range(3)]
+    assert shown == ["2023/rose.png", "2024/rose.png", "tulip.png"]
+    tips = [window.table_model.index(r, FILE).data(Qt.ItemDataRole.ToolTipRole) for r in range(3)]
+    assert tips[0] == str(tmp_path / "2023" / "rose.png")
+
+
 # ----------------------------------------------------------------------------------------------- running
 
 
-def test_run_two_images_produces_outputs_and_states(qtbot, window, tmp_path):
+def test_a_run_shows_progress_from_the_first_moment_and_writes_the_outputs(qtbot, window, tmp_path):
     inputs = tmp_path / "in"
     first, second = inputs / "a.png", inputs / "b.png"
     write_png(first, seed=1)
@@ -125,12 +208,14 @@ def test_run_two_images_produces_outputs_and_states(qtbot, window, tmp_path):
     out = tmp_path / "out"
     use_golden(window, out, tile=16)
     window.add_paths([first, second])
-    seen: dict[int, set] = {}
+    seen: list[tuple] = []
     shown = set()
 
     def record(top, _bottom) -> None:
         item = window.table_model.item_at(top.row())
-        seen.setdefault(item.id, set()).add((item.state, item.total))
+        bar = window.progress
+        cell = window.table_model.index(top.row(), PROGRESS).data(PROGRESS_ROLE)
+        seen.append((item.id, item.state, item.total, cell, bar.maximum()))
         shown.update((window.table_model.index(top.row(), DETAILS).data(), window.time_left.text()))
 
     window.table_model.dataChanged.connect(record)
@@ -141,32 +226,23 @@ def test_run_two_images_produces_outputs_and_states(qtbot, window, tmp_path):
     run(qtbot, window)
     timer.stop()
     assert states(window) == [ItemState.DONE, ItemState.DONE]
+    a_id = window.queue.items[0].id
+    first_seen = next(s for s in seen if s[0] == a_id and s[1] is not ItemState.QUEUED)
+    assert first_seen[1:] == (ItemState.LOADING, 0, BUSY, 0), "loading the model: a busy cell and a busy bar"
+    assert any(s[1:] == (ItemState.RUNNING, 0, BUSY, 0) for s in seen), "busy until the first tile"
+    assert any(s[1] is ItemState.RUNNING and s[2] == 2 and s[3] == 50 for s in seen), "then tiles"
     for item, name in zip(window.queue.items, ("a_x2.png", "b_x2.png"), strict=True):
         assert item.output == out / name
         assert images.read_image(item.output).pixels.shape == (32, 48, 3)
-        assert (ItemState.RUNNING, 2) in seen[item.id]  # tile progress: 2 tiles of 16 px
     assert sorted(p.name for p in out.iterdir()) == ["a_x2.png", "b_x2.png"]
-    assert "tile 1 of 2" in shown
+    assert "tile 1 of 2" in shown and "loading model…" in shown
     assert any(text.endswith(" s left") for text in shown if text), shown
     assert len(ticks) >= 2, "the UI thread kept running its event loop during the run"
-    assert window.progress.value() == window.progress.maximum()
-    assert "2 done" in window.statusBar().currentMessage()
+    assert window.progress.value() == window.progress.maximum() and window.progress.text() == "2 of 2 done"
+    assert window.statusBar().currentMessage() == "Finished: 2 done"
 
 
-class Blocker(QRunnable):
-    """Occupies the window's one worker thread until released, so a test can attach hooks before a task runs."""
-
-    def __init__(self, pool: QThreadPool) -> None:
-        super().__init__()
-        self.setAutoDelete(False)
-        self.released = threading.Event()
-        pool.start(self)
-
-    def run(self) -> None:
-        self.released.wait(30)
-
-
-def test_cancel_mid_run_stops_within_a_tile_and_writes_nothing(qtbot, window, tmp_path):
+def test_cancel_stops_within_a_tile_then_start_runs_the_cancelled_image_again(qtbot, window, tmp_path):
     big, small = tmp_path / "big.png", tmp_path / "small.png"
     write_png(big, height=48, width=64)
     write_png(small)
@@ -178,13 +254,15 @@ def test_cancel_mid_run_stops_within_a_tile_and_writes_nothing(qtbot, window, tm
     task = window.task
     seen = []
 
-    def on_progress(_item_id: int, done: int, total: int) -> None:  # runs on the worker thread
-        seen.append((done, total))
-        if done >= 1:
+    def on_event(event) -> None:  # runs on the worker thread
+        if getattr(event, "done", 0) >= 1 and getattr(event, "state", None) is ItemState.RUNNING:
+            seen.append((event.done, event.total))
             task.cancel()
 
-    task.signals.progress.connect(on_progress, Qt.ConnectionType.DirectConnection)
+    task.signals.reported.connect(on_event, Qt.ConnectionType.DirectConnection)
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
+        window.cancel()  # what the Cancel button does, so the run is known as cancelled
+        task._cancel.clear()  # ...but let the first tile finish, to cancel mid-image
         blocker.released.set()
     assert states(window) == [ItemState.CANCELLED, ItemState.QUEUED]
     first, total = seen[0]
@@ -192,7 +270,11 @@ def test_cancel_mid_run_stops_within_a_tile_and_writes_nothing(qtbot, window, tm
     assert max(done for done, _ in seen) <= first + 1, "stopped within a tile"
     assert not out.exists() or list(out.iterdir()) == [], "no output and no temporary file left"
     assert "no output" in window.queue.items[0].message
+    assert window.progress.value() == 0 and window.progress.text() == "0 of 2 done", "a cancel counts nothing"
     assert window.start_button.isEnabled() and not window.cancel_button.isEnabled()
+    assert not window.retry_action.isEnabled(), "nothing failed"
+    run(qtbot, window)
+    assert states(window) == [ItemState.DONE, ItemState.DONE], "Start runs the cancelled image too"
 
 
 def test_errors_show_on_the_item_and_the_queue_goes_on(qtbot, window, tmp_path):
@@ -205,9 +287,27 @@ def test_errors_show_on_the_item_and_the_queue_goes_on(qtbot, window, tmp_path):
     run(qtbot, window)
     assert states(window) == [ItemState.FAILED, ItemState.DONE]
     assert "broken.png" in window.queue.items[0].message
-    assert re.search(r"not (a readable image|an image)", window.queue.items[0].message)
     assert (tmp_path / "out" / "good_x2.png").is_file()
     assert window.retry_action.isEnabled()
+    assert window.progress.value() == window.progress.maximum() // 2, "one of two finished: 50 %"
+    assert window.statusBar().currentMessage() == "Finished: 1 done, 1 failed"
+
+
+def test_a_file_name_of_250_characters_fails_its_item_and_the_rest_goes_on(qtbot, window, tmp_path):
+    """Its output name would pass the 255 bytes file systems allow: that item fails with a clear message; a name
+    of 250 characters in all still fits with the suffix, and the rest of the queue goes on."""
+    too_long = tmp_path / ("a" * 250 + ".png")
+    fits = tmp_path / ("b" * 246 + ".png")
+    for seed, path in enumerate((too_long, fits, tmp_path / "short.png")):
+        write_png(path, seed=seed)
+    use_golden(window, None)
+    window.add_paths([too_long, fits, tmp_path / "short.png"])
+    run(qtbot, window)
+    assert states(window) == [ItemState.FAILED, ItemState.DONE, ItemState.DONE], "nothing stuck queued"
+    message = window.queue.items[0].message
+    assert "257 bytes long" in message and "rename the input or use a shorter suffix" in message
+    assert "Traceback" not in message and "\n" not in message
+    assert (tmp_path / "short_x2.png").is_file() and (tmp_path / ("b" * 246 + "_x2.png")).is_file()
 
 
 def test_unwritable_output_folder_fails_each_item_with_a_clear_reason(qtbot, window, tmp_path):
@@ -223,6 +323,7 @@ def test_unwritable_output_folder_fails_each_item_with_a_clear_reason(qtbot, win
         item.message.startswith(f"Cannot create the output folder {blocker / 'out'}") for item in window.queue.items
     )
     assert all("choose another" in item.message for item in window.queue.items)
+    assert window.progress.value() == 0, "nothing written: the bar stays empty"
 
 
 def test_existing_output_is_skipped_unless_overwrite(qtbot, window, tmp_path):
@@ -234,51 +335,215 @@ def test_existing_output_is_skipped_unless_overwrite(qtbot, window, tmp_path):
     window.add_paths([source])
     run(qtbot, window)
     assert states(window) == [ItemState.SKIPPED]
+    assert "exists (overwrite is off)" in window.queue.items[0].message
     assert existing.read_bytes() == b"keep me"
-    window.queue.items[0].state = ItemState.FAILED
     window.panel.existing.setCurrentIndex(window.panel.existing.findData("overwrite"))
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
-        window.retry_failed()
+        window.retry([window.queue.items[0].id])
     assert states(window) == [ItemState.DONE]
     assert images.read_image(existing).pixels.shape == (32, 48, 3)
 
 
 def test_an_output_that_would_replace_its_input_is_refused(qtbot, window, tmp_path):
     source = tmp_path / "a.png"
-    original = source.read_bytes() if write_png(source) is not None else b""
+    write_png(source)
+    original = source.read_bytes()
     use_golden(window, None, suffix="")
     window.add_paths([source])
     run(qtbot, window)
     assert states(window) == [ItemState.FAILED]
-    assert "would replace the input" in window.queue.items[0].message
+    assert "would overwrite an input" in window.queue.items[0].message
     assert source.read_bytes() == original
 
 
-def test_missing_weights_file_is_reported_before_starting(window, tmp_path):
+def test_problems_with_the_settings_are_reported_before_starting(window, tmp_path):
     write_png(tmp_path / "a.png")
     use_golden(window, None, weights_file=str(tmp_path / "nope.safetensors"))
     window.add_paths([tmp_path / "a.png"])
     assert not window.start()
-    assert "nope.safetensors" in window.message_bar.text.text()
-    assert states(window) == [ItemState.QUEUED]
+    assert "nope.safetensors" in bar_text(window)
+    use_golden(window, None, suffix="/../../x")
+    assert not window.start()
+    assert bar_text(window).startswith("Cannot start: the suffix '/../../x' contains a path separator")
+    assert states(window) == [ItemState.QUEUED] and window.task is None
 
 
-def test_error_messages_for_memory_and_disk_problems():
-    assert "smaller tile" in describe_error(torch.OutOfMemoryError("CUDA out of memory"))
-    assert "smaller tile" in describe_error(MemoryError())
-    full = OSError(28, "No space left on device", "/media/x/out.png")
-    assert describe_error(full) == "Disk full while writing /media/x/out.png: free some space and retry."
-    denied = OSError(13, "Permission denied", "/srv/out")
-    assert "choose another output folder" in describe_error(denied)
+# ------------------------------------------------------------------------------------ menus and folders
 
 
-# ---------------------------------------------------------------------------------------------- settings
+def test_context_menu_opens_shows_compares_retries_and_removes(qtbot, window, tmp_path, opened):
+    write_png(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_bytes(b"not a PNG")
+    out = tmp_path / "out"
+    use_golden(window, out)
+    window.add_paths([tmp_path / "good.png", tmp_path / "bad.png"])
+    run(qtbot, window)
+    rect = window.view.visualRect(window.table_model.index(0, DETAILS))
+    window.view.customContextMenuRequested.emit(rect.center())
+    menu = window.context_menu
+    assert menu is not None and menu.isVisible()
+    actions = {a.text(): a for a in menu.actions() if a.text()}
+    assert list(actions) == ["Open", "Show in folder", "Compare", "Retry", "Remove"]
+    assert [actions[t].isEnabled() for t in actions] == [True, True, True, False, True]
+    actions["Open"].trigger()
+    actions["Show in folder"].trigger()
+    assert opened == [out / "good_x2.png", out]
+    actions["Compare"].trigger()
+    assert window.compare_dock.isVisible() and window.compare_item == window.queue.items[0].id
+    menu.close()
+    failed = window.build_context_menu([window.queue.items[1].id])
+    retry = next(a for a in failed.actions() if a.text() == "Retry")
+    assert retry.isEnabled()
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
+        retry.trigger()
+    assert states(window) == [ItemState.DONE, ItemState.FAILED]
+    next(a for a in window.build_context_menu([window.queue.items[1].id]).actions() if a.text() == "Remove").trigger()
+    assert [i.source.name for i in window.queue.items] == ["good.png"]
+
+
+def test_open_output_folder(qtbot, window, tmp_path, opened):
+    write_png(tmp_path / "a.png")
+    window.add_paths([tmp_path / "a.png"])
+    use_golden(window, tmp_path / "results")
+    assert not window.open_output_folder(), "the chosen folder does not exist yet"
+    assert "does not exist yet" in bar_text(window)
+    run(qtbot, window)
+    window.open_output_action.trigger()
+    use_golden(window, None)
+    window.open_output_action.trigger()
+    assert opened == [tmp_path / "results", tmp_path / "results"], "beside the input: the last result's folder"
+
+
+def test_help_about_names_the_versions_and_the_model_licence(qtbot, window):
+    window.panel.models.select_model("hat-tiny-x2")
+    dialog = window.show_about()
+    qtbot.waitExposed(dialog)
+    text = dialog.label.text()
+    for needle in ("HAT Upscaler", "hat-plugin", "Python", "PyTorch", "Qt", "HAT-tiny ×2", "licence: Apache-2.0"):
+        assert needle in text
+    assert "XPixelGroup/HAT" in text
+    dialog.reject()
+
+
+# ------------------------------------------------------------------------------------- layout and themes
+
+
+@pytest.mark.parametrize("size", [(800, 500), (1100, 660), (3840, 2160)])
+def test_the_layout_holds_from_800x500_to_4k(qtbot, window, tmp_path, size):
+    for name in ("a", "b"):
+        write_png(tmp_path / f"{name}.png")
+    window.add_paths([tmp_path / "a.png", tmp_path / "b.png"])
+    window.queue.items[0].message = "a long message " * 20
+    window.resize(*size)
+    qtbot.waitUntil(lambda: window.width() == size[0])
+    qtbot.wait(20)
+    view = window.view
+    header = view.horizontalHeader()
+    widths = [header.sectionSize(c) for c in range(4)]
+    assert sum(widths) <= view.viewport().width() + 1, "every column fits: no sideways scrolling"
+    assert widths[FILE] >= 150 and widths[DETAILS] >= 150, f"names stay readable: {widths}"
+    assert widths[PROGRESS] >= view.fontMetrics().horizontalAdvance("100%") + 16, widths
+    scroll = window.settings_scroll
+    assert window.panel.width() <= scroll.viewport().width(), "the settings panel is never wider than its box"
+    assert combo_fits(window.panel.models.combo)
+    button = window.start_button
+    corner = button.mapTo(window, button.rect().bottomRight())
+    assert window.rect().contains(corner), "Start stays on screen"
+    if size[0] <= 800:
+        queue_width = view.width()
+        window.settings_action.trigger()
+        qtbot.waitUntil(lambda: view.width() > queue_width + 200)  # hiding the settings gives the queue the room
+        assert not window.settings_dock.isVisible()
+
+
+def test_dark_and_light_themes(qtbot, window, tmp_path):
+    write_png(tmp_path / "a.png")
+    window.add_paths([tmp_path / "a.png"])
+
+    def lightness() -> int:
+        shot = window.grab().toImage()
+        corner = window.view.viewport().mapTo(window, window.view.viewport().rect().bottomRight())
+        ratio = shot.devicePixelRatio()
+        return shot.pixelColor(int((corner.x() - 5) * ratio), int((corner.y() - 5) * ratio)).lightness()
+
+    try:
+        window.theme_actions["dark"].trigger()
+        qtbot.wait(20)
+        assert lightness() < 80
+        assert window.store.value("ui/theme") == "dark"
+        window.theme_actions["light"].trigger()
+        qtbot.wait(20)
+        assert lightness() > 200
+    finally:
+        window.set_theme("system", save=False)
+
+
+# ------------------------------------------------------------------------------------- closing and restarting
+
+
+def test_closing_during_a_run_asks_and_the_queue_comes_back_at_the_next_start(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path)
+    write_png(tmp_path / "done.png")
+    write_png(tmp_path / "later.png", seed=1)
+    (tmp_path / "bad.png").write_bytes(b"not a PNG")
+    use_golden(window, tmp_path / "out")
+    window.add_paths([tmp_path / "done.png", tmp_path / "bad.png"])
+    run(qtbot, window)
+    window.add_paths([tmp_path / "later.png"])
+    blocker = Blocker(window.pool)
+    assert window.start()
+    asked: list[str] = []
+    answer_question("Keep running", asked)
+    window.close()
+    assert asked == ["Images are being upscaled. Stop and quit?"] and window.isVisible() and window.running
+    answer_question("Stop and quit", asked)
+    blocker.released.set()
+    window.close()
+    assert len(asked) == 2 and not window.isVisible()
+    again = make_window(qtbot, tmp_path, settings_store(tmp_path))
+    restored = [(i.source.name, i.state, i.output) for i in again.queue.items]
+    assert restored[:2] == [
+        ("done.png", ItemState.DONE, tmp_path / "out" / "done_x2.png"),
+        ("bad.png", ItemState.FAILED, None),
+    ]
+    assert restored[2][0] == "later.png" and restored[2][1] in (ItemState.CANCELLED, ItemState.QUEUED)
+    assert "Restored the queue" in again.statusBar().currentMessage()
+    assert again.open_compare(again.queue.items[0].id), "a restored result can be compared"
+
+
+def test_closing_never_waits_forever_for_a_stuck_worker(qtbot, tmp_path, monkeypatch):
+    """A read that ignores cancel (like one stuck on a network drive) must not keep the window from closing."""
+    window = make_window(qtbot, tmp_path)
+    window.close_wait_ms = 300
+    write_png(tmp_path / "a.png")
+    use_golden(window, tmp_path / "out")
+    window.add_paths([tmp_path / "a.png"])
+    stuck = threading.Event()
+    release = threading.Event()
+    real_read = runner.images.read_image
+
+    def slow_read(path):
+        stuck.set()
+        release.wait(30)
+        return real_read(path)
+
+    monkeypatch.setattr(runner.images, "read_image", slow_read)
+    assert window.start()
+    qtbot.waitUntil(stuck.is_set, timeout=RUN_TIMEOUT_MS)
+    answer_question("Stop and quit", [])
+    started = time.monotonic()
+    window.close()
+    assert not window.isVisible() and time.monotonic() - started < 3
+    assert window.queue.items[0].state is ItemState.CANCELLED, "saved as cancelled, not stuck running"
+    release.set()
+    qtbot.waitUntil(lambda: all(p.activeThreadCount() == 0 for p in (window.pool,)), timeout=RUN_TIMEOUT_MS)
+    assert not (tmp_path / "out" / "a_x2.png").exists()
 
 
 def test_settings_survive_a_restart(qtbot, tmp_path):
     first = make_window(qtbot, tmp_path)
     panel = first.panel
-    panel.models.combo.setCurrentIndex(panel.models.combo.findData("\0weights-file"))
+    panel.models.select_model("\0weights-file")
     panel.models.file_edit.setText(str(GOLDEN))
     panel.models.file_edit.editingFinished.emit()
     panel.device.setCurrentIndex(panel.device.findData("cpu"))
@@ -299,7 +564,8 @@ def test_settings_survive_a_restart(qtbot, tmp_path):
     second = make_window(qtbot, tmp_path, settings_store(tmp_path))
     assert second.panel.settings() == chosen
     assert chosen == Settings(
-        model=chosen.model,
+        model="",
+        scale=chosen.scale,
         weights_file=str(GOLDEN),
         use_weights_file=True,
         device="cpu",
@@ -312,6 +578,11 @@ def test_settings_survive_a_restart(qtbot, tmp_path):
         overwrite=True,
         recursive=False,
     )
+    second.panel.models.select_model("HAT-S_SRx4")
+    third_store = settings_store(tmp_path)
+    second.close()
+    third = make_window(qtbot, tmp_path, third_store)
+    assert (third.panel.settings().model, third.panel.models.shown_model) == ("HAT-S_SRx4", "HAT-S_SRx4")
 
 
 # ------------------------------------------------------------------------------------------- entry points
@@ -341,82 +612,3 @@ def test_main_opens_the_window_with_the_given_files(qtbot, tmp_path):
     assert main([str(tmp_path / "a.png")]) == 0
     assert found == [("HAT Upscaler", 1)]
     assert (tmp_path / "config").exists(), "settings went to the redirected folder, not the user's"
-
-
-# ------------------------------------------------------------------------------------------- screenshots
-
-
-def test_screenshots_of_the_main_window_and_the_comparison(qtbot, window, tmp_path):
-    """Saves docs/screenshots/main_window_running.png (mid-run), main_window.png (after the run) and
-    compare_view.png for a reviewer to look at."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    pictures = tmp_path / "holiday"
-    photo = Image.open(ROOT / "samples" / "astronaut.png").convert("RGB")
-    pictures.mkdir()
-    photo.crop((40, 20, 88, 52)).save(pictures / "beach.png")
-    photo.crop((30, 60, 94, 108)).save(pictures / "harbour.png")
-    (pictures / "scan-damaged.png").write_bytes(b"\x89PNG truncated")
-    write_png(pictures / "later" / "sunset.png", seed=6)
-    bundled = ROOT / "hat_plugin" / "bundled" / "hat-tiny-x2.safetensors"  # a trained model: a real result
-    use_golden(window, tmp_path / "upscaled", tile=16, weights_file=str(bundled))
-    window.resize(1100, 600)
-    window.add_paths([pictures / "beach.png", pictures / "harbour.png", pictures / "scan-damaged.png"])
-    mid_run = []
-
-    def grab_mid_run(top, _bottom) -> None:
-        item = window.table_model.item_at(top.row())
-        if not mid_run and item.state is ItemState.RUNNING and item.total > 10 and item.done >= item.total // 2:
-            mid_run.append(window.grab().save(str(SCREENSHOTS / "main_window_running.png")))
-
-    window.table_model.dataChanged.connect(grab_mid_run)
-    run(qtbot, window)
-    assert mid_run == [True]
-    window.add_paths([pictures / "later"])
-    window.view.selectRow(0)
-    qtbot.wait(50)
-    assert window.grab().save(str(SCREENSHOTS / "main_window.png"))
-    compare = window.open_compare(window.queue.items[0].id)
-    qtbot.addWidget(compare)
-    compare.resize(760, 560)
-    qtbot.waitExposed(compare)
-    compare.canvas.zoom_to(8.0, compare.canvas.rect().center().toPointF())
-    compare.canvas.set_split(0.45)
-    qtbot.wait(50)
-    assert compare.grab().save(str(SCREENSHOTS / "compare_view.png"))
-    assert QImage(str(SCREENSHOTS / "main_window.png")).width() >= 1000
-    assert QImage(str(SCREENSHOTS / "compare_view.png")).height() >= 500
-
-
-def test_a_dark_system_palette_is_followed(qtbot, window, tmp_path):
-    """Nothing paints a fixed light background: under a dark palette (as a dark system theme gives) the window is
-    dark. Saves docs/screenshots/main_window_dark.png."""
-    app = QApplication.instance()
-    light = app.palette()
-    dark = QPalette()
-    for role, colour in (
-        (QPalette.ColorRole.Window, "#2b2b2b"),
-        (QPalette.ColorRole.WindowText, "#e8e8e8"),
-        (QPalette.ColorRole.Base, "#1e1e1e"),
-        (QPalette.ColorRole.AlternateBase, "#262626"),
-        (QPalette.ColorRole.Text, "#e8e8e8"),
-        (QPalette.ColorRole.Button, "#353535"),
-        (QPalette.ColorRole.ButtonText, "#e8e8e8"),
-        (QPalette.ColorRole.Highlight, "#3d7bd9"),
-        (QPalette.ColorRole.HighlightedText, "#ffffff"),
-    ):
-        dark.setColor(role, QColor(colour))
-    write_png(tmp_path / "a.png")
-    window.add_paths([tmp_path / "a.png", tmp_path / "notes.txt"])
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    app.setPalette(dark)
-    try:
-        window.resize(1100, 600)
-        qtbot.wait(50)
-        shot = window.grab()
-        assert shot.save(str(SCREENSHOTS / "main_window_dark.png"))
-        image = shot.toImage()
-        corner = window.view.viewport().mapTo(window, window.view.viewport().rect().bottomRight()) - QPoint(5, 5)
-        assert image.pixelColor(corner).lightness() < 80, "the queue's background follows the palette"
-        assert image.pixelColor(window.statusBar().geometry().center()).lightness() < 80
-    finally:
-        app.setPalette(light)

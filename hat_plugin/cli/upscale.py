@@ -21,7 +21,7 @@ from hat_plugin.batch import DEFAULT_SUFFIX, Input, OutputOptions, Planned, find
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Console, UsageError
 from hat_plugin.errors import HATError, OptionError
 from hat_plugin.images import is_image_name, read_image, write_image
-from hat_plugin.progress import tqdm_progress
+from hat_plugin.progress import ProgressFn, tqdm_progress
 
 if TYPE_CHECKING:  # the engine (and PyTorch) load only when a model is needed: `models` and --help stay fast
     from tqdm import tqdm
@@ -251,6 +251,7 @@ def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler
     configure_process()
     try:
         source, label = _model_source(args, console)
+        console.info(f"loading model {label}…")
         return Upscaler(source, **options), label
     except UsageError:
         raise
@@ -308,8 +309,8 @@ def _process(
     source = job.input.source
     try:
         image = read_image(source)
-        with console.bar(total=None, unit="tile", desc=source.name, leave=False) as tiles_bar:
-            pixels = upscaler.upscale(image.pixels, progress=tqdm_progress(tiles_bar))
+        with console.bar(total=None, unit="tile", desc=source.name, leave=False, bar_format=FIRST_TILE) as tiles_bar:
+            pixels = upscaler.upscale(image.pixels, progress=tile_progress(tiles_bar))
         write_image(
             job.output,
             replace(image, pixels=pixels),
@@ -328,6 +329,22 @@ def _process(
     height, width = pixels.shape[:2]
     detail = f" in {time.perf_counter() - started:.1f} s" if args.verbose else ""
     console.info(f"wrote {job.output} ({width}x{height}){detail}")
+
+
+FIRST_TILE = "{desc}: working on the first tile…"
+"""What an image's bar shows until the first tile is done (the engine gives the tile count only then)."""
+
+
+def tile_progress(bar: tqdm[Any]) -> ProgressFn:
+    """The per-image progress callback: says the first tile is being computed, then counts tiles."""
+    update = tqdm_progress(bar)
+
+    def progress(done: int, total: int | None) -> None:
+        if getattr(bar, "bar_format", None) is not None:  # a disabled bar (not a terminal) has none
+            bar.bar_format = None  # the tile count is known now: tqdm's usual bar
+        update(done, total)
+
+    return progress
 
 
 def _fail(console: Console, tally: Tally, message: str, exc: BaseException | None = None) -> None:

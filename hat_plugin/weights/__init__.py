@@ -17,7 +17,7 @@ from .api import (
     model_label,
     resolve,
 )
-from .cache import cache_dir
+from .cache import cache_dir, is_offline
 from .manifest import ManifestError, ModelEntry
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "fetch",
     "get_entry",
     "is_cached",
+    "is_offline",
     "list_models",
     "local_path",
     "model_label",

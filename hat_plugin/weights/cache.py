@@ -23,6 +23,7 @@ __all__ = [
     "Settings",
     "cache_dir",
     "file_matches",
+    "is_offline",
     "locked",
     "partial_path",
     "remember",
@@ -76,6 +77,11 @@ class Settings:
 def cache_dir() -> Path:
     """The folder downloaded weights are kept in (it may not exist yet)."""
     return Settings.from_env().cache_dir
+
+
+def is_offline() -> bool:
+    """True when ``HAT_PLUGIN_OFFLINE`` is set: nothing is downloaded, only bundled and cached models work."""
+    return Settings.from_env().offline
 
 
 def partial_path(dest: Path) -> Path:

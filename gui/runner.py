@@ -1,0 +1,235 @@
+"""What a run does on the worker thread, without Qt: get the model (the engine's default when none is chosen),
+plan the jobs, upscale each image and write it atomically, reporting everything as ``batch_run`` events.
+
+``run_batch`` is called by ``worker.UpscaleTask`` on the app's one-thread pool, and directly by tests.
+"""
+
+from __future__ import annotations
+
+import errno
+import stat
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import hat_plugin
+from gui.batch_run import Emit, ItemFinished, ItemUpdate, Job, ModelChosen, RunConfig, RunStopped, plan_jobs
+from gui.models import friendly_name, unavailable_sentence
+from gui.notices import collect_notices
+from gui.queue_model import ItemState
+from hat_plugin import images, weights
+from hat_plugin.errors import (
+    Cancelled,
+    DownloadError,
+    HATError,
+    ModelNotFoundError,
+    is_out_of_memory,
+    out_of_memory_message,
+)
+from hat_plugin.progress import CancelCheck, raise_if_cancelled
+from hat_plugin.weights import ModelEntry
+
+__all__ = ["EngineCache", "Throttle", "describe_error", "run_batch"]
+
+EMIT_INTERVAL_S = 0.05
+
+
+def describe_error(exc: BaseException, device: object = None, tile: int = 0) -> str:
+    """A one-line message for the user. The engine's own messages are shown as they come; out-of-memory is the
+    engine's one text; other errors get a sentence that names the problem and what to do."""
+    if isinstance(exc, HATError):
+        return str(exc)
+    if is_out_of_memory(exc):
+        return out_of_memory_message(device if device is not None else "this device", tile or None)
+    if isinstance(exc, OSError):
+        where = exc.filename or ""
+        if exc.errno == errno.ENOSPC:
+            return f"Disk full while writing {where}: free some space and retry."
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"Cannot write to {where}: choose another output folder."
+        return f"{exc.strerror or exc}: {where}".rstrip(": ")
+    return f"Unexpected error ({type(exc).__name__}): {exc}"
+
+
+class Throttle:
+    """Passes progress on at most every ``EMIT_INTERVAL_S`` seconds, and always the last step; an unknown total
+    (``None``, a download without a length) is passed on as 0."""
+
+    def __init__(self, emit: Callable[[int, int], None]) -> None:
+        self._emit = emit
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        whole = total or 0
+        if (whole and done >= whole) or now - self._last >= EMIT_INTERVAL_S:
+            self._last = now
+            self._emit(int(done), int(whole))
+
+
+class EngineCache:
+    """Keeps the last loaded ``Upscaler`` so runs with unchanged settings do not load the model again."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, int, str, str, int] | None = None
+        self._upscaler: hat_plugin.Upscaler | None = None
+
+    @property
+    def loaded(self) -> hat_plugin.Upscaler | None:
+        """The engine kept from the last run, if any."""
+        return self._upscaler
+
+    def get(self, weights_path: Path, config: RunConfig) -> hat_plugin.Upscaler:
+        """The engine for these weights and settings, building it only when they changed."""
+        key = (str(weights_path), weights_path.stat().st_mtime_ns, config.device, config.precision, config.tile)
+        if key != self._key or self._upscaler is None:
+            if self._upscaler is not None:
+                self._upscaler.close()
+            self._upscaler, self._key = None, None
+            self._upscaler = hat_plugin.Upscaler(
+                weights_path, device=config.device, precision=config.precision, tile=config.tile
+            )
+            self._key = key
+        return self._upscaler
+
+
+def run_batch(jobs: Sequence[Job], config: RunConfig, engines: EngineCache, emit: Emit, cancel: CancelCheck) -> None:
+    """Process ``jobs`` in order with one model; stops between images (and within one, between tiles) on
+    ``cancel``. Items never reached keep their queued state (no event)."""
+    if not jobs:
+        return
+    loaded = _load(jobs[0], config, engines, emit, cancel)
+    if loaded is None:
+        return
+    upscaler, label = loaded
+    todo, ended = plan_jobs(jobs, config.output, scale=upscaler.scale, model=label)
+    for event in ended:
+        emit(event)
+    for job, target in todo:
+        if _wanted(cancel):
+            return
+        _process(job, target, upscaler, config, emit, cancel)
+
+
+def _wanted(cancel: CancelCheck) -> bool:
+    if cancel is None:
+        return False
+    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
+
+
+def _load(
+    first: Job, config: RunConfig, engines: EngineCache, emit: Emit, cancel: CancelCheck
+) -> tuple[hat_plugin.Upscaler, str] | None:
+    """Fetch the model if needed and load it, showing it on the first item; None (after an event) when it cannot."""
+    emit(ItemUpdate(first.item_id, ItemState.LOADING, "loading the model"))
+    entry: ModelEntry | None = None
+    why = ""
+    try:
+        with collect_notices() as notes:
+            raise_if_cancelled(cancel, "loading the model")  # cancelled before the worker started: load nothing
+            spec: str | Path = Path(config.model) if config.from_file else config.model
+            if not config.from_file:
+                if config.model:
+                    entry = weights.get_entry(config.model)
+                else:
+                    entry, why = weights.default_model(config.scale)
+                spec = entry.name
+            announce, progress = _download_reporting(first, emit)
+            path = weights.resolve(spec, cancel=cancel, announce=announce, progress=progress)
+            raise_if_cancelled(cancel, "loading the model")
+            emit(ItemUpdate(first.item_id, ItemState.LOADING, "loading the model"))
+            upscaler = engines.get(path, config)
+    except Cancelled:
+        emit(ItemFinished(first.item_id, ItemState.CANCELLED, "Cancelled before the model was ready; nothing written."))
+        return None
+    except Exception as exc:
+        if not isinstance(exc, HATError | OSError | MemoryError):
+            traceback.print_exc()
+        emit(_stopped(exc, entry))
+        return None
+    label = weights.model_label(spec)
+    precision = str(upscaler.dtype).removeprefix("torch.")
+    emit(ModelChosen(label, upscaler.scale, str(upscaler.device), precision, why, tuple(notes)))
+    return upscaler, label
+
+
+def _download_reporting(first: Job, emit: Emit) -> tuple[Callable[[ModelEntry], None], Throttle]:
+    """``announce`` and ``progress`` for ``weights.resolve``: the first item shows the model's download."""
+    message = ["downloading the model"]
+
+    def announce(entry: ModelEntry) -> None:
+        message[0] = f"downloading {friendly_name(entry, size=False)}"
+        emit(ItemUpdate(first.item_id, ItemState.DOWNLOADING, message[0], 0, entry.size or 0))
+
+    def progress(done: int, total: int) -> None:
+        emit(ItemUpdate(first.item_id, ItemState.DOWNLOADING, message[0], done, total))
+
+    return announce, Throttle(progress)
+
+
+def _stopped(exc: BaseException, entry: ModelEntry | None) -> RunStopped:
+    """The run-wide event for a model that could not be had: one sentence, the engine's text folded away."""
+    if entry is not None and not entry.bundled and isinstance(exc, DownloadError | ModelNotFoundError):
+        return RunStopped(unavailable_sentence(entry, exc, weights.is_offline()), str(exc), entry.name)
+    return RunStopped(f"The model could not be loaded: {describe_error(exc)}")
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an image file, using ``stat`` only (a named pipe is never opened)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return f"{path}: file not found (moved or deleted since it was added)"
+    except OSError as exc:
+        return f"{path}: cannot read the file ({exc.strerror or exc})"
+    if not stat.S_ISREG(mode):
+        return f"{path}: not a regular file (a pipe, socket or device), so it is not read"
+    return None
+
+
+def _process(
+    job: Job, target: Path, upscaler: hat_plugin.Upscaler, config: RunConfig, emit: Emit, cancel: CancelCheck
+) -> None:
+    """Upscale one image and write it atomically; every failure is reported on the item."""
+    started = time.monotonic()
+
+    def finish(state: ItemState, message: str, output: Path | None = None) -> None:
+        emit(ItemFinished(job.item_id, state, message, output, time.monotonic() - started))
+
+    emit(ItemUpdate(job.item_id, ItemState.RUNNING, "reading the image"))
+    problem = _not_a_file(job.source)
+    if problem is not None:
+        finish(ItemState.FAILED, problem)
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        finish(
+            ItemState.FAILED,
+            f"Cannot create the output folder {target.parent} ({exc.strerror or exc}): choose another one.",
+        )
+        return
+    report = Throttle(lambda done, total: emit(ItemUpdate(job.item_id, ItemState.RUNNING, "", done, total)))
+    try:
+        with collect_notices() as notes:
+            image = images.read_image(job.source)
+            emit(ItemUpdate(job.item_id, ItemState.RUNNING, "working on the first tile"))
+            pixels = upscaler.upscale(image.pixels, progress=report, cancel=cancel)
+            images.write_image(
+                target,
+                replace(image, pixels=pixels),
+                format=config.output.format,
+                quality=config.quality,
+                overwrite=config.output.overwrite,
+            )
+    except Cancelled:
+        finish(ItemState.CANCELLED, "Cancelled; no output was written.")
+    except Exception as exc:
+        if not isinstance(exc, HATError | OSError | MemoryError) and not is_out_of_memory(exc):
+            traceback.print_exc()
+        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.tile))
+    else:
+        finish(ItemState.DONE, "; ".join(notes), target)
