@@ -21,6 +21,7 @@ __all__ = ["COMMANDS", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("hat_plugin.cli.models:run_models", "list the known models and which are on this machine"),
     "download": ("hat_plugin.cli.models:run_download", "fetch models into the cache, checking their sha256"),
+    "train": ("hat_plugin.cli.train:run", "train or fine-tune HAT on a folder of images (resumable)"),
 }
 """Command word -> ("module:function", one-line help). The upscale command is the default (no word)."""
 
