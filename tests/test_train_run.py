@@ -262,3 +262,15 @@ def test_channels_last_layout_does_not_change_the_training(tmp_path):
     start = starting_model("tiny", 2).model.state_dict()
     assert all(torch.allclose(plain[k], last[k], atol=1e-6) for k in plain)
     assert any(not torch.equal(plain[k], start[k]) for k in plain)  # and it did train
+
+
+def test_images_from_disk_with_workers_train_exactly_like_images_in_memory(tmp_path):
+    results, messages = [], []
+    for cache_mb in (2048, 0):  # held in memory (no workers by default) / decoded per patch (workers by default)
+        settings = plan_run("tiny", 2, CROPS, steps=3, patch=8, batch=2, threads=1, cache_mb=cache_mb, seed=4)
+        run_dir = create_run(tmp_path / str(cache_mb), settings)
+        results.append(load_file(Trainer(run_dir, on_event=lambda e: messages.append(e.message)).run()))
+    assert "train images held in memory, 0 data workers" in messages
+    assert any(m.startswith("train images decoded from disk per patch, ") and " 0 data" not in m for m in messages)
+    memory, disk = results
+    assert all(torch.equal(memory[k], disk[k]) for k in memory)

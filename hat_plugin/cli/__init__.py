@@ -1,9 +1,9 @@
 """The command line (``hat-upscale`` / ``python -m hat_plugin``).
 
 ``hat-upscale INPUT...`` upscales image files, folders and globs (``cli/upscale.py``); the other commands are the
-first word: ``models`` and ``download`` (``cli/models.py``). Each command is a module with a function taking the
-remaining arguments and returning the exit code; ``COMMANDS`` maps the word to it, imported only when used, so
-``models`` and ``--help`` start without loading PyTorch.
+first word: ``models`` and ``download`` (``cli/models.py``), ``train`` (``cli/train.py``). Each command is a module
+with a function taking the remaining arguments and returning the exit code; ``COMMANDS`` maps the word to it,
+imported only when used, so ``models`` and ``--help`` start without loading PyTorch.
 
 Exit codes: 0 everything succeeded, 1 an input or the model failed, 2 usage error, 130 interrupted (Ctrl-C; no
 half-written file is left behind).

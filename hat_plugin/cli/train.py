@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} train",
         description="Train or fine-tune HAT on your images with the official recipe (L1, Adam 0.9/0.99, EMA 0.999, "
-        "learning rate halved at 50/80/90/95%% of the steps, 64-pixel LR patches, flips and rotations, MATLAB "
+        "learning rate halved at 50/80/90/95% of the steps, 64-pixel LR patches, flips and rotations, MATLAB "
         "bicubic degradation). The run folder gets checkpoints, log.jsonl, progress.png and model.safetensors "
         "(the EMA weights, usable with --weights).",
         epilog=f"examples:\n  {PROG} train --data photos/ --val val/ --from HAT-S_SRx4 --out runs/a --steps 20000\n"
@@ -86,7 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: bf16 autocast on GPUs that support it, fp16 with loss scaling on others, fp32 on CPU",
     )
     run.add_argument("--threads", type=int, help="CPU threads (default: PyTorch's, i.e. all cores)")
-    run.add_argument("--workers", type=int, help="data loading processes (default: 0 on CPU, 6 on a GPU)")
+    run.add_argument(
+        "--workers",
+        type=int,
+        help="data loading processes (default: 6 on a GPU; on a CPU 0 when the images fit in memory, else up to 4)",
+    )
     run.add_argument("--val-every", type=int, default=5000, help="validate every N steps (5000)")
     run.add_argument("--save-every", type=int, default=5000, help="checkpoint every N steps (5000)")
     run.add_argument("--log-every", type=int, default=100, help="log the loss every N steps (100)")
@@ -219,11 +222,6 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _default_workers(settings: RunSettings) -> int:
-    """6 per GPU as in the official option files; on a CPU the model needs the cores (measured: docs)."""
-    return min(6, max(1, (os.cpu_count() or 2) - 1)) if settings.device.startswith("cuda") else 0
-
-
 def run(argv: list[str]) -> int:
     """Entry point of ``hat-upscale train``; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -237,7 +235,7 @@ def run(argv: list[str]) -> int:
     display = _Display(console)
     try:
         from hat_plugin.runtime import configure_process
-        from hat_plugin.training import Trainer, create_run, read_settings
+        from hat_plugin.training import Trainer, create_run
 
         configure_process()
         if args.resume:
@@ -247,8 +245,7 @@ def run(argv: list[str]) -> int:
             console.info(f"run folder: {run_dir}")
         stop = threading.Event()
         with console.capturing_warnings(), _stop_on_signals(stop, console):
-            workers = args.workers if args.workers is not None else _default_workers(read_settings(run_dir))
-            result = Trainer(run_dir, workers=workers, on_event=display, cancel=stop).run()
+            result = Trainer(run_dir, workers=args.workers, on_event=display, cancel=stop).run()
     except (UsageError, OptionError) as exc:
         display.close()
         console.error(str(exc), exc)

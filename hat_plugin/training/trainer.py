@@ -115,7 +115,9 @@ def _process_settings(settings: RunSettings, device: torch.device) -> Iterator[N
 class Trainer:
     """Runs (or continues) the training run in ``run_dir``.
 
-    ``workers``: data loading processes (0 loads in this process); the result does not depend on it.
+    ``workers``: data loading processes (0 loads in this process); the result does not depend on it. None picks
+    per stage: 6 on a GPU (the official ``num_worker_per_gpu``); on a CPU, which the model needs, none when the
+    images are held in memory and up to 4 (leaving a core) when they are decoded from disk per patch.
     ``on_event``: called with progress, scores and warnings. ``cancel``: checked between steps; when set, a
     checkpoint is written and ``Cancelled`` raised (the run can be resumed).
     """
@@ -124,7 +126,7 @@ class Trainer:
         self,
         run_dir: str | os.PathLike[str],
         *,
-        workers: int = 0,
+        workers: int | None = None,
         on_event: EventFn | None = None,
         cancel: CancelCheck = None,
     ) -> None:
@@ -146,6 +148,7 @@ class Trainer:
         self._warned: set[str] = set()
         self._stage_files: list[str] | None = None
         self._scaler_state: dict[str, Any] | None = None
+        self._stage_workers = 0
 
     # ---- events ----------------------------------------------------------------------------------------------
 
@@ -284,19 +287,27 @@ class Trainer:
             self._emit("warning", f"{stage.data} changed since the checkpoint: the resumed run is not reproducible")
         self._stage_files = None
         mode = "held in memory" if images.cached else "decoded from disk per patch"
-        self._emit("info", f"{stage.name} images {mode}, {self.workers} data workers")
+        self._stage_workers = self.workers if self.workers is not None else self._auto_workers(images.cached)
+        self._emit("info", f"{stage.name} images {mode}, {self._stage_workers} data workers")
         return PatchBatches(images, patch=s.patch, batch=s.batch, seed=s.seed, stage=index), files
 
+    def _auto_workers(self, cached: bool) -> int:
+        cores = os.cpu_count() or 1
+        if self.device.type == "cuda":
+            return min(6, max(1, cores - 1))
+        return 0 if cached else max(1, min(4, cores - 1))
+
     def _loader(self, data: PatchBatches, start: int, steps: int) -> DataLoader[Batch]:
+        workers = self._stage_workers
         return DataLoader(
             data,
             batch_size=None,
             sampler=range(start, steps),
-            num_workers=self.workers,
-            worker_init_fn=_ignore_sigint if self.workers else None,
+            num_workers=workers,
+            worker_init_fn=_ignore_sigint if workers else None,
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(self.settings.seed),
-            prefetch_factor=4 if self.workers else None,
+            prefetch_factor=4 if workers else None,
         )
 
     def _train_step(
