@@ -105,7 +105,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> RunSettings:
+def _fetch(source: str, console: Console) -> Path:
+    """The weights file of ``--from``, downloaded first (with a progress bar) when it is a model name."""
+    from hat_plugin import weights
+    from hat_plugin.progress import tqdm_progress
+
+    bars: list[tqdm[None]] = []
+
+    def progress(done: int, total: int | None) -> None:
+        if not bars:
+            bars.append(console.bar(desc=source, unit="B", unit_scale=True, unit_divisor=1024))
+        tqdm_progress(bars[0])(done, total)
+
+    try:
+        return weights.resolve(source, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def _settings(args: argparse.Namespace, console: Console) -> RunSettings:
     """The new run's settings from the command line (the official recipe for what is not given)."""
     import torch
 
@@ -117,12 +136,14 @@ def _settings(args: argparse.Namespace) -> RunSettings:
     if not args.source or not args.data or not args.out:
         raise UsageError("a new run needs --data DIR, --from NAME|PATH|PRESET and --out RUN_DIR (or --resume)")
     scale = args.scale
-    if scale is None:
-        if preset_config(args.source, 2) is not None:
-            raise UsageError(f"--from {args.source} is a preset: give --scale 2, 3 or 4")
-        from hat_plugin import read_state_dict, weights
+    preset = preset_config(args.source, 2) is not None
+    if preset and scale is None:
+        raise UsageError(f"--from {args.source} is a preset: give --scale 2, 3 or 4")
+    if not preset:
+        from hat_plugin import read_state_dict
 
-        scale = detect_config(read_state_dict(weights.resolve(args.source))).upscale
+        path = _fetch(args.source, console)
+        scale = scale or detect_config(read_state_dict(path)).upscale
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
     precision = args.precision
@@ -241,7 +262,7 @@ def run(argv: list[str]) -> int:
         if args.resume:
             run_dir = Path(args.resume)
         else:
-            run_dir = create_run(args.out, _settings(args))
+            run_dir = create_run(args.out, _settings(args, console))
             console.info(f"run folder: {run_dir}")
         stop = threading.Event()
         with console.capturing_warnings(), _stop_on_signals(stop, console):

@@ -168,7 +168,8 @@ class Trainer:
         return config
 
     def _optimizer(self, stage: StageSettings) -> torch.optim.Adam:
-        # foreach: one kernel per step for all tensors (PyTorch only picks it by itself on GPUs); 2.5x faster on CPU
+        # foreach: one multi-tensor update per step. PyTorch picks it by itself only on GPUs; on a CPU the per-tensor
+        # loop cost 40% as much as the backward pass of the tiny model (profiled).
         return torch.optim.Adam(self.model.parameters(), lr=stage.lr, betas=ADAM_BETAS, weight_decay=0.0, foreach=True)
 
     def _amp(self) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
