@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,6 +293,18 @@ class Trainer:
         self._emit("info", f"{stage.name} images {mode}, {self._stage_workers} data workers")
         return PatchBatches(images, patch=s.patch, batch=s.batch, seed=s.seed, stage=index), files
 
+    def _batches(self, data: PatchBatches, start: int, steps: int) -> Iterator[Batch]:
+        """The batches of steps ``start`` to ``steps - 1``, made by the data workers if there are any."""
+        with warnings.catch_warnings():
+            # Python 3.12 warns on every fork of a threaded process; PyTorch's DataLoader forks its workers by
+            # design (they touch no locks of the parent's threads), and the alternative (spawn) would copy the
+            # images held in memory into every worker.
+            warnings.filterwarnings(
+                "ignore", message=r".*use of fork\(\) may lead to deadlocks", category=DeprecationWarning
+            )
+            batches = iter(self._loader(data, start, steps))
+        yield from batches
+
     def _auto_workers(self, cached: bool) -> int:
         cores = os.cpu_count() or 1
         if self.device.type == "cuda":
@@ -397,7 +410,7 @@ class Trainer:
             scaler.load_state_dict(self._scaler_state)
         self._scaler_state = None
         try:
-            for batch in self._loader(data, self.stage_step, stage.steps):
+            for batch in self._batches(data, self.stage_step, stage.steps):
                 raise_if_cancelled(self.cancel, "training")
                 self._train_step(batch, stage, amp, scaler)
                 self._emit("step")
