@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -69,10 +68,6 @@ class ValidationSet:
             self.pairs.append(_Pair(path.relative_to(self.scan.folder).as_posix(), hr, lr))
         if not self.pairs:
             raise DataError(f"no image in validation folder {self.scan.folder} could be decoded")
-
-    @property
-    def files(self) -> list[Path]:
-        return [self.scan.folder / p.name for p in self.pairs]
 
     def score(self, upscaler: Upscaler) -> Score:
         """Mean PSNR-Y and SSIM-Y of ``upscaler`` over the images."""
