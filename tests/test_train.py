@@ -326,7 +326,8 @@ def test_command_line_usage_errors(tmp_path, capsys):
     assert "give --scale" in capsys.readouterr().err
     assert cli_main(["train", "--data", str(CROPS), "--scale", "2"]) == 2
     assert "a new run needs --data DIR, --from" in capsys.readouterr().err
-    assert cli_main(["train", "--resume", str(tmp_path / "r"), "--from", "tiny"]) == 2
+    assert cli_main(["train", "--resume", str(tmp_path / "r"), "--from", "tiny", "--threads", "3"]) == 2
+    assert "--from, --threads cannot change them" in capsys.readouterr().err
     assert cli_main(["train", "--resume", str(tmp_path / "nothing")]) == 1
     assert "not a training run folder" in capsys.readouterr().err
     assert _train(tmp_path, CROPS, "--patch", "12") == 2

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # PyTorch loads only when training starts: --help stays fast
 __all__ = ["build_parser", "run"]
 
 _PRESETS = ("HAT-S", "HAT", "HAT-L", "tiny")
+_RESUME_OPTIONS = {"help", "resume", "workers", "quiet", "verbose"}  # what does not change a run's result
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,11 +246,21 @@ def _duration(seconds: float) -> str:
 
 def run(argv: list[str]) -> int:
     """Entry point of ``hat-upscale train``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     console = Console(quiet=args.quiet, verbose=args.verbose)
-    if args.resume and (args.out or args.source or args.data or args.pretrain):
-        console.error("--resume continues a run with its own settings: give only --resume RUN_DIR (and --workers)")
-        return EXIT_USAGE
+    if args.resume:
+        given = [
+            action.option_strings[-1]
+            for action in parser._actions
+            if action.dest not in _RESUME_OPTIONS and getattr(args, action.dest) != action.default
+        ]
+        if given:
+            console.error(
+                f"--resume continues a run with the settings in its run.json; {', '.join(given)} cannot change "
+                "them (only --workers, --quiet and --verbose go with --resume)"
+            )
+            return EXIT_USAGE
     if args.workers is not None and args.workers < 0:
         console.error("--workers must be 0 or more")
         return EXIT_USAGE
