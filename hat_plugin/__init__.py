@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from .errors import (
     Cancelled,
     CheckpointError,
+    DataError,
     DeviceError,
     DownloadError,
     HATError,
@@ -29,6 +30,7 @@ from .errors import (
     OptionError,
     OutOfMemoryError,
     OutputError,
+    TrainingError,
     UnsafeURLError,
 )
 
@@ -57,6 +59,7 @@ __all__ = [
     "PRESETS",
     "Cancelled",
     "CheckpointError",
+    "DataError",
     "DeviceError",
     "DownloadError",
     "HATConfig",
@@ -67,6 +70,7 @@ __all__ = [
     "OptionError",
     "OutOfMemoryError",
     "OutputError",
+    "TrainingError",
     "UnsafeURLError",
     "Upscaler",
     "configure_process",

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "Cancelled",
     "CheckpointError",
+    "DataError",
     "DeviceError",
     "DownloadError",
     "HATError",
@@ -18,6 +19,7 @@ __all__ = [
     "OptionError",
     "OutOfMemoryError",
     "OutputError",
+    "TrainingError",
     "UnsafeURLError",
     "is_out_of_memory",
     "out_of_memory_message",
@@ -66,6 +68,14 @@ class DownloadError(HATError, OSError):
 
 class UnsafeURLError(HATError, ValueError):
     """A URL uses a scheme or host that weights must not be fetched from."""
+
+
+class DataError(HATError, ValueError):
+    """A training or validation folder is missing or holds no usable image (all corrupt or too small)."""
+
+
+class TrainingError(HATError, RuntimeError):
+    """A training run cannot start or resume: the run folder is taken, is not a run, or its state does not fit."""
 
 
 class Cancelled(HATError):

@@ -1,5 +1,5 @@
 """Quality of the whole pipeline with the bundled tiny models on held-out photographs (never trained on), and the
-tools that measure it: MATLAB-style bicubic, PSNR/SSIM on Y, the evaluation and training scripts."""
+tools that measure it: MATLAB-style bicubic, PSNR/SSIM on Y, the evaluation script. (Training: test_train*.py.)"""
 
 from __future__ import annotations
 
@@ -11,15 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
 
 from hat_plugin import Upscaler, load_model, weights
-from hat_plugin.checkpoint import build_model
-from tools import evaluate, train_tiny
-from tools.data import image_files, load_rgb8, make_lr
-from tools.imresize import imresize, resize_weights
-from tools.metrics import psnr_y, rgb_to_y, ssim_y
+from hat_plugin.imresize import imresize, resize_weights
+from hat_plugin.metrics import psnr_y, rgb_to_y, ssim_y
+from hat_plugin.training.degrade import load_rgb8, make_lr
+from hat_plugin.training.folders import image_files
+from tools import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 CROPS = ROOT / "tests" / "data" / "quality"
@@ -209,50 +207,3 @@ def test_evaluate_script_scores_a_folder_and_reports_bad_files(tmp_path, capsys,
     assert all(r["gain"] > 0 for r in records)
     assert evaluate.main(["hat-tiny-x2", "--images", str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
-
-
-def _train(out: Path, *extra: str) -> None:
-    args = ["--data", str(CROPS), "--out", str(out), "--iters", "2", "--batch", "2", "--patch", "16"]
-    args += ["--embed-dim", "12", "--depths", "1", "--heads", "2", "--num-feat", "8", "--squeeze", "4"]
-    assert train_tiny.main([*args, "--log-every", "1", *extra]) == 0
-
-
-def test_training_is_reproducible_and_loads_in_the_engine(tmp_path):
-    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
-    _train(first, "--scale", "2")
-    _train(second, "--scale", "2")
-    # Compare contents, not bytes: safetensors may write the header's keys in any order.
-    assert safe_open(first, "pt").metadata() == safe_open(second, "pt").metadata()
-    a, b = load_file(first), load_file(second)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    model = load_model(first)
-    assert (model.config.embed_dim, model.config.depths, model.config.upscale) == (12, (1,), 2)
-    x4 = tmp_path / "x4.safetensors"
-    _train(x4, "--scale", "4", "--init", str(first))
-    assert load_model(x4).config.upscale == 4
-
-
-def test_training_reports_bad_input_without_a_traceback(tmp_path, capsys):
-    assert train_tiny.main(["--scale", "2", "--out", str(tmp_path / "w.safetensors"), "--data", "nowhere"]) == 2
-    assert "not a folder" in capsys.readouterr().err
-    bogus = tmp_path / "bogus.safetensors"
-    bogus.write_bytes(b"not weights")
-    status = train_tiny.main(
-        ["--scale", "4", "--out", str(tmp_path / "w.safetensors"), "--data", str(CROPS), "--init", str(bogus)]
-    )
-    assert status == 1 and "bogus.safetensors" in capsys.readouterr().err
-    assert not (tmp_path / "w.safetensors").exists()
-
-
-@pytest.mark.parametrize("scale", [2, 4])
-def test_bicubic_initialisation_starts_close_to_bicubic(scale, crops):
-    torch.manual_seed(0)
-    args = train_tiny.build_parser().parse_args(["--scale", str(scale), "--out", "unused"])
-    model = build_model(train_tiny._config(args))
-    train_tiny.init_weights(model)
-    train_tiny.init_as_bicubic(model)
-    up = Upscaler(model.eval(), device="cpu", precision="fp32")
-    hr = crops["coffee"]
-    lr = make_lr(hr, scale)
-    start = psnr_y(up.upscale(lr), hr, scale)
-    assert abs(start - psnr_y(evaluate.bicubic(lr, scale), hr, scale)) < 0.5

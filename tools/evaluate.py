@@ -2,7 +2,8 @@
 
 Each HR image is cropped to a multiple of the scale, shrunk with MATLAB-style bicubic (antialiased) to make the
 LR input, upscaled by the model (through ``hat_plugin.Upscaler``, the engine the front ends use) and by bicubic,
-and scored on the Y channel with ``scale`` border pixels cropped.
+and scored on the Y channel with ``scale`` border pixels cropped: the protocol of ``hat_plugin.training.validation``,
+which training validates with.
 
     python -m tools.evaluate hat-tiny-x2 hat-tiny-x4 --images build/sr-data/heldout
 """
@@ -20,20 +21,12 @@ import numpy as np
 
 from hat_plugin import HATError, Upscaler
 from hat_plugin.files import atomic_path
+from hat_plugin.imresize import imresize
+from hat_plugin.training.degrade import load_rgb8
+from hat_plugin.training.folders import image_files
+from hat_plugin.training.validation import Score, min_side, prepare, score
 
-from .data import image_files, load_rgb8, make_lr, mod_crop
-from .imresize import imresize
-from .metrics import psnr_y, ssim_y
-
-__all__ = ["Score", "Row", "bicubic", "evaluate", "main", "score"]
-
-
-@dataclass(frozen=True)
-class Score:
-    """Y-channel PSNR (dB) and SSIM of one output against its ground truth."""
-
-    psnr: float
-    ssim: float
+__all__ = ["Row", "bicubic", "evaluate", "main"]
 
 
 @dataclass(frozen=True)
@@ -51,11 +44,6 @@ class Row:
         return self.result.psnr - self.bicubic.psnr
 
 
-def score(output: np.ndarray, hr: np.ndarray, scale: int) -> Score:
-    """Score an ``HxWx3`` uint8 output against the HR image: Y channel, ``scale`` pixels of border cropped."""
-    return Score(psnr_y(output, hr, scale), ssim_y(output, hr, scale))
-
-
 def bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
     """The baseline: MATLAB-style bicubic upscaling of a uint8 image."""
     return imresize(lr, float(scale))
@@ -67,14 +55,13 @@ def evaluate(upscaler: Upscaler, name: str, files: list[Path]) -> tuple[list[Row
     rows, failures = [], []
     for path in files:
         try:
-            hr = mod_crop(load_rgb8(path), s)
+            hr, lr = prepare(load_rgb8(path), s)
         except (HATError, ValueError) as exc:
             failures.append(f"{path}: skipped: {exc}")
             continue
-        if min(hr.shape[:2]) < 2 * s + 11:
+        if min(hr.shape[:2]) < min_side(s) - s:
             failures.append(f"{path}: skipped: too small to score at x{s}")
             continue
-        lr = make_lr(hr, s)
         output = upscaler.upscale(lr)
         rows.append(Row(name, path.name, s, score(bicubic(lr, s), hr, s), score(output, hr, s)))
     return rows, failures

@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Upscale images with HAT (Hybrid Attention Transformer) super-resolution.",
         epilog=(
-            f"other commands: '{PROG} models' lists the known models, '{PROG} download NAME' fetches one.\n"
+            f"other commands: '{PROG} models' lists the known models, '{PROG} download NAME' fetches one,\n"
+            f"'{PROG} train --help' trains or fine-tunes a model on your images.\n"
             "exit codes: 0 all inputs done or skipped, 1 some input or the model failed, 2 usage error, "
             "130 interrupted.\n"
             f"example: {PROG} photos/ -r -o upscaled/ --model NAME"

@@ -1,5 +1,7 @@
 """PSNR and SSIM on the Y channel with a border crop: the protocol of the HAT paper (BasicSR's ``calculate_psnr`` /
 ``calculate_ssim`` with ``test_y_channel=True`` and ``crop_border=scale``).
+
+Used by training's validation (``hat_plugin.training``) and by ``tools/evaluate.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ _C2 = (0.03 * 255) ** 2
 
 def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    k = np.exp(-(x * x) / (2 * sigma * sigma))
-    return k / k.sum()
+    k: np.ndarray = np.exp(-(x * x) / (2 * sigma * sigma))
+    k /= k.sum()
+    return k
 
 
 _WINDOW = _gaussian_1d()
@@ -66,8 +69,13 @@ def psnr_y(a: np.ndarray, b: np.ndarray, border: int) -> float:
 def _blur_valid(image: np.ndarray) -> np.ndarray:
     """Separable 11x11 Gaussian (sigma 1.5), keeping only positions where the window fits (the [5:-5] region)."""
     n = _WINDOW.size
-    rows = sum(_WINDOW[i] * image[i : image.shape[0] - n + 1 + i] for i in range(n))
-    return sum(_WINDOW[i] * rows[:, i : rows.shape[1] - n + 1 + i] for i in range(n))
+    rows = np.zeros((image.shape[0] - n + 1, image.shape[1]))
+    for i in range(n):
+        rows += _WINDOW[i] * image[i : image.shape[0] - n + 1 + i]
+    out = np.zeros((rows.shape[0], rows.shape[1] - n + 1))
+    for i in range(n):
+        out += _WINDOW[i] * rows[:, i : rows.shape[1] - n + 1 + i]
+    return out
 
 
 def ssim_y(a: np.ndarray, b: np.ndarray, border: int) -> float:
