@@ -37,7 +37,7 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy --strict hat_plugin
-	$(BIN)/mypy vs_filter gui
+	$(BIN)/mypy --follow-imports=silent vs_filter gui
 
 bench: setup
 	$(BIN)/python -m bench

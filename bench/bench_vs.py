@@ -3,6 +3,7 @@
     python bench/bench_vs.py                                  # golden tiny x2 model, 64x48 frames, CPU
     python bench/bench_vs.py --model HAT-S_SRx4 --width 480 --height 270 --precision fp16 fp32 --streams 1 2
     python bench/bench_vs.py --write docs/benchmarks.md       # also replace the "## VapourSynth filter" section
+    python bench/bench_vs.py --random-preset HAT-S_SRx4 ...   # seeded random weights of an official config (offline)
 
 "serial" asks for one frame at a time (what a preview does); "parallel" keeps as many requests in flight as
 VapourSynth has threads (what vspipe does), so ``num_streams`` inferences can overlap.
@@ -11,6 +12,7 @@ VapourSynth has threads (what vspipe does), so ``num_streams`` inferences can ov
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -127,7 +129,11 @@ def table(rows: list[Row]) -> str:
 
 def section(args: argparse.Namespace, rows: list[Row]) -> str:
     """Our markdown section: the command, the machine, the table."""
-    model = args.model or f"golden tiny HAT x2 (`{args.weights.relative_to(REPO)}`)"
+    model = args.model or (
+        f"{args.random_preset} (seeded random weights)"
+        if args.random_preset
+        else f"golden tiny HAT x2 (`{args.weights.relative_to(REPO)}`)"
+    )
     command = " ".join(["python bench/bench_vs.py", *args.argv])
     details = (
         f"Machine: {args.machine}. Model: {model}; clip: {args.frames} frames of "
@@ -170,8 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", nargs="+", choices=["fp32", "fp16"], default=["fp32"])
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration; the median is shown")
     parser.add_argument("--write", type=Path, help="markdown file whose VapourSynth section to replace")
+    parser.add_argument("--random-preset", help="seeded random weights of this official config (no download)")
+    parser.add_argument("--json", type=Path, help="also write the rows and the machine as JSON here")
     args = parser.parse_args(argv)
     args.argv = argv if argv is not None else sys.argv[1:]
+    if args.random_preset:
+        sys.path.insert(0, str(REPO))
+        from bench.__main__ import random_weights
+
+        args.weights = random_weights(args.random_preset, Path(tempfile.mkdtemp(prefix="hat-bench-vs-")))
     from hat_plugin.device import resolve_device
 
     device = resolve_device(args.device)
@@ -182,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.write:
         write_section(args.write, text)
+    if args.json:
+        rows_json = [{"mode": r.mode, "precision": r.precision, "streams": r.streams, "fps": r.fps} for r in rows]
+        summary = {"machine": args.machine, "model": args.model or args.random_preset or str(args.weights)}
+        summary |= {"width": args.width, "height": args.height, "frames": args.frames, "repeat": args.repeat}
+        args.json.write_text(json.dumps({**summary, "rows": rows_json}, indent=1), encoding="utf-8")
     return 0
 
 

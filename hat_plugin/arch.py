@@ -20,6 +20,7 @@ Layout of the module tree (names = state_dict keys): ``HAT`` -> ``layers[i]`` (R
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,11 @@ __all__ = ["HAT", "relative_position_index_sa", "relative_position_index_oca", "
 
 _MASKED = -100.0  # the official shifted-window mask value (not -inf)
 _RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+PAD_HEAD_DIM = os.environ.get("HAT_PLUGIN_PAD_HEADS") == "1"
+"""Zero-pad attention heads to a multiple of 8 channels (HAT and HAT-L have 30): exact, and on CUDA PyTorch's
+memory-efficient kernel, which needs aligned heads, can then replace the unfused math path. Opt-in
+(``HAT_PLUGIN_PAD_HEADS=1``) until ``bench/gpu_check.sh`` has measured it on a GPU."""
 
 
 def relative_position_index_sa(window_size: int) -> Tensor:
@@ -108,9 +114,10 @@ def _cached[T](cache: DerivedCache, name: str, sources: tuple[Tensor, ...], make
     """A tensor derived from parameters, computed once and reused until a source tensor changes.
 
     Only used without autograd (inference): in training the derived tensor is rebuilt every call so gradients
-    flow to the parameters.
+    flow to the parameters. Under ``torch.compile`` it is computed inside the graph (the cache's bookkeeping
+    would break the graph, and the gather is cheap).
     """
-    if torch.is_grad_enabled():
+    if torch.is_grad_enabled() or torch.compiler.is_compiling():
         return make()
     key = tuple((t.data_ptr(), None if t.is_inference() else t._version, t.dtype, t.device) for t in sources)
     return cache.get(name, key, make)
@@ -123,6 +130,17 @@ def _layer_norm(norm: nn.LayerNorm, x: Tensor, out_dtype: torch.dtype) -> Tensor
     if w.dtype != x.dtype:
         w, b = w.to(x.dtype), b.to(x.dtype)
     return F.layer_norm(x, norm.normalized_shape, w, b, norm.eps).to(out_dtype)
+
+
+def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
+    """``scaled_dot_product_attention`` with an additive mask; heads zero-padded when ``PAD_HEAD_DIM`` is set
+    (zero channels add nothing to ``q @ k.T``, and the padded output channels are cut off)."""
+    d = q.shape[-1]
+    if PAD_HEAD_DIM and d % 8:
+        pad = (0, -d % 8)
+        out = F.scaled_dot_product_attention(F.pad(q, pad), F.pad(k, pad), F.pad(v, pad), attn_mask=mask, scale=scale)
+        return out[..., :d]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
 
 
 class Mlp(nn.Module):
@@ -212,7 +230,7 @@ class WindowAttention(nn.Module):
         g, n, c = windows.shape
         qkv = self.qkv(windows).view(g, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), scale=self.scale)
+        out = _attention(q, k, v, mask.to(q.dtype), self.scale)
         return self.proj(out.transpose(1, 2).reshape(g, n, c))
 
 
@@ -315,7 +333,7 @@ class OCAB(nn.Module):
         k = kv[..., :c].view(g, ows * ows, nh, d).transpose(1, 2)
         v = kv[..., c:].view(g, ows * ows, nh, d).transpose(1, 2)
         bias = self.position_bias(rpi_oca).to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        out = _attention(q, k, v, bias, self.scale)
         out = _window_reverse(out.transpose(1, 2).reshape(g, ws * ws, c), ws, b, height, width)
         x = x + self.proj(out)
         return x + self.mlp(_layer_norm(self.norm2, x, compute))

@@ -119,8 +119,14 @@ def _precision_name(spec: str | torch.dtype | None) -> str:
 def free_memory(device: torch.device) -> int:
     """Bytes that a new allocation on ``device`` can count on (an estimate for choosing the tile size)."""
     if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+        free, total = torch.cuda.mem_get_info(device)
+        allocated = torch.cuda.memory_allocated(device)
+        usable = free + torch.cuda.memory_reserved(device) - allocated
+        # A cap set with torch.cuda.set_per_process_memory_fraction binds before the card's free memory does.
+        fraction = getattr(torch.cuda, "get_per_process_memory_fraction", lambda _device: 1.0)(device)
+        if fraction < 1.0:
+            usable = min(usable, int(fraction * total) - allocated)
+        return max(int(usable), 0)
     if device.type == "mps":
         recommended = getattr(torch.mps, "recommended_max_memory", lambda: 8 << 30)()
         return int(recommended - torch.mps.current_allocated_memory())

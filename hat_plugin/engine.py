@@ -38,7 +38,9 @@ from .errors import (
 )
 from .pixels import from_unit_float, to_unit_float
 from .progress import CancelCheck, ProgressFn, raise_if_cancelled
+from .runners import Runner, make_runner, runner_name
 from .tiling import Blender, PlacedWeights, TileGrid, place_weights, plan_tiles
+from .transfer import HostBlend, to_device, to_host
 
 __all__ = ["Upscaler"]
 
@@ -49,6 +51,7 @@ _HALF = (torch.float16, torch.bfloat16)
 _MAX_AUTO_TILE = 512
 _ALPHA_EPS = 1.0 / 65535
 _PLANS_KEPT = 16  # tile plans (with their device weights) kept per engine: one per input size in use
+_OUTPUT_SHARE = 0.25  # a CUDA engine blends on the device when the float32 output takes at most this much free memory
 
 
 def _option(name: str, value: object, minimum: int) -> int:
@@ -106,8 +109,10 @@ class Upscaler:
             self.model = net if placed else (net if owned and self._fp32_source is None else copy.deepcopy(net))
             self.model = self.model.to(device=self.device, dtype=self.dtype).eval()
             self._owns_model = owned or self.model is not net  # the caller's own module is never emptied
+            _prime(self.model, self.device)
         except (torch.OutOfMemoryError, RuntimeError) as exc:
             raise DeviceError(f"cannot place the model on {self.device}: {exc}") from None
+        self._runner: Runner | None = make_runner(self.model, self.device, runner_name())
 
     @property
     def scale(self) -> int:
@@ -121,6 +126,7 @@ class Upscaler:
             self._closed = True
             if self._owns_model:
                 self.model = self.model.to("meta")  # frees the weights' memory; the object stays valid
+            self._runner = None
             self._fp32 = self._fp32_source = None
             self._plans.clear()
         self._empty_cache()
@@ -190,15 +196,19 @@ class Upscaler:
             raise ImageError(f"cannot upscale an empty image of size {tuple(x.shape[-2:])}")
         size = (x.shape[-2], x.shape[-1])
         tile, batch = self._plan(size)
+        home = x.device
+        staged = self._stage(x)
         while True:
             try:
-                out = self._run_tiles(x, tile, batch, progress, cancel)
+                out = self._checked(staged, tile, batch, progress, cancel)
                 break
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
                 self._empty_cache()
-                if batch > 1:
+                if staged is not x:  # the output did not fit on the device after all: blend on the host
+                    staged = x
+                elif batch > 1:
                     batch //= 2
                 elif tile > 2 * self.window:
                     tile = max(2 * self.window, (tile // 2) // self.window * self.window)
@@ -208,31 +218,76 @@ class Upscaler:
                     self._sizes[size] = (tile, batch)
                 log.warning("out of memory: retrying with tile %d, batch %d", tile, batch)
         out.clamp_(0.0, 1.0)
+        out = to_host(out, home)
         return out[0] if squeeze else out
 
-    def _run_tiles(self, x: Tensor, tile: int, batch: int, progress: ProgressFn | None, cancel: CancelCheck) -> Tensor:
+    def _stage(self, x: Tensor) -> Tensor:
+        """A CUDA engine takes a host image onto the device once (pinned, non-blocking) when the float32 output
+        fits there too: tiles are then cut and blended on the GPU and the result comes back in one copy."""
+        if self.device.type != "cuda" or x.device.type != "cpu":
+            return x
+        b, c, h, w = x.shape
+        out_bytes = b * c * h * w * self.scale * self.scale * 4
+        return to_device(x, self.device) if out_bytes <= _OUTPUT_SHARE * free_memory(self.device) else x
+
+    def _checked(self, x: Tensor, tile: int, batch: int, progress: ProgressFn | None, cancel: CancelCheck) -> Tensor:
+        """Every tile, then one look at whether all outputs were finite: a single wait for the device per image,
+        none inside the tile loop. Half precision that overflowed is redone in fp32; a non-finite fp32 output
+        means the weights are broken, which is an error rather than black pixels."""
+        finite: list[Tensor] = []
+        out = self._run_tiles(x, tile, batch, progress, cancel, self.model, finite)
+        if bool(torch.stack(finite).all()):
+            return out
+        if self.dtype in _HALF:
+            warnings.warn(
+                f"{self.dtype} overflowed on this input; recomputing it in fp32", RuntimeWarning, stacklevel=3
+            )
+            finite.clear()
+            out = self._run_tiles(x, tile, batch, None, cancel, self._fp32_model(), finite)
+            if bool(torch.stack(finite).all()):
+                return out
+        raise HATError(
+            "the model produced NaN or infinite values: its weights are damaged or not trained; "
+            "use another weights file"
+        )
+
+    def _run_tiles(
+        self,
+        x: Tensor,
+        tile: int,
+        batch: int,
+        progress: ProgressFn | None,
+        cancel: CancelCheck,
+        model: HAT,
+        finite: list[Tensor],
+    ) -> Tensor:
         b, c, h, w = x.shape
         grid, weights = self._grid(h, w, tile, x.device)
         if len(grid.tiles) == 1:
             raise_if_cancelled(cancel, "upscaling")
-            out = self._run(x).to(x.device)
+            out = self._run(x, model, finite).to(x.device)
             if progress:
                 progress(1, 1)
             return out
         blender = Blender(grid, b, c, x.device, weights)
+        # A CUDA engine with the image left on the host: copies overlap the next batch's compute.
+        host_blend = HostBlend(blender, self.device) if self.device.type == "cuda" and x.device.type == "cpu" else None
         jobs = [(i, k) for i in range(b) for k in range(len(grid.tiles))]
         done = 0
         for start in range(0, len(jobs), batch):
             raise_if_cancelled(cancel, "upscaling")
             chunk = jobs[start : start + batch]
             crops = torch.stack([_crop(x[i], grid, k) for i, k in chunk])
-            out = self._run(crops)
-            for (i, k), tile_out in zip(chunk, out, strict=True):
-                blender.add(k, i, tile_out)
+            out = self._run(crops, model, finite)
+            if host_blend is not None:
+                host_blend.add(chunk, out)
+            else:
+                for (i, k), tile_out in zip(chunk, out, strict=True):
+                    blender.add(k, i, tile_out)
             done += len(chunk)
             if progress:
                 progress(done, len(jobs))
-        return blender.result()
+        return host_blend.result() if host_blend is not None else blender.result()
 
     def _grid(self, h: int, w: int, tile: int, device: torch.device) -> tuple[TileGrid, PlacedWeights]:
         """The tile plan for this size and its blend weights on ``device``, made once and kept (a few sizes)."""
@@ -259,22 +314,12 @@ class Upscaler:
                 self._sizes[size] = (tile, self.batch or self._auto_batch(tile))
             return self._sizes[size]
 
-    def _run(self, x: Tensor) -> Tensor:
-        """One forward pass. A half-precision batch with non-finite output is redone in fp32 (rare overflow);
-        a non-finite fp32 output means the weights are broken, which is an error rather than black pixels."""
-        x = torch.nan_to_num(x.to(self.device, non_blocking=True), nan=0.0, posinf=1.0, neginf=0.0)
-        out: Tensor = self.model(x)
-        if not torch.isfinite(out).all():
-            if self.dtype in _HALF:
-                warnings.warn(
-                    f"{self.dtype} overflowed on this input; recomputing it in fp32", RuntimeWarning, stacklevel=2
-                )
-                out = self._fp32_model()(x)
-            if not torch.isfinite(out).all():
-                raise HATError(
-                    "the model produced NaN or infinite values: its weights are damaged or not trained; "
-                    "use another weights file"
-                )
+    def _run(self, x: Tensor, model: HAT, finite: list[Tensor]) -> Tensor:
+        """One forward pass of ``model`` (through the CUDA runner, if any, for the engine's own model). Whether
+        the output is finite goes into ``finite`` as a flag on the device, read once per image by ``_checked``."""
+        x = torch.nan_to_num(to_device(x, self.device), nan=0.0, posinf=1.0, neginf=0.0)
+        out = self._runner(x) if self._runner is not None and model is self.model else model(x)
+        finite.append(torch.isfinite(out).all())
         return out.float()
 
     def _fp32_model(self) -> HAT:
@@ -283,7 +328,9 @@ class Upscaler:
             if self._fp32 is None:
                 if self._fp32_source is None:
                     raise HATError("this Upscaler was closed; create a new one")
-                self._fp32 = copy.deepcopy(self._fp32_source).to(self.device, torch.float32).eval()
+                fp32 = copy.deepcopy(self._fp32_source).to(self.device, torch.float32).eval()
+                _prime(fp32, self.device)
+                self._fp32 = fp32
             return self._fp32
 
     # ---- sizing ------------------------------------------------------------------------------------------------
@@ -317,6 +364,18 @@ class Upscaler:
 
 def _param(net: HAT) -> Tensor:
     return next(net.parameters())
+
+
+def _prime(model: HAT, device: torch.device) -> None:
+    """On CUDA, run one window-sized forward and wait for it. The model's derived tensors (position biases, masks)
+    are made on the first forward; made here, they are complete before threads use them on other CUDA streams
+    (made lazily, one stream could read them while another stream's kernels were still writing them)."""
+    if device.type != "cuda":
+        return
+    ws = model.config.window_size
+    with torch.inference_mode():
+        model(torch.zeros(1, model.config.in_chans, ws, ws, device=device))
+    torch.cuda.synchronize(device)
 
 
 def _crop(image: Tensor, grid: TileGrid, index: int) -> Tensor:

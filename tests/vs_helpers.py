@@ -27,6 +27,10 @@ REPO = Path(__file__).resolve().parent.parent
 GOLDEN_X2 = REPO / "tests" / "data" / "golden" / "tiny-x2-w8" / "weights.safetensors"
 SAMPLE = REPO / "samples" / "astronaut.png"
 BIN = Path(sys.executable).parent
+# The venv's launchers, else (an install with pip --target, as on the GPU machine, puts them where this interpreter
+# does not look) the binary inside the vapoursynth package and ``python -m vapoursynth``.
+VSPIPE = BIN / "vspipe" if (BIN / "vspipe").exists() else Path(vs.__file__).with_name("vspipe")
+VS_CONFIG = [str(BIN / "vapoursynth")] if (BIN / "vapoursynth").exists() else [sys.executable, "-m", "vapoursynth"]
 
 
 @functools.cache
@@ -127,14 +131,14 @@ def vs_env(tmp_path: Path, plugin_dir: Path | None = None, **extra: str) -> dict
         env["VAPOURSYNTH_EXTRA_PLUGIN_PATH"] = str(plugin_dir)
     env.update(extra)
     if not (config_home / "vapoursynth" / "vapoursynth.toml").exists():
-        subprocess.run([str(BIN / "vapoursynth"), "config"], env=env, check=True, capture_output=True)
+        subprocess.run([*VS_CONFIG, "config"], env=env, check=True, capture_output=True)
     return env
 
 
 def vspipe(script: Path, env: dict[str, str], *args: str, timeout: float = 240) -> subprocess.CompletedProcess[bytes]:
     """Run ``vspipe -c y4m [args] script -`` and return the finished process (stdout holds the video)."""
     return subprocess.run(
-        [str(BIN / "vspipe"), "-c", "y4m", *args, str(script), "-"],
+        [str(VSPIPE), "-c", "y4m", *args, str(script), "-"],
         env=env,
         capture_output=True,
         timeout=timeout,

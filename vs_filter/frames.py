@@ -1,10 +1,11 @@
 """Per-frame HAT inference for the VapourSynth filter: planes in, planes out, ``num_streams`` at a time.
 
 A ``FrameUpscaler`` is the ``std.ModifyFrame`` callback. VapourSynth calls it on its worker threads; each call
-takes one of ``num_streams`` slots (a CUDA stream and a reusable input buffer, pinned on CUDA), so at most that
-many inferences run at once. Torch releases the GIL inside its kernels, and nothing here holds a lock while
-the model runs. A failed frame is returned with an error property that ``hat.InternalCheck`` turns into a
-VapourSynth frame error carrying just our message.
+takes one of ``num_streams`` slots (a CUDA stream and reusable input and output buffers, pinned on CUDA: each frame
+is one copy in and one copy out, queued on the slot's stream), so at most that many inferences run at once.
+Torch releases the GIL inside its kernels, and nothing here holds a lock while the model runs. A failed frame is
+returned with an error property that ``hat.InternalCheck`` turns into a VapourSynth frame error carrying just our
+message.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class _Slot:
     stream: torch.cuda.Stream | None
     host_input: torch.Tensor  # (1, 3, H, W) in the clip's sample type; pinned when the model is on CUDA
     host_view: np.ndarray  # numpy view of host_input, what the planes are copied into
+    host_output: torch.Tensor | None  # (1, 3, sH, sW) pinned, in the clip's sample type (CUDA only)
 
 
 class FrameUpscaler:
@@ -52,10 +54,12 @@ class FrameUpscaler:
         self._slots: queue.SimpleQueue[_Slot] = queue.SimpleQueue()
         dtype = torch.float16 if clip.format.id == vs.RGBH else torch.float32
         on_cuda = device.type == "cuda"
+        out_shape = (1, 3, self.height * self.scale, self.width * self.scale)
         for _ in range(num_streams):
             host = torch.empty((1, 3, self.height, self.width), dtype=dtype, pin_memory=on_cuda)
             stream = torch.cuda.Stream(device) if on_cuda else None
-            self._slots.put(_Slot(stream, host, host.numpy()))
+            host_out = torch.empty(out_shape, dtype=dtype, pin_memory=True) if on_cuda else None
+            self._slots.put(_Slot(stream, host, host.numpy(), host_out))
 
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         """ModifyFrame callback: ``f`` is [source frame, blank output frame with the source's properties]."""
@@ -80,6 +84,10 @@ class FrameUpscaler:
                 if self.device.type != "cpu":
                     x = x.to(self.device, non_blocking=True)
                 y = self.upscaler.upscale_tensor(x)
+                if slot.host_output is not None and slot.stream is not None:
+                    slot.host_output.copy_(y, non_blocking=True)  # one DMA (and the cast to RGBH on the GPU)
+                    slot.stream.synchronize()
+                    y = slot.host_output
                 for plane in range(3):
                     torch.from_numpy(np.asarray(out[plane])).copy_(y[0, plane])
         finally:
