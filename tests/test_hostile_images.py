@@ -125,7 +125,7 @@ def test_pixel_limit_rule():
     assert limits.default_max_pixels(4, available=64 << 30) == (64 << 30) // 2 // per_pixel
     assert limits.default_max_pixels(4, available=1 << 20) == limits.MIN_DEFAULT_PIXELS
     assert limits.default_max_pixels(2, 64 << 30) > limits.default_max_pixels(4, 64 << 30)
-    assert 0 < limits.available_memory()
+    assert limits.available_memory() > 0
     assert limits.max_file_bytes(0) == 0
     with pytest.raises(ImageError, match="claims an empty size"):
         limits.check_pixels(0, 5, 100)
