@@ -124,7 +124,7 @@ def run_limited(code: str, memory: int = 3 << 30, timeout: float = 120) -> subpr
     def cap() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
-    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MALLOC_ARENA_MAX="2")
     return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
