@@ -140,7 +140,7 @@ class Upscaler:
         float32 clamped to [0, 1], except float16 which stays float16.
         """
         if isinstance(image, np.ndarray) and image.ndim >= 2:
-            self._check_fits(image.shape[0], image.shape[1])
+            self._check_fits(image.shape[0], image.shape[1], alpha=image.ndim == 3 and image.shape[2] in (2, 4))
         pixels, dtype, squeeze = _to_float(image)
         h, w, channels = pixels.shape
         colour_channels = 1 if channels in (1, 2) else 3
@@ -291,10 +291,10 @@ class Upscaler:
 
     # ---- sizing ------------------------------------------------------------------------------------------------
 
-    def _check_fits(self, height: int, width: int) -> None:
+    def _check_fits(self, height: int, width: int, alpha: bool) -> None:
         """Refuse an image whose upscaling cannot fit in the memory free now (``limits.bytes_per_pixel``), with a
         clear error instead of an allocation failure deep inside."""
-        needed = height * width * bytes_per_pixel(self.scale)
+        needed = height * width * bytes_per_pixel(self.scale, alpha)
         available = available_memory()
         if needed > available:
             raise OutOfMemoryError(

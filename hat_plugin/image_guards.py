@@ -79,7 +79,8 @@ def open_input(path: Path) -> BinaryIO:
 def pillow_open(file: BinaryIO, max_pixels: int) -> Iterator[PILImage.Image]:
     """``PIL.Image.open`` for a file we opened, with ``max_pixels`` checked from the header instead of Pillow's
     ``MAX_IMAGE_PIXELS`` (a process-wide setting that warns, and refuses only at twice its value)."""
-    PILImage.init()  # every format plugin, once per process
+    PILImage.preinit()  # the common formats first, in the order PIL.Image.open tries them
+    PILImage.init()  # then every other format plugin (both only once per process)
     prefix = file.read(16)
     for name in PILImage.ID:
         factory, accept = PILImage.OPEN[name]

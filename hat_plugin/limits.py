@@ -1,14 +1,16 @@
 """How big an input may be: the pixel limit checked from an image's header before any decoding, and the byte
 limit on reading an input file, both derived from the memory this machine has.
 
-The rule: upscaling one image costs about ``a + b * scale**2`` bytes per input pixel, for the decoded pixels, the
-float copies the engine makes and the float32 result blended tile by tile, then converted and encoded
-(``a``, ``b`` measured with ``python -m bench.memory``: peak RSS growth of the whole CLI run, RGBA, the worst
-layout). The default limit is the number of pixels that fits in half of the memory available now at x4 (HAT's
-largest scale), and never below ``MIN_DEFAULT_PIXELS`` so ordinary photos are not refused on a busy machine.
+The rule: reading, upscaling by ``scale`` and writing one image costs about ``a + b * scale**2`` bytes per input
+pixel: ``a`` for the decoded pixels and their float copies, ``b`` per output pixel for the float32 result blended
+tile by tile, its conversion and the encoded file (``b`` doubles with alpha, which is upscaled as a second image).
+``a`` and ``b`` are measured with ``python -m bench.memory`` (growth of peak RSS of whole CLI runs per added pixel,
+see docs/benchmarks.md) and rounded up. The default limit is the largest RGB image whose run fits in the memory
+available now (never below ``MIN_DEFAULT_PIXELS``, so ordinary photos are not refused on a busy machine); the
+engine then checks the exact layout (alpha included) against the memory free when it upscales.
 A file may hold at most ``FILE_BYTES_PER_PIXEL`` bytes per allowed pixel (4 samples of 64 bits, the widest
-uncompressed layout a reader takes) plus ``FILE_METADATA_BYTES`` for metadata; a bigger file is refused before
-its data is read.
+uncompressed layout a reader takes) plus ``FILE_METADATA_BYTES`` for metadata; a bigger file is refused after only
+its header has been read.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from .errors import ImageError
 __all__ = [
     "FILE_BYTES_PER_PIXEL",
     "FILE_METADATA_BYTES",
+    "INPUT_BYTES_PER_PIXEL",
     "MIN_DEFAULT_PIXELS",
+    "OUTPUT_BYTES_PER_PIXEL",
+    "OUTPUT_BYTES_PER_PIXEL_ALPHA",
     "available_memory",
     "bytes_per_pixel",
     "check_pixels",
@@ -28,10 +33,12 @@ __all__ = [
     "max_file_bytes",
 ]
 
-INPUT_BYTES_PER_PIXEL = 100
-"""Bytes per input pixel that do not grow with the scale (decoded pixels, float copies); measured, rounded up."""
-OUTPUT_BYTES_PER_PIXEL = 45
-"""Bytes per output pixel (float32 result, its conversion and the encoded file); measured, rounded up."""
+INPUT_BYTES_PER_PIXEL = 192
+"""``a``: bytes per input pixel that do not grow with the scale (decoded pixels, float copies)."""
+OUTPUT_BYTES_PER_PIXEL = 40
+"""``b`` for images without alpha: bytes per output pixel."""
+OUTPUT_BYTES_PER_PIXEL_ALPHA = 96
+"""``b`` for images with alpha (colour and alpha are two images through the network)."""
 DEFAULT_SCALE = 4
 MIN_DEFAULT_PIXELS = 4_000_000
 FILE_BYTES_PER_PIXEL = 32
@@ -54,16 +61,16 @@ def available_memory() -> int:
         return _FALLBACK_MEMORY
 
 
-def bytes_per_pixel(scale: int = DEFAULT_SCALE) -> int:
-    """Peak memory per input pixel of reading, upscaling by ``scale`` and writing one image (see the rule above)."""
-    return INPUT_BYTES_PER_PIXEL + OUTPUT_BYTES_PER_PIXEL * scale * scale
+def bytes_per_pixel(scale: int = DEFAULT_SCALE, alpha: bool = False) -> int:
+    """Peak memory per input pixel of reading, upscaling by ``scale`` and writing one image (the rule above)."""
+    return INPUT_BYTES_PER_PIXEL + (OUTPUT_BYTES_PER_PIXEL_ALPHA if alpha else OUTPUT_BYTES_PER_PIXEL) * scale * scale
 
 
 def default_max_pixels(scale: int = DEFAULT_SCALE, available: int | None = None) -> int:
-    """The largest input (in pixels) that fits in half of ``available`` memory (default: what is free now) when
-    upscaled by ``scale``; at least ``MIN_DEFAULT_PIXELS``."""
+    """The largest RGB input (in pixels) whose upscaling by ``scale`` fits in ``available`` bytes (default: the
+    memory free now); at least ``MIN_DEFAULT_PIXELS``."""
     memory = available_memory() if available is None else available
-    return max(MIN_DEFAULT_PIXELS, memory // 2 // bytes_per_pixel(scale))
+    return max(MIN_DEFAULT_PIXELS, memory // bytes_per_pixel(scale))
 
 
 def max_file_bytes(max_pixels: int) -> int:
@@ -81,7 +88,7 @@ def check_pixels(width: int, height: int, max_pixels: int, what: str = "the imag
         raise ImageError(
             f"{what} is {width}x{height} = {pixels:,} pixels, more than the limit of {max_pixels:,} "
             f"({_megapixels(max_pixels)} MP); a damaged or malicious file can claim any size. If it really is that "
-            "big, raise the limit: --max-pixels (by default what half of the free memory allows), max_pixels= in Python"
+            "big, raise the limit: --max-pixels (by default what the free memory allows), max_pixels= in Python"
         )
 
 

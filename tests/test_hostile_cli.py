@@ -293,3 +293,13 @@ def test_ascii_terminal_lists_models():
     done = subprocess.run(command, capture_output=True, timeout=120, env=_env(PYTHONIOENCODING="ascii"))
     assert done.returncode == EXIT_OK, done.stderr
     assert b"HAT-S_SRx4" in done.stdout and b"\\xd7" in done.stdout  # the x sign, escaped
+
+
+def test_offline_model_not_cached_is_refused_without_announcing_a_download(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HAT_PLUGIN_OFFLINE", "1")
+    monkeypatch.setenv("HAT_PLUGIN_CACHE", str(tmp_path / "cache"))
+    source = picture(tmp_path / "a.png")
+    assert main([str(source), "--model", "HAT-S_SRx4", "--device", "cpu"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "HAT_PLUGIN_OFFLINE" in err and "not in the cache" in err
+    assert "downloading" not in err

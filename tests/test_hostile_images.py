@@ -121,8 +121,8 @@ def test_huge_sparse_file_is_refused_without_being_read(tmp_path):
 def test_pixel_limit_rule():
     per_pixel = limits.bytes_per_pixel(4)
     assert per_pixel == limits.INPUT_BYTES_PER_PIXEL + 16 * limits.OUTPUT_BYTES_PER_PIXEL
-    assert limits.bytes_per_pixel(2) < per_pixel
-    assert limits.default_max_pixels(4, available=64 << 30) == (64 << 30) // 2 // per_pixel
+    assert limits.bytes_per_pixel(4, alpha=True) > per_pixel > limits.bytes_per_pixel(2)
+    assert limits.default_max_pixels(4, available=64 << 30) == (64 << 30) // per_pixel
     assert limits.default_max_pixels(4, available=1 << 20) == limits.MIN_DEFAULT_PIXELS
     assert limits.default_max_pixels(2, 64 << 30) > limits.default_max_pixels(4, 64 << 30)
     assert limits.available_memory() > 0

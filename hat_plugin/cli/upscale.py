@@ -79,8 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-pixels",
         type=_pixel_count,
         metavar="N",
-        help="refuse inputs with more pixels (e.g. 50M; 0 = no limit); default: what half the free memory allows "
-        "at the model's scale",
+        help="refuse inputs with more pixels (e.g. 50M; 0 = no limit); default: the largest RGB image the free "
+        "memory can upscale at the model's scale",
     )
     output = parser.add_argument_group("output")
     output.add_argument("-f", "--format", help="png, jpg, webp, tif or bmp (default: the input's, else png)")
@@ -204,7 +204,7 @@ def _run(args: argparse.Namespace, options: OutputOptions, console: Console) -> 
     console.info(f"model {label}: x{upscaler.scale} on {upscaler.device} in {precision}")
     if args.max_pixels is None:
         args.max_pixels = default_max_pixels(upscaler.scale)
-        console.detail(f"inputs over {args.max_pixels:,} pixels are refused (half the free memory); see --max-pixels")
+        console.detail(f"inputs over {args.max_pixels:,} pixels are refused (the free memory); see --max-pixels")
     plan = plan_outputs(inputs, options, scale=upscaler.scale, model=label)
     for item, why in plan.left_out:
         console.detail(f"left out {item.source}: {why}")
