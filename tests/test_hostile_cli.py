@@ -113,8 +113,9 @@ def test_long_output_name_fails_per_input(tmp_path, capsys, target):
         (["-o", "   "], "-o is empty"),
         (["-o", "-"], "-o - (standard output) is not supported"),
         (["--max-pixels", "lots"], "not a pixel count"),
-        (["--max-pixels", "-5"], "must be 0 (no limit) or more"),
-        (["--max-pixels", "nan"], "must be 0 (no limit) or more"),
+        (["--max-pixels", "-5"], "must be 0 (no limit) or a whole number of pixels"),
+        (["--max-pixels", "nan"], "must be 0 (no limit) or a whole number of pixels"),
+        (["--max-pixels", "0.5"], "must be 0 (no limit) or a whole number of pixels"),
     ],
 )
 def test_odd_option_values_are_usage_errors(tmp_path, capsys, args, message):

@@ -113,9 +113,10 @@ def _pixel_count(text: str) -> int:
         value = float(text.strip()[:-1] if multiple > 1 else text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a pixel count: {text!r} (e.g. 50000000 or 50M)") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, not {text}")
-    return int(value * multiple)
+    pixels = int(value * multiple) if value >= 0 and value != float("inf") else -1
+    if pixels < 0 or (pixels == 0 and value > 0):
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or a whole number of pixels, not {text}")
+    return pixels
 
 
 def _quality(text: str) -> int:
