@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import stat
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,30 +27,65 @@ _INDEX_KEYS = ("relative_position_index_SA", "relative_position_index_OCA")
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Read a ``.pth``/``.pt``/``.ckpt`` or ``.safetensors`` file into a canonical HAT state_dict."""
+    """Read a ``.pth``/``.pt``/``.ckpt`` or ``.safetensors`` file into a canonical HAT state_dict.
+
+    The format is told by the content, not the name: a safetensors file renamed ``.pth`` loads as safetensors, and
+    a PyTorch file named ``.safetensors`` through ``torch.load(weights_only=True)``."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: weights file not found")
-    if path.stat().st_size == 0:
+    try:
+        mode, size = path.stat().st_mode, path.stat().st_size
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: weights file not found") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read weights file: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise CheckpointError(f"{path}: is a folder, not a weights file (.pth or .safetensors)")
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{path}: not a regular file (a pipe or device?); give a .pth or .safetensors file")
+    if size == 0:
         raise CheckpointError(f"{path}: weights file is empty")
     try:
-        if path.suffix.lower() == ".safetensors":
+        if _is_safetensors(path, size):
             raw = load_file(str(path), device="cpu")
+        elif path.suffix.lower() == ".safetensors":  # torch.load would go by the name and call safetensors
+            with open(path, "rb") as file:
+                raw = torch.load(file, map_location="cpu", weights_only=True)
         else:
             raw = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read weights file: {exc.strerror or exc}") from None
     except Exception as exc:  # any decoding failure of a damaged or foreign file becomes one clear message
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if _looks_like_text(path):
-            reason = "it is a web page or text, not weights (a failed or blocked download?)"
-        elif isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
-            reason = "it contains Python objects other than tensors, which are refused for safety"
-        raise CheckpointError(f"{path}: not a readable weights file (truncated or corrupt?): {reason}") from None
+        raise CheckpointError(f"{path}: {_unreadable_reason(path, exc)}") from None
     try:
         return canonicalize(raw)
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+
+
+def _unreadable_reason(path: Path, exc: Exception) -> str:
+    """Why a weights file could not be decoded, in words that never suggest unsafe loading."""
+    text = str(exc).strip()
+    if _looks_like_text(path):
+        return "it is a web page or text, not weights (a failed or blocked download?)"
+    if "unsupported global" in text.casefold():
+        return (
+            "it holds Python objects besides tensors, which are refused for safety (loading them could run code); "
+            "use a plain weights file (.safetensors, or a .pth of tensors) from a source you trust"
+        )
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        return "not a readable weights file (truncated or corrupt?): not a PyTorch or safetensors file"
+    first = text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
+    return f"not a readable weights file (truncated or corrupt?): {first}"
+
+
+def _is_safetensors(path: Path, size: int) -> bool:
+    """Whether the file starts like safetensors: an 8-byte little-endian header length, then a JSON object."""
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        return False
+    length = int.from_bytes(head[:8], "little")
+    return head[8:9] == b"{" and 2 <= length <= size - 8
 
 
 def _looks_like_text(path: Path) -> bool:

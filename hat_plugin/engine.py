@@ -36,6 +36,7 @@ from .errors import (
     is_out_of_memory,
     out_of_memory_message,
 )
+from .limits import available_memory, bytes_per_pixel
 from .pixels import from_unit_float, to_unit_float
 from .progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .runners import Runner, make_runner, runner_name
@@ -52,6 +53,7 @@ _MAX_AUTO_TILE = 512
 _ALPHA_EPS = 1.0 / 65535
 _PLANS_KEPT = 16  # tile plans (with their device weights) kept per engine: one per input size in use
 _OUTPUT_SHARE = 0.25  # a CUDA engine blends on the device when the float32 output takes at most this much free memory
+_CHECK_RESULT_FROM = 1 << 30  # results smaller than this skip the free-memory check (it costs a system call)
 
 
 def _option(name: str, value: object, minimum: int) -> int:
@@ -148,6 +150,8 @@ class Upscaler:
         Integer inputs (uint8, uint16) come back in the same depth; float inputs (float16/32/64, in [0, 1]) as
         float32 clamped to [0, 1], except float16 which stays float16.
         """
+        if isinstance(image, np.ndarray) and image.ndim >= 2:
+            self._check_fits(image.shape[0], image.shape[1], alpha=image.ndim == 3 and image.shape[2] in (2, 4))
         pixels, dtype, squeeze = _to_float(image)
         h, w, channels = pixels.shape
         colour_channels = 1 if channels in (1, 2) else 3
@@ -195,6 +199,12 @@ class Upscaler:
         if x.shape[-1] < 1 or x.shape[-2] < 1:
             raise ImageError(f"cannot upscale an empty image of size {tuple(x.shape[-2:])}")
         size = (x.shape[-2], x.shape[-1])
+        result_bytes = x.shape[0] * x.shape[1] * size[0] * size[1] * self.scale**2 * 4
+        if result_bytes > _CHECK_RESULT_FROM and result_bytes > free_memory(x.device):
+            raise OutOfMemoryError(
+                f"the result of {tuple(x.shape)} x{self.scale} needs {result_bytes / 1e9:,.1f} GB on {x.device}, more "
+                "than is free there; upscale it in parts or on a device with more memory"
+            )
         tile, batch = self._plan(size)
         home = x.device
         staged = self._stage(x)
@@ -334,6 +344,17 @@ class Upscaler:
             return self._fp32
 
     # ---- sizing ------------------------------------------------------------------------------------------------
+
+    def _check_fits(self, height: int, width: int, alpha: bool) -> None:
+        """Refuse an image whose upscaling cannot fit in the memory free now (``limits.bytes_per_pixel``), with a
+        clear error instead of an allocation failure deep inside."""
+        needed = height * width * bytes_per_pixel(self.scale, alpha)
+        available = available_memory()
+        if needed > available:
+            raise OutOfMemoryError(
+                f"a {width}x{height} image upscaled x{self.scale} needs about {needed / 1e9:,.1f} GB of memory, "
+                f"more than the {available / 1e9:,.1f} GB free; upscale it in parts or free some memory"
+            )
 
     def _bytes_per_pixel(self) -> int:
         """Peak activation memory per input pixel of one forward pass (measured shape of the estimate)."""

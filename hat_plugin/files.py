@@ -60,25 +60,55 @@ def _publish(temp: Path, path: Path, overwrite: bool) -> None:
         os.unlink(temp)
 
 
+def _make_folders(folder: Path, created: list[Path]) -> None:
+    """Create ``folder`` and its missing parents, recording (outermost first) the ones this call created."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for each in reversed(missing):
+        try:
+            each.mkdir()
+        except FileExistsError:
+            if not each.is_dir():
+                raise
+            continue  # made meanwhile by another writer: not ours to remove
+        created.append(each)
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """After a failed write, remove the folders it created, innermost first, as long as they are empty."""
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 @contextlib.contextmanager
 def atomic_path(
     path: str | os.PathLike[str], *, mode: int = 0o666, make_parents: bool = True, overwrite: bool = True
 ) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` for a writer that needs a file name (safetensors, a muxer, a
     compiler); when the block succeeds the file is flushed to disk and renamed over ``path``, when it fails (or is
-    interrupted) the temporary file is removed. OS errors become ``OutputError``.
+    interrupted) the temporary file is removed, and so are the folders it created if they are empty. OS errors become
+    ``OutputError``.
 
     With ``overwrite=False`` the final step refuses to replace a file that appeared meanwhile (another process
     writing the same output): ``OutputError`` saying it exists, and the existing file is left as it was.
     """
     path = Path(path)
     temp = _temp_name(path)
+    created: list[Path] = []
     try:
         if make_parents:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folders(path.parent, created)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
         os.close(fd)
     except OSError as exc:
+        _remove_empty(created)
         raise OutputError(f"cannot write {path}: {describe_os_error(exc)}") from exc
     try:
         yield temp
@@ -88,6 +118,7 @@ def atomic_path(
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temp)
+        _remove_empty(created)
         if isinstance(exc, FileExistsError) and not overwrite:
             raise OutputError(f"{path} already exists (written meanwhile by another program?); not replaced") from exc
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):

@@ -11,7 +11,8 @@ CMYK becomes RGB through its embedded ICC profile when it has one.
 Writing keeps the depth where the format can (PNG and TIFF: 8 or 16 bits, TIFF also float32) and is atomic: the
 bytes go to a temporary file in the destination folder, which then replaces the destination, and is removed on
 any error or interrupt. Formats that only hold 8 bits (JPEG, WebP, BMP) get 8 bits with a warning; JPEG has no
-alpha, so RGBA is flattened onto white with a warning (WebP and BMP have no grey + alpha: written as RGBA).
+alpha, nor has BMP as Pillow writes it (readers ignore its fourth byte), so RGBA and grey + alpha are flattened onto
+white with a warning; WebP has no grey + alpha, which is written as RGBA.
 TIFF output carries the ICC profile but not the EXIF.
 """
 
@@ -26,6 +27,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import png
@@ -35,6 +37,14 @@ from PIL import ImageCms, UnidentifiedImageError
 
 from hat_plugin.errors import ImageError, OutputError
 from hat_plugin.files import atomic_write
+from hat_plugin.image_guards import (
+    check_tiff_segments,
+    count_tiff_pages,
+    open_input,
+    pillow_open,
+    scan_png16,
+)
+from hat_plugin.limits import check_pixels, default_max_pixels, max_file_bytes
 from hat_plugin.pixels import convert_depth
 
 __all__ = [
@@ -65,6 +75,11 @@ _DEFAULT_QUALITY = 95
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_KNOWN_SIGNATURES = (_PNG_SIGNATURE, b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", *_TIFF_MAGICS)
+_HEAD_BYTES = 64
+_FIRST_FRAME_FORMATS = frozenset({"MPO", "PSD", "TIFF"})
+"""Formats whose first frame is the whole picture (a camera's MPO preview, PSD layers; TIFF pages are counted by
+``_decode_tiff``, which leaves reduced-resolution previews out), so further frames are no reason to refuse."""
 _EXIF_HEADER = b"Exif\x00\x00"
 _TAG_ORIENTATION, _TAG_EXIF_IFD, _TAG_PIXEL_X, _TAG_PIXEL_Y, _TAG_ICC = 0x0112, 0x8769, 0xA002, 0xA003, 34675
 _TIFF_SHORT, _TIFF_LONG = 3, 4
@@ -127,28 +142,28 @@ def _format_choices() -> str:
 # ---------------------------------------------------------------------------------------------------- reading
 
 
-def read_image(path: str | os.PathLike[str]) -> Image:
+def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> Image:
     """Read an image file into an :class:`Image` with orientation applied.
 
+    The file is opened without blocking and must be a regular file; its size and the pixel count its header
+    claims are checked against ``max_pixels`` (default: what this machine's memory allows, see
+    :mod:`hat_plugin.limits`; 0: no limit) before any pixel is decoded. Animations and multi-page files are refused.
+
     Raises:
-        ImageError: the file is missing, unreadable, not an image, or in a layout that cannot be upscaled;
-            the message names the file.
+        ImageError: the file is missing, not a regular file, unreadable, not an image, too big, or in a layout
+            that cannot be upscaled; the message names the file.
     """
     path = Path(path)
+    limit = default_max_pixels() if max_pixels is None else max_pixels
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ImageError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder, not an image file") from None
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
-    try:
-        image, orientation = _decode(data)
+        with open_input(path) as file:
+            image, orientation = _decode(file, limit)
     except ImageError as exc:
-        raise ImageError(f"{path}: {exc}") from exc
+        raise ImageError(str(exc) if str(path) in str(exc) else f"{path}: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{path}: not an image, or in a format this program cannot read") from exc
+    except PILImage.DecompressionBombError as exc:
+        raise ImageError(f"{path}: {exc} (Pillow's own limit, PIL.Image.MAX_IMAGE_PIXELS)") from exc
     except MemoryError as exc:
         raise ImageError(f"{path}: not enough memory to decode this image") from exc
     except Exception as exc:  # decoders raise many types (OSError, ValueError, SyntaxError, zlib.error, ...)
@@ -157,19 +172,38 @@ def read_image(path: str | os.PathLike[str]) -> Image:
     return image
 
 
-def _decode(data: bytes) -> tuple[Image, int]:
-    """Pick the decoder for ``data``; returns the image (not yet oriented) and its EXIF orientation."""
-    if data.startswith(_PNG_SIGNATURE) and len(data) > 24 and data[24] == 16:
-        return _decode_png16(data)
-    if data[:4] in _TIFF_MAGICS:
-        decoded = _decode_deep_tiff(data)
+def _decode(file: BinaryIO, max_pixels: int) -> tuple[Image, int]:
+    """Pick the decoder from the first bytes; returns the image (not yet oriented) and its EXIF orientation.
+
+    Only the header is read before the file's size is checked, so a huge file is never read whole."""
+    head = file.read(_HEAD_BYTES)
+    if not head:
+        raise ImageError("the file is empty, not an image")
+    file.seek(0)
+    size = os.fstat(file.fileno()).st_size
+    largest = max_file_bytes(max_pixels)
+    if largest and size > largest:
+        known = head.startswith(_KNOWN_SIGNATURES) or head[8:12] == b"WEBP"
+        what = "an image within the pixel limit" if known else "an image (is it one?)"
+        raise ImageError(
+            f"the file is {size / 1e9:,.1f} GB, more than {what} can need ({largest / 1e9:,.1f} GB for "
+            f"{max_pixels / 1e6:,.1f} megapixels); raise the limit with --max-pixels if it is a real image"
+        )
+    if head.startswith(_PNG_SIGNATURE) and len(head) > 24 and head[24] == 16:
+        return _decode_png16(file, max_pixels)
+    if head[:4] in _TIFF_MAGICS:
+        decoded = _decode_tiff(file, max_pixels)
         if decoded is not None:
             return decoded
-    return _decode_pillow(data)
+        file.seek(0)
+    return _decode_pillow(file, max_pixels)
 
 
-def _decode_pillow(data: bytes) -> tuple[Image, int]:
-    with PILImage.open(io.BytesIO(data)) as im:
+def _decode_pillow(file: BinaryIO, max_pixels: int) -> tuple[Image, int]:
+    with pillow_open(file, max_pixels) as im:
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1 and im.format not in _FIRST_FRAME_FORMATS:
+            raise ImageError(_frames_message(frames, "an animation"))
         im.load()
         icc = im.info.get("icc_profile") or None
         exif = _strip_exif_header(im.info.get("exif"))
@@ -179,6 +213,13 @@ def _decode_pillow(data: bytes) -> tuple[Image, int]:
         else:
             pixels = _pillow_pixels(im)
         return Image(pixels, icc, _reset_orientation(exif), im.format), orientation
+
+
+def _frames_message(frames: int, kind: str) -> str:
+    return (
+        f"it holds {frames} frames ({kind}); only single pictures are upscaled: extract the frames first "
+        "(e.g. ffmpeg -i INPUT frame%04d.png) and upscale those"
+    )
 
 
 def _pillow_pixels(im: PILImage.Image) -> np.ndarray:
@@ -214,31 +255,45 @@ def _srgb_profile() -> ImageCms.ImageCmsProfile:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
-def _decode_png16(data: bytes) -> tuple[Image, int]:
-    icc = exif = None
-    for kind, body in png.Reader(bytes=data).chunks():
-        if kind == b"iCCP":
-            icc = zlib.decompress(body[body.index(b"\0") + 2 :])
-        elif kind == b"eXIf":
-            exif = _strip_exif_header(body)
-    width, height, rows, info = png.Reader(bytes=data).asDirect()
-    pixels = np.vstack([np.frombuffer(row, dtype=np.uint16) for row in rows])
-    pixels = pixels.reshape(height, width, info["planes"])
-    if info["bitdepth"] != 16:  # an sBIT chunk made pypng scale the samples down; bring them back to 16 bits
-        top = (1 << info["bitdepth"]) - 1
-        pixels = ((pixels.astype(np.uint32) * 0xFFFF + top // 2) // top).astype(np.uint16)
+def _decode_png16(file: BinaryIO, max_pixels: int) -> tuple[Image, int]:
+    """A 16-bit PNG through pypng, every bit kept: metadata and the bounds first, then the rows."""
+    icc, raw_exif = scan_png16(file, max_pixels)
+    exif = _strip_exif_header(raw_exif)
+    file.seek(0)
+    reader = png.Reader(file=file)
+    reader.preamble()
+    reader.sbit = None  # keep the stored 16-bit samples; pypng would shift them down to the sBIT depth
+    width, height, rows, info = reader.asDirect()
+    planes = info["planes"]
+    pixels = np.empty((height, width * planes), np.uint16)
+    count = 0
+    for count, row in enumerate(rows, 1):
+        if count > height:
+            break
+        pixels[count - 1] = np.asarray(row, dtype=np.uint16)
+    if count != height:
+        raise ImageError(f"the PNG has {count} rows where its header says {height} (truncated?)")
+    pixels = pixels.reshape(height, width, planes)
     return Image(_squeeze(pixels), icc, _reset_orientation(exif), "PNG"), _exif_orientation(exif)
 
 
-def _decode_deep_tiff(data: bytes) -> tuple[Image, int] | None:
-    """Decode a TIFF with more than 8 bits or float samples; None when Pillow can decode it without loss."""
-    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+def _decode_tiff(file: BinaryIO, max_pixels: int) -> tuple[Image, int] | None:
+    """Decode a TIFF with more than 8 bits or float samples; None when Pillow can decode it without loss.
+
+    Every TIFF is inspected here first: more than one full-resolution page is refused, and the size is checked
+    before anything is decoded (also for the 8-bit ones Pillow then reads)."""
+    with tifffile.TiffFile(file) as tif:
         page = tif.pages.first
+        check_pixels(page.imagewidth, page.imagelength * max(page.imagedepth, 1), max_pixels)
+        pages = count_tiff_pages(tif)
+        if pages > 1:
+            raise ImageError(_frames_message(pages, "a multi-page TIFF"))
         is_float = page.sampleformat == tifffile.SAMPLEFORMAT.IEEEFP
         if page.bitspersample <= 8 and not is_float:
             return None
+        check_tiff_segments(file, page)
         try:
-            pixels = page.asarray()
+            pixels = page.asarray(maxworkers=1)
         except ValueError as exc:
             if "imagecodecs" in str(exc) and page.samplesperpixel == 1 and not is_float:
                 return None  # Pillow decodes 16-bit grey in every TIFF compression
@@ -440,10 +495,13 @@ def _encode(pixels: np.ndarray, image: Image, fmt: str, quality: int) -> bytes:
             f"{fmt} holds only 8 bits per channel; writing 8-bit (use PNG or TIFF to keep the depth)", stacklevel=4
         )
         pixels = convert_depth(pixels, np.uint8)
-    if fmt == "JPEG" and _has_alpha(pixels):
-        warnings.warn("JPEG has no transparency; flattening onto white (use PNG or WebP to keep alpha)", stacklevel=4)
+    if fmt in ("JPEG", "BMP") and _has_alpha(pixels):
+        warnings.warn(
+            f"{fmt} as written here has no transparency; flattening onto white (use PNG or WebP to keep alpha)",
+            stacklevel=4,
+        )
         pixels = _flatten_on_white(pixels)
-    elif fmt in ("WEBP", "BMP") and pixels.ndim == 3 and pixels.shape[2] == 2:
+    elif fmt == "WEBP" and pixels.ndim == 3 and pixels.shape[2] == 2:
         pixels = pixels[..., [0, 0, 0, 1]]
     buffer = io.BytesIO()
     im = PILImage.fromarray(pixels)

@@ -56,15 +56,19 @@ def test_offline_never_touches_the_network(wenv, monkeypatch):
     assert len(wenv.server.all_hits) == 1
 
 
-def test_offline_with_a_damaged_copy_says_so_and_removes_it(wenv, monkeypatch):
+def test_offline_with_a_damaged_copy_moves_it_aside_and_says_where(wenv, monkeypatch):
     wenv.add_model("m", DATA, [wenv.server.add("/m.pth", DATA)])
     wenv.cache.mkdir()
-    (wenv.cache / "m.pth").write_bytes(DATA[:1000])
+    (wenv.cache / "m.pth").write_bytes(DATA[:1000])  # perhaps the user's own copy: it must not be lost
     monkeypatch.setenv("HAT_PLUGIN_OFFLINE", "true")
-    with pytest.raises(ModelNotFoundError, match="damaged and has been removed"):
+    aside = wenv.cache / "m.pth.damaged"
+    with pytest.raises(ModelNotFoundError, match="not the expected file") as caught:
         weights.fetch("m")
+    assert str(aside) in str(caught.value)
     assert not (wenv.cache / "m.pth").exists()
+    assert aside.read_bytes() == DATA[:1000]
     assert wenv.server.all_hits == []
+    aside.unlink()  # the fixture checks that the cache holds nothing else
 
 
 def test_mirror_is_tried_first(wenv, monkeypatch):

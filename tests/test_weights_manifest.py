@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 # The official files (docs: ../shared/docs/hat.md section 3.2), transcribed independently of the manifest:
 # name -> (sha256, size in bytes or None where unknown).
 OFFICIAL = {
-    "HAT-S_SRx2": ("3e249a901c2aed6b82548875e21847ef6c015a40c814237a7a0abb10c69d5ddf", None),
+    "HAT-S_SRx2": ("3e249a901c2aed6b82548875e21847ef6c015a40c814237a7a0abb10c69d5ddf", 79_906_461),
     "HAT-S_SRx3": ("3733345caeb2b6cb0a7514d634b143f318e2441faf32316195a47e4cda67669e", None),
     "HAT-S_SRx4": ("a92f81bd2c0c1aaa371a6e4d6cac69e749fde2e36196885ee47a4a3667542c9a", 81_089_561),
     "HAT_SRx2": ("35e9409849016ab2bfc0c549639ea4f1d4d5b2bdd75f856a925e124dd05670d0", 84_546_053),
@@ -70,6 +70,47 @@ def test_every_official_model_is_listed_with_its_sha256_and_size(shipped):
         assert drive in ([], [len(entry.urls) - 1]), f"{name}: a Google Drive URL may only come last"
 
 
+# Public records of where each official file can be downloaded (checked for issue 17): the Google Drive ids from
+# chaiNNer-org/spandrel tests/test_HAT.py and public install manifests; URLs no record shows (the OpenModelDB
+# model-hub "hat" release, bhcao/facexlib assets under HAT-S names that project does not use) must not come back.
+DRIVE_IDS = {
+    "HAT-S_SRx2": "1Y7-3IgWfIAui9BMQIsFT9CzZXVMlx__e",
+    "HAT-S_SRx3": "1yBoJkvvvQ5GcPxV8cF0z6KGgOF5pMclX",
+    "HAT-S_SRx4": "1YvU9PF1XqlP8TVzH7P0bg-YlfP1TKDPC",
+    "HAT_SRx3": "1dWG4X_6VUSi1hhIwX0zEwddWI9M0tFmI",
+    "HAT_SRx4": "1pdhaO1fJq3tgSqDIbymdDiGxu4S0nqVq",
+    "HAT-L_SRx4_ImageNet-pretrain": "1uefIctjoNE3Tg6GTzelesTTshVogQdUf",
+    "Real_HAT_GAN_SRx4": "1Ma12vCWT27P9M99-s2RXnynKN-OQsBrv",
+}
+UNATTESTED = ("github.com/OpenModelDB/model-hub/", "facexlib/releases/download/v0.3.1/HAT-S_")
+CCRESTORATION = "https://github.com/TensoRaws/ccrestoration/releases/download/model_zoo/"
+
+
+def test_every_official_entry_says_where_its_hash_is_confirmed_and_uses_attested_urls(shipped):
+    for entry in weights.list_models():
+        assert entry.source, f"{entry.name}: no 'source' note"
+        if entry.bundled:
+            continue
+        assert "ccrestoration" in entry.source, entry.name  # the one record that covers all 14 hashes
+        assert any(url.startswith(CCRESTORATION) for url in entry.urls), entry.name
+        assert not [url for url in entry.urls if any(bad in url for bad in UNATTESTED)], entry.name
+        drive = [url for url in entry.urls if "drive.usercontent.google.com" in url]
+        expected = DRIVE_IDS.get(entry.name)
+        assert drive == (
+            [f"https://drive.usercontent.google.com/download?id={expected}&export=download&confirm=t"]
+            if expected
+            else []
+        ), entry.name
+        if expected:
+            assert expected in entry.source or "spandrel" in entry.source, entry.name
+
+
+def test_models_json_listing_carries_the_source_note(shipped, capsys):
+    assert commands.run_models(["--json"]) == 0
+    listing = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+    assert "ccrestoration" in listing["HAT-S_SRx4"]["source"]
+
+
 def test_bundled_entries_match_their_files(shipped):
     bundled = [e for e in weights.list_models() if e.bundled]
     assert {e.name for e in bundled} == {"hat-tiny-x2", "hat-tiny-x4"}
@@ -109,6 +150,10 @@ BROKEN = {  # id: (change to GOOD, expected problem)
     "two-line-description": ({"description": "a\nb"}, "single line"),
     "typo-key": ({"sha265": "x"}, "unknown key 'sha265'"),
     "bundled-with-url": ({"bundled": True}, "has no URLs"),
+    "source-empty": ({"source": " "}, "'source' must be a non-empty single line"),
+    "source-two-lines": ({"source": "a\nb"}, "'source' must be a non-empty single line"),
+    "source-not-text": ({"source": ["ccrestoration"]}, "'source' must be a non-empty single line"),
+    "source-too-long": ({"source": "x" * 2001}, "at most 2000 characters"),
     "name-with-space": ({"name": "my model"}, "'name' must be"),
 }
 
@@ -167,7 +212,7 @@ def test_models_command_lists_every_model(shipped, capsys):
     for name in OFFICIAL:
         assert name in lines
     assert "x4" in lines["HAT-S_SRx4"] and "81.1 MB" in lines["HAT-S_SRx4"] and " no " in lines["HAT-S_SRx4"]
-    assert "?" in lines["HAT-S_SRx2"]  # size unknown
+    assert "?" in lines["HAT-S_SRx3"]  # size unknown
     assert " missing " in lines["hat-tiny-x2"] or " bundled " in lines["hat-tiny-x2"]
 
     assert commands.run_models(["--json"]) == 0

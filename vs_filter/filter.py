@@ -15,7 +15,14 @@ import vapoursynth as vs
 from .errors import error, message
 from .formats import NATIVE_PRECISION, check_clip
 
+MAX_STREAMS = 16
+"""Most frames inferred at once. Each stream holds a frame buffer and a full set of activations, and beyond a few
+streams a device gains nothing (one model, one set of compute units); a larger value is almost always a typo
+that would only exhaust memory, so it is refused rather than silently clamped."""
+
 if TYPE_CHECKING:
+    import torch
+
     from .frames import FrameUpscaler
 
 
@@ -37,6 +44,11 @@ def upscale(
     _check_range("tile", tile, 0)
     _check_range("overlap", overlap, 0)
     _check_range("num_streams", num_streams, 1)
+    if num_streams > MAX_STREAMS:
+        raise error(
+            f"num_streams must be at most {MAX_STREAMS}, not {num_streams}: each stream holds a frame and the "
+            "model's activations, and more streams than a few do not run faster; try 2 to 4"
+        )
     _check_range("batch", batch, 0)
     if fp16 not in (None, 0, 1):
         raise error(f"fp16 must be 0 or 1, not {fp16}")
@@ -62,7 +74,26 @@ def upscale(
             )
     except HATError as exc:
         raise error(f"{exc}") from None
+    _check_memory(clip, upscaler.scale, num_streams, torch_device)
     return frame_graph(clip, FrameUpscaler(upscaler, clip, torch_device, num_streams))
+
+
+def _check_memory(clip: vs.VideoNode, scale: int, num_streams: int, device: torch.device) -> None:
+    """Refuse frames that cannot fit ``num_streams`` times in the device's free memory (estimated with
+    ``limits.bytes_per_pixel``), before any frame is requested: a clear message instead of an allocation failure."""
+    from hat_plugin.device import free_memory
+    from hat_plugin.limits import bytes_per_pixel
+
+    per_frame = clip.width * clip.height * bytes_per_pixel(scale)
+    free = free_memory(device)
+    if per_frame * num_streams > free:
+        streams = (
+            f" each, {per_frame * num_streams / 1e9:,.1f} GB with num_streams={num_streams}," if num_streams > 1 else ""
+        )
+        raise error(
+            f"{clip.width}x{clip.height} frames upscaled x{scale} need about {per_frame / 1e9:,.1f} GB{streams}, "
+            f"more than the {free / 1e9:,.1f} GB free on {device}; use fewer num_streams or a smaller clip"
+        )
 
 
 def frame_graph(clip: vs.VideoNode, runner: FrameUpscaler) -> vs.VideoNode:

@@ -30,31 +30,41 @@ class Console:
     def __init__(self, quiet: bool = False, verbose: bool = False) -> None:
         self.quiet = quiet
         self.verbose = verbose
+        self.lost = False
+        """Set once stderr could not be written (closed, or a pipe whose reader left): the run goes on silently."""
+
+    def _write(self, text: str) -> None:
+        if self.lost:
+            return
+        try:
+            tqdm.write(text, file=sys.stderr)
+        except (OSError, ValueError):  # nobody is listening any more; the exit code still tells how it went
+            self.lost = True
 
     def info(self, message: str) -> None:
         """A normal progress message (hidden by --quiet)."""
         if not self.quiet:
-            tqdm.write(message, file=sys.stderr)
+            self._write(message)
 
     def detail(self, message: str) -> None:
         """A message only --verbose shows."""
         if self.verbose:
-            tqdm.write(message, file=sys.stderr)
+            self._write(message)
 
     def warning(self, message: str) -> None:
         """A ``warning:`` line (hidden by --quiet)."""
         if not self.quiet:
-            tqdm.write(f"warning: {message}", file=sys.stderr)
+            self._write(f"warning: {message}")
 
     def error(self, message: str, exc: BaseException | None = None) -> None:
         """An ``error:`` line, always shown; with --verbose also the traceback of ``exc``."""
         if self.verbose and exc is not None:
-            tqdm.write("".join(traceback.format_exception(exc)).rstrip(), file=sys.stderr)
-        tqdm.write(f"error: {message}", file=sys.stderr)
+            self._write("".join(traceback.format_exception(exc)).rstrip())
+        self._write(f"error: {message}")
 
     def bar(self, **options: Any) -> tqdm[Any]:
         """A progress bar on stderr, shown only on a terminal and never with --quiet."""
-        return tqdm(file=sys.stderr, disable=True if self.quiet else None, dynamic_ncols=True, **options)
+        return tqdm(file=sys.stderr, disable=True if self.quiet or self.lost else None, dynamic_ncols=True, **options)
 
     @contextlib.contextmanager
     def capturing_warnings(self) -> Iterator[None]:

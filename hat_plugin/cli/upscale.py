@@ -8,8 +8,10 @@ Bad inputs are reported and skipped, never fatal to the batch; the exit code say
 from __future__ import annotations
 
 import argparse
+import errno
 import glob
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from hat_plugin.batch import DEFAULT_SUFFIX, Input, OutputOptions, Planned, find
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Console, UsageError
 from hat_plugin.errors import HATError, OptionError
 from hat_plugin.images import is_image_name, read_image, write_image
+from hat_plugin.limits import default_max_pixels
 from hat_plugin.progress import ProgressFn, tqdm_progress
 
 if TYPE_CHECKING:  # the engine (and PyTorch) load only when a model is needed: `models` and --help stay fast
@@ -73,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--batch", type=_non_negative, help="tiles per forward pass (default 0 = auto)")
     engine.add_argument("-d", "--device", help="auto (default), cpu, cuda, cuda:N or mps")
     engine.add_argument("-p", "--precision", choices=("auto", "fp32", "fp16", "bf16"), help="default auto")
+    engine.add_argument(
+        "--max-pixels",
+        type=_pixel_count,
+        metavar="N",
+        help="refuse inputs with more pixels (e.g. 50M; 0 = no limit); default: the largest RGB image the free "
+        "memory can upscale at the model's scale",
+    )
     output = parser.add_argument_group("output")
     output.add_argument("-f", "--format", help="png, jpg, webp, tif or bmp (default: the input's, else png)")
     output.add_argument(
@@ -95,6 +105,19 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
     return value
+
+
+def _pixel_count(text: str) -> int:
+    """A pixel count such as ``50000000``, ``50M`` or ``2.5G`` (decimal multiples)."""
+    multiple = {"K": 10**3, "M": 10**6, "G": 10**9}.get(text.strip()[-1:].upper(), 1)
+    try:
+        value = float(text.strip()[:-1] if multiple > 1 else text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a pixel count: {text!r} (e.g. 50000000 or 50M)") from None
+    pixels = int(value * multiple) if value >= 0 and value != float("inf") else -1
+    if pixels < 0 or (pixels == 0 and value > 0):
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or a whole number of pixels, not {text}")
+    return pixels
 
 
 def _quality(text: str) -> int:
@@ -135,6 +158,11 @@ def _output_options(args: argparse.Namespace) -> OutputOptions:
         raise UsageError("no input given: name image files, folders or glob patterns")
     if args.output is not None and not args.output.strip():
         raise UsageError("-o is empty: name an output folder or file, or leave -o out to write beside the inputs")
+    if args.output == "-":
+        raise UsageError("-o - (standard output) is not supported: name an output folder or file")
+    for flag, value in (("--model", args.model), ("--weights", args.weights)):
+        if value is not None and not value.strip():
+            raise UsageError(f"{flag} is empty: name a model (see '{PROG} models') or a weights file")
     named_file = args.output is not None and _output_is_file(args.output)
     try:
         return OutputOptions(
@@ -151,9 +179,12 @@ def _output_options(args: argparse.Namespace) -> OutputOptions:
 def _output_is_file(output: str) -> bool:
     """``-o`` names a file when it ends in an image extension and is not an existing folder."""
     path = Path(output)
-    if output.endswith(("/", os.sep)) or path.is_dir():
-        return False
-    return path.is_file() or is_image_name(path)
+    try:
+        if output.endswith(("/", os.sep)) or path.is_dir():
+            return False
+        return path.is_file() or is_image_name(path)
+    except OSError:  # e.g. a name too long to look up: the write reports it for each input
+        return is_image_name(path)
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -173,6 +204,9 @@ def _run(args: argparse.Namespace, options: OutputOptions, console: Console) -> 
         raise UsageError(f"the model {label} upscales x{upscaler.scale}, not x{args.scale}; choose another model")
     precision = str(upscaler.dtype).removeprefix("torch.")
     console.info(f"model {label}: x{upscaler.scale} on {upscaler.device} in {precision}")
+    if args.max_pixels is None:
+        args.max_pixels = default_max_pixels(upscaler.scale)
+        console.detail(f"inputs over {args.max_pixels:,} pixels are refused (the free memory); see --max-pixels")
     plan = plan_outputs(inputs, options, scale=upscaler.scale, model=label)
     for item, why in plan.left_out:
         console.detail(f"left out {item.source}: {why}")
@@ -196,12 +230,22 @@ def _collect(
     excluded = out_dir.resolve() if out_dir is not None else None
     for text in inputs:
         path = Path(text)
-        if path.is_dir():
+        try:
+            mode: int | None = path.stat().st_mode
+        except OSError as exc:
+            mode = None
+            if exc.errno == errno.ENAMETOOLONG:
+                _fail(console, tally, f"{text[:60]}...: the name is too long for this file system")
+                continue
+        if mode is not None and stat.S_ISDIR(mode):
             found = list(_walk(path, recursive, excluded, console))
             if not found:
                 _fail(console, tally, f"{path}: no image files in this folder")
-        elif path.is_file():
+        elif mode is not None and stat.S_ISREG(mode):
             found = [Input(path)]
+        elif mode is not None:
+            _fail(console, tally, f"{path}: not a regular file (a pipe, socket or device); give an image file")
+            continue
         elif _GLOB_CHARS & set(text):
             found = _expand_glob(text, console)
             if not found:
@@ -309,7 +353,7 @@ def _process(
     started = time.perf_counter()
     source = job.input.source
     try:
-        image = read_image(source)
+        image = read_image(source, max_pixels=args.max_pixels)
         with console.bar(total=None, unit="tile", desc=source.name, leave=False, bar_format=FIRST_TILE) as tiles_bar:
             pixels = upscaler.upscale(image.pixels, progress=tile_progress(tiles_bar))
         write_image(

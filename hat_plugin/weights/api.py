@@ -108,14 +108,14 @@ def fetch(
     if _matches(entry, dest):
         return dest
     if settings.offline:
-        damaged = dest.exists()
-        if damaged:
+        state = f"it is not in the cache ({dest})"
+        if dest.exists():
             with locked(settings.cache_dir, entry.filename, cancel):
                 if not _matches(entry, dest):
-                    dest.unlink(missing_ok=True)
-        state = "its cached copy was damaged and has been removed" if damaged else "it is not in the cache"
+                    aside = _move_aside(dest)
+                    state = f"the cached {dest} is not the expected file (wrong sha256 or size); moved to {aside}"
         raise ModelNotFoundError(
-            f"{entry.name}: {state} ({dest}), and HAT_PLUGIN_OFFLINE is set, so nothing is downloaded. "
+            f"{entry.name}: {state}, and HAT_PLUGIN_OFFLINE is set, so nothing is downloaded. "
             f"Unset HAT_PLUGIN_OFFLINE, or copy {entry.filename} (sha256 {entry.sha256}) into {settings.cache_dir}."
         )
     sources = _sources(entry, settings)
@@ -128,6 +128,17 @@ def fetch(
         download(sources, dest, sha256=entry.sha256, size=entry.size, progress=progress, cancel=cancel)
         remember(dest, entry.sha256, settings.cache_dir / STATE_DIR)
     return dest
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename a cached file that failed verification to ``NAME.damaged`` (replacing an older one) rather than
+    delete it: offline it cannot be replaced, and it may be a user's own copy. Returns the new name."""
+    aside = path.with_name(path.name + ".damaged")
+    try:
+        os.replace(path, aside)
+    except OSError as exc:
+        raise DownloadError(f"cannot move the damaged {path} aside to {aside}: {exc.strerror or exc}") from None
+    return aside
 
 
 def _looks_like_path(text: str) -> bool:

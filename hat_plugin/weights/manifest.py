@@ -32,7 +32,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(pth|safetensors)$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REQUIRED = ("name", "variant", "scale", "description", "filename", "sha256", "urls", "license")
-_OPTIONAL = ("size", "bundled")
+_OPTIONAL = ("size", "bundled", "source")
+_MAX_SOURCE = 2000
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class ModelEntry:
     urls: tuple[str, ...]
     license: str
     bundled: bool = False
+    source: str | None = None
+    """Where the sha256 and size were confirmed (public records), for people checking the manifest."""
 
 
 def _entry_problems(item: Any, label: str) -> list[str]:
@@ -65,6 +68,11 @@ def _entry_problems(item: Any, label: str) -> list[str]:
         value = item.get(key)
         if not (isinstance(value, str) and value.strip() and "\n" not in value):
             problems.append(f"{label}: {key!r} must be a non-empty single line")
+    source = item.get("source")
+    if source is not None and not (
+        isinstance(source, str) and source.strip() and "\n" not in source and len(source) <= _MAX_SOURCE
+    ):
+        problems.append(f"{label}: 'source' must be a non-empty single line of at most {_MAX_SOURCE} characters")
     scale = item.get("scale")
     if not (type(scale) is int and 1 <= scale <= 16):
         problems.append(f"{label}: 'scale' must be an integer from 1 to 16")
@@ -122,6 +130,7 @@ def _entry(item: dict[str, Any]) -> ModelEntry:
         urls=tuple(item["urls"]),
         license=item["license"],
         bundled=item.get("bundled", False),
+        source=item.get("source"),
     )
 
 

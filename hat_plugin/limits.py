@@ -1,0 +1,96 @@
+"""How big an input may be: the pixel limit checked from an image's header before any decoding, and the byte
+limit on reading an input file, both derived from the memory this machine has.
+
+The rule: reading, upscaling by ``scale`` and writing one image costs about ``a + b * scale**2`` bytes per input
+pixel: ``a`` for the decoded pixels and their float copies, ``b`` per output pixel for the float32 result blended
+tile by tile, its conversion and the encoded file (``b`` doubles with alpha, which is upscaled as a second image).
+``a`` and ``b`` are measured with ``python -m bench.memory`` (growth of peak RSS of whole CLI runs per added pixel,
+see docs/benchmarks.md) and rounded up. The default limit is the largest RGB image whose run fits in the memory
+available now (never below ``MIN_DEFAULT_PIXELS``, so ordinary photos are not refused on a busy machine); the
+engine then checks the exact layout (alpha included) against the memory free when it upscales.
+A file may hold at most ``FILE_BYTES_PER_PIXEL`` bytes per allowed pixel (4 samples of 64 bits, the widest
+uncompressed layout a reader takes) plus ``FILE_METADATA_BYTES`` for metadata; a bigger file is refused after only
+its header has been read.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import ImageError
+
+__all__ = [
+    "FILE_BYTES_PER_PIXEL",
+    "FILE_METADATA_BYTES",
+    "INPUT_BYTES_PER_PIXEL",
+    "MIN_DEFAULT_PIXELS",
+    "OUTPUT_BYTES_PER_PIXEL",
+    "OUTPUT_BYTES_PER_PIXEL_ALPHA",
+    "available_memory",
+    "bytes_per_pixel",
+    "check_pixels",
+    "default_max_pixels",
+    "max_file_bytes",
+]
+
+INPUT_BYTES_PER_PIXEL = 192
+"""``a``: bytes per input pixel that do not grow with the scale (decoded pixels, float copies)."""
+OUTPUT_BYTES_PER_PIXEL = 40
+"""``b`` for images without alpha: bytes per output pixel."""
+OUTPUT_BYTES_PER_PIXEL_ALPHA = 96
+"""``b`` for images with alpha (colour and alpha are two images through the network)."""
+DEFAULT_SCALE = 4
+MIN_DEFAULT_PIXELS = 4_000_000
+FILE_BYTES_PER_PIXEL = 32
+FILE_METADATA_BYTES = 64 << 20
+_FALLBACK_MEMORY = 4 << 30
+
+
+def available_memory() -> int:
+    """Bytes of RAM a new allocation can count on now (``MemAvailable`` on Linux, free pages elsewhere)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return _FALLBACK_MEMORY
+
+
+def bytes_per_pixel(scale: int = DEFAULT_SCALE, alpha: bool = False) -> int:
+    """Peak memory per input pixel of reading, upscaling by ``scale`` and writing one image (the rule above)."""
+    return INPUT_BYTES_PER_PIXEL + (OUTPUT_BYTES_PER_PIXEL_ALPHA if alpha else OUTPUT_BYTES_PER_PIXEL) * scale * scale
+
+
+def default_max_pixels(scale: int = DEFAULT_SCALE, available: int | None = None) -> int:
+    """The largest RGB input (in pixels) whose upscaling by ``scale`` fits in ``available`` bytes (default: the
+    memory free now); at least ``MIN_DEFAULT_PIXELS``."""
+    memory = available_memory() if available is None else available
+    return max(MIN_DEFAULT_PIXELS, memory // bytes_per_pixel(scale))
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """The biggest input file worth reading when images may have up to ``max_pixels`` pixels (0: no limit)."""
+    return max_pixels * FILE_BYTES_PER_PIXEL + FILE_METADATA_BYTES if max_pixels > 0 else 0
+
+
+def check_pixels(width: int, height: int, max_pixels: int, what: str = "the image") -> None:
+    """Raise ``ImageError`` when a ``width`` x ``height`` image is over ``max_pixels`` (0: no limit), before any
+    memory is spent on it."""
+    if width <= 0 or height <= 0:
+        raise ImageError(f"{what} claims an empty size of {width}x{height} pixels (a damaged header?)")
+    pixels = width * height
+    if max_pixels > 0 and pixels > max_pixels:
+        raise ImageError(
+            f"{what} is {width}x{height} = {pixels:,} pixels, more than the limit of {max_pixels:,} "
+            f"({_megapixels(max_pixels)} MP); a damaged or malicious file can claim any size. If it really is that "
+            "big, raise the limit: --max-pixels (by default what the free memory allows), max_pixels= in Python"
+        )
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:,.1f}"
