@@ -9,6 +9,8 @@ from __future__ import annotations
 __all__ = [
     "Cancelled",
     "CheckpointError",
+    "ClusterError",
+    "DamagedVideoError",
     "DeviceError",
     "DownloadError",
     "HATError",
@@ -19,6 +21,8 @@ __all__ = [
     "OutOfMemoryError",
     "OutputError",
     "UnsafeURLError",
+    "VideoError",
+    "WorkFolderError",
     "is_out_of_memory",
     "out_of_memory_message",
 ]
@@ -66,6 +70,29 @@ class DownloadError(HATError, OSError):
 
 class UnsafeURLError(HATError, ValueError):
     """A URL uses a scheme or host that weights must not be fetched from."""
+
+
+class VideoError(HATError, ValueError):
+    """A video file cannot be read or upscaled as it is (not a video, no video stream, interlaced, an unsupported
+    pixel format or colour matrix, or a codec the output container cannot hold)."""
+
+
+class DamagedVideoError(VideoError):
+    """The video data is damaged part-way through; ``frame`` is the first frame that cannot be trusted."""
+
+    def __init__(self, message: str, frame: int | None = None) -> None:
+        super().__init__(message)
+        self.frame = frame
+
+
+class WorkFolderError(HATError, RuntimeError):
+    """A video's work folder holds chunks made from another source or with other settings, so they cannot be
+    resumed; it is left untouched."""
+
+
+class ClusterError(HATError, RuntimeError):
+    """A Ray cluster cannot be used: Ray is not installed, no cluster answers at the address, or the workers run
+    another version of hat-plugin."""
 
 
 class Cancelled(HATError):

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hat_plugin.batch import OutputClaims, find_images, output_path
+from hat_plugin.cli import video as video_cli  # video inputs: hat_plugin/cli/video.py (the hook is marked below)
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Console, UsageError
 from hat_plugin.errors import HATError, OutputError
 from hat_plugin.images import is_image_name, output_format, read_image, write_image
@@ -99,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     talk = parser.add_mutually_exclusive_group()
     talk.add_argument("--quiet", action="store_true", help="print errors only")
     talk.add_argument("-v", "--verbose", action="store_true", help="print details and tracebacks")
+    video_cli.add_arguments(parser)  # video hook: the video options
     return parser
 
 
@@ -118,6 +120,8 @@ def _quality(text: str) -> int:
 
 def run(argv: list[str]) -> int:
     """The upscale command (the default one) with ``argv``; returns the exit code."""
+    if video_cli.claims(argv):  # video hook: video files and folders of videos go to the video command
+        return video_cli.run(argv)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
