@@ -309,9 +309,10 @@ def _model(args: argparse.Namespace, console: Console) -> tuple[Path, str] | Non
 def _engine(weights: Path, engine: EngineOptions, console: Console) -> Upscaler | None:
     """One engine for all the videos of a local run (None after reporting when it cannot be made)."""
     from hat_plugin.engine import Upscaler
+    from hat_plugin.video.model import load_job_model
 
     try:
-        upscaler = Upscaler(weights, **engine.as_kwargs())
+        upscaler = Upscaler(load_job_model(weights), **engine.as_kwargs())
     except HATError as exc:
         console.error(str(exc), exc)
         return None
@@ -323,7 +324,7 @@ def _engine(weights: Path, engine: EngineOptions, console: Console) -> Upscaler 
 def _scale_of(weights: Path) -> int:
     from hat_plugin.checkpoint import load_model
 
-    return load_model(weights).config.upscale
+    return int(load_model(weights).config.upscale)
 
 
 def _process(

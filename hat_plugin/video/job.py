@@ -240,9 +240,9 @@ class VideoJob:
                 digest.update(block)
         if self.upscaler is not None:
             return self.upscaler.scale, digest.hexdigest()[:32]
-        from ..checkpoint import load_model
+        from .model import load_job_model
 
-        self._net = load_model(self._weights)
+        self._net = load_job_model(self._weights)
         return self._net.config.upscale, digest.hexdigest()[:32]
 
     def _index(self, info: VideoInfo, work: WorkFolder, record: dict[str, Any], cancel: CancelCheck) -> FrameIndex:
@@ -302,7 +302,8 @@ class VideoJob:
     def _upscale(self, plan: VideoPlan, pending: list[Chunk], tracker: _Tracker, cancel: CancelCheck) -> None:
         def finished(chunk: Chunk) -> None:
             plan.done.add(chunk.number)
-            tracker.chunk_done(chunk)
+            if self.ray is None:
+                tracker.chunk_done(chunk)
 
         if self.ray is not None:
             assert self._net is not None, "a Ray job loads its model from the weights file"
@@ -351,6 +352,7 @@ class _Tracker:
 
     def __init__(self, done: int, total: int, progress: ProgressFn | None) -> None:
         self.base, self.total, self.progress = done, total, progress
+        self.start = done
         self.current: dict[int, int] = {}
         self.lock = threading.Lock()
         self._emit(done)
@@ -369,11 +371,8 @@ class _Tracker:
         self._emit(done)
 
     def cluster(self, frames: int) -> None:
-        """The Ray runner's figure: frames done in the chunks running now."""
-        with self.lock:
-            self.current = {-1: frames}
-            done = self.base + frames
-        self._emit(done)
+        """The Ray runner's figure: frames done by this run (it counts finished chunks itself)."""
+        self._emit(self.start + frames)
 
     def _emit(self, done: int) -> None:
         if self.progress is not None:

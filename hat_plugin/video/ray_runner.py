@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..errors import ClusterError, HATError
 from ..progress import CancelCheck, raise_if_cancelled
+from .board import Board
 from .index import FrameIndex
 from .probe import VideoInfo
 from .runner import FrameUpscaler, run_chunks
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RayRunner", "WorkerStatus"]
 
-_POLL = 0.5
+_POLL = 0.5  # seconds between the driver's looks at the tasks and the progress board
+_REPORT = 0.2  # seconds between a worker's progress reports (besides its first and last frame)
 _RETRIES = 3
 _MAX_CPUS_PER_TASK = 4
 
@@ -98,7 +100,8 @@ class RayRunner:
         cancel: CancelCheck = None,
     ) -> None:
         """Upscale ``chunks`` into their segments on the cluster. ``model`` is ``(HATConfig, state_dict)``;
-        ``on_progress(frames)`` gets the frames done in the chunks running now, ``on_chunk`` each finished chunk."""
+        ``on_progress(frames)`` gets the frames done by this run (finished chunks and the running ones' frames so
+        far), ``on_chunk`` each finished chunk."""
         ray = _import_ray()
         started_here = not ray.is_initialized()
         if started_here:
@@ -151,13 +154,14 @@ class RayRunner:
         cpus = 1 if gpus else self._cpus(ray)
         resources = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": cpus}
         task = ray.remote(max_retries=_RETRIES, retry_exceptions=False)(_chunk_task).options(**resources)
-        board = ray.remote(num_cpus=0)(_Board).remote()
+        board = ray.remote(num_cpus=0)(Board).remote()
         model_ref, index_ref = ray.put(model), ray.put(index)
         refs = {}
         for chunk in chunks:
             spec = _TaskSpec(__version__, model_key, engine, cpus, info, fmt, chunk, str(segment(chunk)), job, streams)
             refs[task.remote(spec, [model_ref], index_ref, board)] = chunk
         done: set[int] = set()
+        finished = 0
         remaining = list(refs)
         try:
             while remaining:
@@ -166,6 +170,7 @@ class RayRunner:
                 for ref in ready:
                     _result(ray, ref)
                     done.add(refs[ref].number)
+                    finished += refs[ref].frames
                     if on_chunk is not None:
                         on_chunk(refs[ref])
                 reports = ray.get(board.snapshot.remote())
@@ -173,7 +178,7 @@ class RayRunner:
                     n: WorkerStatus(n, frames, node, pid) for n, (frames, node, pid) in reports.items() if n not in done
                 }
                 if on_progress is not None:
-                    on_progress(sum(status.frames for status in self.workers.values()))
+                    on_progress(finished + sum(status.frames for status in self.workers.values()))
         except BaseException:
             for ref in remaining:
                 ray.cancel(ref, force=True)
@@ -211,19 +216,6 @@ def _result(ray: Any, ref: Any) -> None:
         raise ClusterError(f"a chunk failed on the cluster after {_RETRIES} retries: {exc}") from None
 
 
-class _Board:
-    """A Ray actor: the frames each running chunk has done, and where it runs."""
-
-    def __init__(self) -> None:
-        self.reports: dict[int, tuple[int, str, int]] = {}
-
-    def report(self, chunk: int, frames: int, node: str, pid: int) -> None:
-        self.reports[chunk] = (frames, node, pid)
-
-    def snapshot(self) -> dict[int, tuple[int, str, int]]:
-        return dict(self.reports)
-
-
 # ------------------------------------------------------------------------------------------------ on the workers
 
 _engines: dict[tuple[str, str], Upscaler] = {}
@@ -240,7 +232,7 @@ def _chunk_task(spec: _TaskSpec, model_box: list[Any], index: FrameIndex, board:
 
     def report(chunk: Chunk, frames: int) -> None:
         now = time.monotonic()
-        if now - last[0] >= 0.2 or frames == chunk.frames:
+        if now - last[0] >= _REPORT or frames in (1, chunk.frames):
             last[0] = now
             board.report.remote(chunk.number, frames, node, pid)
 
@@ -264,8 +256,8 @@ def _engine(spec: _TaskSpec, model_box: list[Any]) -> Upscaler:
     import ray
     import torch
 
-    from ..checkpoint import build_model
     from ..engine import Upscaler
+    from .model import rebuild_model
 
     key = (spec.model_key, repr(sorted(spec.engine.items())))
     with _engines_lock:
@@ -273,8 +265,6 @@ def _engine(spec: _TaskSpec, model_box: list[Any]) -> Upscaler:
             if not ray.get_gpu_ids():
                 torch.set_num_threads(spec.cpus)
             config, state = ray.get(model_box[0])
-            net = build_model(config)
-            net.load_state_dict(state)
             _engines.clear()  # one model per worker: a new job's model replaces the last one
-            _engines[key] = Upscaler(net.eval(), **spec.engine)
+            _engines[key] = Upscaler(rebuild_model(config, state), **spec.engine)
         return _engines[key]
