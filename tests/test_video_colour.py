@@ -159,7 +159,12 @@ def test_repacking_is_lossless(packed, planar):
     frame = new_frame(planes, layout, 34, 22)
     frame.color_range = 1
     back = read_planes(frame.reformat(format=packed), layout)
-    assert all(np.array_equal(a, b) for a, b in zip(planes, back, strict=True))
+    for index, (a, b) in enumerate(zip(planes, back, strict=True)):
+        where = np.argwhere(a != b)
+        assert where.size == 0, (
+            f"plane {index}: {len(where)} samples differ, e.g. at {where[:4].tolist()}: "
+            f"{a[a != b][:4]} -> {b[a != b][:4]}"
+        )
 
 
 def test_grey_video_round_trips_through_rgb():

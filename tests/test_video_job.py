@@ -11,12 +11,12 @@ import av
 import numpy as np
 import pytest
 import torch
-from video_helpers import WEIGHTS, damage, decoded, make_clip, planes_of
+from video_helpers import WEIGHTS, damage, decoded, frame_rgb, make_clip, planes_of
 
 from hat_plugin.engine import Upscaler
 from hat_plugin.errors import Cancelled, DamagedVideoError, OptionError, OutputError, VideoError, WorkFolderError
 from hat_plugin.pixels import from_unit_float, to_unit_float
-from hat_plugin.video import EncoderSettings, VideoJob
+from hat_plugin.video import EncoderSettings, VideoJob, frame_count, read_frame
 from hat_plugin.video.runner import FrameUpscaler
 from hat_plugin.video.work import WorkFolder
 
@@ -344,3 +344,18 @@ def test_each_codec_writes_a_decodable_file_with_the_expected_depth(tmp_path, en
     assert [frame.pts * frame.time_base for _, frame in frames] == [pts * clip.time_base for pts in clip.pts]
     assert {frame.format.name for _, frame in frames} == {expected_fmt}
     assert {(frame.width, frame.height) for _, frame in frames} == {(64, 48)}
+
+
+def test_read_frame_gives_the_frame_of_that_number_as_rgb(tmp_path):
+    """The compare view's helper: frame k of a file as RGB, matching what was drawn into frame k."""
+    clip = make_clip(tmp_path / "in.mkv", frames=6, pix_fmt="yuv444p10le", vfr=True)
+    assert frame_count(clip.path) == 6
+    for number in (0, 4):
+        picture = read_frame(clip.path, number)
+        assert picture.shape == (24, 32, 3) and picture.dtype == np.uint16
+        drawn = frame_rgb(number, 32, 24).astype(float) * 257
+        assert np.abs(picture - drawn).mean() < 0.01 * 65535
+        others = [np.abs(picture - frame_rgb(n, 32, 24).astype(float) * 257).mean() for n in range(6)]
+        assert int(np.argmin(others)) == number
+    with pytest.raises(OptionError, match="has 6 frames"):
+        read_frame(clip.path, 6)

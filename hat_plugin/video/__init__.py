@@ -8,7 +8,8 @@
 Modules: ``probe`` (what a file holds), ``colour`` (YUV <-> RGB by the declared matrix, range and siting),
 ``frames`` (pixel layouts), ``index`` (frame timestamps), ``decode`` (frame-exact reading), ``codecs`` (encoder
 settings), ``segment`` and ``work`` (chunks on disk), ``mux`` (joining with the other streams), ``runner``
-(the local decode/infer/encode pipeline), ``ray_runner`` (chunks on a Ray cluster), ``job`` (all of it).
+(the local decode/infer/encode pipeline), ``ray_runner`` (chunks on a Ray cluster), ``job`` (all of it),
+``preview`` (one frame as an RGB picture, for a compare view).
 Names are imported on first use, so checking file names (``is_video_name``) loads neither PyAV nor PyTorch.
 """
 
@@ -22,6 +23,7 @@ from .names import VIDEO_EXTENSIONS, WORK_SUFFIX, is_video_name
 if TYPE_CHECKING:
     from .codecs import CODECS, EncoderSettings
     from .job import EngineOptions, VideoJob, VideoPlan, VideoResult
+    from .preview import frame_count, read_frame
     from .probe import VideoInfo, probe
     from .ray_runner import RayRunner
 
@@ -35,6 +37,8 @@ _LAZY = {
     "VideoInfo": "probe",
     "probe": "probe",
     "RayRunner": "ray_runner",
+    "frame_count": "preview",
+    "read_frame": "preview",
 }
 
 __all__ = [
@@ -48,8 +52,10 @@ __all__ = [
     "VideoJob",
     "VideoPlan",
     "VideoResult",
+    "frame_count",
     "is_video_name",
     "probe",
+    "read_frame",
 ]
 
 

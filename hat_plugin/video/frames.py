@@ -75,7 +75,8 @@ def read_planes(frame: av.VideoFrame, layout: PixelLayout) -> list[np.ndarray]:
     """The frame's samples as ``layout.num_planes`` contiguous arrays (copies, safe after the frame is freed)."""
     if not _reads_in_place(frame.format, layout):
         same_range = frame.color_range or None
-        frame = frame.reformat(format=layout.pix_fmt, src_color_range=same_range, dst_color_range=same_range)
+        # one thread: swscale's sliced threads returned wrong rows now and then for p010le here (PyAV 19)
+        frame = frame.reformat(format=layout.pix_fmt, src_color_range=same_range, dst_color_range=same_range, threads=1)
     dtype = layout.dtype
     planes = []
     for index in range(layout.num_planes):

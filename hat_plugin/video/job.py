@@ -160,6 +160,8 @@ class VideoJob:
         self.chunk_frames, self.streams = chunk_frames, streams
         self.engine = engine or EngineOptions()
         self.upscaler = upscaler
+        if ray is not None and upscaler is not None:
+            raise OptionError("a Ray job builds its engines on the workers: give no upscaler with ray")
         if isinstance(ray, str):
             from .ray_runner import RayRunner
 

@@ -1,6 +1,10 @@
 """Upscaling chunks on this machine: decoding, inference and encoding overlap in a pipeline.
 
-    decoder thread --(planes)--> inference (``streams`` frames at a time) --(planes)--> encoder thread
+    decoder thread --(planes)--> inference threads (``streams``) --(planes)--> encoder thread
+
+The calling thread only hands frames around. Inference runs on worker threads even for one stream: on the CPU,
+PyTorch run from the main thread next to busy codec threads took 2-4x the CPU time for the same frames on the
+2-core machine the benchmarks ran on (``docs/benchmarks.md``), on a worker thread it did not.
 
 Queues between the stages are short, so memory stays the same for a clip or a film. The decoder runs through
 consecutive chunks without seeking again; the encoder starts a new segment at each chunk and publishes it when
@@ -150,7 +154,7 @@ def run_chunks(
     threads = [threading.Thread(target=decode, name="hat-decode"), threading.Thread(target=encode, name="hat-encode")]
     for thread in threads:
         thread.start()
-    pool = ThreadPoolExecutor(max_workers=streams, thread_name_prefix="hat-infer") if streams > 1 else None
+    pool = ThreadPoolExecutor(max_workers=streams, thread_name_prefix="hat-infer")
     finished = False
     try:
         _infer(decoded, encoded, upscale, pool, streams, stop, on_frame, cancel)
@@ -161,8 +165,7 @@ def run_chunks(
         threads[1].join()
         stop.set()
         threads[0].join()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
     if failures:
         raise failures[0]
 
@@ -171,7 +174,7 @@ def _infer(
     decoded: queue.Queue[object],
     encoded: queue.Queue[object],
     upscale: Callable[[Planes], Planes],
-    pool: ThreadPoolExecutor | None,
+    pool: ThreadPoolExecutor,
     streams: int,
     stop: threading.Event,
     on_frame: Callable[[Chunk, int], None] | None,
@@ -194,9 +197,6 @@ def _infer(
                 raise item.error
             if not isinstance(item, _Frame):
                 break
-            if pool is None:
-                hand_over(item, upscale(item.planes))
-                continue
             pending.append((item, pool.submit(upscale, item.planes)))
             if len(pending) >= streams:
                 frame, future = pending.popleft()
