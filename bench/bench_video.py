@@ -290,8 +290,22 @@ def section(
         f"{memory[long] / 2**20:.0f} MB for {long} frames (x{long // short} the length): "
         f"{(memory[long] / memory[short] - 1) * 100:+.1f} %.",
         "",
+        *NOTES,
     ]
     return "\n".join(lines)
+
+
+NOTES = [
+    "Notes: the pipe route's `.vpy` decodes the whole clip before the first frame (no source plugin here), so its",
+    "decoding is not overlapped; ours decodes, upscales and encodes at the same time and also writes chunks and muxes.",
+    "CPU seconds count every process of a route. On this shared 2-core machine PyTorch's spinning OpenMP threads make",
+    "single runs swing by 2-5x; only ratios within one run of alternated rounds mean something. One finding from",
+    "these runs is built in: PyTorch called from the main thread next to busy codec threads took 2-4x the CPU of the",
+    "same frames on a worker thread, so the video pipeline runs inference on worker threads even for one stream.",
+    "No GPU was available; on one, run `python -m bench.bench_video --device cuda --model HAT-S_SRx4 --width 480",
+    "--height 270 --frames 96`.",
+    "",
+]
 
 
 def write_section(path: Path, text: str) -> None:
