@@ -126,6 +126,7 @@ def test_x264_mp4_cfr_bt601_keeps_timestamps_audio_and_order(tmp_path, engine):
         time_base=fractions.Fraction(1, 12800),
         audio=True,
         options={"crf": "10"},
+        rotation=90,
     )
     out = tmp_path / "out.mp4"
     job(clip.path, out, engine, encoder=EncoderSettings("x264", crf=12, preset="fast")).run()
@@ -134,6 +135,7 @@ def test_x264_mp4_cfr_bt601_keeps_timestamps_audio_and_order(tmp_path, engine):
     with av.open(str(out)) as container:
         assert container.streams.video[0].time_base == fractions.Fraction(1, 12800)
         assert container.streams.video[0].codec_context.colorspace == 6
+        assert next(container.decode(video=0)).rotation == 90  # the phone's display rotation is kept
     assert packets(out, "audio") == packets(clip.path, "audio")
     plan = job(clip.path, tmp_path / "x.mp4", engine).prepare()
     reference = FrameUpscaler(engine, plan.info, plan.fmt)
@@ -359,3 +361,11 @@ def test_read_frame_gives_the_frame_of_that_number_as_rgb(tmp_path):
         assert int(np.argmin(others)) == number
     with pytest.raises(OptionError, match="has 6 frames"):
         read_frame(clip.path, 6)
+
+
+def test_an_odd_upscaled_size_with_subsampled_chroma_is_refused_before_work(tmp_path, engine):
+    x3 = WEIGHTS.parent.parent / "tiny-x3-w8" / "weights.safetensors"
+    clip = make_clip(tmp_path / "odd.mkv", frames=2, width=33, height=21, pix_fmt="yuv444p")
+    with pytest.raises(VideoError, match="99x63 is odd.*--pix-fmt yuv444p"):
+        VideoJob(clip.path, tmp_path / "o.mkv", x3, encoder=EncoderSettings("x264", pix_fmt="yuv420p")).prepare()
+    assert not (tmp_path / "o.mkv.hat-work").exists()

@@ -63,6 +63,7 @@ def make_clip(
     chapters: bool = False,
     options: dict[str, str] | None = None,
     interlaced: bool = False,
+    rotation: int = 0,
 ) -> Clip:
     """Write a clip and return its timestamps and the planes of every frame as encoded (lossless codecs)."""
     rate = 25
@@ -80,6 +81,8 @@ def make_clip(
     stream.codec_context.colorspace = colorspace
     stream.codec_context.color_range = color_range
     stream.metadata["title"] = "picture"
+    if rotation:
+        stream.set_display_rotation(rotation)
     opts = dict(options or {})
     if interlaced:
         opts["x264-params"] = "tff=1"

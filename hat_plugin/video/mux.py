@@ -72,6 +72,12 @@ def plan_streams(output: Path, info: VideoInfo, fmt: OutputFormat) -> StreamPlan
     """
     muxer = container_format(output)
     spec = CODECS[fmt.settings.codec]
+    odd = (fmt.layout.sub_x and fmt.width % 2) or (fmt.layout.sub_y and fmt.height % 2)
+    if odd and spec.name != "ffv1":
+        raise VideoError(
+            f"{output}: the upscaled size {fmt.width}x{fmt.height} is odd, which {spec.name} cannot encode with "
+            f"{fmt.layout.chroma_name} chroma; use --pix-fmt yuv444p (or a model with an even scale)"
+        )
     scratch = av.open(io.BytesIO(), "w", format=muxer)
     copied: list[int] = []
     dropped: list[str] = []
@@ -103,9 +109,10 @@ def plan_streams(output: Path, info: VideoInfo, fmt: OutputFormat) -> StreamPlan
     try:
         scratch.start_encoding()
     except (av.error.FFmpegError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
         raise VideoError(
             f"{output}: {spec.name} cannot encode {fmt.width}x{fmt.height} {fmt.layout.pix_fmt} into {muxer} "
-            f"({exc}); try --pix-fmt yuv444p or another --codec"
+            f"({reason}); try another --pix-fmt or --codec"
         ) from None
     finally:
         _close_quietly(scratch)
@@ -218,6 +225,8 @@ def _write(
             if number == info.stream_index:
                 video = target.add_stream_from_template(template, opaque=True)
                 video.time_base = index.time_base
+                if info.rotation:
+                    video.set_display_rotation(info.rotation)
                 _copy_stream_facts(source_video, video, stale=True)
                 mapping[number] = video
             elif number in streams.copied:

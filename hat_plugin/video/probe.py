@@ -59,6 +59,8 @@ class VideoInfo:
     duration: float | None
     sample_aspect_ratio: Fraction | None
     others: tuple[StreamInfo, ...] = field(default_factory=tuple)
+    rotation: int = 0
+    """Display rotation in degrees (phone videos), kept as a tag: the pictures are upscaled as stored."""
 
     def describe(self) -> str:
         """One line for the user: size, codec, pixel format, colour, rate and what else is in the file."""
@@ -159,6 +161,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             duration=duration,
             sample_aspect_ratio=fraction(sar),
             others=others,
+            rotation=int(first.rotation or 0),
         )
 
 
