@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .errors import HATError, OptionError, OutputError
 from .images import extension_for, is_image_name, output_format
+from .video.names import WORK_SUFFIX
 
 __all__ = [
     "DEFAULT_SUFFIX",
@@ -28,6 +29,7 @@ __all__ = [
     "OutputOptions",
     "Plan",
     "Planned",
+    "find_files",
     "find_images",
     "format_suffix",
     "output_path",
@@ -67,6 +69,8 @@ class OutputOptions:
     """Output format name (``png``, ``jpg``, ...); None keeps the input's when it can be written, else PNG."""
     overwrite: bool = False
     """Replace existing outputs (never inputs)."""
+    kind: str = "image"
+    """``image`` or ``video``: an output ``file`` of an image run must name an image format (videos: a container)."""
 
     def __post_init__(self) -> None:
         format_suffix(self.suffix, 2, "model")  # refuse a bad template before any work
@@ -75,7 +79,7 @@ class OutputOptions:
                 object.__setattr__(self, "format", output_format(None, self.format))
             except OutputError as exc:
                 raise OptionError(str(exc)) from None
-        if self.file is not None:
+        if self.file is not None and self.kind == "image":
             try:
                 file_format = output_format(self.file)
             except OutputError as exc:
@@ -116,33 +120,53 @@ class Plan:
     """Cannot be processed as asked: its output would replace an input or another input's output."""
 
 
-def find_images(
+def find_files(
     root: Path,
     recursive: bool,
+    accepts: Callable[[str], bool],
     exclude: Path | None = None,
     on_skipped: Callable[[Path, str], None] | None = None,
+    kind: str = "image",
 ) -> Iterator[tuple[Path, Path]]:
-    """``(file, subfolder relative to root)`` for each image file in ``root`` (and below when ``recursive``),
-    sorted. Hidden files and folders and the ``exclude`` folder (e.g. the output folder) are left out; other
-    entries (non-image files, pipes, devices) are passed to ``on_skipped`` with the reason."""
+    """``(file, subfolder relative to root)`` for each file in ``root`` (and below when ``recursive``) whose name
+    ``accepts``, sorted. Hidden files and folders, work folders and the ``exclude`` folder (e.g. the output folder)
+    are left out; other entries (other files, pipes, devices) are passed to ``on_skipped`` with the reason."""
     excluded = exclude.resolve() if exclude is not None else None
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != excluded)
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".") and not d.endswith(WORK_SUFFIX) and (here / d).resolve() != excluded
+        )
         if not recursive:
             dirs.clear()
         for name in sorted(files):
             if name.startswith("."):
                 continue
             path = here / name
-            if not is_image_name(name):
+            if not accepts(name):
                 if on_skipped is not None:
-                    on_skipped(path, "not an image file")
+                    on_skipped(path, f"not {_article(kind)} file")
             elif not _is_regular_file(path):
                 if on_skipped is not None:
                     on_skipped(path, "not a regular file (a pipe, socket or device)")
             else:
                 yield path, here.relative_to(root)
+
+
+def find_images(
+    root: Path,
+    recursive: bool,
+    exclude: Path | None = None,
+    on_skipped: Callable[[Path, str], None] | None = None,
+) -> Iterator[tuple[Path, Path]]:
+    """The image files of a folder (see ``find_files``)."""
+    return find_files(root, recursive, is_image_name, exclude, on_skipped, "image")
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
 
 
 def _is_regular_file(path: Path) -> bool:
@@ -152,22 +176,34 @@ def _is_regular_file(path: Path) -> bool:
         return False
 
 
-def output_path(source: Path, subfolder: Path | None, output_dir: Path | None, suffix: str, fmt: str | None) -> Path:
-    """Where the upscaled ``source`` goes: beside it, or under ``output_dir`` keeping ``subfolder``.
-
-    ``suffix`` is already formatted (e.g. ``_x4``). ``fmt`` None keeps the input's format when it can be
-    written, else PNG; otherwise it is a format name ``images.write_image`` accepts.
-    Raises ``OutputError`` when the name would be too long for a file system.
-    """
-    if "/" in suffix or os.sep in suffix:
-        raise OutputError(f"the suffix {suffix!r} contains a path separator; choose an output folder instead")
+def image_extension(source: Path, fmt: str | None) -> str:
+    """The extension of an upscaled image: ``fmt``'s, or the input's when ``fmt`` is None and the input's format
+    can be written, else PNG's."""
     try:
         same = output_format(source)
     except OutputError:
         same = None
     fmt = fmt or same or FALLBACK_FORMAT
-    extension = source.suffix if fmt == same else extension_for(fmt)
-    name = f"{source.stem}{suffix}{extension}"
+    return source.suffix if fmt == same else extension_for(fmt)
+
+
+def output_path(
+    source: Path,
+    subfolder: Path | None,
+    output_dir: Path | None,
+    suffix: str,
+    fmt: str | None,
+    extension: str | None = None,
+) -> Path:
+    """Where the upscaled ``source`` goes: beside it, or under ``output_dir`` keeping ``subfolder``.
+
+    ``suffix`` is already formatted (e.g. ``_x4``). The extension is ``extension`` when given (videos choose
+    their container), else ``image_extension(source, fmt)``.
+    Raises ``OutputError`` when the name would be too long for a file system.
+    """
+    if "/" in suffix or os.sep in suffix:
+        raise OutputError(f"the suffix {suffix!r} contains a path separator; choose an output folder instead")
+    name = f"{source.stem}{suffix}{extension if extension is not None else image_extension(source, fmt)}"
     if len(os.fsencode(name)) > NAME_MAX:
         raise OutputError(
             f"the output name for {source.name[:40]}... would be {len(os.fsencode(name))} bytes long, more than "
@@ -178,15 +214,24 @@ def output_path(source: Path, subfolder: Path | None, output_dir: Path | None, s
     return output_dir / (subfolder or Path()) / name
 
 
-def plan_outputs(inputs: Sequence[Input], options: OutputOptions, *, scale: int, model: str) -> Plan:
-    """Decide what happens to each input (see the module docstring), in input order."""
+def plan_outputs(
+    inputs: Sequence[Input],
+    options: OutputOptions,
+    *,
+    scale: int,
+    model: str,
+    extension: Callable[[Path], str] | None = None,
+) -> Plan:
+    """Decide what happens to each input (see the module docstring), in input order. ``extension(source)`` gives
+    the output's extension where the image rule does not apply (videos)."""
     plan = Plan()
     suffix = format_suffix(options.suffix, scale, model)
     outputs: dict[Input, Path] = {}
     for item in inputs:
         try:
+            ext = extension(item.source) if extension is not None else None
             outputs[item] = options.file or output_path(
-                item.source, item.subfolder, options.folder, suffix, options.format
+                item.source, item.subfolder, options.folder, suffix, options.format, ext
             )
         except HATError as exc:
             plan.failed.append((item, str(exc)))

@@ -142,7 +142,9 @@ def load_model(
         raise CheckpointError(f"{name}: {exc}") from None
     _check_index_buffers(sd, config, name)
     model = build_model(config, device="meta")
-    sd = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
+    # Fresh copies: tensors read from a file can sit at unaligned offsets of its buffer, and CPU kernels then round
+    # differently from aligned copies (a video chunk on a Ray worker must give the bits of the local run).
+    sd = {k: (v.to(torch.float32, copy=True) if v.is_floating_point() else v.clone()) for k, v in sd.items()}
     try:
         result = model.load_state_dict(sd, strict=False, assign=True)
     except RuntimeError as exc:

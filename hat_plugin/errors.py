@@ -10,6 +10,8 @@ __all__ = [
     "Cancelled",
     "CheckpointError",
     "DataError",
+    "ClusterError",
+    "DamagedVideoError",
     "DeviceError",
     "DownloadError",
     "HATError",
@@ -21,6 +23,8 @@ __all__ = [
     "OutputError",
     "TrainingError",
     "UnsafeURLError",
+    "VideoError",
+    "WorkFolderError",
     "is_out_of_memory",
     "out_of_memory_message",
 ]
@@ -76,6 +80,29 @@ class DataError(HATError, ValueError):
 
 class TrainingError(HATError, RuntimeError):
     """A training run cannot start or resume: the run folder is taken, is not a run, or its state does not fit."""
+
+
+class VideoError(HATError, ValueError):
+    """A video file cannot be read or upscaled as it is (not a video, no video stream, interlaced, an unsupported
+    pixel format or colour matrix, or a codec the output container cannot hold)."""
+
+
+class DamagedVideoError(VideoError):
+    """The video data is damaged part-way through; ``frame`` is the first frame that cannot be trusted."""
+
+    def __init__(self, message: str, frame: int | None = None) -> None:
+        super().__init__(message)
+        self.frame = frame
+
+
+class WorkFolderError(HATError, RuntimeError):
+    """A video's work folder holds chunks made from another source or with other settings, so they cannot be
+    resumed; it is left untouched."""
+
+
+class ClusterError(HATError, RuntimeError):
+    """A Ray cluster cannot be used: Ray is not installed, no cluster answers at the address, or the workers run
+    another version of hat-plugin."""
 
 
 class Cancelled(HATError):

@@ -29,6 +29,7 @@ _REASONS = {
     errno.ENOTDIR: "a file is in the way of the output folder",
     errno.EEXIST: "a file is in the way of the output folder",
     errno.ENAMETOOLONG: "the file name is too long for this file system",
+    errno.EFBIG: "the file is larger than this file system (or a size limit) allows",
 }
 
 

@@ -8,19 +8,17 @@ Bad inputs are reported and skipped, never fatal to the batch; the exit code say
 from __future__ import annotations
 
 import argparse
-import errno
-import glob
 import os
-import stat
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hat_plugin.batch import DEFAULT_SUFFIX, Input, OutputOptions, Planned, find_images, plan_outputs
-from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Console, UsageError
+from hat_plugin.batch import DEFAULT_SUFFIX, OutputOptions, Planned, plan_outputs
+from hat_plugin.cli import video as video_cli  # video inputs: hat_plugin/cli/video.py (the hook is marked below)
+from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, Console, UsageError
+from hat_plugin.cli.runs import Tally, collect_inputs, model_source, report_plan
 from hat_plugin.errors import HATError, OptionError
 from hat_plugin.images import is_image_name, read_image, write_image
 from hat_plugin.limits import default_max_pixels
@@ -30,20 +28,8 @@ if TYPE_CHECKING:  # the engine (and PyTorch) load only when a model is needed: 
     from tqdm import tqdm
 
     from hat_plugin.engine import Upscaler
-    from hat_plugin.weights import ModelEntry
 
 __all__ = ["build_parser", "run"]
-
-_GLOB_CHARS = frozenset("*?[")
-
-
-@dataclass
-class Tally:
-    """What happened to the inputs of a run."""
-
-    written: int = 0
-    skipped: int = 0
-    failed: list[str] = field(default_factory=list)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     talk = parser.add_mutually_exclusive_group()
     talk.add_argument("--quiet", action="store_true", help="print errors only")
     talk.add_argument("-v", "--verbose", action="store_true", help="print details and tracebacks")
+    video_cli.add_arguments(parser)  # video hook: the video options
     return parser
 
 
@@ -129,6 +116,8 @@ def _quality(text: str) -> int:
 
 def run(argv: list[str]) -> int:
     """The upscale command (the default one) with ``argv``; returns the exit code."""
+    if video_cli.claims(argv):  # video hook: video files and folders of videos go to the video command
+        return video_cli.run(argv)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -191,12 +180,14 @@ def _output_is_file(output: str) -> bool:
 
 
 def _run(args: argparse.Namespace, options: OutputOptions, console: Console) -> int:
-    tally = Tally()
-    inputs = list(_collect(args.inputs, args.recursive, options.folder, console, tally))
+    tally = Tally(console)
+    inputs = collect_inputs(
+        args.inputs, recursive=args.recursive, out_dir=options.folder, accepts=is_image_name, kind="image", tally=tally
+    )
     if options.file is not None and (len(inputs) > 1 or any(not item.explicit for item in inputs)):
         raise UsageError(f"-o {args.output} names one file, but the inputs are several; give a folder instead")
     if not inputs:
-        return _finish(console, tally)
+        return tally.finish()
     upscaler, label = _load_upscaler(args, console)
     if upscaler is None:
         return EXIT_FAILED
@@ -208,79 +199,12 @@ def _run(args: argparse.Namespace, options: OutputOptions, console: Console) -> 
         args.max_pixels = default_max_pixels(upscaler.scale)
         console.detail(f"inputs over {args.max_pixels:,} pixels are refused (the free memory); see --max-pixels")
     plan = plan_outputs(inputs, options, scale=upscaler.scale, model=label)
-    for item, why in plan.left_out:
-        console.detail(f"left out {item.source}: {why}")
-    for item, why in plan.failed:
-        _fail(console, tally, f"{item.source}: {why} (use --suffix or -o)")
-    for item, why in plan.skipped:
-        tally.skipped += 1
-        console.info(f"skipped {item.source}: {why.replace('overwrite is off', 'use --overwrite to replace it')}")
+    report_plan(plan, tally)
     with console.bar(total=len(plan.todo), unit="image", desc="images") as images_bar:
         for job in plan.todo:
             _process(job, upscaler, args, options, console, tally)
             images_bar.update(1)
-    return _finish(console, tally)
-
-
-def _collect(
-    inputs: list[str], recursive: bool, out_dir: Path | None, console: Console, tally: Tally
-) -> Iterator[Input]:
-    """Expand the command line's inputs into jobs; missing inputs count as failures, junk is reported."""
-    seen: set[Path] = set()
-    excluded = out_dir.resolve() if out_dir is not None else None
-    for text in inputs:
-        path = Path(text)
-        try:
-            mode: int | None = path.stat().st_mode
-        except OSError as exc:
-            mode = None
-            if exc.errno == errno.ENAMETOOLONG:
-                _fail(console, tally, f"{text[:60]}...: the name is too long for this file system")
-                continue
-        if mode is not None and stat.S_ISDIR(mode):
-            found = list(_walk(path, recursive, excluded, console))
-            if not found:
-                _fail(console, tally, f"{path}: no image files in this folder")
-        elif mode is not None and stat.S_ISREG(mode):
-            found = [Input(path)]
-        elif mode is not None:
-            _fail(console, tally, f"{path}: not a regular file (a pipe, socket or device); give an image file")
-            continue
-        elif _GLOB_CHARS & set(text):
-            found = _expand_glob(text, console)
-            if not found:
-                _fail(console, tally, f"{text}: no image files match this pattern")
-        else:
-            _fail(console, tally, f"{path}: no such file or folder")
-            continue
-        for job in found:
-            key = job.source.resolve()
-            if key not in seen:
-                seen.add(key)
-                yield job
-
-
-def _walk(root: Path, recursive: bool, excluded: Path | None, console: Console) -> Iterator[Input]:
-    """Image files in ``root`` (and below when ``recursive``), sorted; hidden files and ``excluded`` are left out."""
-    for path, subfolder in find_images(root, recursive, excluded, lambda p, why: console.info(f"skipped {p}: {why}")):
-        yield Input(path, subfolder, explicit=False)
-    if not recursive:
-        subfolders = sum(1 for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-        if subfolders:
-            console.info(f"skipped {subfolders} subfolder(s) of {root}; use -r to include them")
-
-
-def _expand_glob(pattern: str, console: Console) -> list[Input]:
-    jobs = []
-    for match in sorted(glob.glob(pattern, recursive=True)):
-        path = Path(match)
-        if not path.is_file():
-            continue
-        if is_image_name(path):
-            jobs.append(Input(path, explicit=False))
-        else:
-            console.info(f"skipped {path}: not an image file")
-    return jobs
+    return tally.finish()
 
 
 def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler | None, str]:
@@ -295,7 +219,7 @@ def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler
 
     configure_process()
     try:
-        source, label = _model_source(args, console)
+        source, label = model_source(args, console)
         console.info(f"loading model {label}…")
         return Upscaler(source, **options), label
     except UsageError:
@@ -305,45 +229,6 @@ def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler
     except Exception as exc:  # a bug, not bad input: one line unless --verbose
         console.error(f"cannot load the model: {type(exc).__name__}: {exc}", exc)
     return None, ""
-
-
-class _DownloadBar:
-    """A byte progress bar opened only when a download really starts (never for a cached or bundled model)."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.bar: tqdm[Any] | None = None
-
-    def announce(self, entry: ModelEntry) -> None:
-        self.console.info(f"downloading {entry.name} (once; it is cached for later runs)")
-        self.bar = self.console.bar(
-            total=entry.size, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.name, leave=False
-        )
-
-    def progress(self, done: int, total: int | None) -> None:
-        if self.bar is not None:
-            tqdm_progress(self.bar)(done, total)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _model_source(args: argparse.Namespace, console: Console) -> tuple[Path, str]:
-    """The weights file to load and its label; a manifest model is fetched (with a progress bar) when needed."""
-    from hat_plugin import weights
-
-    spec = args.weights if args.weights is not None else args.model
-    if spec is None:
-        entry, why = weights.default_model(args.scale)
-        console.info(f"no --model given: using {why}; see '{PROG} models'")
-        spec = entry.name
-    bar = _DownloadBar(console)
-    try:
-        path = weights.resolve(spec, announce=bar.announce, progress=bar.progress)
-    finally:
-        bar.close()
-    return path, weights.model_label(spec)
 
 
 def _process(
@@ -365,10 +250,10 @@ def _process(
         )
     except HATError as exc:
         message = str(exc)
-        _fail(console, tally, message if str(source) in message else f"{source}: {message}", exc)
+        tally.fail(message if str(source) in message else f"{source}: {message}", exc)
         return
     except Exception as exc:  # a bug or a resource error must not end the batch
-        _fail(console, tally, f"{source}: unexpected {type(exc).__name__}: {exc}", exc)
+        tally.fail(f"{source}: unexpected {type(exc).__name__}: {exc}", exc)
         return
     tally.written += 1
     height, width = pixels.shape[:2]
@@ -390,18 +275,3 @@ def tile_progress(bar: tqdm[Any]) -> ProgressFn:
         update(done, total)
 
     return progress
-
-
-def _fail(console: Console, tally: Tally, message: str, exc: BaseException | None = None) -> None:
-    tally.failed.append(message)
-    console.error(message, exc)
-
-
-def _finish(console: Console, tally: Tally) -> int:
-    parts = [f"{tally.written} written"]
-    if tally.skipped:
-        parts.append(f"{tally.skipped} skipped")
-    if tally.failed:
-        parts.append(f"{len(tally.failed)} failed")
-    console.info(", ".join(parts))
-    return EXIT_FAILED if tally.failed or tally.written + tally.skipped == 0 else EXIT_OK

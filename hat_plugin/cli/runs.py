@@ -1,0 +1,194 @@
+"""What the image and the video commands share: turning the command line's inputs into ``batch.Input``s, the model
+(with a download bar), the plan's report, and the tally that decides the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import glob
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hat_plugin.batch import Input, Plan, find_files
+from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console
+from hat_plugin.progress import tqdm_progress
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from hat_plugin.weights import ModelEntry
+
+__all__ = ["DownloadBar", "Tally", "collect_inputs", "model_source", "report_plan"]
+
+GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass
+class Tally:
+    """What happened to the inputs of a run; its ``finish`` gives the exit code."""
+
+    console: Console
+    written: int = 0
+    skipped: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    def fail(self, message: str, exc: BaseException | None = None) -> None:
+        """Count a failed input and say why (the traceback too with --verbose)."""
+        self.failed.append(message)
+        self.console.error(message, exc)
+
+    def finish(self) -> int:
+        """Print the summary line; EXIT_FAILED if anything failed or nothing was done, else EXIT_OK."""
+        parts = [f"{self.written} written"]
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        self.console.info(", ".join(parts))
+        return EXIT_FAILED if self.failed or self.written + self.skipped == 0 else EXIT_OK
+
+
+def _mode(path: Path) -> int | None:
+    """The file type bits of ``path``, or None when it does not exist (any lookup error: too long, a loop)."""
+    try:
+        return path.stat().st_mode
+    except OSError:
+        return None
+
+
+def collect_inputs(
+    texts: list[str],
+    *,
+    recursive: bool,
+    out_dir: Path | None,
+    accepts: Callable[[str], bool],
+    kind: str,
+    tally: Tally,
+    explicit_accepts: Callable[[Path], bool] | None = None,
+    refusal: str = "",
+) -> list[Input]:
+    """Files, folders and glob patterns -> inputs (in order, once each). Missing inputs, pipes, devices and
+    over-long names count as failures; other files found in folders or by patterns are reported and left out.
+
+    ``accepts(name)`` picks the files of folders and patterns; a file named explicitly is taken when
+    ``explicit_accepts`` is None or accepts it (else it fails with ``refusal``).
+    """
+    console = tally.console
+    seen: set[Path] = set()
+    inputs: list[Input] = []
+    excluded = out_dir.resolve() if out_dir is not None else None
+    for text in texts:
+        path = Path(text)
+        mode = _mode(path)
+        if mode is None and _too_long(path):
+            tally.fail(f"{text[:60]}...: the name is too long for this file system")
+            continue
+        if mode is not None and stat.S_ISDIR(mode):
+            found = [
+                Input(file, sub, explicit=False)
+                for file, sub in find_files(
+                    path, recursive, accepts, excluded, lambda p, why: console.info(f"skipped {p}: {why}"), kind
+                )
+            ]
+            if not found:
+                tally.fail(f"{path}: no {kind} files in this folder")
+            subfolders = 0 if recursive else _count_subfolders(path)
+            if subfolders:
+                console.info(f"skipped {subfolders} subfolder(s) of {path}; use -r to include them")
+        elif mode is not None and stat.S_ISREG(mode):
+            if explicit_accepts is not None and not explicit_accepts(path):
+                tally.fail(f"{path}: {refusal}")
+                continue
+            found = [Input(path)]
+        elif mode is not None:
+            tally.fail(f"{path}: not a regular file (a pipe, socket or device); give {kind} files")
+            continue
+        elif GLOB_CHARS & set(text):
+            found = []
+            for match in sorted(glob.glob(text, recursive=True)):
+                if not stat.S_ISREG(_mode(Path(match)) or 0):
+                    continue
+                if accepts(match):
+                    found.append(Input(Path(match), explicit=False))
+                else:
+                    console.info(f"skipped {match}: not a {kind} file")
+            if not found:
+                tally.fail(f"{text}: no {kind} files match this pattern")
+        else:
+            tally.fail(f"{path}: no such file or folder")
+            continue
+        for item in found:
+            key = item.source.resolve()
+            if key not in seen:
+                seen.add(key)
+                inputs.append(item)
+    return inputs
+
+
+def _too_long(path: Path) -> bool:
+    try:
+        path.stat()
+    except OSError as exc:
+        return exc.errno == errno.ENAMETOOLONG
+    return False
+
+
+def _count_subfolders(root: Path) -> int:
+    try:
+        return sum(1 for d in root.iterdir() if not d.name.startswith(".") and d.is_dir())
+    except OSError:
+        return 0
+
+
+def report_plan(plan: Plan, tally: Tally) -> None:
+    """Say what the plan leaves out, refuses and skips; refusals count as failures, skips as skipped."""
+    for item, why in plan.left_out:
+        tally.console.detail(f"left out {item.source}: {why}")
+    for item, why in plan.failed:
+        tally.fail(f"{item.source}: {why} (use --suffix or -o)")
+    for item, why in plan.skipped:
+        tally.skipped += 1
+        tally.console.info(f"skipped {item.source}: {why.replace('overwrite is off', 'use --overwrite to replace it')}")
+
+
+class DownloadBar:
+    """A byte progress bar opened only when a download really starts (never for a cached or bundled model)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar: tqdm[Any] | None = None
+
+    def announce(self, entry: ModelEntry) -> None:
+        self.console.info(f"downloading {entry.name} (once; it is cached for later runs)")
+        self.bar = self.console.bar(
+            total=entry.size, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.name, leave=False
+        )
+
+    def progress(self, done: int, total: int | None) -> None:
+        if self.bar is not None:
+            tqdm_progress(self.bar)(done, total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def model_source(args: argparse.Namespace, console: Console) -> tuple[Path, str]:
+    """The weights file of the run and its label: ``--weights``, ``--model`` or the default model (said why);
+    a manifest model is fetched with a progress bar when needed. Raises ``HATError``."""
+    from hat_plugin import weights
+
+    spec = args.weights if args.weights is not None else args.model
+    if spec is None:
+        entry, why = weights.default_model(args.scale)
+        console.info(f"no --model given: using {why}; see '{PROG} models'")
+        spec = entry.name
+    bar = DownloadBar(console)
+    try:
+        path = weights.resolve(spec, announce=bar.announce, progress=bar.progress)
+    finally:
+        bar.close()
+    return path, weights.model_label(spec)

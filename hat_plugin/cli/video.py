@@ -1,0 +1,312 @@
+"""Video files on the command line: ``hat-upscale film.mkv -o film_x4.mkv --model NAME`` (and folders of videos).
+
+The default command (``cli/upscale.py``) hands its command line here when the inputs are videos; the options are
+the image command's (model, engine, ``-o``, ``--suffix``, ``--overwrite``, ...) plus the video group added by
+``add_arguments``. Each video is a ``hat_plugin.video.VideoJob``: resumable chunks in ``OUT.hat-work/`` beside
+the output, the output written atomically. Exit codes as for images; Ctrl-C (130) keeps the finished chunks, and
+the same command continues from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import io
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hat_plugin.batch import OutputOptions, Planned, find_files, plan_outputs
+from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, Console, UsageError
+from hat_plugin.cli.runs import GLOB_CHARS, Tally, collect_inputs, model_source, report_plan
+from hat_plugin.errors import HATError, OptionError
+from hat_plugin.progress import tqdm_progress
+from hat_plugin.video.names import is_video_name
+
+if TYPE_CHECKING:
+    from hat_plugin.engine import Upscaler
+    from hat_plugin.video import EncoderSettings, EngineOptions
+
+__all__ = ["add_arguments", "claims", "run"]
+
+_CODEC_NAMES = ("x264", "x265", "av1", "ffv1", "prores")
+_WRITABLE = (".mkv", ".mp4", ".m4v", ".mov", ".webm")
+_VIDEO_FLAGS = frozenset(
+    {
+        "--codec",
+        "--crf",
+        "--preset",
+        "--bitrate",
+        "--pix-fmt",
+        "--start",
+        "--end",
+        "--chunk-frames",
+        "--keep-work",
+        "--streams",
+        "--ray",
+    }
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The video options, added to the default command's parser (they apply to video inputs only)."""
+    group = parser.add_argument_group(
+        "video (for video inputs: .mkv .mp4 .mov .webm .avi .y4m ...; output container from -o, default .mkv)"
+    )
+    group.add_argument("--codec", choices=_CODEC_NAMES, help="output codec (default x264)")
+    group.add_argument("--crf", type=float, help="constant quality (x264 16, x265 18, av1 24 by default)")
+    group.add_argument("--preset", help="encoder speed preset (x264/x265: slow; av1: 0-13, 6), ProRes profile (hq)")
+    group.add_argument("--bitrate", help="average bit rate instead of --crf, e.g. 8M")
+    group.add_argument("--pix-fmt", help="output pixel format, e.g. yuv420p10le (default: the source's)")
+    group.add_argument("--start", help="first frame: a frame number, or a time such as 1:23.5 or 83.5s")
+    group.add_argument("--end", help="stop before this frame (number or time); default: the end")
+    group.add_argument(
+        "--chunk-frames", type=_positive, default=240, help="frames per resumable chunk (default %(default)s)"
+    )
+    group.add_argument("--keep-work", action="store_true", help="keep the chunk folder OUT.hat-work after success")
+    group.add_argument("--streams", type=_positive, default=1, help="frames upscaled at once (default 1)")
+    group.add_argument(
+        "--ray", metavar="ADDRESS", help="run the chunks on a Ray cluster: auto, or HOST:6379 / ray://HOST:10001"
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def claims(argv: list[str]) -> bool:
+    """Whether this command line is about videos: a video input, a folder holding videos, or a video option."""
+    from hat_plugin.cli.upscale import build_parser
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            args, _ = build_parser().parse_known_args(argv)
+    except SystemExit:
+        return False  # --help or a usage error: the image command prints it
+    if any(arg.split("=", 1)[0] in _VIDEO_FLAGS for arg in argv):
+        return True
+    for text in args.inputs:
+        path = Path(text)
+        try:
+            is_dir, is_file = path.is_dir(), path.is_file()
+        except OSError:  # a name too long to look up, a loop: the image command reports it
+            continue
+        if is_file and is_video_name(path):
+            return True
+        if is_dir and any(True for _ in find_files(path, args.recursive, is_video_name, kind="video")):
+            return True
+        if GLOB_CHARS & set(text) and any(is_video_name(m) for m in glob.glob(text, recursive=True)):
+            return True
+    return False
+
+
+# ------------------------------------------------------------------------------------------------ the run
+
+
+def run(argv: list[str]) -> int:
+    """Upscale the video inputs of ``argv``; returns the exit code."""
+    from hat_plugin.cli.upscale import build_parser
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    console = Console(quiet=args.quiet, verbose=args.verbose)
+    tally = Tally(console)
+    try:
+        encoder, engine, options = _settings(args)
+        with console.capturing_warnings():
+            return _run(args, encoder, engine, options, tally)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        console.error("interrupted; the finished chunks are kept: run the same command again to continue")
+        return EXIT_INTERRUPTED
+
+
+def _settings(args: argparse.Namespace) -> tuple[EncoderSettings, EngineOptions, OutputOptions]:
+    """Encoder, engine and output settings from the options; ``UsageError`` for combinations that cannot work."""
+    from hat_plugin.video import EncoderSettings, EngineOptions
+    from hat_plugin.video.codecs import choose_layout
+    from hat_plugin.video.colour import PixelLayout
+
+    if not args.inputs:
+        raise UsageError("no input given: name video files or folders")
+    if args.format is not None or args.quality is not None:
+        raise UsageError("--format and --quality apply to images; for videos the output name sets the container")
+    if args.output is not None and not args.output.strip():
+        raise UsageError("-o is empty: name an output folder or file, or leave -o out to write beside the inputs")
+    named_file = args.output is not None and _names_file(args.output)
+    try:
+        options = OutputOptions(
+            folder=Path(args.output) if args.output is not None and not named_file else None,
+            file=Path(args.output) if named_file else None,
+            suffix=args.suffix,
+            overwrite=args.overwrite,
+            kind="video",
+        )
+    except OptionError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        encoder = EncoderSettings(
+            codec=args.codec or "x264", crf=args.crf, preset=args.preset, bitrate=args.bitrate, pix_fmt=args.pix_fmt
+        ).checked()
+        if encoder.pix_fmt is not None:
+            choose_layout(encoder, PixelLayout("yuv", 8, 1, 1))  # checks the name against the codec now
+    except OptionError as exc:
+        raise UsageError(str(exc)) from None
+    engine = EngineOptions(
+        device=args.device or "auto",
+        precision=args.precision or "auto",
+        tile=args.tile or 0,
+        overlap=16 if args.overlap is None else args.overlap,
+        batch=args.batch or 0,
+    )
+    return encoder, engine, options
+
+
+def _run(
+    args: argparse.Namespace, encoder: EncoderSettings, engine: EngineOptions, options: OutputOptions, tally: Tally
+) -> int:
+    console = tally.console
+    videos = collect_inputs(
+        args.inputs,
+        recursive=args.recursive,
+        out_dir=options.folder,
+        accepts=is_video_name,
+        kind="video",
+        tally=tally,
+        explicit_accepts=is_video_name,
+        refusal="not a video file (images and videos are upscaled in separate runs)",
+    )
+    if options.file is not None and (len(videos) != 1 or len(args.inputs) != 1):
+        raise UsageError(f"-o {args.output} names one file, but the inputs are several; give a folder instead")
+    if not videos:
+        return tally.finish()
+    try:
+        weights, label = model_source(args, console)
+    except HATError as exc:
+        console.error(str(exc), exc)
+        return EXIT_FAILED
+    from hat_plugin.runtime import configure_process
+
+    configure_process()
+    upscaler = None if args.ray else _engine(weights, engine, console)
+    if upscaler is None and not args.ray:
+        return EXIT_FAILED
+    try:
+        scale = upscaler.scale if upscaler is not None else _scale_of(weights)
+        if args.scale is not None and args.scale != scale:
+            raise UsageError(f"the model {label} upscales x{scale}, not x{args.scale}; choose another model")
+        plan = plan_outputs(
+            videos, options, scale=scale, model=label, extension=lambda source: _extension(source, encoder.codec)
+        )
+        report_plan(plan, tally)
+        for planned in plan.todo:
+            _process(planned, weights, upscaler, encoder, engine, args, tally)
+    finally:
+        if upscaler is not None:
+            upscaler.close()
+    return tally.finish()
+
+
+def _names_file(output: str) -> bool:
+    """``-o`` names a file when it has a video extension and is not an existing folder."""
+    path = Path(output)
+    return not (output.endswith(("/", os.sep)) or path.is_dir()) and is_video_name(path)
+
+
+def _extension(source: Path, codec: str) -> str:
+    """The output container: the input's when it can be written (WebM only holds AV1 here), else MKV."""
+    extension = source.suffix.lower()
+    if extension not in _WRITABLE or (extension == ".webm" and codec != "av1"):
+        extension = ".mkv"
+    return extension
+
+
+def _engine(weights: Path, engine: EngineOptions, console: Console) -> Upscaler | None:
+    """One engine for all the videos of a local run (None after reporting when it cannot be made)."""
+    from hat_plugin.checkpoint import load_model
+    from hat_plugin.engine import Upscaler
+
+    try:
+        upscaler = Upscaler(load_model(weights), **engine.as_kwargs())
+    except HATError as exc:
+        console.error(str(exc), exc)
+        return None
+    precision = str(upscaler.dtype).removeprefix("torch.")
+    console.info(f"model {weights.name}: x{upscaler.scale} on {upscaler.device} in {precision}")
+    return upscaler
+
+
+def _scale_of(weights: Path) -> int:
+    from hat_plugin.checkpoint import load_model
+
+    return int(load_model(weights).config.upscale)
+
+
+def _process(
+    planned: Planned,
+    weights: Path,
+    upscaler: Upscaler | None,
+    encoder: EncoderSettings,
+    engine: EngineOptions,
+    args: argparse.Namespace,
+    tally: Tally,
+) -> None:
+    """One video (its output does not exist, or may be replaced); failures are reported and counted."""
+    from hat_plugin.video import VideoJob
+
+    console = tally.console
+    source = planned.input.source
+    started = time.perf_counter()
+    job = VideoJob(
+        source,
+        planned.output,
+        weights,
+        encoder=encoder,
+        start=args.start,
+        end=args.end,
+        chunk_frames=args.chunk_frames,
+        engine=engine,
+        upscaler=upscaler,
+        streams=args.streams,
+        ray=args.ray,
+        keep_work=args.keep_work,
+        overwrite=args.overwrite,
+        notify=console.info,
+    )
+    try:
+        plan = job.prepare()
+        console.detail(
+            f"{source}: {plan.info.describe()} -> {plan.fmt.width}x{plan.fmt.height} "
+            f"{plan.fmt.layout.pix_fmt}, {encoder.describe()}, {len(plan.chunks)} chunks"
+        )
+        with console.bar(total=plan.frames, unit="frame", desc=source.name, leave=False) as bar:
+            result = job.run(progress=tqdm_progress(bar))
+    except KeyboardInterrupt:
+        raise
+    except HATError as exc:
+        message = str(exc)
+        tally.fail(message if str(source) in message else f"{source}: {message}", exc)
+        return
+    except Exception as exc:  # a bug or a resource error must not end the batch
+        tally.fail(f"{source}: unexpected {type(exc).__name__}: {exc}", exc)
+        return
+    tally.written += 1
+    seconds = time.perf_counter() - started
+    reused = f", {result.reused} chunks reused" if result.reused else ""
+    kept = f"; chunks kept in {result.work_folder}" if result.work_folder else ""
+    console.info(
+        f"wrote {result.output} ({plan.fmt.width}x{plan.fmt.height}, {result.frames} frames, "
+        f"{encoder.describe()}{reused}) in {seconds:.1f} s{kept}"
+    )

@@ -1,0 +1,72 @@
+"""Video files end to end: decode, upscale every frame with the engine, encode, in resumable chunks.
+
+    from hat_plugin.video import EncoderSettings, VideoJob
+
+    job = VideoJob("film.mkv", "film_x4.mkv", model="HAT-S_SRx4", encoder=EncoderSettings("x265", crf=18))
+    result = job.run(progress=lambda done, total: print(done, total), cancel=stop_event)
+
+Modules: ``probe`` (what a file holds), ``colour`` (YUV <-> RGB by the declared matrix, range and siting),
+``frames`` (pixel layouts), ``index`` (frame timestamps), ``decode`` (frame-exact reading), ``codecs`` (encoder
+settings), ``segment`` and ``work`` (chunks on disk), ``mux`` (joining with the other streams), ``runner``
+(the local decode/infer/encode pipeline), ``ray_runner`` (chunks on a Ray cluster), ``job`` (all of it),
+``preview`` (one frame as an RGB picture, for a compare view).
+Names are imported on first use, so checking file names (``is_video_name``) loads neither PyAV nor PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from .names import VIDEO_EXTENSIONS, WORK_SUFFIX, is_video_name
+
+if TYPE_CHECKING:
+    from .codecs import CODECS, EncoderSettings
+    from .job import EngineOptions, VideoJob, VideoPlan, VideoResult
+    from .preview import frame_count, read_frame
+    from .probe import VideoInfo, probe
+    from .ray_runner import RayRunner
+
+_LAZY = {
+    "CODECS": "codecs",
+    "EncoderSettings": "codecs",
+    "EngineOptions": "job",
+    "VideoJob": "job",
+    "VideoPlan": "job",
+    "VideoResult": "job",
+    "VideoInfo": "probe",
+    "probe": "probe",
+    "RayRunner": "ray_runner",
+    "frame_count": "preview",
+    "read_frame": "preview",
+}
+
+__all__ = [
+    "CODECS",
+    "VIDEO_EXTENSIONS",
+    "WORK_SUFFIX",
+    "EncoderSettings",
+    "EngineOptions",
+    "RayRunner",
+    "VideoInfo",
+    "VideoJob",
+    "VideoPlan",
+    "VideoResult",
+    "frame_count",
+    "is_video_name",
+    "probe",
+    "read_frame",
+]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hat_plugin.video' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,412 @@
+"""One video job from start to finish, for any front end: check, plan, upscale the missing chunks, join, tidy up.
+
+    job = VideoJob("film.mkv", "film_x4.mkv", model="HAT-S_SRx4")
+    plan = job.prepare()                  # probe, index, check the output, find finished chunks (no upscaling)
+    result = job.run(progress=lambda done, total: ..., cancel=event)
+
+``run`` reports frames done of all frames (finished chunks of an earlier run count as done), stops between frames
+when ``cancel`` is set (finished chunks stay in the work folder: run the same job again to continue), and returns
+a ``VideoResult``. Everything it raises is a ``HATError`` with a message for the user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Cancelled, DamagedVideoError, OptionError, OutputError
+from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
+from .codecs import EncoderSettings, choose_layout
+from .colour import output_colour
+from .index import FrameIndex, build_index, timecode
+from .mux import StreamPlan, assemble, container_format, plan_streams
+from .probe import VideoInfo, probe, source_fingerprint
+from .segment import Chunk, OutputFormat
+from .work import WorkFolder, plan_chunks
+
+if TYPE_CHECKING:
+    from ..arch import HAT
+    from ..engine import Upscaler
+    from .ray_runner import RayRunner
+
+__all__ = ["EngineOptions", "VideoJob", "VideoPlan", "VideoResult", "frame_position"]
+
+log = logging.getLogger("hat_plugin.video")
+
+DEFAULT_CHUNK_FRAMES = 240
+_RECORD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine runs (``hat_plugin.Upscaler``'s options). These do not change what the output should be,
+    so a job may be resumed with others, e.g. continued on a GPU."""
+
+    device: str = "auto"
+    precision: str = "auto"
+    tile: int = 0
+    overlap: int = 16
+    batch: int = 0
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``Upscaler``."""
+        return {
+            "device": self.device,
+            "precision": self.precision,
+            "tile": self.tile,
+            "overlap": self.overlap,
+            "batch": self.batch,
+        }
+
+
+@dataclass
+class VideoPlan:
+    """What a job will do, known before any upscaling: for a front end to show and a runner to follow."""
+
+    info: VideoInfo
+    index: FrameIndex
+    fmt: OutputFormat
+    chunks: list[Chunk]
+    done: set[int]
+    streams: StreamPlan
+    work: WorkFolder
+    scale: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def frames(self) -> int:
+        """Frames the output will have."""
+        return sum(chunk.frames for chunk in self.chunks)
+
+    @property
+    def frames_done(self) -> int:
+        """Frames in chunks already finished (by an earlier run)."""
+        return sum(chunk.frames for chunk in self.chunks if chunk.number in self.done)
+
+    @property
+    def pending(self) -> list[Chunk]:
+        """Chunks still to upscale."""
+        return [chunk for chunk in self.chunks if chunk.number not in self.done]
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """What a finished job produced."""
+
+    source: Path
+    output: Path
+    frames: int
+    chunks: int
+    reused: int
+    """Chunks taken from an earlier, interrupted run."""
+    seconds: float
+    work_folder: Path | None
+    """The kept work folder (``keep_work``), else None (removed)."""
+
+
+class VideoJob:
+    """Upscale one video file into another, in resumable chunks, on this machine or a Ray cluster.
+
+    Args:
+        source, output: the video to read and the file to write (``.mkv``, ``.mp4``, ``.mov`` or ``.webm``).
+        model: a manifest model name or a weights file (as for ``Upscaler``).
+        encoder: codec and quality of the output (``EncoderSettings``).
+        start, end: frame range ``[start, end)``: frame numbers, or times like ``"1:23.5"`` or ``"83.5s"``.
+        chunk_frames: frames per chunk (the unit of resuming and of distribution).
+        engine: device, precision and tiling (``EngineOptions``).
+        upscaler: an engine already loaded with ``model`` to use instead of loading one (local runs).
+        streams: frames upscaled at the same time (the decoder and encoder always run alongside).
+        ray: run the chunks on a Ray cluster (a ``RayRunner``, or its address such as ``"auto"``).
+        keep_work: keep the work folder (the chunks) after success.
+        overwrite: replace an existing output file.
+        notify: receives progress messages meant for the user (resuming, what is copied); warnings go to the
+            ``hat_plugin.video`` logger.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        output: str | os.PathLike[str],
+        model: str | os.PathLike[str],
+        *,
+        encoder: EncoderSettings | None = None,
+        start: int | str | None = None,
+        end: int | str | None = None,
+        chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+        engine: EngineOptions | None = None,
+        upscaler: Upscaler | None = None,
+        streams: int = 1,
+        ray: RayRunner | str | None = None,
+        keep_work: bool = False,
+        overwrite: bool = False,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        self.source, self.output = Path(source), Path(output)
+        self.model = model
+        self.encoder = (encoder or EncoderSettings()).checked()
+        self.start, self.end = start, end
+        if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
+            raise OptionError(f"chunk frames must be a whole number, 1 or more, not {chunk_frames!r}")
+        if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
+            raise OptionError(f"streams must be a whole number, 1 or more, not {streams!r}")
+        self.chunk_frames, self.streams = chunk_frames, streams
+        self.engine = engine or EngineOptions()
+        self.upscaler = upscaler
+        if ray is not None and upscaler is not None:
+            raise OptionError("a Ray job builds its engines on the workers: give no upscaler with ray")
+        if isinstance(ray, str):
+            from .ray_runner import RayRunner
+
+            ray = RayRunner(ray)
+        self.ray = ray
+        self.keep_work, self.overwrite = keep_work, overwrite
+        self.notify = notify or (lambda message: log.info("%s", message))
+        self.plan: VideoPlan | None = None
+        self._net: HAT | None = None
+        self._weights: Path | None = None
+
+    # ---- planning ------------------------------------------------------------------------------------------
+
+    def prepare(self, cancel: CancelCheck = None) -> VideoPlan:
+        """Probe the source, load the model's description, check the output, index the frames and find the chunks
+        an earlier run finished. Nothing is upscaled; the work folder is created."""
+        if self.plan is not None:
+            return self.plan
+        if self.source.resolve() == self.output.resolve():
+            raise OutputError(f"{self.output} is the input itself; choose another output name")
+        if self.output.exists() and not self.overwrite:
+            raise OutputError(f"{self.output} already exists (allow overwriting to replace it)")
+        container_format(self.output)
+        info = probe(self.source)
+        scale, model_key = self._model()
+        layout, note = choose_layout(self.encoder, info.layout)
+        notes = [note] if note else []
+        fmt = OutputFormat(
+            settings=self.encoder,
+            layout=layout,
+            colour=output_colour(info.colour, info.layout, layout),
+            width=info.width * scale,
+            height=info.height * scale,
+            time_base=info.time_base,
+            frame_rate=info.frame_rate,
+            sample_aspect_ratio=info.sample_aspect_ratio,
+        )
+        streams = plan_streams(self.output, info, fmt)
+        notes.extend(f"not copied: {reason}" for reason in streams.dropped)
+        record = {
+            "format": _RECORD_FORMAT,
+            "source": source_fingerprint(self.source),
+            "stream": info.stream_index,
+            "model": model_key,
+            "encoder": self.encoder.as_dict(),
+            "pix_fmt": layout.pix_fmt,
+            "chunk_frames": self.chunk_frames,
+        }
+        work = WorkFolder.for_output(self.output)
+        index = self._index(info, work, record, cancel)
+        first = frame_position(self.start, index, "start", 0)
+        last = frame_position(self.end, index, "end", len(index))
+        if last <= first:
+            raise OptionError(f"the range is empty: start frame {first}, end frame {last}")
+        record["start"] = first
+        resumed = work.open(record)
+        work.save_index(index)
+        chunks = plan_chunks(first, last, self.chunk_frames)
+        done = work.finished(chunks, lambda chunk, why: log.warning("chunk %d is done again: %s", chunk.number, why))
+        for note in notes:
+            log.warning("%s", note)
+        self.plan = VideoPlan(info, index, fmt, chunks, done, streams, work, scale, notes)
+        if resumed and done:
+            self.notify(
+                f"resuming: {len(done)} of {len(chunks)} chunks are done ({self.plan.frames_done} of "
+                f"{self.plan.frames} frames), kept in {work.path}"
+            )
+        return self.plan
+
+    def _model(self) -> tuple[int, str]:
+        """The model's scale and a fingerprint of its weights (the file's sha256)."""
+        from ..weights import resolve
+
+        self._weights = resolve(self.model)
+        digest = hashlib.sha256()
+        with self._weights.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+        if self.upscaler is not None:
+            return self.upscaler.scale, digest.hexdigest()[:32]
+        from ..checkpoint import load_model
+
+        self._net = load_model(self._weights)
+        return self._net.config.upscale, digest.hexdigest()[:32]
+
+    def _index(self, info: VideoInfo, work: WorkFolder, record: dict[str, Any], cancel: CancelCheck) -> FrameIndex:
+        """The frame index: cached in the work folder of the same job, else built from the source."""
+        previous = work.record() or {}
+        same_source = all(previous.get(key) == record[key] for key in ("format", "source", "stream"))
+        cached = work.load_index() if same_source else None
+        if cached is not None:
+            return cached
+        self.notify(f"indexing {info.path.name}: {info.describe()}")
+        return build_index(info.path, info.stream_index, cancel)
+
+    # ---- running -------------------------------------------------------------------------------------------
+
+    def run(self, progress: ProgressFn | None = None, cancel: CancelCheck = None) -> VideoResult:
+        """Upscale the chunks still missing, join them into the output, remove the work folder (unless kept)."""
+        started = time.monotonic()
+        plan = self.prepare(cancel)
+        total = plan.frames
+        tracker = _Tracker(plan.frames_done, total, progress)
+        pending = plan.pending
+        reused = len(plan.chunks) - len(pending)
+        try:
+            if pending:
+                self._upscale(plan, pending, tracker, cancel)
+            raise_if_cancelled(cancel, "upscaling")
+        except (Cancelled, DamagedVideoError) as exc:
+            kept = len(plan.done)
+            where = f"; {kept} of {len(plan.chunks)} chunks are done and kept in {plan.work.path}" if kept else ""
+            again = " (run the same job again to continue)" if isinstance(exc, Cancelled) and kept else ""
+            if isinstance(exc, DamagedVideoError):
+                raise DamagedVideoError(f"{exc}{where}", exc.frame) from None
+            raise Cancelled(f"{exc}{where}{again}") from None
+        self.notify(f"joining {len(plan.chunks)} chunks into {self.output}")
+        frames = assemble(
+            self.output,
+            plan.info,
+            plan.index,
+            plan.chunks,
+            plan.work.segment,
+            plan.streams,
+            overwrite=self.overwrite,
+            cancel=cancel,
+        )
+        if not self.keep_work:
+            plan.work.remove()
+        return VideoResult(
+            self.source,
+            self.output,
+            frames,
+            len(plan.chunks),
+            reused,
+            time.monotonic() - started,
+            plan.work.path if self.keep_work else None,
+        )
+
+    def _upscale(self, plan: VideoPlan, pending: list[Chunk], tracker: _Tracker, cancel: CancelCheck) -> None:
+        def finished(chunk: Chunk) -> None:
+            plan.done.add(chunk.number)
+            if self.ray is None:
+                tracker.chunk_done(chunk)
+
+        if self.ray is not None:
+            assert self._net is not None, "a Ray job loads its model from the weights file"
+            self.ray.run(
+                info=plan.info,
+                index=plan.index,
+                fmt=plan.fmt,
+                chunks=pending,
+                segment=plan.work.segment,
+                job=plan.work.job,
+                model=self._net.state_dict(),
+                model_key=plan.work.job,
+                engine=self.engine.as_kwargs(),
+                streams=self.streams,
+                on_progress=tracker.cluster,
+                on_chunk=finished,
+                cancel=cancel,
+            )
+            return
+        from ..engine import Upscaler
+        from .runner import FrameUpscaler, run_chunks
+
+        owned = self.upscaler is None
+        upscaler = self.upscaler or Upscaler(self._net, **self.engine.as_kwargs())  # type: ignore[arg-type]
+        try:
+            run_chunks(
+                plan.info,
+                plan.index,
+                plan.fmt,
+                pending,
+                plan.work.segment,
+                plan.work.job,
+                FrameUpscaler(upscaler, plan.info, plan.fmt),
+                streams=self.streams,
+                on_frame=tracker.frame,
+                on_chunk=finished,
+                cancel=cancel,
+            )
+        finally:
+            if owned:
+                upscaler.close()
+
+
+class _Tracker:
+    """Turns per-chunk reports into one ``progress(done, total)`` call per change (thread-safe)."""
+
+    def __init__(self, done: int, total: int, progress: ProgressFn | None) -> None:
+        self.base, self.total, self.progress = done, total, progress
+        self.start = done
+        self.current: dict[int, int] = {}
+        self.lock = threading.Lock()
+        self._emit(done)
+
+    def frame(self, chunk: Chunk, frames: int) -> None:
+        with self.lock:
+            self.current[chunk.number] = frames
+            done = self.base + sum(self.current.values())
+        self._emit(done)
+
+    def chunk_done(self, chunk: Chunk) -> None:
+        with self.lock:
+            self.current.pop(chunk.number, None)
+            self.base += chunk.frames
+            done = self.base + sum(self.current.values())
+        self._emit(done)
+
+    def cluster(self, frames: int) -> None:
+        """The Ray runner's figure: frames done by this run (it counts finished chunks itself)."""
+        self._emit(self.start + frames)
+
+    def _emit(self, done: int) -> None:
+        if self.progress is not None:
+            self.progress(min(done, self.total), self.total)
+
+
+_TIME = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)s?$")
+
+
+def frame_position(value: int | str | None, index: FrameIndex, name: str, default: int) -> int:
+    """A frame number from ``--start``/``--end``: a whole number is a frame; ``83.5s``, ``1:23.5`` or ``1:02:03``
+    is a time, meaning the first frame shown at or after it."""
+    if value is None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool):
+        frame = value
+    else:
+        text = str(value).strip()
+        if text.isdigit():
+            frame = int(text)
+        else:
+            match = _TIME.match(text)
+            if match is None or not ("." in text or ":" in text or text.endswith("s")):
+                raise OptionError(f"--{name} {value!r}: give a frame number or a time such as 1:23.5 or 83.5s")
+            parts = [p for p in match.groups() if p is not None]
+            seconds = 0.0
+            for part in parts:
+                seconds = seconds * 60 + float(part)
+            target = round(seconds / float(index.time_base))
+            frame = index.frame_at(int(target) + index.pts[0])
+    if not 0 <= frame <= len(index):
+        raise OptionError(
+            f"--{name} {value}: the video has {len(index)} frames ({timecode(index.seconds(len(index)))})"
+        )
+    return frame

@@ -1,0 +1,111 @@
+"""Video chunks on a real Ray cluster on this machine: two nodes (``ray.cluster_utils.Cluster``), one CPU each,
+small object stores. The cluster's output must be byte for byte the local run's, also when a worker is killed in
+the middle of a chunk (Ray retries the task; the half-written segment never counts)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+
+import pytest
+from video_helpers import REPO, WEIGHTS, decoded, make_clip
+
+from hat_plugin.video import EncoderSettings, EngineOptions, RayRunner, VideoJob, ray_runner
+
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+pytestmark = pytest.mark.slow
+STORE = 80 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head and a second node, one CPU each; workers import this checkout's hat_plugin."""
+    nodes = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "object_store_memory": STORE, "include_dashboard": False},
+    )
+    nodes.add_node(num_cpus=1, object_store_memory=STORE)
+    nodes.wait_for_nodes()
+    ray.init(
+        address=nodes.address,
+        runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}},
+        log_to_driver=False,
+        logging_level="warning",
+    )
+    try:
+        yield nodes
+    finally:
+        ray.shutdown()
+        nodes.shutdown()
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def local_reference(clip, out, chunk_frames):
+    """The same job on this machine with one thread, as each single-CPU worker runs it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        VideoJob(
+            clip,
+            out,
+            WEIGHTS,
+            encoder=EncoderSettings("x264", preset="veryfast"),
+            chunk_frames=chunk_frames,
+            engine=EngineOptions(device="cpu", precision="fp32"),
+        ).run()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def cluster_job(clip, out, chunk_frames, runner):
+    return VideoJob(
+        clip,
+        out,
+        WEIGHTS,
+        encoder=EncoderSettings("x264", preset="veryfast"),
+        chunk_frames=chunk_frames,
+        engine=EngineOptions(device="cpu", precision="fp32"),
+        ray=runner,
+    )
+
+
+def test_cluster_output_is_the_local_output(tmp_path, cluster):
+    clip = make_clip(tmp_path / "in.mkv", frames=9, audio=True)
+    local = tmp_path / "local.mkv"
+    local_reference(clip.path, local, 3)
+    out = tmp_path / "cluster.mkv"
+    seen = []
+    result = cluster_job(clip.path, out, 3, RayRunner("auto")).run(lambda done, total: seen.append((done, total)))
+    assert (result.frames, result.chunks) == (9, 3)
+    assert seen[-1] == (9, 9) and all(a[0] <= b[0] for a, b in zip(seen, seen[1:], strict=False))
+    assert [pts for pts, _ in decoded(out)] == clip.pts
+    assert digest(out) == digest(local)
+
+
+def test_a_worker_killed_mid_chunk_is_retried_and_the_output_is_unchanged(tmp_path, cluster, monkeypatch):
+    monkeypatch.setattr(ray_runner, "_POLL", 0.03)  # the driver looks often, to catch a chunk under way
+    clip = make_clip(tmp_path / "in.mkv", frames=16, width=96, height=64)  # frames slow enough to be caught
+    local = tmp_path / "local.mkv"
+    local_reference(clip.path, local, 8)
+    runner = RayRunner("auto")
+    killed: list[int] = []
+
+    def progress(done, total):
+        for status in runner.workers.values():
+            if not killed and 0 < status.frames < 8 and status.pid != os.getpid():
+                os.kill(status.pid, signal.SIGKILL)
+                killed.append(status.chunk)
+
+    out = tmp_path / "cluster.mkv"
+    result = cluster_job(clip.path, out, 8, runner).run(progress)
+    assert killed, "no worker was seen in the middle of a chunk"
+    assert result.frames == 16
+    assert digest(out) == digest(local)
