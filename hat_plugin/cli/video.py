@@ -24,7 +24,7 @@ from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG,
 from hat_plugin.cli.runs import GLOB_CHARS, Tally, collect_inputs, model_source, report_plan
 from hat_plugin.errors import HATError, OptionError
 from hat_plugin.progress import tqdm_progress
-from hat_plugin.video.names import is_video_name
+from hat_plugin.video.names import is_video_name, output_extension
 
 if TYPE_CHECKING:
     from hat_plugin.engine import Upscaler
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = ["add_arguments", "claims", "run"]
 
 _CODEC_NAMES = ("x264", "x265", "av1", "ffv1", "prores")
-_WRITABLE = (".mkv", ".mp4", ".m4v", ".mov", ".webm")
 _VIDEO_FLAGS = frozenset(
     {
         "--codec",
@@ -208,7 +207,7 @@ def _run(
         if args.scale is not None and args.scale != scale:
             raise UsageError(f"the model {label} upscales x{scale}, not x{args.scale}; choose another model")
         plan = plan_outputs(
-            videos, options, scale=scale, model=label, extension=lambda source: _extension(source, encoder.codec)
+            videos, options, scale=scale, model=label, extension=lambda source: output_extension(source, encoder.codec)
         )
         report_plan(plan, tally)
         for planned in plan.todo:
@@ -223,14 +222,6 @@ def _names_file(output: str) -> bool:
     """``-o`` names a file when it has a video extension and is not an existing folder."""
     path = Path(output)
     return not (output.endswith(("/", os.sep)) or path.is_dir()) and is_video_name(path)
-
-
-def _extension(source: Path, codec: str) -> str:
-    """The output container: the input's when it can be written (WebM only holds AV1 here), else MKV."""
-    extension = source.suffix.lower()
-    if extension not in _WRITABLE or (extension == ".webm" and codec != "av1"):
-        extension = ".mkv"
-    return extension
 
 
 def _engine(weights: Path, engine: EngineOptions, console: Console) -> Upscaler | None:

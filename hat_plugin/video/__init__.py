@@ -9,7 +9,7 @@ Modules: ``probe`` (what a file holds), ``colour`` (YUV <-> RGB by the declared 
 ``frames`` (pixel layouts), ``index`` (frame timestamps), ``decode`` (frame-exact reading), ``codecs`` (encoder
 settings), ``segment`` and ``work`` (chunks on disk), ``mux`` (joining with the other streams), ``runner``
 (the local decode/infer/encode pipeline), ``ray_runner`` (chunks on a Ray cluster), ``job`` (all of it),
-``preview`` (one frame as an RGB picture, for a compare view).
+``preview`` (frames as RGB pictures, for a compare view).
 Names are imported on first use, so checking file names (``is_video_name``) loads neither PyAV nor PyTorch.
 """
 
@@ -18,12 +18,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from .names import VIDEO_EXTENSIONS, WORK_SUFFIX, is_video_name
+from .names import VIDEO_EXTENSIONS, WORK_SUFFIX, WRITABLE_EXTENSIONS, is_video_name, output_extension
 
 if TYPE_CHECKING:
     from .codecs import CODECS, EncoderSettings
     from .job import EngineOptions, VideoJob, VideoPlan, VideoResult
-    from .preview import frame_count, read_frame
+    from .preview import FrameReader, frame_count, read_frame
     from .probe import VideoInfo, probe
     from .ray_runner import RayRunner
 
@@ -37,6 +37,7 @@ _LAZY = {
     "VideoInfo": "probe",
     "probe": "probe",
     "RayRunner": "ray_runner",
+    "FrameReader": "preview",
     "frame_count": "preview",
     "read_frame": "preview",
 }
@@ -45,8 +46,10 @@ __all__ = [
     "CODECS",
     "VIDEO_EXTENSIONS",
     "WORK_SUFFIX",
+    "WRITABLE_EXTENSIONS",
     "EncoderSettings",
     "EngineOptions",
+    "FrameReader",
     "RayRunner",
     "VideoInfo",
     "VideoJob",
@@ -54,6 +57,7 @@ __all__ = [
     "VideoResult",
     "frame_count",
     "is_video_name",
+    "output_extension",
     "probe",
     "read_frame",
 ]
