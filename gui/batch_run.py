@@ -1,6 +1,7 @@
 """Qt-free logic of one run of the app: the run's settings, the events the worker sends, planning the queue into
-jobs (through ``hat_plugin.batch.plan_outputs``, as the command line does), and the window's side of a run: item
-state transitions, the overall progress (finished work only) and the time left.
+jobs (through ``hat_plugin.batch.plan_outputs``, as the command line does, videos by the CLI's container rule),
+and the window's side of a run: item state transitions, the overall progress (finished work only) and the time
+left.
 
 The worker (``runner.run_batch`` on a pool thread) produces the events; ``RunTracker`` applies them on the UI
 thread. Neither imports Qt, so both are tested with plain pytest.
@@ -9,14 +10,16 @@ thread. Neither imports Qt, so both are tested with plain pytest.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gui.queue_model import ItemState, QueueItem
 from gui.settings import Settings
 from hat_plugin import batch
 from hat_plugin.batch import Input, OutputOptions
+from hat_plugin.video import CODECS, EncoderSettings, is_video_name, output_extension
+from hat_plugin.video.job import DEFAULT_CHUNK_FRAMES
 
 __all__ = [
     "ItemFinished",
@@ -41,6 +44,11 @@ class Job:
     root: Path | None = None
     """The folder the user added that contained ``source``; None when the file itself was added."""
 
+    @property
+    def is_video(self) -> bool:
+        """True for a video file."""
+        return is_video_name(self.source)
+
     def as_input(self) -> Input:
         """The batch planner's view: a file added by itself is explicit, one found in a folder is not."""
         if self.root is None:
@@ -62,11 +70,17 @@ class RunConfig:
     tile: int = 0
     output: OutputOptions = field(default_factory=OutputOptions)
     quality: int = 95
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    """How upscaled videos are encoded."""
+    chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    """Frames per resumable chunk of a video."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunConfig:
-        """The run configuration for what the settings panel shows; ``OptionError`` for a suffix or format that
-        cannot work (checked before any work is done)."""
+        """The run configuration for what the settings panel shows; ``OptionError`` for a suffix, format or video
+        setting that cannot work (checked before any work is done)."""
+        spec = CODECS.get(settings.video_codec)
+        crf = settings.video_crf if spec is not None and spec.crf is not None and settings.video_crf >= 0 else None
         return cls(
             model=settings.model_source,
             from_file=settings.use_weights_file,
@@ -81,6 +95,10 @@ class RunConfig:
                 overwrite=settings.overwrite,
             ),
             quality=settings.quality,
+            encoder=EncoderSettings(
+                codec=settings.video_codec, crf=crf, preset=settings.video_preset or None
+            ).checked(),
+            chunk_frames=max(settings.video_chunk, 1),
         )
 
 
@@ -89,13 +107,17 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class ItemUpdate:
-    """An item moved on: its state, a short message, and progress (tiles, or bytes of the model; 0 = not known)."""
+    """An item moved on: its state, a short message, and progress (tiles, frames of a video, or bytes of the
+    model; 0 = not known)."""
 
     item_id: int
     state: ItemState
     message: str = ""
     done: int = 0
     total: int = 0
+    baseline: int | None = None
+    """Set once per item when part of it was done before (a resumed video's finished frames): the time left is
+    then estimated from the work done after this point only."""
 
 
 @dataclass(frozen=True)
@@ -142,10 +164,11 @@ Emit = Callable[[RunEvent], None]
 
 
 def plan_jobs(
-    jobs: Sequence[Job], options: OutputOptions, *, scale: int, model: str
+    jobs: Sequence[Job], options: OutputOptions, *, scale: int, model: str, codec: str = "x264"
 ) -> tuple[list[tuple[Job, Path]], list[ItemFinished]]:
-    """Plan the jobs as the command line plans its inputs (``batch.plan_outputs``): the jobs to run with their
-    output files, and the items that end here (skipped, left out, refused), as events."""
+    """Plan the jobs as the command line plans its inputs (``batch.plan_outputs``; videos as its video command
+    does, the container by ``output_extension`` for ``codec``): the jobs to run with their output files, in queue
+    order, and the items that end here (skipped, left out, refused), as events."""
     by_input: dict[Input, Job] = {}
     ended: list[ItemFinished] = []
     for job in jobs:
@@ -154,54 +177,93 @@ def plan_jobs(
             ended.append(ItemFinished(job.item_id, ItemState.SKIPPED, "Skipped: the same file is already in this run."))
         else:
             by_input[key] = job
-    plan = batch.plan_outputs(list(by_input), options, scale=scale, model=model)
-    for item, why in plan.left_out:
-        ended.append(ItemFinished(by_input[item].item_id, ItemState.SKIPPED, f"Left out: {why}."))
-    for item, why in plan.skipped:
-        ended.append(ItemFinished(by_input[item].item_id, ItemState.SKIPPED, f"Skipped: {why}."))
-    for item, why in plan.failed:
-        ended.append(ItemFinished(by_input[item].item_id, ItemState.FAILED, why))
-    return [(by_input[p.input], p.output) for p in plan.todo], ended
+    images = [key for key, job in by_input.items() if not job.is_video]
+    videos = [key for key, job in by_input.items() if job.is_video]
+    plans = []
+    if images:
+        plans.append(batch.plan_outputs(images, options, scale=scale, model=model))
+    if videos:
+        video_options = replace(options, format=None, kind="video")
+        plans.append(
+            batch.plan_outputs(
+                videos, video_options, scale=scale, model=model, extension=lambda path: output_extension(path, codec)
+            )
+        )
+    todo: list[tuple[Job, Path]] = []
+    for plan in plans:
+        todo.extend((by_input[p.input], p.output) for p in plan.todo)
+        for item, why in plan.left_out:
+            ended.append(ItemFinished(by_input[item].item_id, ItemState.SKIPPED, f"Left out: {why}."))
+        for item, why in plan.skipped:
+            ended.append(ItemFinished(by_input[item].item_id, ItemState.SKIPPED, f"Skipped: {why}."))
+        for item, why in plan.failed:
+            ended.append(ItemFinished(by_input[item].item_id, ItemState.FAILED, why))
+    order = {job.item_id: position for position, job in enumerate(jobs)}
+    todo.sort(key=lambda pair: order[pair[0].item_id])
+    return todo, ended
 
 
 # ------------------------------------------------------------------------------------------------ time left
 
 
 class TimeLeft:
-    """Estimates the seconds left in a run from how long finished items and the current item's tiles took."""
+    """Estimates the seconds left in a run: the current item from its rate (tiles, or frames of a video, per
+    second), the waiting ones from how long finished items of the same kind (image or video) took."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._durations: list[float] = []
+        self._durations: dict[str, list[float]] = {}
+        self._kind = "image"
         self._current_start: float | None = None
+        self._base = 0
 
-    def start_item(self) -> None:
+    def start_item(self, kind: str = "image") -> None:
         """The worker began computing an item (after any model download)."""
-        self._current_start = self._clock()
+        self._kind, self._current_start, self._base = kind, self._clock(), 0
 
-    def finish_item(self, counted: bool) -> None:
-        """The current item ended; ``counted`` is False for skips, failures and cancels, which say little."""
+    def rebase(self, done: int) -> None:
+        """``done`` of the current item's work was done before (a resumed video): count the rate from here."""
+        if self._current_start is not None:
+            self._current_start, self._base = self._clock(), done
+
+    def finish_item(self, counted: bool, total: int = 0) -> None:
+        """The current item ended; ``counted`` is False for skips, failures and cancels, which say little. A
+        resumed item counts as the time the whole of it (``total``) would have taken at its rate."""
         if counted and self._current_start is not None:
-            self._durations.append(self._clock() - self._current_start)
+            took = self._clock() - self._current_start
+            if 0 < self._base < total:
+                took *= total / (total - self._base)
+            self._durations.setdefault(self._kind, []).append(took)
         self._current_start = None
 
-    def estimate(self, done: int, total: int, waiting: int) -> float | None:
-        """Seconds left: the rest of the current item (``done`` of ``total`` tiles) plus ``waiting`` more items."""
+    def _mean(self, kind: str) -> float | None:
+        durations = self._durations.get(kind)
+        return sum(durations) / len(durations) if durations else None
+
+    def estimate(self, done: int, total: int, waiting: Mapping[str, int]) -> float | None:
+        """Seconds left: the rest of the current item (``done`` of ``total``) plus the ``waiting`` items of each
+        kind; None while a kind that is still to come has nothing to estimate from."""
+        per_item = {kind: self._mean(kind) for kind in (*self._durations, *waiting, self._kind)}
         current_left = 0.0
-        per_item = sum(self._durations) / len(self._durations) if self._durations else None
         if self._current_start is not None:
             elapsed = self._clock() - self._current_start
-            if done > 0 and total > 0:
-                projected = elapsed * total / done
-                current_left = max(projected - elapsed, 0.0)
-                per_item = per_item if per_item is not None else projected
-            elif per_item is not None:
-                current_left = max(per_item - elapsed, 0.0)
+            mean = per_item[self._kind]
+            if done > self._base and total > 0:
+                rate = elapsed / (done - self._base)
+                current_left = max(rate * (total - done), 0.0)
+                per_item[self._kind] = mean if mean is not None else rate * total
+            elif mean is not None:
+                current_left = max(mean - elapsed, 0.0)
             else:
                 return None
-        if per_item is None:
-            return None if waiting else current_left
-        return current_left + waiting * per_item
+        left = current_left
+        for kind, count in waiting.items():
+            if count:
+                mean = per_item[kind]
+                if mean is None:
+                    return None
+                left += count * mean
+        return left
 
 
 # --------------------------------------------------------------------------------------------------- tracker
@@ -240,12 +302,15 @@ class RunTracker:
             return None
         if isinstance(event, ItemUpdate):
             if event.state is ItemState.RUNNING and item.state is not ItemState.RUNNING:
-                self._eta.start_item()
+                self._eta.start_item(item.kind)
+            if event.baseline is not None:
+                self._eta.rebase(event.baseline)
             if event.state is ItemState.DOWNLOADING:
                 self.downloaded = True
             _set(item, event.state, event.message, event.done, event.total)
         else:
-            self._eta.finish_item(counted=event.state is ItemState.DONE and item.state is ItemState.RUNNING)
+            counted = event.state is ItemState.DONE and item.state is ItemState.RUNNING
+            self._eta.finish_item(counted, item.total)
             _set(item, event.state, event.message)
             item.output, item.seconds = event.output, event.seconds
         return item
@@ -291,7 +356,10 @@ class RunTracker:
         current = self.current
         running = current is not None and current.state is ItemState.RUNNING
         done, total = (current.done, current.total) if current is not None and running else (0, 0)
-        waiting = sum(item.state is ItemState.QUEUED for item in self.items)
+        waiting: dict[str, int] = {}
+        for item in self.items:
+            if item.state is ItemState.QUEUED:
+                waiting[item.kind] = waiting.get(item.kind, 0) + 1
         return self._eta.estimate(done, total, waiting)
 
     def summary(self) -> str:

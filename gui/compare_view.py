@@ -3,7 +3,9 @@
 Both images are drawn in the output's pixel grid with one zoom and one pan, so they stay in sync by
 construction. The input is enlarged with nearest neighbour by default, so what differs is the model's work; a
 toggle shows it smoothed (bilinear) instead, as a plain resize would. ``ComparePanel`` is docked in the main
-window (it can float as its own window); it steps through the finished items and closes with Esc.
+window (it can float as its own window); it steps through the finished items and closes with Esc. For a video it
+shows source frame k beside output frame k, with a frame slider and previous/next frame; the window reads the
+frames off the UI thread and hands them to ``show_frame``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from PyQt6.QtGui import (
     QShortcut,
     QWheelEvent,
 )
-from PyQt6.QtWidgets import QLabel, QSizePolicy, QSlider, QToolBar, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolBar, QToolButton, QVBoxLayout, QWidget
 
 from gui.qimage import array_to_qimage
 from hat_plugin import images
@@ -64,6 +66,8 @@ class CompareCanvas(QWidget):
         """Enlarge the input with bilinear filtering instead of nearest neighbour."""
         self._drag: str | None = None
         self._last = QPointF()
+        self.empty_text = "No image"
+        """What the canvas says while it has no images."""
         self._checker = self._checker_brush()
 
     def set_images(self, before: QImage, after: QImage) -> None:
@@ -158,7 +162,7 @@ class CompareCanvas(QWidget):
         painter = QPainter(self)
         painter.fillRect(self.rect(), self.palette().window())
         if self.after.isNull():
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No image")
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.empty_text)
             return
         target = self.image_rect()
         painter.fillRect(target, self._checker)
@@ -274,11 +278,13 @@ class CompareCanvas(QWidget):
 
 class ComparePanel(QWidget):
     """The comparison canvas with its tools: previous/next finished item, fit, 1:1, zoom, smooth or nearest
-    "before", a split slider, and a close button (Esc or Ctrl+W also close it)."""
+    "before", a split slider, a close button (Esc or Ctrl+W also close it), and for videos a frame bar."""
 
     previous_requested = pyqtSignal()
     next_requested = pyqtSignal()
     close_requested = pyqtSignal()
+    frame_requested = pyqtSignal(int)
+    """A video's frame was asked for (the frame slider, or previous/next frame)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -298,14 +304,14 @@ class ComparePanel(QWidget):
             "◀ Previous",
             QKeySequence.StandardKey.MoveToPreviousPage,
             self.previous_requested.emit,
-            "The previous finished image (Page Up)",
+            "The previous finished item (Page Up)",
         )
         self.next_action = self._action(
             toolbar,
             "Next ▶",
             QKeySequence.StandardKey.MoveToNextPage,
             self.next_requested.emit,
-            "The next finished image (Page Down)",
+            "The next finished item (Page Down)",
         )
         toolbar.addSeparator()
         self.fit_action = self._action(toolbar, "Fit", "F", self.canvas.fit, "Fit the image in the window")
@@ -328,16 +334,52 @@ class ComparePanel(QWidget):
         )
         escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         escape.activated.connect(self.close_requested.emit)
+        self.frames = 0
+        """Frames of the video shown (0: an image is shown)."""
+        self.frame = -1
+        """The video frame on the canvas (-1: none yet)."""
+        self.frame_bar = self._build_frame_bar()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addWidget(toolbar)
         layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.frame_bar)
         layout.addWidget(self.slider)
         layout.addWidget(self.info)
         self.slider.valueChanged.connect(lambda value: self.canvas.set_split(value / SPLIT_STEPS))
         self.canvas.split_changed.connect(self._on_split)
         self.canvas.view_changed.connect(self._show_zoom)
+
+    def _build_frame_bar(self) -> QWidget:
+        """Frame slider, previous/next frame (, and .) and "frame k of n": shown for videos only."""
+        bar = QWidget()
+        row = QHBoxLayout(bar)
+        row.setContentsMargins(4, 0, 4, 0)
+        self.frame_slider = QSlider(Qt.Orientation.Horizontal)
+        self.frame_slider.setToolTip("Drag to choose the frame (source frame k beside output frame k)")
+        self.frame_label = QLabel()
+        self.previous_frame_action = QAction("◀ Frame", self)
+        self.previous_frame_action.setShortcut(QKeySequence(","))
+        self.previous_frame_action.setToolTip("The previous frame (,)")
+        self.previous_frame_action.triggered.connect(lambda _checked=False: self.step_frame(-1))
+        self.next_frame_action = QAction("Frame ▶", self)
+        self.next_frame_action.setShortcut(QKeySequence("."))
+        self.next_frame_action.setToolTip("The next frame (.)")
+        self.next_frame_action.triggered.connect(lambda _checked=False: self.step_frame(1))
+        for action in (self.previous_frame_action, self.next_frame_action):
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.addAction(action)
+        previous, following = QToolButton(), QToolButton()
+        previous.setDefaultAction(self.previous_frame_action)
+        following.setDefaultAction(self.next_frame_action)
+        row.addWidget(previous)
+        row.addWidget(self.frame_slider, 1)
+        row.addWidget(following)
+        row.addWidget(self.frame_label)
+        self.frame_slider.valueChanged.connect(self._on_frame_slider)
+        bar.hide()
+        return bar
 
     def _action(
         self,
@@ -379,11 +421,60 @@ class ComparePanel(QWidget):
 
     def show_files(self, before: Path, after: Path, title: str = "") -> None:
         """Read the input and the output and compare them (raises ``hat_plugin.ImageError`` if unreadable)."""
-        self.show_pair(
+        pictures = (
             array_to_qimage(images.read_image(before).pixels),
             array_to_qimage(images.read_image(after).pixels),
-            title=title or after.name,
         )
+        self.frames, self.frame = 0, -1
+        self.frame_bar.hide()
+        self.show_pair(*pictures, title=title or after.name)
+
+    def begin_video(self, title: str = "") -> None:
+        """Compare a video: its frames come through ``show_frame``; until the first does, the canvas says so."""
+        self.frames, self.frame = 0, -1
+        self.frame_bar.show()
+        self.frame_slider.setEnabled(False)
+        self.frame_label.setText("")
+        self.title.setText(f"  {title}  ")
+        self.info.setText("  reading the frames…")
+        self.canvas.empty_text = "Reading the frames…"
+        self.canvas.set_images(QImage(), QImage())
+        self._update_frame_actions()
+
+    def show_frame(self, number: int, frames: int, before: QImage, after: QImage) -> None:
+        """Show frame ``number`` (of ``frames``) of the source (``before``) and of the output (``after``)."""
+        self.frame = number
+        self.show_pair(before, after, self.title.text().strip())
+        self.frame_slider.blockSignals(True)
+        if frames != self.frames:
+            self.frames = frames
+            self.frame_slider.setRange(0, max(frames - 1, 0))
+        self.frame_slider.setValue(number)
+        self.frame_slider.setEnabled(True)
+        self.frame_slider.blockSignals(False)
+        self.frame_label.setText(f"frame {number}  ({frames} frames)")  # numbered from 0, as --start is
+        self.info.setText(f"{self.info.text()}   ·   , and .: previous / next frame")
+        self._update_frame_actions()
+
+    def video_failed(self, message: str) -> None:
+        """The frames cannot be read: say so on the canvas and below it."""
+        self.canvas.empty_text = "Cannot show the frames"
+        self.canvas.update()
+        self.info.setText(f"  {message}")
+
+    def step_frame(self, step: int) -> None:
+        """Ask for the frame ``step`` frames from the one the slider is on (within the video)."""
+        if self.frames:
+            self.frame_slider.setValue(min(max(self.frame_slider.value() + step, 0), self.frames - 1))
+
+    def _on_frame_slider(self, value: int) -> None:
+        self._update_frame_actions()
+        self.frame_requested.emit(value)
+
+    def _update_frame_actions(self) -> None:
+        value = self.frame_slider.value()
+        self.previous_frame_action.setEnabled(self.frames > 0 and value > 0)
+        self.next_frame_action.setEnabled(value < self.frames - 1)
 
     def _on_split(self, fraction: float) -> None:
         self.slider.blockSignals(True)

@@ -1,8 +1,10 @@
-"""The main window: a queue you drop images on (with thumbnails), the settings panel (a dock that can be hidden),
-Start/Cancel with overall progress and time left, and the before/after comparison docked below the queue.
+"""The main window: a queue you drop images and videos on (with thumbnails), the settings panel (a dock that can be
+hidden), Start/Cancel with overall progress and time left, and the before/after comparison docked below the queue
+(for a video: source frame k beside output frame k).
 
 The window owns the ``JobQueue``; a run's events change it only through ``batch_run.RunTracker``. Upscaling and
-downloads run on a one-thread pool; model checks and thumbnails on a second one, so they never wait for a run.
+downloads run on a one-thread pool; model checks and thumbnails on a second one, so they never wait for a run;
+the compare view's video frames on a third, so stepping through frames never waits for thumbnails.
 """
 
 from __future__ import annotations
@@ -71,9 +73,20 @@ from gui.runner import EngineCache, describe_error
 from gui.settings import Settings, load_settings, save_settings
 from gui.settings_panel import SettingsPanel
 from gui.theme import THEMES, apply_theme
-from gui.worker import Thumbnail, ThumbnailTask, UpscaleTask, Worker, wait_or_abandon
+from gui.video_frames import FramePair
+from gui.worker import (
+    FramesFailed,
+    FrameTask,
+    Thumbnail,
+    ThumbnailTask,
+    UpscaleTask,
+    VideoFrame,
+    Worker,
+    wait_or_abandon,
+)
 from hat_plugin import images
 from hat_plugin.errors import HATError, OptionError
+from hat_plugin.video import VIDEO_EXTENSIONS
 from hat_plugin.weights import ModelEntry
 
 __all__ = ["MainWindow", "default_paste_dir"]
@@ -86,10 +99,12 @@ COMPACT_WIDTH = 1000
 CLOSE_WAIT_MS = 5000
 """How long closing waits for the work in flight to stop before leaving it behind."""
 DROP_HINT = (
-    "<p style='font-size:15pt'>Drop images or folders here</p>"
-    "<p>or use <b>Add images…</b> (Ctrl+O), <b>Add folder…</b> (Ctrl+Shift+O), or paste an image (Ctrl+V).</p>"
+    "<p style='font-size:15pt'>Drop images, videos or folders here</p>"
+    "<p>or use <b>Add files…</b> (Ctrl+O), <b>Add folder…</b> (Ctrl+Shift+O), or paste an image (Ctrl+V).</p>"
     "<p>The bundled models work offline; bigger ones are downloaded when first used.</p>"
 )
+IMAGE_PATTERNS = " ".join(f"*{ext}" for ext in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"))
+VIDEO_PATTERNS = " ".join(f"*{ext}" for ext in sorted(VIDEO_EXTENSIONS))
 QUEUE_KEY = "queue/items"
 THEME_KEY = "ui/theme"
 
@@ -124,11 +139,18 @@ class MainWindow(QMainWindow):
         self.pool.setMaxThreadCount(1)
         self.checks = QThreadPool(self)
         self.checks.setMaxThreadCount(1)
+        self.frames_pool = QThreadPool(self)
+        self.frames_pool.setMaxThreadCount(1)
         self.engines = EngineCache()
         self.queue = JobQueue()
         self.task: UpscaleTask | None = None
         self.tracker: RunTracker | None = None
         self.compare_item: int | None = None
+        self.compared_video: FramePair | None = None
+        """The finished video in the compare view (its frames are read on ``frames_pool``)."""
+        self.frame_task: FrameTask | None = None
+        self._frame_wanted: int | None = None
+        self._frame_pending = False
         self.about_dialog: AboutDialog | None = None
         self.context_menu: QMenu | None = None
         self._thumbnail_tasks: list[ThumbnailTask] = []
@@ -166,6 +188,7 @@ class MainWindow(QMainWindow):
         self.compare.previous_requested.connect(lambda: self.compare_step(-1))
         self.compare.next_requested.connect(lambda: self.compare_step(1))
         self.compare.close_requested.connect(self.close_compare)
+        self.compare.frame_requested.connect(self.request_frame)
         self._ticker.timeout.connect(self._update_overall)
         self._busy_ticker.timeout.connect(self._repaint_busy)
         self._restore_window()
@@ -238,7 +261,7 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         pix = QStyle.StandardPixmap
         keys = QKeySequence.StandardKey
-        self.add_files_action = self._action("Add images…", self.choose_files, keys.Open, pix.SP_FileIcon)
+        self.add_files_action = self._action("Add files…", self.choose_files, keys.Open, pix.SP_FileIcon)
         self.add_folder_action = self._action("Add folder…", self.choose_folder, "Ctrl+Shift+O", pix.SP_DirIcon)
         self.paste_action = self._action("Paste", self.paste, keys.Paste)
         self.open_output_action = self._action(
@@ -323,7 +346,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------- adding
 
     def add_paths(self, paths: Sequence[Path]) -> AddResult:
-        """Queue image files and the images in folders; say what was not added and why."""
+        """Queue image and video files and those in folders; say what was not added and why."""
         result = self.queue.add_paths(paths, recursive=self.panel.settings().recursive)
         self.table_model.appended(len(result.added))
         self._report_added(result)
@@ -331,36 +354,49 @@ class MainWindow(QMainWindow):
         self._update_actions()
         return result
 
+    def _count(self, items: Sequence[QueueItem]) -> str:
+        """``3 images``, ``1 video``, ``2 images and 1 video``."""
+        videos = sum(item.is_video for item in items)
+        parts = [(len(items) - videos, "image"), (videos, "video")]
+        shown = [f"{n} {word}{'s' if n != 1 else ''}" for n, word in parts if n]
+        return " and ".join(shown) or "nothing"
+
     def _report_added(self, result: AddResult) -> None:
         def listing(paths: list[tuple[Path, str]]) -> str:
             shown = ", ".join(f"{p.name} ({why})" for p, why in paths[:3])
             return shown + ("…" if len(paths) > 3 else "")
 
-        rejected = [(p, result.reasons.get(p, "not an image file")) for p in result.rejected]
+        rejected = [(p, result.reasons.get(p, "not an image or video file")) for p in result.rejected]
         not_added = listing(rejected + result.skipped)
         if (rejected or result.skipped) and not result.added:
             self._show(
-                f"Not added: {not_added}. Drop PNG, JPEG, WebP, TIFF, BMP or other image files, or folders of them.",
+                f"Not added: {not_added}. Drop PNG, JPEG, WebP, TIFF or other image files, MKV, MP4, MOV or other "
+                "videos, or folders of them.",
                 "error",
             )
         elif rejected or result.skipped:
-            self._show(f"Added {len(result.added)} image(s). Not added: {not_added}.", "info")
+            self._show(f"Added {self._count(result.added)}. Not added: {not_added}.", "info")
         elif result.duplicates and not result.added:
             self._show(f"Already in the queue: {', '.join(p.name for p in result.duplicates[:3])}", "info")
         elif result.added:
             self.message_bar.dismiss()
-            self._status(f"Added {len(result.added)} image(s)", 5000)
+            self._status(f"Added {self._count(result.added)}", 5000)
 
     def choose_files(self) -> None:
-        """File > Add images…"""
-        patterns = " ".join(f"*{ext}" for ext in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"))
-        files, _ = QFileDialog.getOpenFileNames(self, "Add images", "", f"Images ({patterns});;All files (*)")
+        """File > Add files… (images and videos)"""
+        files, _ = QFileDialog.getOpenFileNames(
+            self,
+            "Add images or videos",
+            "",
+            f"Images and videos ({IMAGE_PATTERNS} {VIDEO_PATTERNS});;Images ({IMAGE_PATTERNS});;"
+            f"Videos ({VIDEO_PATTERNS});;All files (*)",
+        )
         if files:
             self.add_paths([Path(f) for f in files])
 
     def choose_folder(self) -> None:
         """File > Add folder…"""
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder of images")
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder of images or videos")
         if folder:
             self.add_paths([Path(folder)])
 
@@ -378,7 +414,7 @@ class MainWindow(QMainWindow):
         if mime.hasImage():
             data = mime.imageData()
             return self._add_image_data(data if isinstance(data, QImage) else None)
-        self._show("Nothing to add: paste or drop image files, folders or an image.", "error")
+        self._show("Nothing to add: paste or drop image or video files, folders or an image.", "error")
         return None
 
     def _add_image_data(self, image: QImage | None) -> AddResult | None:
@@ -447,7 +483,7 @@ class MainWindow(QMainWindow):
         items = self.queue.startable()
         if not items:
             failed = any(item.state is ItemState.FAILED for item in self.queue.items)
-            hint = "use Retry failed to try the failed ones again" if failed else "add images first"
+            hint = "use Retry failed to try the failed ones again" if failed else "add images or videos first"
             self._show(f"Nothing to process: {hint}.", "info")
             return False
         settings = self.panel.settings()
@@ -483,7 +519,7 @@ class MainWindow(QMainWindow):
             self.table_model.changed(item.id)
         self.message_bar.dismiss()
         self.panel.lock(True)
-        self._status(f"Processing {len(items)} image(s)…")
+        self._status(f"Processing {self._count(items)}…")
         self._ticker.start()
         self._busy_ticker.start()
         self._update_actions()
@@ -491,7 +527,8 @@ class MainWindow(QMainWindow):
         self.pool.start(task)
 
     def cancel(self) -> None:
-        """Stop the run: the current item stops within a tile and writes nothing; the rest stay queued."""
+        """Stop the run: the current image stops within a tile and writes nothing, a video between frames keeping
+        its finished chunks (Start continues from them); the rest stay queued."""
         if self.task is not None and self.tracker is not None:
             self.tracker.cancelled = True
             self.task.cancel()
@@ -747,15 +784,21 @@ class MainWindow(QMainWindow):
         return [i.id for i in self.queue.items if i.state is ItemState.DONE and i.output is not None]
 
     def open_compare(self, item_id: int) -> bool:
-        """Show the input and the output of a finished item side by side, in the Compare dock."""
+        """Show the input and the output of a finished item side by side, in the Compare dock (for a video, a frame
+        of each, read in the background: the frame slider chooses which)."""
         item = self.queue.find(item_id)
         if item is None or item.state is not ItemState.DONE or item.output is None:
             return False
-        try:
-            self.compare.show_files(item.source, item.output, self.table_model.shown_name(item))
-        except (HATError, ValueError, OSError) as exc:
-            self._show(f"Cannot compare: {describe_error(exc)}", "error")
-            return False
+        title = self.table_model.shown_name(item)
+        if item.is_video:
+            self._compare_video(FramePair(item.source, item.output), title)
+        else:
+            try:
+                self.compare.show_files(item.source, item.output, title)
+            except (HATError, ValueError, OSError) as exc:
+                self._show(f"Cannot compare: {describe_error(exc)}", "error")
+                return False
+            self._compare_video(None)
         first_time = not self.compare_dock.isVisible()
         self.compare_item = item_id
         done = self._done_ids()
@@ -784,7 +827,47 @@ class MainWindow(QMainWindow):
         """Hide the comparison (Esc)."""
         self.compare_dock.hide()
         self.compare_item = None
+        self._compare_video(None)
         self.view.setFocus()
+
+    def _compare_video(self, pair: FramePair | None, title: str = "") -> None:
+        """Compare the frames of ``pair`` from now on (its poster frame first), or no video (None)."""
+        previous = self.compared_video
+        self.compared_video = pair
+        if previous is not None and previous is not pair:
+            previous.close()  # waits for a frame being read, at most one decode
+        if pair is not None:
+            self.compare.begin_video(title)
+            self._frame_pending = False
+            self.request_frame(None)
+
+    def request_frame(self, number: int | None) -> None:
+        """Show frame ``number`` of the compared video (None: its poster frame). Frames are read one at a time off
+        the UI thread; while one is read, only the latest request waits (dragging the slider skips frames)."""
+        pair = self.compared_video
+        if pair is None:
+            return
+        if self.frame_task is not None:
+            self._frame_wanted, self._frame_pending = number, True
+            return
+        task = FrameTask(pair, number)
+        task.signals.reported.connect(self._on_frame)
+        task.signals.finished.connect(self._on_frame_task_done)
+        self.frame_task = task
+        self.frames_pool.start(task)
+
+    def _on_frame(self, event: object) -> None:
+        if isinstance(event, VideoFrame) and event.pair is self.compared_video:
+            self.compare.show_frame(event.number, event.frames, event.before, event.after)
+        elif isinstance(event, FramesFailed) and event.pair is self.compared_video:
+            self.compare.video_failed(event.message)
+            self._show(f"Cannot compare: {event.message}", "error")
+
+    def _on_frame_task_done(self) -> None:
+        self.frame_task = None
+        if self._frame_pending:
+            self._frame_pending = False
+            self.request_frame(self._frame_wanted)
 
     def _on_double_click(self, index: QModelIndex) -> None:
         item = self.table_model.item_at(index.row())
@@ -844,6 +927,7 @@ class MainWindow(QMainWindow):
         selected = [item for item in map(self.queue.find, self.view.selected_ids()) if item is not None]
         self.remove_action.setEnabled(any(not i.state.busy for i in selected))
         self.compare_action.setEnabled(any(i.state is ItemState.DONE for i in selected))
+        self.panel.show_video_settings(any(item.is_video for item in self.queue.items))
 
     def resizeEvent(self, event: QResizeEvent | None) -> None:
         """In a narrow window keep the queue the widest part: the docked settings take at most
@@ -863,8 +947,11 @@ class MainWindow(QMainWindow):
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Stop processing?")
-        box.setText("Images are being upscaled. Stop and quit?")
-        box.setInformativeText("Finished images are kept; the rest stay in the queue for the next start.")
+        box.setText("Files are being upscaled. Stop and quit?")
+        box.setInformativeText(
+            "Finished images and the finished chunks of a video are kept; the rest stay in the queue for the next "
+            "start, which continues a video from its chunks."
+        )
         stop = box.addButton("Stop and quit", QMessageBox.ButtonRole.AcceptRole)
         box.addButton("Keep running", QMessageBox.ButtonRole.RejectRole)
         box.exec()
@@ -884,6 +971,9 @@ class MainWindow(QMainWindow):
         work: list[Worker | None] = [self.task, picker.download_task]
         wait_or_abandon(self.pool, work, self.close_wait_ms)
         wait_or_abandon(self.checks, [*self._thumbnail_tasks, picker.check_task], self.close_wait_ms)
+        self._frame_pending = False
+        if wait_or_abandon(self.frames_pool, [self.frame_task], self.close_wait_ms):
+            self._compare_video(None)
         if self.tracker is not None:
             self.tracker.cancelled = True
             self.tracker.end()

@@ -16,8 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from hat_plugin import batch, images
+from hat_plugin.video.names import is_video_name
 
-__all__ = ["AddResult", "ItemState", "JobQueue", "QueueItem", "distinct_names"]
+__all__ = ["AddResult", "ItemState", "JobQueue", "QueueItem", "distinct_names", "is_media_name"]
+
+
+def is_media_name(path: str | os.PathLike[str]) -> bool:
+    """Whether the app takes ``path`` by its name: an image, or a video (by extension; nothing is opened)."""
+    return images.is_image_name(path) or is_video_name(path)
 
 
 class ItemState(StrEnum):
@@ -50,7 +56,7 @@ class ItemState(StrEnum):
 
 @dataclass
 class QueueItem:
-    """One input image and what happened to it."""
+    """One input (an image or a video) and what happened to it."""
 
     id: int
     source: Path
@@ -60,10 +66,21 @@ class QueueItem:
     state: ItemState = ItemState.QUEUED
     done: int = 0
     total: int = 0
-    """Progress of the current step: tiles while running, bytes while downloading the model (0: not known yet)."""
+    """Progress of the current step: tiles (frames for a video) while running, bytes while downloading the model
+    (0: not known yet)."""
     message: str = ""
     output: Path | None = None
     seconds: float | None = None
+
+    @property
+    def is_video(self) -> bool:
+        """True for a video file (upscaled frame by frame in resumable chunks)."""
+        return is_video_name(self.source)
+
+    @property
+    def kind(self) -> str:
+        """``video`` or ``image``."""
+        return "video" if self.is_video else "image"
 
     @property
     def subfolder(self) -> Path:
@@ -77,13 +94,14 @@ class AddResult:
 
     added: list[QueueItem] = field(default_factory=list)
     rejected: list[Path] = field(default_factory=list)
-    """Paths given that are not images (or do not exist); nothing was added for them."""
+    """Paths given that are neither images nor videos (or do not exist); nothing was added for them."""
     reasons: dict[Path, str] = field(default_factory=dict)
     """Why each rejected path was not added."""
     skipped: list[tuple[Path, str]] = field(default_factory=list)
-    """Image names found inside added folders that cannot be read as files (pipes, devices), with the reason."""
+    """Image or video names found inside added folders that cannot be read as files (pipes, devices), with the
+    reason."""
     duplicates: list[Path] = field(default_factory=list)
-    """Images already waiting in the queue."""
+    """Files already waiting in the queue."""
 
 
 def _kind(path: Path) -> int | None:
@@ -97,7 +115,7 @@ def _kind(path: Path) -> int | None:
 class JobQueue:
     """The ordered list of queue items, owned by the UI thread."""
 
-    def __init__(self, accepts: Callable[[Path], bool] = images.is_image_name) -> None:
+    def __init__(self, accepts: Callable[[Path], bool] = is_media_name) -> None:
         self._accepts = accepts
         self.items: list[QueueItem] = []
         self._ids = itertools.count(1)
@@ -106,30 +124,35 @@ class JobQueue:
         return len(self.items)
 
     def _why_not(self, path: Path) -> str | None:
-        """Why ``path`` cannot be queued as an image file, or None when it can. Only ``stat`` is used: a named pipe
-        called ``x.png`` is refused without being opened (opening it would block)."""
+        """Why ``path`` cannot be queued as an image or video file, or None when it can. Only ``stat`` is used: a
+        named pipe called ``x.png`` is refused without being opened (opening it would block)."""
         kind = _kind(path)
         if kind is None:
             return "not found"
         if kind != stat.S_IFREG:
             return "not a regular file (a pipe, socket or device)"
         if not self._accepts(path):
-            return "not an image file"
+            return "not an image or video file"
         return None
 
     def add_paths(self, paths: Iterable[Path], recursive: bool = True) -> AddResult:
-        """Add image files and the images inside folders (sub-folders too when ``recursive``)."""
+        """Add image and video files, and those inside folders (sub-folders too when ``recursive``; the work
+        folders of interrupted videos are never entered)."""
         result = AddResult()
         waiting = {_key(item.source) for item in self.items if not item.state.finished}
         for given in paths:
             path = Path(given)
             candidates: list[tuple[Path, Path | None]]
             if _kind(path) == stat.S_IFDIR:
-                found = list(batch.find_images(path, recursive, on_skipped=self._on_skipped(result)))
+                found = list(
+                    batch.find_files(
+                        path, recursive, lambda name: self._accepts(Path(name)), on_skipped=self._on_skipped(result)
+                    )
+                )
                 candidates = [(p, path) for p, _sub in found if self._accepts(p)]
                 if not candidates:
                     result.rejected.append(path)
-                    result.reasons[path] = "a folder with no images"
+                    result.reasons[path] = "a folder with no images or videos"
             else:
                 why = self._why_not(path)
                 if why is not None:
@@ -148,7 +171,7 @@ class JobQueue:
 
     def _on_skipped(self, result: AddResult) -> Callable[[Path, str], None]:
         def note(path: Path, why: str) -> None:
-            if self._accepts(path):  # an image name that is not a file: tell the user; other files are just ignored
+            if self._accepts(path):  # an image or video name that is not a file: tell the user; others are ignored
                 result.skipped.append((path, why))
 
         return note

@@ -124,7 +124,8 @@ class QueueTableModel(QAbstractTableModel):
             note = f"  ·  {item.message}" if item.message else ""
             return f"→ {item.output.name}{took}{note}"
         if item.state is ItemState.RUNNING and item.total:
-            return f"tile {item.done} of {item.total}"
+            step = f"{'frame' if item.is_video else 'tile'} {item.done} of {item.total}"
+            return f"{step}  ·  {item.message}" if item.message else step
         if item.state is ItemState.DOWNLOADING and item.done:
             total = f" of {format_size(item.total)}" if item.total else ""
             return f"{item.message}: {format_size(item.done)}{total}"

@@ -1,5 +1,7 @@
 """What a run does on the worker thread, without Qt: get the model (the engine's default when none is chosen),
-plan the jobs, upscale each image and write it atomically, reporting everything as ``batch_run`` events.
+plan the jobs, upscale each image and write it atomically, and each video as a ``hat_plugin.video.VideoJob``
+(frame progress, cancel keeps the finished chunks, the next run continues from them), reporting everything as
+``batch_run`` events.
 
 ``run_batch`` is called by ``worker.UpscaleTask`` on the app's one-thread pool, and directly by tests.
 """
@@ -30,6 +32,7 @@ from hat_plugin.errors import (
     out_of_memory_message,
 )
 from hat_plugin.progress import CancelCheck, raise_if_cancelled
+from hat_plugin.video import VideoJob
 from hat_plugin.weights import ModelEntry
 
 __all__ = ["EngineCache", "Throttle", "describe_error", "run_batch"]
@@ -104,14 +107,17 @@ def run_batch(jobs: Sequence[Job], config: RunConfig, engines: EngineCache, emit
     loaded = _load(jobs[0], config, engines, emit, cancel)
     if loaded is None:
         return
-    upscaler, label = loaded
-    todo, ended = plan_jobs(jobs, config.output, scale=upscaler.scale, model=label)
+    upscaler, label, path = loaded
+    todo, ended = plan_jobs(jobs, config.output, scale=upscaler.scale, model=label, codec=config.encoder.codec)
     for event in ended:
         emit(event)
     for job, target in todo:
         if _wanted(cancel):
             return
-        _process(job, target, upscaler, config, emit, cancel)
+        if job.is_video:
+            _process_video(job, target, upscaler, path, config, emit, cancel)
+        else:
+            _process(job, target, upscaler, config, emit, cancel)
 
 
 def _wanted(cancel: CancelCheck) -> bool:
@@ -122,8 +128,9 @@ def _wanted(cancel: CancelCheck) -> bool:
 
 def _load(
     first: Job, config: RunConfig, engines: EngineCache, emit: Emit, cancel: CancelCheck
-) -> tuple[hat_plugin.Upscaler, str] | None:
-    """Fetch the model if needed and load it, showing it on the first item; None (after an event) when it cannot."""
+) -> tuple[hat_plugin.Upscaler, str, Path] | None:
+    """Fetch the model if needed and load it, showing it on the first item: the engine, the model's short name and
+    its weights file; None (after an event) when it cannot."""
     emit(ItemUpdate(first.item_id, ItemState.LOADING, "loading the model"))
     entry: ModelEntry | None = None
     why = ""
@@ -153,7 +160,7 @@ def _load(
     label = weights.model_label(spec)
     precision = str(upscaler.dtype).removeprefix("torch.")
     emit(ModelChosen(label, upscaler.scale, str(upscaler.device), precision, why, tuple(notes)))
-    return upscaler, label
+    return upscaler, label, path
 
 
 def _download_reporting(first: Job, emit: Emit) -> tuple[Callable[[ModelEntry], None], Throttle]:
@@ -190,20 +197,22 @@ def _not_a_file(path: Path) -> str | None:
     return None
 
 
-def _process(
-    job: Job, target: Path, upscaler: hat_plugin.Upscaler, config: RunConfig, emit: Emit, cancel: CancelCheck
-) -> None:
-    """Upscale one image and write it atomically; every failure is reported on the item."""
+def _finisher(job: Job, emit: Emit) -> Callable[..., None]:
+    """``finish(state, message, output=None)``: the item's last event, with the time since this call."""
     started = time.monotonic()
 
     def finish(state: ItemState, message: str, output: Path | None = None) -> None:
         emit(ItemFinished(job.item_id, state, message, output, time.monotonic() - started))
 
-    emit(ItemUpdate(job.item_id, ItemState.RUNNING, "reading the image"))
+    return finish
+
+
+def _ready(job: Job, target: Path, finish: Callable[..., None]) -> bool:
+    """The input is a regular file and the output folder exists (created if needed); else the item fails."""
     problem = _not_a_file(job.source)
     if problem is not None:
         finish(ItemState.FAILED, problem)
-        return
+        return False
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -211,6 +220,17 @@ def _process(
             ItemState.FAILED,
             f"Cannot create the output folder {target.parent} ({exc.strerror or exc}): choose another one.",
         )
+        return False
+    return True
+
+
+def _process(
+    job: Job, target: Path, upscaler: hat_plugin.Upscaler, config: RunConfig, emit: Emit, cancel: CancelCheck
+) -> None:
+    """Upscale one image and write it atomically; every failure is reported on the item."""
+    finish = _finisher(job, emit)
+    emit(ItemUpdate(job.item_id, ItemState.RUNNING, "reading the image"))
+    if not _ready(job, target, finish):
         return
     report = Throttle(lambda done, total: emit(ItemUpdate(job.item_id, ItemState.RUNNING, "", done, total)))
     try:
@@ -233,3 +253,58 @@ def _process(
         finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.tile))
     else:
         finish(ItemState.DONE, "; ".join(notes), target)
+
+
+def _process_video(
+    job: Job,
+    target: Path,
+    upscaler: hat_plugin.Upscaler,
+    weights_path: Path,
+    config: RunConfig,
+    emit: Emit,
+    cancel: CancelCheck,
+) -> None:
+    """Upscale one video in resumable chunks (``VideoJob``); progress in frames. On cancel the finished chunks stay
+    in the work folder beside the output, and the next run of the same item continues from them."""
+    finish = _finisher(job, emit)
+    emit(ItemUpdate(job.item_id, ItemState.RUNNING, "reading the video"))
+    if not _ready(job, target, finish):
+        return
+    video: VideoJob | None = None
+    note = ""
+
+    def frames(done: int, total: int) -> None:
+        joining = "joining the chunks" if total and done >= total else note
+        emit(ItemUpdate(job.item_id, ItemState.RUNNING, joining, done, total))
+
+    try:
+        with collect_notices() as notes:
+            video = VideoJob(
+                job.source,
+                target,
+                weights_path,
+                encoder=config.encoder,
+                chunk_frames=config.chunk_frames,
+                upscaler=upscaler,
+                overwrite=config.output.overwrite,
+                notify=lambda message: None,  # the item shows the progress and the outcome
+            )
+            plan = video.prepare(cancel)
+            if plan.done:
+                note = f"resumed: {len(plan.done)} of {len(plan.chunks)} chunks kept"
+            emit(ItemUpdate(job.item_id, ItemState.RUNNING, note, plan.frames_done, plan.frames, plan.frames_done))
+            result = video.run(progress=Throttle(frames), cancel=cancel)
+    except Cancelled:
+        kept = video.plan if video is not None else None
+        if kept is not None and kept.done:
+            message = f"Cancelled; {len(kept.done)} of {len(kept.chunks)} chunks are kept: Start continues from them."
+        else:
+            message = "Cancelled; no output was written."
+        finish(ItemState.CANCELLED, message)
+    except Exception as exc:
+        if not isinstance(exc, HATError | OSError | MemoryError) and not is_out_of_memory(exc):
+            traceback.print_exc()
+        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.tile))
+    else:
+        reused = [f"{result.reused} of {result.chunks} chunks reused"] if result.reused else []
+        finish(ItemState.DONE, "; ".join([*reused, *notes]), target)

@@ -39,6 +39,14 @@ class Settings:
     """Replace existing outputs; when False, items whose output exists are skipped."""
     recursive: bool = True
     """Include sub-folders when a folder is added."""
+    video_codec: str = "x264"
+    """Codec of upscaled videos (a ``hat_plugin.video.CODECS`` name)."""
+    video_crf: int = -1
+    """Constant quality of upscaled videos; -1 for the codec's default (ignored by lossless codecs and ProRes)."""
+    video_preset: str = ""
+    """Encoder speed preset (ProRes: the profile); "" for the codec's default."""
+    video_chunk: int = 240
+    """Frames per resumable chunk of a video: a cancelled video continues from its last finished chunk."""
 
     @property
     def model_source(self) -> str:

@@ -1,10 +1,11 @@
-"""The settings panel: model, device, precision, tile size, output folder, format, quality, suffix, overwrite."""
+"""The settings panel: model, device, precision, tile size, output folder, format, quality, suffix, overwrite, and
+for videos (shown while the queue holds one) codec, constant quality, preset and chunk length."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from PyQt6.QtCore import QThreadPool, pyqtSignal
+from PyQt6.QtCore import Qt, QThreadPool, pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -12,6 +13,7 @@ from PyQt6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QSpinBox,
     QToolButton,
@@ -23,6 +25,7 @@ from gui.model_picker import ModelPicker
 from gui.settings import Settings
 from hat_plugin import device as devices
 from hat_plugin import images
+from hat_plugin.video import CODECS
 
 PRECISIONS = (
     ("auto", "auto (fp16 on CUDA, fp32 elsewhere)"),
@@ -32,6 +35,7 @@ PRECISIONS = (
 )
 FORMATS = (("same", "same as input"), *((name.lower(), name) for name in images.WRITE_FORMATS))
 LOSSY = {"jpeg", "webp", "same"}
+CODEC_CHOICES = tuple((spec.name, spec.description.split(":")[0]) for spec in CODECS.values())
 
 
 def _combo(choices: Iterable[tuple[str, str]]) -> QComboBox:
@@ -82,6 +86,20 @@ class SettingsPanel(QWidget):
         self.existing = _combo((("skip", "skip"), ("overwrite", "overwrite")))
         self.existing.setToolTip("What to do when the output file already exists.")
         self.recursive = QCheckBox("include sub-folders")
+        self.codec = _combo(CODEC_CHOICES)
+        for index, spec in enumerate(CODECS.values()):
+            self.codec.setItemData(index, spec.description, Qt.ItemDataRole.ToolTipRole)
+        self.codec.setToolTip("The codec of upscaled videos; audio, subtitles and chapters are copied as they are.")
+        self.crf = QSpinBox()
+        self.crf.setToolTip("Constant quality (CRF): lower is better and bigger.")
+        self.preset = _combo(())
+        self.chunk = QSpinBox()
+        self.chunk.setRange(1, 100_000)
+        self.chunk.setSingleStep(60)
+        self.chunk.setSuffix(" frames")
+        self.chunk.setToolTip(
+            "Frames per chunk. A cancelled video keeps its finished chunks; Start continues from them."
+        )
 
         output_row = QHBoxLayout()
         output_row.setContentsMargins(0, 0, 0, 0)
@@ -105,15 +123,25 @@ class SettingsPanel(QWidget):
         output_form.addRow("Suffix", self.suffix)
         output_form.addRow("If it exists", self.existing)
         output_form.addRow("Folders", self.recursive)
+        self.video_box = QGroupBox("Video")
+        video_form = QFormLayout(self.video_box)
+        video_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        video_form.addRow("Codec", self.codec)
+        video_form.addRow("Quality", self.crf)
+        self.preset_label = QLabel("Preset")
+        video_form.addRow(self.preset_label, self.preset)
+        video_form.addRow("Chunks of", self.chunk)
+        self.video_box.hide()
         layout = QVBoxLayout(self)
-        for box in (model_box, engine_box, output_box):
+        for box in (model_box, engine_box, output_box, self.video_box):
             layout.addWidget(box)
         layout.addStretch(1)
 
         self.models.changed.connect(self.changed)
-        for combo in (self.device, self.precision, self.format, self.existing):
+        self.codec.currentIndexChanged.connect(self._codec_changed)
+        for combo in (self.device, self.precision, self.format, self.existing, self.codec, self.preset):
             combo.currentIndexChanged.connect(self.changed)
-        for spin in (self.tile, self.quality):
+        for spin in (self.tile, self.quality, self.crf, self.chunk):
             spin.valueChanged.connect(self.changed)
         for edit in (self.output_dir, self.suffix):
             edit.editingFinished.connect(self.changed)
@@ -138,6 +166,10 @@ class SettingsPanel(QWidget):
             suffix=self.suffix.text(),
             overwrite=self.existing.currentData() == "overwrite",
             recursive=self.recursive.isChecked(),
+            video_codec=self.codec.currentData(),
+            video_crf=self.crf.value() if self.crf.isEnabled() and self.crf.value() >= self.crf.minimum() + 1 else -1,
+            video_preset=self.preset.currentData() or "",
+            video_chunk=self.chunk.value(),
         )
 
     def set_settings(self, settings: Settings) -> None:
@@ -153,8 +185,42 @@ class SettingsPanel(QWidget):
         self.suffix.setText(settings.suffix)
         _select(self.existing, "overwrite" if settings.overwrite else "skip")
         self.recursive.setChecked(settings.recursive)
+        _select(self.codec, settings.video_codec)
+        self._codec_changed(crf=settings.video_crf, preset=settings.video_preset)
+        self.chunk.setValue(settings.video_chunk)
         self.blockSignals(False)
         self._update_quality()
+
+    def show_video_settings(self, shown: bool) -> None:
+        """Show the Video group (while the queue holds a video) or hide it."""
+        self.video_box.setVisible(shown)
+
+    def _codec_changed(self, _index: int = 0, crf: int = -1, preset: str = "") -> None:
+        """Fit the quality and preset controls to the chosen codec: its CRF range and presets, its defaults
+        selected (or ``crf``/``preset`` where the codec takes them)."""
+        spec = CODECS[self.codec.currentData()]
+        self.crf.blockSignals(True)
+        if spec.crf is None:
+            self.crf.setRange(-1, -1)
+            self.crf.setSpecialValueText("lossless" if spec.lossless else "set by the profile")
+            self.crf.setEnabled(False)
+        else:
+            low, high = (int(limit) for limit in spec.crf_range)
+            self.crf.setRange(low - 1, high)
+            self.crf.setSpecialValueText(f"default ({spec.crf:g})")
+            self.crf.setValue(crf if low <= crf <= high else low - 1)
+            self.crf.setEnabled(True)
+        self.crf.blockSignals(False)
+        self.preset.blockSignals(True)
+        self.preset.clear()
+        if spec.presets:
+            self.preset.addItem(f"default ({spec.preset})", "")
+            for name in spec.presets:
+                self.preset.addItem(name, name)
+        _select(self.preset, preset)
+        self.preset.setEnabled(bool(spec.presets))
+        self.preset_label.setText("Profile" if spec.name == "prores" else "Preset")
+        self.preset.blockSignals(False)
 
     def lock(self, locked: bool) -> None:
         """Freeze the settings a running job depends on (the next run picks up any change)."""

@@ -1,6 +1,6 @@
 """Background work for the desktop app, superqt style: one ``Worker`` base (a ``QRunnable`` that owns a
 ``WorkerSignals`` QObject) and the tasks built on it: upscaling the queue, downloading a model, checking which
-models are on this computer, and making queue thumbnails.
+models are on this computer, making queue thumbnails, and reading a video's frames for the compare view.
 
 Signals carry objects (the dataclasses of ``batch_run`` and below), never strings the window parses back. They are
 emitted on the pool thread and delivered on the UI thread. ``cancel()`` only sets a ``threading.Event`` that the
@@ -22,8 +22,10 @@ from PyQt6.QtGui import QImage
 
 from gui.batch_run import Job, RunConfig
 from gui.models import check_availability, unavailable_sentence
+from gui.qimage import array_to_qimage
 from gui.runner import EngineCache, Throttle, describe_error, run_batch
-from gui.thumbnails import make_thumbnail
+from gui.thumbnails import make_thumbnail, poster_frame
+from gui.video_frames import FramePair
 from hat_plugin import weights
 from hat_plugin.errors import Cancelled, DownloadError, HATError
 
@@ -34,9 +36,12 @@ __all__ = [
     "DownloadProgress",
     "DownloadTask",
     "Downloaded",
+    "FrameTask",
+    "FramesFailed",
     "Thumbnail",
     "ThumbnailTask",
     "UpscaleTask",
+    "VideoFrame",
     "Worker",
     "WorkerSignals",
     "has_abandoned",
@@ -188,6 +193,45 @@ class ThumbnailTask(Worker):
             if cancel.is_set():
                 return
             emit(Thumbnail(path, make_thumbnail(path, self.size)))
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """Frame ``number`` of a compared video: the source's (``before``) and the output's (``after``)."""
+
+    pair: FramePair
+    number: int
+    frames: int
+    before: QImage
+    after: QImage
+
+
+@dataclass(frozen=True)
+class FramesFailed:
+    """The frames of a compared video could not be read: the engine's one-line message."""
+
+    pair: FramePair
+    message: str
+
+
+class FrameTask(Worker):
+    """Reads one frame of a compared video and its output (opening both on first use): frame ``number``, or the
+    poster frame (the one the thumbnail shows) when None."""
+
+    def __init__(self, pair: FramePair, number: int | None) -> None:
+        super().__init__()
+        self.pair = pair
+        self.number = number
+
+    def work(self, emit: Callable[[object], None], cancel: threading.Event) -> None:
+        try:
+            frames = self.pair.open()
+            number = poster_frame(frames) if self.number is None else min(max(self.number, 0), frames - 1)
+            before, after = self.pair.read(number)
+        except (HATError, OSError, ValueError, MemoryError) as exc:
+            emit(FramesFailed(self.pair, describe_error(exc)))
+            return
+        emit(VideoFrame(self.pair, number, frames, array_to_qimage(before), array_to_qimage(after)))
 
 
 _ABANDONED: list[tuple[QThreadPool, list[Worker]]] = []

@@ -216,8 +216,8 @@ class Clock:
         return self.now
 
 
-def _items(count: int) -> list[QueueItem]:
-    return [QueueItem(id=i + 1, source=Path(f"/in/{i}.png")) for i in range(count)]
+def _items(count: int, suffix: str = ".png") -> list[QueueItem]:
+    return [QueueItem(id=i + 1, source=Path(f"/in/{i}{suffix}")) for i in range(count)]
 
 
 def test_overall_progress_counts_finished_work_only():
@@ -266,18 +266,42 @@ def test_an_item_left_busy_when_the_worker_ends_is_not_stuck():
 def test_time_left_from_tiles_then_from_finished_items():
     clock = Clock()
     eta = TimeLeft(clock)
-    assert eta.estimate(0, 0, waiting=3) is None
+    assert eta.estimate(0, 0, waiting={"image": 3}) is None
     eta.start_item()
     clock.now += 2.0
-    assert eta.estimate(1, 4, waiting=0) == pytest.approx(6.0)
-    assert eta.estimate(1, 4, waiting=2) == pytest.approx(6.0 + 2 * 8.0)
+    assert eta.estimate(1, 4, waiting={}) == pytest.approx(6.0)
+    assert eta.estimate(1, 4, waiting={"image": 2}) == pytest.approx(6.0 + 2 * 8.0)
     clock.now += 6.0
     eta.finish_item(counted=True)
     eta.start_item()
     clock.now += 3.0
-    assert eta.estimate(0, 0, waiting=1) == pytest.approx(5.0 + 8.0)
+    assert eta.estimate(0, 0, waiting={"image": 1}) == pytest.approx(5.0 + 8.0)
     eta.finish_item(counted=False)
-    assert eta.estimate(0, 0, waiting=2) == pytest.approx(16.0)
+    assert eta.estimate(0, 0, waiting={"image": 2}) == pytest.approx(16.0)
+
+
+def test_time_left_of_videos_counts_frames_after_a_resume_and_keeps_kinds_apart():
+    """A resumed video's kept frames are not work of this run: the rate counts from the baseline. Images and videos
+    are estimated from their own kind: one quick image says nothing about a video still to come."""
+    clock = Clock()
+    eta = TimeLeft(clock)
+    eta.start_item("image")
+    clock.now += 1.0
+    eta.finish_item(counted=True, total=2)
+    eta.start_item("video")
+    clock.now += 4.0  # probing and indexing, before the baseline
+    eta.rebase(40)  # 40 of 100 frames were kept from a cancelled run
+    clock.now += 10.0
+    assert eta.estimate(50, 100, waiting={"image": 1}) == pytest.approx(50.0 + 1.0)
+    assert eta.estimate(50, 100, waiting={"video": 1}) == pytest.approx(50.0 + 100.0), "a whole video at this rate"
+    clock.now += 50.0
+    eta.finish_item(counted=True, total=100)
+    assert eta.estimate(0, 0, waiting={"video": 2}) == pytest.approx(2 * 100.0), "counted as a whole video"
+    fresh = TimeLeft(clock)
+    fresh.start_item("image")
+    clock.now += 1.0
+    fresh.finish_item(counted=True)
+    assert fresh.estimate(0, 0, waiting={"image": 1, "video": 1}) is None, "no video timed yet"
 
 
 def test_the_tracker_estimates_from_the_running_item():
@@ -290,6 +314,20 @@ def test_the_tracker_estimates_from_the_running_item():
     clock.now += 2.0
     run.apply(ItemUpdate(1, S.RUNNING, "", 1, 4))
     assert run.time_left() == pytest.approx(6.0 + 8.0)
+
+
+def test_the_tracker_takes_a_resumed_videos_baseline():
+    clock = Clock()
+    items = _items(1, ".mkv")
+    run = RunTracker(items, clock)
+    run.apply(ItemUpdate(1, S.RUNNING, "reading the video"))
+    clock.now += 3.0
+    run.apply(ItemUpdate(1, S.RUNNING, "resuming: 1 of 3 chunks kept", 4, 12, baseline=4))
+    assert run.fraction() == pytest.approx(4 / 12), "kept chunks are finished work"
+    assert run.time_left() is None, "nothing measured in this run yet"
+    clock.now += 2.0
+    run.apply(ItemUpdate(1, S.RUNNING, "resuming: 1 of 3 chunks kept", 8, 12))
+    assert run.time_left() == pytest.approx(2.0)
 
 
 # ------------------------------------------------------------------------------------------------ notices

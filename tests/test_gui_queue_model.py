@@ -25,7 +25,7 @@ def test_add_files_and_reject_non_images(tmp_path):
     result = queue.add_paths([image, text, tmp_path / "missing.png"])
     assert [i.source for i in result.added] == [image]
     assert result.rejected == [text, tmp_path / "missing.png"]
-    assert result.reasons == {text: "not an image file", tmp_path / "missing.png": "not found"}
+    assert result.reasons == {text: "not an image or video file", tmp_path / "missing.png": "not found"}
     assert [i.state for i in queue.items] == [ItemState.QUEUED]
     assert queue.items[0].root is None and queue.items[0].subfolder == Path()
 
