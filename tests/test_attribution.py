@@ -11,15 +11,25 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import DATA, golden_weights
+from lam_reference import filter_2d, kernel_2d, objective, reference_lam
 from PIL import Image as PILImage
 from torch import nn
 
 from hat_plugin import Cancelled, ImageError, OptionError, OutOfMemoryError, Upscaler, load_model
-from hat_plugin.attribution import Bicubic, colorize, diffusion_index, gini, lam, lam_figure, render_heatmap
+from hat_plugin.attribution import (
+    Bicubic,
+    colorize,
+    diffusion_index,
+    gini,
+    lam,
+    lam_figure,
+    render_heatmap,
+    window_around,
+)
 from hat_plugin.attribution.blur import BlurPath, gaussian_kernel_1d, reflect_101
 from hat_plugin.attribution.objective import gradient_magnitude_sum
-from tests.conftest import DATA, golden_weights
-from tests.lam_reference import filter_2d, kernel_2d, objective, reference_lam
+from hat_plugin.attribution.region import AUTO_MARGIN, FULL_IMAGE_LIMIT, plan_region
 from tools.data import make_lr
 
 RNG_SEED = 7
@@ -81,7 +91,7 @@ def test_gini_of_known_vectors() -> None:
 
 
 def test_gini_matches_the_reference_sum() -> None:
-    from tests.lam_reference import gini as reference_gini
+    from lam_reference import gini as reference_gini
 
     values = np.random.default_rng(1).random((9, 11)) ** 4
     assert gini(values) == pytest.approx(reference_gini(values), rel=1e-12)
@@ -275,6 +285,15 @@ def test_crop_policy() -> None:
     assert _corr(part.map, whole.map) > 0.9
 
 
+def test_auto_crop_is_the_whole_image_up_to_the_limit() -> None:
+    side = int(FULL_IMAGE_LIMIT**0.5)
+    assert plan_region((side, side), 4, 100, 100, 16, "auto", snap=16).exact
+    big = plan_region((side + 1, side), 4, 100, 100, 16, "auto", snap=16)
+    assert not big.exact
+    # The footprint (input pixels 25..29) plus AUTO_MARGIN, onto the 16-pixel grid.
+    assert big.crop.top == 0 and big.crop.height == -(-(29 + 1 + AUTO_MARGIN) // 16) * 16
+
+
 def test_accepts_an_upscaler_and_a_model_name() -> None:
     image = _image(16)
     model = load_model("hat-tiny-x2")
@@ -360,6 +379,7 @@ def test_out_of_memory_halves_the_batch() -> None:
         ({"x": 32, "y": 0}, OptionError, "outside the output"),
         ({"x": 0, "y": -1}, OptionError, "outside the output"),
         ({"x": 31, "y": 0}, OptionError, "outside the output"),  # the last column has no right neighbour
+        ({"x": 2.5}, OptionError, "whole number of output pixels"),
         ({"steps": 0}, OptionError, "steps"),
         ({"window": 0}, OptionError, "window"),
         ({"sigma": -0.5}, OptionError, "sigma"),
@@ -380,6 +400,16 @@ def test_bad_arguments_are_clear_errors(kwargs: dict[str, object], error: type[E
     model, image = arguments.pop("model"), arguments.pop("image")
     with pytest.raises(error, match=match):
         lam(model, image, **arguments)  # type: ignore[arg-type]
+
+
+def test_window_around_a_point_stays_inside_the_output() -> None:
+    assert window_around(50, 40, 128, 96) == (42, 32)  # centred
+    assert window_around(2, 3, 128, 96) == (0, 0)
+    assert window_around(127, 95, 128, 96) == (111, 79)  # the window's last row/column still on the grid
+    x, y = window_around(127, 95, 128, 96)
+    res = lam(Bicubic(4), _image(32)[:24], x, y, steps=2)
+    assert (res.x, res.y) == (111, 79)
+    assert window_around(5, 5, 10, 10, window=16) == (0, 0)  # an output smaller than the window
 
 
 def test_unknown_model_name_is_a_clear_error() -> None:

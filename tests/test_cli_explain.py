@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import DATA, golden_weights
 from PIL import Image as PILImage
 
 from hat_plugin.attribution.figure import MAX_PANEL
 from hat_plugin.cli import COMMANDS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
-from tests.conftest import DATA, golden_weights
 
 GOLDEN_X2 = golden_weights("tiny-x2-w8")
 SIZE = 24
@@ -132,3 +132,11 @@ def test_grey_image_with_alpha(tmp_path: Path, capsys: pytest.CaptureFixture[str
     PILImage.fromarray(la).save(path)
     assert explain(path, "--at", "5,5", "--weights", GOLDEN_X2, "--json", "-q", "-o", tmp_path / "g.png") == EXIT_OK
     assert json.loads(capsys.readouterr().out)["results"][0]["di"] > 0
+
+
+def test_unavailable_device_and_only_failing_models(picture: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", str(picture), "--at", "3,4", "--model", "bicubic", "--device", "cuda:7"]) == EXIT_FAILED
+    assert "cuda:7" in capsys.readouterr().err
+    assert explain(picture, "--at", "300,4", "--model", "no-such-model", "--json", "-q") == EXIT_FAILED
+    report = json.loads(capsys.readouterr().out)
+    assert report["figure"] is None and "no-such-model" in report["results"][0]["error"]

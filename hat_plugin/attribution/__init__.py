@@ -18,7 +18,7 @@ from .bicubic import Bicubic
 from .figure import lam_figure
 from .gini import diffusion_index, gini
 from .lam import LAMResult, lam
-from .region import AUTO_MARGIN, FULL_IMAGE_LIMIT, Crop, CropPolicy
+from .region import AUTO_MARGIN, FULL_IMAGE_LIMIT, Crop, CropPolicy, window_around
 from .render import colorize, render_heatmap
 
 __all__ = [
@@ -34,4 +34,5 @@ __all__ = [
     "lam",
     "lam_figure",
     "render_heatmap",
+    "window_around",
 ]

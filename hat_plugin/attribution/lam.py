@@ -115,6 +115,9 @@ def lam(
     """
     started = time.perf_counter()
     _check_settings(window, steps, sigma, kernel_size, batch)
+    for name, value in (("x", x), ("y", y)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise OptionError(f"{name} must be a whole number of output pixels, not {value!r}")
     compute = _dtype(dtype)
     pixels = _rgb(lr_image)
     height, width = pixels.shape[:2]

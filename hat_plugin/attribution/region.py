@@ -15,16 +15,16 @@ from typing import Literal
 from ..errors import OptionError
 from .objective import window_extent
 
-__all__ = ["AUTO_MARGIN", "FULL_IMAGE_LIMIT", "Crop", "CropPolicy", "Region", "plan_region"]
+__all__ = ["AUTO_MARGIN", "FULL_IMAGE_LIMIT", "Crop", "CropPolicy", "Region", "plan_region", "window_around"]
 
 CropPolicy = Literal["auto", "full"] | int
 """``"full"``: the whole image; an int: that many input pixels of context around the window; ``"auto"``: the
 whole image up to ``FULL_IMAGE_LIMIT`` input pixels, else ``AUTO_MARGIN``."""
 
-FULL_IMAGE_LIMIT = 128 * 128
+FULL_IMAGE_LIMIT = 256 * 256
 """Largest input (in pixels) that ``crop="auto"`` runs whole, hence exactly."""
 
-AUTO_MARGIN = 48
+AUTO_MARGIN = 64
 """Context (input pixels on each side of the window's footprint) of ``crop="auto"`` above the limit."""
 
 
@@ -88,3 +88,15 @@ def plan_region(
         raise OptionError(f"crop must be 'auto', 'full' or a margin of 0 or more input pixels, not {crop!r}")
     exact = box == Crop(0, 0, height, width)
     return Region(box, y - box.top * scale, x - box.left * scale, rows, cols, exact)
+
+
+def window_around(
+    point_x: int, point_y: int, output_width: int, output_height: int, window: int = 16
+) -> tuple[int, int]:
+    """The window corner ``(x, y)`` for a window centred on an output point (e.g. a click in the app), moved inside
+    the output's gradient grid so the whole window counts (as far as the output is large enough)."""
+
+    def place(point: int, length: int) -> int:
+        return max(0, min(point - window // 2, length - 1 - window))
+
+    return place(point_x, output_width), place(point_y, output_height)

@@ -25,6 +25,7 @@ from hat_plugin.images import output_format, read_image, write_image
 from hat_plugin.progress import tqdm_progress
 
 if TYPE_CHECKING:  # PyTorch loads only when a model is needed: --help stays fast
+    import torch
     from torch import nn
 
     from hat_plugin.arch import HAT
@@ -185,7 +186,17 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from hat_plugin.runtime import configure_process
 
     configure_process()
-    nets = _load_models(rows, args, console)
+    from hat_plugin.device import resolve_device
+
+    try:
+        device = resolve_device(args.device or "auto")
+    except HATError as exc:
+        console.error(str(exc), exc)
+        return EXIT_FAILED
+    nets = _load_models(rows, device, console)
+    if all(row.error for row in rows):
+        _report(args, rows, None, (width, height))
+        return EXIT_FAILED
     scales = sorted({net.config.upscale for net in nets.values()})
     if len(scales) > 1:
         found = ", ".join(f"{rows[i].label} x{net.config.upscale}" for i, net in nets.items())
@@ -222,12 +233,11 @@ def _bicubic(scale: int) -> nn.Module:
     return Bicubic(scale)
 
 
-def _load_models(rows: list[Row], args: argparse.Namespace, console: Console) -> dict[int, HAT]:
+def _load_models(rows: list[Row], device: torch.device, console: Console) -> dict[int, HAT]:
     """The network of each row that names a HAT model, by row index; bicubic rows are made later, at the models'
     scale; a row whose model cannot be loaded gets its error and no network."""
     from hat_plugin import weights
     from hat_plugin.checkpoint import load_model
-    from hat_plugin.device import resolve_device
 
     nets: dict[int, HAT] = {}
     for index, row in enumerate(rows):
@@ -237,7 +247,6 @@ def _load_models(rows: list[Row], args: argparse.Namespace, console: Console) ->
         try:
             row.label = weights.model_label(row.spec)
             path = weights.resolve(row.spec, announce=lambda e: console.info(f"downloading {e.name} (once)"))
-            device = resolve_device(args.device or "auto")
             nets[index] = load_model(path, device=device)
         except HATError as exc:
             row.error = str(exc)
@@ -271,6 +280,10 @@ def _explain(row: Row, net: nn.Module, pixels: np.ndarray, args: argparse.Namesp
     except HATError as exc:
         row.error = str(exc)
         console.error(f"{row.label}: {exc}", exc)
+        return
+    except Exception as exc:  # a bug or a resource error must not cost the other models' rows
+        row.error = f"unexpected {type(exc).__name__}: {exc}"
+        console.error(f"{row.label}: {row.error}", exc)
         return
     res = row.result
     where = "" if res.exact else f" (input crop {res.crop.width}x{res.crop.height} at {res.crop.left},{res.crop.top})"
