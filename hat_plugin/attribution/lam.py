@@ -34,7 +34,7 @@ from ..errors import (
 )
 from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .blur import BlurPath
-from .gini import diffusion_index, gini
+from .gini import gini
 from .objective import gradient_magnitude_sum
 from .region import Crop, CropPolicy, Region, plan_region
 
@@ -114,10 +114,7 @@ def lam(
         cancel: checked before each pass; raises ``Cancelled``.
     """
     started = time.perf_counter()
-    _check_settings(window, steps, sigma, kernel_size, batch)
-    for name, value in (("x", x), ("y", y)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise OptionError(f"{name} must be a whole number of output pixels, not {value!r}")
+    _check_settings(x, y, window, steps, sigma, kernel_size, batch)
     compute = _dtype(dtype)
     pixels = _rgb(lr_image)
     height, width = pixels.shape[:2]
@@ -140,10 +137,11 @@ def lam(
             "choose a window with detail or a sigma above 0"
         )
     amap = summed / peak
+    coefficient = gini(amap)
     return LAMResult(
         map=amap,
-        di=diffusion_index(amap),
-        gini=gini(amap),
+        di=(1.0 - coefficient) * 100.0,
+        gini=coefficient,
         attribution=attribution,
         x=int(x),
         y=int(y),
@@ -333,7 +331,12 @@ def _whole(name: str, value: object, minimum: int) -> int:
     return int(value)
 
 
-def _check_settings(window: object, steps: object, sigma: object, kernel_size: object, batch: object) -> None:
+def _check_settings(
+    x: object, y: object, window: object, steps: object, sigma: object, kernel_size: object, batch: object
+) -> None:
+    for name, value in (("x", x), ("y", y)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise OptionError(f"{name} must be a whole number of output pixels, not {value!r}")
     _whole("window", window, 1)
     _whole("steps", steps, 1)
     _whole("kernel_size", kernel_size, 1)
