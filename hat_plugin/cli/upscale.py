@@ -15,9 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hat_plugin.batch import DEFAULT_SUFFIX, OutputOptions, Planned, plan_outputs
-from hat_plugin.cli import video as video_cli  # video inputs: hat_plugin/cli/video.py (the hook is marked below)
+from hat_plugin.batch import OutputOptions, Planned, plan_outputs
+from hat_plugin.cli import video as video_cli  # video inputs go to hat_plugin/cli/video.py
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, Console, UsageError
+from hat_plugin.cli.options import build_parser
 from hat_plugin.cli.runs import Tally, collect_inputs, model_source, report_plan
 from hat_plugin.errors import HATError, OptionError
 from hat_plugin.images import is_image_name, read_image, write_image
@@ -29,89 +30,7 @@ if TYPE_CHECKING:  # the engine (and PyTorch) load only when a model is needed: 
 
     from hat_plugin.engine import Upscaler
 
-__all__ = ["build_parser", "run"]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the upscale command (the ``models``/``download`` subcommands have their own)."""
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Upscale images with HAT (Hybrid Attention Transformer) super-resolution.",
-        epilog=(
-            f"other commands: '{PROG} models' lists the known models, '{PROG} download NAME' fetches one,\n"
-            f"'{PROG} train --help' trains or fine-tunes a model on your images.\n"
-            "exit codes: 0 all inputs done or skipped, 1 some input or the model failed, 2 usage error, "
-            "130 interrupted.\n"
-            f"example: {PROG} photos/ -r -o upscaled/ --model NAME"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
-    parser.add_argument("-o", "--output", help="output file (one input only) or folder; default: beside each input")
-    parser.add_argument("-r", "--recursive", action="store_true", help="include subfolders, keeping their structure")
-    model = parser.add_argument_group("model").add_mutually_exclusive_group()
-    model.add_argument("-m", "--model", metavar="NAME", help=f"a model from '{PROG} models' (fetched if needed)")
-    model.add_argument("-w", "--weights", metavar="FILE", help="a HAT checkpoint (.pth or .safetensors)")
-    parser.add_argument("--list-models", action="store_true", help=f"same as '{PROG} models'")
-    parser.add_argument(
-        "-s", "--scale", type=int, help="fail unless the model upscales by this factor (the model sets the scale)"
-    )
-    engine = parser.add_argument_group("engine")
-    engine.add_argument("-t", "--tile", type=_non_negative, help="tile side in input pixels (default 0 = auto)")
-    engine.add_argument("--overlap", type=_non_negative, help="pixels shared by neighbouring tiles (default 16)")
-    engine.add_argument("--batch", type=_non_negative, help="tiles per forward pass (default 0 = auto)")
-    engine.add_argument("-d", "--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    engine.add_argument("-p", "--precision", choices=("auto", "fp32", "fp16", "bf16"), help="default auto")
-    engine.add_argument(
-        "--max-pixels",
-        type=_pixel_count,
-        metavar="N",
-        help="refuse inputs with more pixels (e.g. 50M; 0 = no limit); default: the largest RGB image the free "
-        "memory can upscale at the model's scale",
-    )
-    output = parser.add_argument_group("output")
-    output.add_argument("-f", "--format", help="png, jpg, webp, tif or bmp (default: the input's, else png)")
-    output.add_argument(
-        "-q", "--quality", type=_quality, help="JPEG/WebP quality 1-100 (default 95; WebP 100 = lossless)"
-    )
-    output.add_argument(
-        "--suffix",
-        default=DEFAULT_SUFFIX,
-        help="added to each output name; {scale} and {model} are replaced (default %(default)s)",
-    )
-    output.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs never)")
-    talk = parser.add_mutually_exclusive_group()
-    talk.add_argument("--quiet", action="store_true", help="print errors only")
-    talk.add_argument("-v", "--verbose", action="store_true", help="print details and tracebacks")
-    video_cli.add_arguments(parser)  # video hook: the video options
-    return parser
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
-
-
-def _pixel_count(text: str) -> int:
-    """A pixel count such as ``50000000``, ``50M`` or ``2.5G`` (decimal multiples)."""
-    multiple = {"K": 10**3, "M": 10**6, "G": 10**9}.get(text.strip()[-1:].upper(), 1)
-    try:
-        value = float(text.strip()[:-1] if multiple > 1 else text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a pixel count: {text!r} (e.g. 50000000 or 50M)") from None
-    pixels = int(value * multiple) if value >= 0 and value != float("inf") else -1
-    if pixels < 0 or (pixels == 0 and value > 0):
-        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or a whole number of pixels, not {text}")
-    return pixels
-
-
-def _quality(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be from 1 to 100, not {value}")
-    return value
+__all__ = ["run"]
 
 
 def run(argv: list[str]) -> int:
@@ -248,12 +167,8 @@ def _process(
             quality=args.quality,
             overwrite=options.overwrite,
         )
-    except HATError as exc:
-        message = str(exc)
-        tally.fail(message if str(source) in message else f"{source}: {message}", exc)
-        return
-    except Exception as exc:  # a bug or a resource error must not end the batch
-        tally.fail(f"{source}: unexpected {type(exc).__name__}: {exc}", exc)
+    except Exception as exc:
+        tally.input_failed(source, exc)
         return
     tally.written += 1
     height, width = pixels.shape[:2]

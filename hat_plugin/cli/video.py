@@ -1,8 +1,8 @@
 """Video files on the command line: ``hat-upscale film.mkv -o film_x4.mkv --model NAME`` (and folders of videos).
 
 The default command (``cli/upscale.py``) hands its command line here when the inputs are videos; the options are
-the image command's (model, engine, ``-o``, ``--suffix``, ``--overwrite``, ...) plus the video group added by
-``add_arguments``. Each video is a ``hat_plugin.video.VideoJob``: resumable chunks in ``OUT.hat-work/`` beside
+the image command's (model, engine, ``-o``, ``--suffix``, ``--overwrite``, ...) plus the video group, all in
+``cli/options.py``. Each video is a ``hat_plugin.video.VideoJob``: resumable chunks in ``OUT.hat-work/`` beside
 the output, the output written atomically. Exit codes as for images; Ctrl-C (130) keeps the finished chunks, and
 the same command continues from them.
 """
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from hat_plugin.batch import OutputOptions, Planned, find_files, plan_outputs
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, Console, UsageError
+from hat_plugin.cli.options import VIDEO_FLAGS, build_parser
 from hat_plugin.cli.runs import GLOB_CHARS, Tally, collect_inputs, model_source, report_plan
 from hat_plugin.errors import HATError, OptionError
 from hat_plugin.progress import tqdm_progress
@@ -30,65 +31,17 @@ if TYPE_CHECKING:
     from hat_plugin.engine import Upscaler
     from hat_plugin.video import EncoderSettings, EngineOptions
 
-__all__ = ["add_arguments", "claims", "run"]
-
-_CODEC_NAMES = ("x264", "x265", "av1", "ffv1", "prores")
-_VIDEO_FLAGS = frozenset(
-    {
-        "--codec",
-        "--crf",
-        "--preset",
-        "--bitrate",
-        "--pix-fmt",
-        "--start",
-        "--end",
-        "--chunk-frames",
-        "--keep-work",
-        "--streams",
-        "--ray",
-    }
-)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The video options, added to the default command's parser (they apply to video inputs only)."""
-    group = parser.add_argument_group(
-        "video (for video inputs: .mkv .mp4 .mov .webm .avi .y4m ...; output container from -o, default .mkv)"
-    )
-    group.add_argument("--codec", choices=_CODEC_NAMES, help="output codec (default x264)")
-    group.add_argument("--crf", type=float, help="constant quality (x264 16, x265 18, av1 24 by default)")
-    group.add_argument("--preset", help="encoder speed preset (x264/x265: slow; av1: 0-13, 6), ProRes profile (hq)")
-    group.add_argument("--bitrate", help="average bit rate instead of --crf, e.g. 8M")
-    group.add_argument("--pix-fmt", help="output pixel format, e.g. yuv420p10le (default: the source's)")
-    group.add_argument("--start", help="first frame: a frame number, or a time such as 1:23.5 or 83.5s")
-    group.add_argument("--end", help="stop before this frame (number or time); default: the end")
-    group.add_argument(
-        "--chunk-frames", type=_positive, default=240, help="frames per resumable chunk (default %(default)s)"
-    )
-    group.add_argument("--keep-work", action="store_true", help="keep the chunk folder OUT.hat-work after success")
-    group.add_argument("--streams", type=_positive, default=1, help="frames upscaled at once (default 1)")
-    group.add_argument(
-        "--ray", metavar="ADDRESS", help="run the chunks on a Ray cluster: auto, or HOST:6379 / ray://HOST:10001"
-    )
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+__all__ = ["claims", "run"]
 
 
 def claims(argv: list[str]) -> bool:
     """Whether this command line is about videos: a video input, a folder holding videos, or a video option."""
-    from hat_plugin.cli.upscale import build_parser
-
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             args, _ = build_parser().parse_known_args(argv)
     except SystemExit:
         return False  # --help or a usage error: the image command prints it
-    if any(arg.split("=", 1)[0] in _VIDEO_FLAGS for arg in argv):
+    if any(arg.split("=", 1)[0] in VIDEO_FLAGS for arg in argv):
         return True
     for text in args.inputs:
         path = Path(text)
@@ -110,8 +63,6 @@ def claims(argv: list[str]) -> bool:
 
 def run(argv: list[str]) -> int:
     """Upscale the video inputs of ``argv``; returns the exit code."""
-    from hat_plugin.cli.upscale import build_parser
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -286,12 +237,8 @@ def _process(
             result = job.run(progress=tqdm_progress(bar))
     except KeyboardInterrupt:
         raise
-    except HATError as exc:
-        message = str(exc)
-        tally.fail(message if str(source) in message else f"{source}: {message}", exc)
-        return
-    except Exception as exc:  # a bug or a resource error must not end the batch
-        tally.fail(f"{source}: unexpected {type(exc).__name__}: {exc}", exc)
+    except Exception as exc:
+        tally.input_failed(source, exc)
         return
     tally.written += 1
     seconds = time.perf_counter() - started
