@@ -4,6 +4,7 @@ the golden x2 weights picked as a user would."""
 from __future__ import annotations
 
 import os
+import threading
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PyQt6.QtCore import QSettings
-from PyQt6.QtWidgets import QStyle, QStyleOptionComboBox
+from PyQt6.QtCore import QMimeData, QRunnable, QSettings, Qt, QThreadPool, QUrl
+from PyQt6.QtGui import QDragEnterEvent, QDropEvent
+from PyQt6.QtWidgets import QApplication, QStyle, QStyleOptionComboBox
 
 from gui.main_window import MainWindow
 from gui.queue_model import ItemState
@@ -85,3 +87,37 @@ def combo_fits(combo) -> bool:
     )
     needed = combo.fontMetrics().horizontalAdvance(combo.currentText()) + combo.iconSize().width() + 4
     return field.width() >= needed
+
+
+def drop(win: MainWindow, mime: QMimeData) -> tuple[bool, bool]:
+    """Send a real drag-enter and drop of ``mime`` to the window; returns whether each was accepted."""
+    point = win.rect().center()
+    enter = QDragEnterEvent(
+        point, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    QApplication.sendEvent(win, enter)
+    dropped = QDropEvent(
+        point.toPointF(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
+    QApplication.sendEvent(win, dropped)
+    return enter.isAccepted(), dropped.isAccepted()
+
+
+def file_mime(*paths: Path) -> QMimeData:
+    """Drag data naming local files, as a file manager sends it."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    return mime
+
+
+class Blocker(QRunnable):
+    """Occupies the window's one worker thread until released, so a test can act while a run is queued."""
+
+    def __init__(self, pool: QThreadPool) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.released = threading.Event()
+        pool.start(self)
+
+    def run(self) -> None:
+        self.released.wait(30)

@@ -20,8 +20,11 @@ from gui_helpers import (
     GOLDEN,
     ROOT,
     RUN_TIMEOUT_MS,
+    Blocker,
     bar_text,
     combo_fits,
+    drop,
+    file_mime,
     make_window,
     run,
     settings_store,
@@ -29,8 +32,8 @@ from gui_helpers import (
     use_golden,
     write_png,
 )
-from PyQt6.QtCore import QMimeData, QObject, QRunnable, QSettings, Qt, QThreadPool, QTimer, QUrl, pyqtSlot
-from PyQt6.QtGui import QDesktopServices, QDragEnterEvent, QDropEvent, QImage
+from PyQt6.QtCore import QObject, QSettings, Qt, QTimer, QUrl, pyqtSlot
+from PyQt6.QtGui import QDesktopServices, QImage
 from PyQt6.QtWidgets import QApplication, QMessageBox
 
 from gui import runner
@@ -45,26 +48,6 @@ from hat_plugin import images
 @pytest.fixture
 def window(qtbot, tmp_path) -> MainWindow:
     return make_window(qtbot, tmp_path)
-
-
-def drop(win: MainWindow, mime: QMimeData) -> tuple[bool, bool]:
-    """Send a real drag-enter and drop of ``mime`` to the window; returns whether each was accepted."""
-    point = win.rect().center()
-    enter = QDragEnterEvent(
-        point, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    )
-    QApplication.sendEvent(win, enter)
-    dropped = QDropEvent(
-        point.toPointF(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    )
-    QApplication.sendEvent(win, dropped)
-    return enter.isAccepted(), dropped.isAccepted()
-
-
-def file_mime(*paths: Path) -> QMimeData:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    return mime
 
 
 class UrlCatcher(QObject):
@@ -85,19 +68,6 @@ def opened():
     QDesktopServices.setUrlHandler("file", catcher, "open")
     yield catcher.urls
     QDesktopServices.unsetUrlHandler("file")
-
-
-class Blocker(QRunnable):
-    """Occupies the window's one worker thread until released, so a test can act while a run is queued."""
-
-    def __init__(self, pool: QThreadPool) -> None:
-        super().__init__()
-        self.setAutoDelete(False)
-        self.released = threading.Event()
-        pool.start(self)
-
-    def run(self) -> None:
-        self.released.wait(30)
 
 
 def answer_question(button_text: str, seen: list[str]) -> None:
@@ -495,7 +465,7 @@ def test_closing_during_a_run_asks_and_the_queue_comes_back_at_the_next_start(qt
     asked: list[str] = []
     answer_question("Keep running", asked)
     window.close()
-    assert asked == ["Images are being upscaled. Stop and quit?"] and window.isVisible() and window.running
+    assert asked == ["Files are being upscaled. Stop and quit?"] and window.isVisible() and window.running
     answer_question("Stop and quit", asked)
     blocker.released.set()
     window.close()

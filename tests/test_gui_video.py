@@ -1,0 +1,121 @@
+"""Videos in the desktop app, with real widgets under the offscreen platform and the golden tiny x2 model: a
+dropped video runs with frame progress to a whole output, a cancelled one keeps its finished chunks and the next
+Start continues from them, and the compare view shows source frame k beside output frame k."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+import numpy as np
+import pytest
+from gui_helpers import RUN_TIMEOUT_MS, Blocker, drop, file_mime, make_window, run, states, use_golden
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QImage
+from video_helpers import make_clip
+
+from gui import runner
+from gui.main_window import MainWindow
+from gui.queue_model import ItemState
+from gui.queue_view import DETAILS
+from hat_plugin.video import WORK_SUFFIX, FrameReader
+
+FRAMES, WIDTH, HEIGHT = 6, 32, 24
+
+
+@pytest.fixture
+def window(qtbot, tmp_path) -> MainWindow:
+    return make_window(qtbot, tmp_path)
+
+
+def as_array(image: QImage) -> np.ndarray:
+    """A shown picture's RGB pixels."""
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    data = np.frombuffer(rgb.constBits().asarray(rgb.sizeInBytes()), np.uint8)
+    return data.reshape(rgb.height(), rgb.bytesPerLine())[:, : rgb.width() * 3].reshape(rgb.height(), rgb.width(), 3)
+
+
+def test_a_dropped_video_runs_with_frame_progress_and_its_frames_are_compared(qtbot, window, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "EMIT_INTERVAL_S", 0.0)
+    clip = make_clip(tmp_path / "clip.mkv", frames=FRAMES, width=WIDTH, height=HEIGHT)
+    out = tmp_path / "out"
+    use_golden(window, out, video_chunk=4)
+    assert drop(window, file_mime(clip.path)) == (True, True)
+    [item] = window.queue.items
+    assert item.is_video and window.panel.video_box.isVisibleTo(window.panel), "the Video settings show"
+    details: list[str] = []
+    window.table_model.dataChanged.connect(
+        lambda *_: details.append(str(window.table_model.data(window.table_model.index(0, DETAILS))))
+    )
+    run(qtbot, window)
+    assert states(window) == [ItemState.DONE]
+    target = out / "clip_x2.mkv"
+    assert item.output == target and target.is_file()
+    assert not target.with_name(target.name + WORK_SUFFIX).exists(), "the chunks are removed once joined"
+    with FrameReader(target) as result:
+        assert result.frames == FRAMES
+        assert (result.info.width, result.info.height) == (2 * WIDTH, 2 * HEIGHT)
+        last = result.read(FRAMES - 1)
+    assert any(f"frame {n} of {FRAMES}" in text for text in details for n in range(1, FRAMES)), details
+    assert window.progress.text() == "1 of 1 done"
+
+    assert window.open_compare(item.id)
+    compare = window.compare
+    assert compare.frame_bar.isVisibleTo(compare)
+    qtbot.waitUntil(lambda: compare.frame >= 0, timeout=30_000)
+    assert compare.frames == FRAMES and compare.frame == FRAMES // 10
+    assert compare.canvas.before.size().width() == WIDTH and compare.canvas.after.size().width() == 2 * WIDTH
+    compare.frame_slider.setValue(FRAMES - 1)
+    qtbot.waitUntil(lambda: compare.frame == FRAMES - 1, timeout=30_000)
+    assert np.array_equal(as_array(compare.canvas.after), last), "output frame k is shown"
+    with FrameReader(clip.path) as source:
+        assert np.array_equal(as_array(compare.canvas.before), source.read(FRAMES - 1)), "beside source frame k"
+    assert not compare.next_frame_action.isEnabled() and compare.previous_frame_action.isEnabled()
+    compare.previous_frame_action.trigger()
+    qtbot.waitUntil(lambda: compare.frame == FRAMES - 2, timeout=30_000)
+    assert f"frame {FRAMES - 2}" in compare.frame_label.text()
+    window.close_compare()
+    assert window.compared_video is None
+
+
+def test_cancel_keeps_the_finished_chunks_and_start_continues_from_them(qtbot, window, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "EMIT_INTERVAL_S", 0.0)
+    clip = make_clip(tmp_path / "clip.mp4", frames=FRAMES, width=WIDTH, height=HEIGHT, codec="libx264")
+    out = tmp_path / "out"
+    use_golden(window, out, video_chunk=2)
+    window.add_paths([clip.path])
+    target = out / "clip_x2.mp4"
+    work = target.with_name(target.name + WORK_SUFFIX)
+    first_chunk = work / "chunk-000000.mkv"
+    blocker = Blocker(window.pool)
+    assert window.start()
+    task = window.task
+    seen: list[int] = []
+
+    def on_event(event) -> None:  # on the worker thread, between frames
+        if getattr(event, "state", None) is ItemState.RUNNING and getattr(event, "total", 0):
+            seen.append(event.done)
+            if first_chunk.is_file():
+                task.cancel()
+
+    task.signals.reported.connect(on_event, Qt.ConnectionType.DirectConnection)
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
+        window.cancel()  # what the Cancel button does, so the run is known as cancelled
+        task._cancel.clear()  # ...but let the first chunk finish, to cancel mid-video
+        blocker.released.set()
+    [item] = window.queue.items
+    assert item.state is ItemState.CANCELLED, item.message
+    assert "chunks are kept" in item.message and "Start continues" in item.message
+    assert not target.exists(), "no output yet"
+    kept = sorted(p.name for p in work.glob("chunk-*.mkv"))
+    assert kept and len(kept) < FRAMES // 2, kept
+    assert max(seen) < FRAMES
+
+    run(qtbot, window)
+    assert states(window) == [ItemState.DONE]
+    assert f"{len(kept)} of {FRAMES // 2} chunks reused" in item.message
+    with FrameReader(target) as result:
+        assert result.frames == FRAMES and (result.info.width, result.info.height) == (2 * WIDTH, 2 * HEIGHT)
+    assert not work.exists()
