@@ -31,6 +31,7 @@ from PyQt6.QtGui import (
 )
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolBar, QToolButton, QVBoxLayout, QWidget
 
+from gui.explain_bar import ExplainBar
 from gui.qimage import array_to_qimage
 from hat_plugin import images
 
@@ -38,6 +39,8 @@ MIN_ZOOM, MAX_ZOOM = 1 / 64, 64.0
 ZOOM_STEP = 1.25
 HANDLE_GRAB_PX = 8
 SPLIT_STEPS = 1000
+CLICK_SLOP_PX = 4
+"""A press and release this close together is a click (explain this point), not a drag (pan)."""
 
 
 class CompareCanvas(QWidget):
@@ -45,6 +48,8 @@ class CompareCanvas(QWidget):
 
     view_changed = pyqtSignal()
     split_changed = pyqtSignal(float)
+    point_clicked = pyqtSignal(QPointF)
+    """In explain mode: a click (not a drag) on the image, in output-pixel coordinates."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +73,13 @@ class CompareCanvas(QWidget):
         self._last = QPointF()
         self.empty_text = "No image"
         """What the canvas says while it has no images."""
+        self.explaining = False
+        """Explain mode: a click on the image is reported (``point_clicked``) instead of only panning."""
+        self.marker: QRectF | None = None
+        """A rectangle drawn over the output, in output pixels (the explained window)."""
+        self.before_label = ""
+        """The left side's label when it shows something other than the input (a heat map)."""
+        self._pressed = QPointF()
         self._checker = self._checker_brush()
 
     def set_images(self, before: QImage, after: QImage) -> None:
@@ -76,6 +88,17 @@ class CompareCanvas(QWidget):
         self._before_pixmap = QPixmap.fromImage(before)
         self._after_pixmap = QPixmap.fromImage(after)
         self.fit()
+
+    def set_before(self, before: QImage) -> None:
+        """Replace the left picture only, keeping the view (e.g. a heat map over the same input)."""
+        self.before = before
+        self._before_pixmap = QPixmap.fromImage(before)
+        self.update()
+
+    def set_marker(self, marker: QRectF | None) -> None:
+        """Outline ``marker`` (output pixels) over the output, or nothing (None)."""
+        self.marker = marker
+        self.update()
 
     def sizeHint(self) -> QSize:
         return QSize(640, 400)
@@ -177,10 +200,22 @@ class CompareCanvas(QWidget):
         painter.setClipRect(QRectF(split, 0, self.width() - split, self.height()))
         painter.drawPixmap(target, self._after_pixmap, QRectF(self._after_pixmap.rect()))
         painter.restore()
+        self._paint_marker(painter)
         self._paint_split(painter, split)
         how = "smooth" if self.smooth else "nearest neighbour"
-        self._paint_label(painter, f"Before (input, {how})", left=True)
+        self._paint_label(painter, self.before_label or f"Before (input, {how})", left=True)
         self._paint_label(painter, "After", left=False)
+
+    def _paint_marker(self, painter: QPainter) -> None:
+        if self.marker is None:
+            return
+        box = QRectF(self.offset + self.marker.topLeft() * self.zoom, self.marker.size() * self.zoom)
+        painter.save()
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for colour, width in ((QColor(0, 0, 0), 3), (QColor(255, 255, 255), 1)):
+            painter.setPen(QPen(colour, width))
+            painter.drawRect(box)
+        painter.restore()
 
     def _paint_split(self, painter: QPainter, x: float) -> None:
         accent = self.palette().highlight().color()
@@ -239,7 +274,7 @@ class CompareCanvas(QWidget):
             return
         if event.button() == Qt.MouseButton.LeftButton:
             self._drag = "split" if self._near_split(event.position().x()) else "pan"
-            self._last = event.position()
+            self._last = self._pressed = event.position()
             if self._drag == "pan":
                 self.setCursor(Qt.CursorShape.ClosedHandCursor)
         event.accept()
@@ -255,16 +290,24 @@ class CompareCanvas(QWidget):
         elif self._near_split(position.x()):
             self.setCursor(Qt.CursorShape.SplitHCursor)
         else:
-            self.setCursor(Qt.CursorShape.OpenHandCursor)
+            self.setCursor(self._hover_cursor())
         self._last = position
         event.accept()
 
     def mouseReleaseEvent(self, event: QMouseEvent | None) -> None:
         if event is None:
             return
+        moved = (event.position() - self._pressed).manhattanLength()
+        if self.explaining and self._drag == "pan" and moved <= CLICK_SLOP_PX:
+            point = self.map_to_image(event.position())
+            if 0 <= point.x() < self.after.width() and 0 <= point.y() < self.after.height():
+                self.point_clicked.emit(point)
         self._drag = None
-        self.setCursor(Qt.CursorShape.OpenHandCursor)
+        self.setCursor(self._hover_cursor())
         event.accept()
+
+    def _hover_cursor(self) -> Qt.CursorShape:
+        return Qt.CursorShape.CrossCursor if self.explaining else Qt.CursorShape.OpenHandCursor
 
     def mouseDoubleClickEvent(self, event: QMouseEvent | None) -> None:
         if event is None:
@@ -278,13 +321,18 @@ class CompareCanvas(QWidget):
 
 class ComparePanel(QWidget):
     """The comparison canvas with its tools: previous/next finished item, fit, 1:1, zoom, smooth or nearest
-    "before", a split slider, a close button (Esc or Ctrl+W also close it), and for videos a frame bar."""
+        "before", a split slider, a close button (Esc or Ctrl+W also close it), for videos a frame bar, and Explain mode
+    (a click on the output asks for its LAM map, shown over the input)."""
 
     previous_requested = pyqtSignal()
     next_requested = pyqtSignal()
     close_requested = pyqtSignal()
     frame_requested = pyqtSignal(int)
     """A video's frame was asked for (the frame slider, or previous/next frame)."""
+    explain_requested = pyqtSignal(int, int)
+    """Explain mode: the output pixel ``(x, y)`` was clicked."""
+    explain_toggled = pyqtSignal(bool)
+    """Explain mode was turned on or off."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -323,6 +371,15 @@ class ComparePanel(QWidget):
         )
         self.smooth_action.setCheckable(True)
         self.smooth_action.toggled.connect(self.canvas.set_smooth)
+        self.explain_action = self._action(
+            toolbar,
+            "Explain",
+            "E",
+            lambda: None,
+            "Explain mode (E): click a point of the output to see which input pixels the model used there (LAM)",
+        )
+        self.explain_action.setCheckable(True)
+        self.explain_action.toggled.connect(self._on_explain_toggled)
         toolbar.addSeparator()
         toolbar.addWidget(self.zoom_label)
         toolbar.addWidget(self.title)
@@ -339,17 +396,22 @@ class ComparePanel(QWidget):
         self.frame = -1
         """The video frame on the canvas (-1: none yet)."""
         self.frame_bar = self._build_frame_bar()
+        self.explain_bar = ExplainBar()
+        self.explain_bar.hide()
+        self._plain_before: QImage | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         layout.addWidget(toolbar)
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.frame_bar)
+        layout.addWidget(self.explain_bar)
         layout.addWidget(self.slider)
         layout.addWidget(self.info)
         self.slider.valueChanged.connect(lambda value: self.canvas.set_split(value / SPLIT_STEPS))
         self.canvas.split_changed.connect(self._on_split)
         self.canvas.view_changed.connect(self._show_zoom)
+        self.canvas.point_clicked.connect(lambda point: self.explain_requested.emit(int(point.x()), int(point.y())))
 
     def _build_frame_bar(self) -> QWidget:
         """Frame slider, previous/next frame (, and .) and "frame k of n": shown for videos only."""
@@ -405,6 +467,7 @@ class ComparePanel(QWidget):
 
     def show_pair(self, before: QImage, after: QImage, title: str = "") -> None:
         """Compare two images already in memory."""
+        self._forget_explanation()
         keep_view = not self.canvas.after.isNull() and self.canvas.after.size() == after.size()
         zoom, offset, fitted = self.canvas.zoom, self.canvas.offset, self.canvas.fitted
         self.canvas.set_images(before, after)
@@ -475,6 +538,39 @@ class ComparePanel(QWidget):
         value = self.frame_slider.value()
         self.previous_frame_action.setEnabled(self.frames > 0 and value > 0)
         self.next_frame_action.setEnabled(value < self.frames - 1)
+
+    def show_explanation(self, heat: QImage, corner: tuple[int, int], window: int, text: str) -> None:
+        """Show a LAM heat map over the input in place of the input, the explained window outlined on the output,
+        and ``text`` (its Diffusion Index) in the Explain bar."""
+        if self._plain_before is None:
+            self._plain_before = self.canvas.before
+        self.canvas.set_before(heat)
+        self.canvas.before_label = "LAM heat map over the input"
+        self.canvas.set_marker(QRectF(corner[0], corner[1], window, window))
+        self.explain_bar.finished(text)
+
+    def clear_explanation(self, text: str | None = None) -> None:
+        """Show the input again in place of a heat map (the Explain bar says ``text``, else its hint)."""
+        if self._plain_before is not None:
+            self.canvas.set_before(self._plain_before)
+        self._forget_explanation()
+        if text is None:
+            self.explain_bar.idle()
+        else:
+            self.explain_bar.failed(text)
+
+    def _forget_explanation(self) -> None:
+        self._plain_before = None
+        self.canvas.before_label = ""
+        self.canvas.set_marker(None)
+
+    def _on_explain_toggled(self, on: bool) -> None:
+        self.canvas.explaining = on
+        self.canvas.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.OpenHandCursor)
+        self.explain_bar.setVisible(on)
+        if not on:
+            self.clear_explanation()
+        self.explain_toggled.emit(on)
 
     def _on_split(self, fraction: float) -> None:
         self.slider.blockSignals(True)

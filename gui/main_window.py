@@ -62,6 +62,8 @@ from PyQt6.QtWidgets import (
 from gui.about import AboutDialog, about_html
 from gui.batch_run import ItemFinished, ItemUpdate, Job, ModelChosen, RunConfig, RunEvent, RunStopped, RunTracker
 from gui.compare_view import ComparePanel
+from gui.explain import ExplainSource
+from gui.explainer import Explainer
 from gui.formatting import format_seconds
 from gui.message_bar import Action, MessageBar
 from gui.models import friendly_name
@@ -161,6 +163,7 @@ class MainWindow(QMainWindow):
         self.view = QueueView(self.table_model)
         self.panel = SettingsPanel(self.pool, self.checks)
         self.compare = ComparePanel()
+        self.explainer = Explainer(self.compare, self._explain_source, self)
         self.message_bar = MessageBar()
         self.progress = QProgressBar()
         self.progress.setRange(0, PROGRESS_STEPS)
@@ -790,6 +793,7 @@ class MainWindow(QMainWindow):
         if item is None or item.state is not ItemState.DONE or item.output is None:
             return False
         title = self.table_model.shown_name(item)
+        self.explainer.clear()
         if item.is_video:
             self._compare_video(FramePair(item.source, item.output), title)
         else:
@@ -827,6 +831,7 @@ class MainWindow(QMainWindow):
         """Hide the comparison (Esc)."""
         self.compare_dock.hide()
         self.compare_item = None
+        self.explainer.clear()
         self._compare_video(None)
         self.view.setFocus()
 
@@ -847,6 +852,7 @@ class MainWindow(QMainWindow):
         pair = self.compared_video
         if pair is None:
             return
+        self.explainer.clear()
         if self.frame_task is not None:
             self._frame_wanted, self._frame_pending = number, True
             return
@@ -868,6 +874,23 @@ class MainWindow(QMainWindow):
         if self._frame_pending:
             self._frame_pending = False
             self.request_frame(self._frame_wanted)
+
+    def _explain_source(self) -> ExplainSource | str:
+        """What Explain works on: the compared item's input (for a video, the source frame shown), its output and
+        the settings' model; or why there is nothing to explain."""
+        item = self.queue.find(self.compare_item) if self.compare_item is not None else None
+        if item is None or item.output is None:
+            return "Open a finished item in the comparison first."
+        try:
+            config = RunConfig.from_settings(self.panel.settings())
+        except OptionError as exc:
+            return f"Cannot explain: {exc}"
+        pair, frame, source = self.compared_video, self.compare.frame, item.source
+        if item.is_video:
+            if pair is None or frame < 0:
+                return "Wait for the frame to show, then click it."
+            return ExplainSource(lambda: pair.read(frame)[0], item.output, config)
+        return ExplainSource(lambda: images.read_image(source).pixels, item.output, config)
 
     def _on_double_click(self, index: QModelIndex) -> None:
         item = self.table_model.item_at(index.row())
@@ -971,6 +994,7 @@ class MainWindow(QMainWindow):
         work: list[Worker | None] = [self.task, picker.download_task]
         wait_or_abandon(self.pool, work, self.close_wait_ms)
         wait_or_abandon(self.checks, [*self._thumbnail_tasks, picker.check_task], self.close_wait_ms)
+        self.explainer.shutdown(self.close_wait_ms)
         self._frame_pending = False
         if wait_or_abandon(self.frames_pool, [self.frame_task], self.close_wait_ms):
             self._compare_video(None)

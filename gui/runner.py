@@ -35,7 +35,7 @@ from hat_plugin.progress import CancelCheck, raise_if_cancelled
 from hat_plugin.video import VideoJob
 from hat_plugin.weights import ModelEntry
 
-__all__ = ["EngineCache", "Throttle", "describe_error", "run_batch"]
+__all__ = ["EngineCache", "Throttle", "describe_error", "model_spec", "run_batch"]
 
 EMIT_INTERVAL_S = 0.05
 
@@ -126,6 +126,18 @@ def _wanted(cancel: CancelCheck) -> bool:
     return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
 
 
+def model_spec(config: RunConfig, scale: int | None = None) -> tuple[str | Path, ModelEntry | None, str]:
+    """The model a run with ``config`` uses: what ``weights.resolve`` takes, its manifest entry (None for a weights
+    file) and why the engine chose it when the settings name none (the default for ``scale``, or the settings')."""
+    if config.from_file:
+        return Path(config.model), None, ""
+    if config.model:
+        entry = weights.get_entry(config.model)
+        return entry.name, entry, ""
+    entry, why = weights.default_model(scale if scale is not None else config.scale)
+    return entry.name, entry, why
+
+
 def _load(
     first: Job, config: RunConfig, engines: EngineCache, emit: Emit, cancel: CancelCheck
 ) -> tuple[hat_plugin.Upscaler, str, Path] | None:
@@ -137,13 +149,7 @@ def _load(
     try:
         with collect_notices() as notes:
             raise_if_cancelled(cancel, "loading the model")  # cancelled before the worker started: load nothing
-            spec: str | Path = Path(config.model) if config.from_file else config.model
-            if not config.from_file:
-                if config.model:
-                    entry = weights.get_entry(config.model)
-                else:
-                    entry, why = weights.default_model(config.scale)
-                spec = entry.name
+            spec, entry, why = model_spec(config)
             announce, progress = _download_reporting(first, emit)
             path = weights.resolve(spec, cancel=cancel, announce=announce, progress=progress)
             raise_if_cancelled(cancel, "loading the model")

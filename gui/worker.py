@@ -1,6 +1,7 @@
 """Background work for the desktop app, superqt style: one ``Worker`` base (a ``QRunnable`` that owns a
 ``WorkerSignals`` QObject) and the tasks built on it: upscaling the queue, downloading a model, checking which
-models are on this computer, making queue thumbnails, and reading a video's frames for the compare view.
+models are on this computer, making queue thumbnails, reading a video's frames for the compare view, and
+explaining a point of an output (LAM).
 
 Signals carry objects (the dataclasses of ``batch_run`` and below), never strings the window parses back. They are
 emitted on the pool thread and delivered on the UI thread. ``cancel()`` only sets a ``threading.Event`` that the
@@ -21,6 +22,7 @@ from PyQt6.QtCore import QObject, QRunnable, QSize, QThreadPool, pyqtSignal
 from PyQt6.QtGui import QImage
 
 from gui.batch_run import Job, RunConfig
+from gui.explain import ExplainModels, ExplainRequest, Explanation, explain
 from gui.models import check_availability, unavailable_sentence
 from gui.qimage import array_to_qimage
 from gui.runner import EngineCache, Throttle, describe_error, run_batch
@@ -36,6 +38,10 @@ __all__ = [
     "DownloadProgress",
     "DownloadTask",
     "Downloaded",
+    "ExplainFailed",
+    "ExplainProgress",
+    "ExplainTask",
+    "Explained",
     "FrameTask",
     "FramesFailed",
     "Thumbnail",
@@ -232,6 +238,53 @@ class FrameTask(Worker):
             emit(FramesFailed(self.pair, describe_error(exc)))
             return
         emit(VideoFrame(self.pair, number, frames, array_to_qimage(before), array_to_qimage(after)))
+
+
+@dataclass(frozen=True)
+class ExplainProgress:
+    """Blur-path steps of the LAM map done so far."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Explained:
+    """The map is ready: the explanation and its heat map as a picture to show."""
+
+    explanation: Explanation
+    heat: QImage
+
+
+@dataclass(frozen=True)
+class ExplainFailed:
+    """No map: the one-line reason, and whether it was the user's cancel."""
+
+    message: str
+    cancelled: bool = False
+
+
+class ExplainTask(Worker):
+    """Computes the LAM map of one clicked point (``explain.explain``), with step progress; cancel stops it between
+    passes."""
+
+    def __init__(self, request: ExplainRequest, models: ExplainModels) -> None:
+        super().__init__()
+        self.request = request
+        self.models = models
+
+    def work(self, emit: Callable[[object], None], cancel: threading.Event) -> None:
+        try:
+            done = explain(
+                self.request, self.models, lambda step, steps: emit(ExplainProgress(step, steps or 0)), cancel
+            )
+        except Cancelled:
+            emit(ExplainFailed("Explain cancelled.", cancelled=True))
+            return
+        except (HATError, OSError, ValueError, MemoryError) as exc:
+            emit(ExplainFailed(f"Cannot explain: {describe_error(exc)}"))
+            return
+        emit(Explained(done, array_to_qimage(done.heat)))
 
 
 _ABANDONED: list[tuple[QThreadPool, list[Worker]]] = []

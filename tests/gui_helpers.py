@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PyQt6.QtCore import QMimeData, QRunnable, QSettings, Qt, QThreadPool, QUrl
-from PyQt6.QtGui import QDragEnterEvent, QDropEvent
+from PyQt6.QtCore import QMimeData, QPoint, QRectF, QRunnable, QSettings, Qt, QThreadPool, QUrl
+from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PyQt6.QtWidgets import QApplication, QStyle, QStyleOptionComboBox
 
 from gui.main_window import MainWindow
@@ -121,3 +121,17 @@ class Blocker(QRunnable):
 
     def run(self) -> None:
         self.released.wait(30)
+
+
+def as_array(image: QImage) -> np.ndarray:
+    """A shown picture's RGB pixels."""
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    data = np.frombuffer(rgb.constBits().asarray(rgb.sizeInBytes()), np.uint8)
+    return data.reshape(rgb.height(), rgb.bytesPerLine())[:, : rgb.width() * 3].reshape(rgb.height(), rgb.width(), 3)
+
+
+def click_output(qtbot, window: MainWindow, x: int, y: int) -> None:
+    """Click output pixel ``(x, y)`` on the canvas, as the user would."""
+    canvas = window.compare.canvas
+    point = canvas.offset + (QRectF(x, y, 1, 1).center()) * canvas.zoom
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=QPoint(round(point.x()), round(point.y())))

@@ -11,9 +11,19 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
 import pytest
-from gui_helpers import RUN_TIMEOUT_MS, Blocker, drop, file_mime, make_window, run, states, use_golden
+from gui_helpers import (
+    RUN_TIMEOUT_MS,
+    Blocker,
+    as_array,
+    click_output,
+    drop,
+    file_mime,
+    make_window,
+    run,
+    states,
+    use_golden,
+)
 from PyQt6.QtCore import Qt
-from PyQt6.QtGui import QImage
 from video_helpers import make_clip
 
 from gui import runner
@@ -28,13 +38,6 @@ FRAMES, WIDTH, HEIGHT = 6, 32, 24
 @pytest.fixture
 def window(qtbot, tmp_path) -> MainWindow:
     return make_window(qtbot, tmp_path)
-
-
-def as_array(image: QImage) -> np.ndarray:
-    """A shown picture's RGB pixels."""
-    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
-    data = np.frombuffer(rgb.constBits().asarray(rgb.sizeInBytes()), np.uint8)
-    return data.reshape(rgb.height(), rgb.bytesPerLine())[:, : rgb.width() * 3].reshape(rgb.height(), rgb.width(), 3)
 
 
 def test_a_dropped_video_runs_with_frame_progress_and_its_frames_are_compared(qtbot, window, tmp_path, monkeypatch):
@@ -76,6 +79,19 @@ def test_a_dropped_video_runs_with_frame_progress_and_its_frames_are_compared(qt
     compare.previous_frame_action.trigger()
     qtbot.waitUntil(lambda: compare.frame == FRAMES - 2, timeout=30_000)
     assert f"frame {FRAMES - 2}" in compare.frame_label.text()
+
+    compare.canvas.set_split(1.0)
+    compare.explain_action.trigger()  # Explain works on the frame shown
+    compare.explain_bar.steps.setValue(2)
+    compare.explain_bar.window_size.setValue(8)
+    click_output(qtbot, window, 2 * WIDTH // 2, 2 * HEIGHT // 2)
+    qtbot.waitUntil(lambda: window.explainer.explanation is not None, timeout=30_000)
+    assert window.explainer.explanation.heat.shape == (2 * HEIGHT, 2 * WIDTH, 3)
+    assert np.array_equal(as_array(compare.canvas.before), window.explainer.explanation.heat)
+    compare.next_frame_action.trigger()
+    assert window.explainer.explanation is None, "another frame: the map is dropped"
+    qtbot.waitUntil(lambda: compare.frame == FRAMES - 1, timeout=30_000)
+    assert np.array_equal(as_array(compare.canvas.after), last)
     window.close_compare()
     assert window.compared_video is None
 

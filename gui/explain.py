@@ -1,0 +1,155 @@
+"""Qt-free logic of the compare view's Explain mode: the LAM attribution map (``hat_plugin.attribution``) of the
+output window around a clicked point, computed with the model the settings choose, and saving the heat map.
+
+``explain`` runs on a worker thread (``worker.ExplainTask``); the window only shows what it returns.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gui.batch_run import RunConfig
+from gui.runner import model_spec
+from hat_plugin import images, weights
+from hat_plugin.errors import OptionError
+from hat_plugin.progress import CancelCheck, ProgressFn, raise_if_cancelled
+
+__all__ = [
+    "PASSES",
+    "ExplainModels",
+    "ExplainRequest",
+    "ExplainSource",
+    "Explanation",
+    "explain",
+    "heatmap_name",
+    "save_heatmap",
+]
+
+PASSES = 10
+"""About how many passes a map is computed in: progress and cancel are checked between passes, so more passes
+answer sooner, fewer are a little faster."""
+
+
+@dataclass(frozen=True)
+class ExplainSource:
+    """What is compared: how to read its input, its output file, and the settings' model and device."""
+
+    image: Callable[[], np.ndarray[Any, Any]]
+    """Reads the input the output was made from (the image, or the shown frame of a video), on the worker thread."""
+    output: Path
+    config: RunConfig
+    """The settings' model and device (as a run with these settings would use)."""
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """What to explain: the compared pair, the output pixel clicked, the output's size and the LAM settings."""
+
+    source: ExplainSource
+    point: tuple[int, int]
+    """The clicked output pixel ``(x, y)``; the window is centred on it (kept inside the output)."""
+    output_size: tuple[int, int]
+    """The output's ``(width, height)``."""
+    window: int = 16
+    steps: int = 50
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A finished map: the window it explains, its Diffusion Index, and the heat map over the input at the output's
+    size (uint8 RGB), ready to show beside the output."""
+
+    corner: tuple[int, int]
+    window: int
+    di: float
+    heat: np.ndarray[Any, Any]
+    model: str
+    seconds: float
+    exact: bool
+    """True when the network saw the whole input (LAM's own computation), False for a crop around the window."""
+
+
+class ExplainModels:
+    """The last network loaded for explaining, kept so clicking again does not load it again (one thread at a
+    time: the window explains one point at a time)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, int, str] | None = None
+        self._net: Any = None
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, device: str) -> Any:
+        """The network of the weights ``path`` on ``device`` (float32, the precision LAM is defined in)."""
+        from hat_plugin import load_model
+        from hat_plugin.device import resolve_device
+
+        target = resolve_device(device)
+        key = (str(path), path.stat().st_mtime_ns, str(target))
+        with self._lock:
+            if self._key != key:
+                self._net, self._key = None, None
+                self._net, self._key = load_model(path, device=target), key
+            return self._net
+
+
+def explain(
+    request: ExplainRequest, models: ExplainModels, progress: ProgressFn | None = None, cancel: CancelCheck = None
+) -> Explanation:
+    """The LAM map of the window around ``request.point`` (``HATError`` for a model of another scale than the
+    output's, a window that does not fit, a flat window, ...; ``Cancelled`` when ``cancel`` is set)."""
+    from hat_plugin import attribution
+
+    pixels = request.source.image()
+    height, width = pixels.shape[:2]
+    out_width, out_height = request.output_size
+    scale = out_width // width if width else 0
+    if scale < 1 or (width * scale, height * scale) != (out_width, out_height):
+        raise OptionError(
+            f"the output ({out_width}x{out_height}) is not a whole multiple of the input ({width}x{height})"
+        )
+    config = request.source.config
+    spec, _entry, _why = model_spec(config, scale)
+    path = weights.resolve(spec, cancel=cancel)
+    raise_if_cancelled(cancel, "loading the model")
+    net = models.get(path, config.device)
+    if net.config.upscale != scale:
+        raise OptionError(
+            f"the output is x{scale} but {weights.model_label(spec)} upscales x{net.config.upscale}: choose the "
+            "model that made it in the settings"
+        )
+    corner = attribution.window_around(*request.point, out_width, out_height, request.window)
+    result = attribution.lam(
+        net,
+        pixels,
+        *corner,
+        window=request.window,
+        steps=request.steps,
+        batch=max(1, math.ceil(request.steps / PASSES)),
+        progress=progress,
+        cancel=cancel,
+    )
+    heat = attribution.render_heatmap(pixels, result.map, size=(out_height, out_width))
+    return Explanation(corner, request.window, result.di, heat, weights.model_label(spec), result.seconds, result.exact)
+
+
+def heatmap_name(output: Path, explanation: Explanation) -> str:
+    """A file name for the saved heat map: the output's name, the window's corner, PNG."""
+    x, y = explanation.corner
+    return f"{output.stem}_lam_{x}_{y}.png"
+
+
+def save_heatmap(path: str | os.PathLike[str], explanation: Explanation) -> Path:
+    """Write the heat map over the input as a PNG (atomically; a file the user chose to replace is replaced)."""
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        target = target.with_name(target.name + ".png")
+    images.write_image(target, images.Image(explanation.heat), overwrite=True)
+    return target

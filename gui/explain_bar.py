@@ -1,0 +1,97 @@
+"""The compare view's Explain bar (shown in Explain mode): the LAM window and steps, progress with Cancel while a
+map is computed, the Diffusion Index of the map shown, and Save map."""
+
+from __future__ import annotations
+
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QWidget
+
+__all__ = ["ExplainBar"]
+
+HINT = "Click a point of the output: the input pixels the model used for the window there are shown in heat colours."
+
+
+class ExplainBar(QWidget):
+    """Settings, progress and outcome of Explain; the window does the work and calls ``running``/``progressed``/
+    ``finished``/``failed``."""
+
+    cancel_requested = pyqtSignal()
+    save_requested = pyqtSignal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.window_size = QSpinBox()
+        self.window_size.setRange(4, 64)
+        self.window_size.setValue(16)
+        self.window_size.setSuffix(" px")
+        self.window_size.setToolTip("Side of the output window explained (LAM's default: 16)")
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 500)
+        self.steps.setValue(50)
+        self.steps.setToolTip("Blur-path steps (LAM's default: 50; fewer are quicker and rougher)")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(200)
+        self.progress.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop computing this map")
+        self.status = QLabel(HINT)
+        self.status.setWordWrap(True)
+        self.save_button = QPushButton("Save map…")
+        self.save_button.setToolTip("Save the heat map over the input as a PNG image")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(4, 0, 4, 0)
+        row.addWidget(QLabel("Window"))
+        row.addWidget(self.window_size)
+        row.addWidget(QLabel("Steps"))
+        row.addWidget(self.steps)
+        row.addWidget(self.progress)
+        row.addWidget(self.cancel_button)
+        row.addWidget(self.status, 1)
+        row.addWidget(self.save_button)
+        self.cancel_button.clicked.connect(self.cancel_requested.emit)
+        self.save_button.clicked.connect(self.save_requested.emit)
+        self.idle()
+
+    def idle(self, text: str = HINT) -> None:
+        """Nothing computed or shown: the hint (or ``text``)."""
+        self._set_busy(False)
+        self.save_button.setEnabled(False)
+        self.status.setText(text)
+
+    def running(self, corner: tuple[int, int] | None, window: int) -> None:
+        """A map is being computed for the window at ``corner`` (None: not known yet)."""
+        self._set_busy(True)
+        self.save_button.setEnabled(False)
+        self.progress.setRange(0, 0)
+        where = f" at {corner[0]}, {corner[1]}" if corner is not None else ""
+        self.status.setText(f"Explaining the {window}×{window} window{where}…")
+
+    def progressed(self, done: int, total: int) -> None:
+        """``done`` of ``total`` blur-path steps are computed."""
+        if total:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.progress.setFormat(f"step {done} of {total}")
+
+    def finished(self, text: str) -> None:
+        """A map is shown; ``text`` says what it is (the DI first)."""
+        self._set_busy(False)
+        self.save_button.setEnabled(True)
+        self.status.setText(text)
+
+    def failed(self, text: str) -> None:
+        """No map: ``text`` says why (or that it was cancelled)."""
+        self.idle(text)
+
+    @property
+    def busy(self) -> bool:
+        """True while a map is being computed."""
+        return not self.cancel_button.isHidden()
+
+    def _set_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        self.window_size.setEnabled(not busy)
+        self.steps.setEnabled(not busy)
+        if busy:
+            self.progress.setFormat("")
