@@ -8,6 +8,7 @@ import threading
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,23 @@ def click_output(qtbot, window: MainWindow, x: int, y: int) -> None:
     canvas = window.compare.canvas
     point = canvas.offset + (QRectF(x, y, 1, 1).center()) * canvas.zoom
     qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=QPoint(round(point.x()), round(point.y())))
+
+
+def cancel_during_run(qtbot, win: MainWindow, when: Callable[[object], bool]) -> None:
+    """Start a run and cancel it as the Cancel button does, but only once ``when(event)`` holds for an event of
+    the worker (checked on the worker thread, so the work stops right there); returns when the run has ended."""
+    blocker = Blocker(win.pool)
+    if not win.start():
+        raise AssertionError(f"the run did not start: {win.message_bar.text.text()}")
+    task = win.task
+    assert task is not None
+
+    def on_event(event: object) -> None:
+        if when(event):
+            task.cancel()
+
+    task.signals.reported.connect(on_event, Qt.ConnectionType.DirectConnection)
+    with qtbot.waitSignal(win.run_finished, timeout=RUN_TIMEOUT_MS):
+        win.cancel()  # what the Cancel button does, so the run is known as cancelled
+        task._cancel.clear()  # ...but let the work go on until ``when``
+        blocker.released.set()

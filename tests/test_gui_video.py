@@ -12,9 +12,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 import pytest
 from gui_helpers import (
-    RUN_TIMEOUT_MS,
-    Blocker,
     as_array,
+    cancel_during_run,
     click_output,
     drop,
     file_mime,
@@ -23,7 +22,6 @@ from gui_helpers import (
     states,
     use_golden,
 )
-from PyQt6.QtCore import Qt
 from video_helpers import make_clip
 
 from gui import runner
@@ -105,22 +103,15 @@ def test_cancel_keeps_the_finished_chunks_and_start_continues_from_them(qtbot, w
     target = out / "clip_x2.mp4"
     work = target.with_name(target.name + WORK_SUFFIX)
     first_chunk = work / "chunk-000000.mkv"
-    blocker = Blocker(window.pool)
-    assert window.start()
-    task = window.task
     seen: list[int] = []
 
-    def on_event(event) -> None:  # on the worker thread, between frames
+    def after_a_chunk(event) -> bool:  # on the worker thread, between frames
         if getattr(event, "state", None) is ItemState.RUNNING and getattr(event, "total", 0):
             seen.append(event.done)
-            if first_chunk.is_file():
-                task.cancel()
+            return first_chunk.is_file()
+        return False
 
-    task.signals.reported.connect(on_event, Qt.ConnectionType.DirectConnection)
-    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
-        window.cancel()  # what the Cancel button does, so the run is known as cancelled
-        task._cancel.clear()  # ...but let the first chunk finish, to cancel mid-video
-        blocker.released.set()
+    cancel_during_run(qtbot, window, after_a_chunk)
     [item] = window.queue.items
     assert item.state is ItemState.CANCELLED, item.message
     assert "chunks are kept" in item.message and "Start continues" in item.message

@@ -22,6 +22,7 @@ from gui_helpers import (
     RUN_TIMEOUT_MS,
     Blocker,
     bar_text,
+    cancel_during_run,
     combo_fits,
     drop,
     file_mime,
@@ -219,21 +220,15 @@ def test_cancel_stops_within_a_tile_then_start_runs_the_cancelled_image_again(qt
     out = tmp_path / "out"
     use_golden(window, out, tile=16)
     window.add_paths([big, small])
-    blocker = Blocker(window.pool)
-    assert window.start()
-    task = window.task
     seen = []
 
-    def on_event(event) -> None:  # runs on the worker thread
+    def after_a_tile(event) -> bool:  # runs on the worker thread
         if getattr(event, "done", 0) >= 1 and getattr(event, "state", None) is ItemState.RUNNING:
             seen.append((event.done, event.total))
-            task.cancel()
+            return True
+        return False
 
-    task.signals.reported.connect(on_event, Qt.ConnectionType.DirectConnection)
-    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
-        window.cancel()  # what the Cancel button does, so the run is known as cancelled
-        task._cancel.clear()  # ...but let the first tile finish, to cancel mid-image
-        blocker.released.set()
+    cancel_during_run(qtbot, window, after_a_tile)
     assert states(window) == [ItemState.CANCELLED, ItemState.QUEUED]
     first, total = seen[0]
     assert total > 10 and first == 1
