@@ -10,7 +10,8 @@ It computes the same function as the official forward pass, organised for infere
   gathered once per weights (not per forward);
 - shifted windows are attended in four groups (interior, last column, last row, corner): each group shares one
   mask, so the ``(windows, heads, N, N)`` mask of the official code is never materialised;
-- OCAB key/value windows are strided views of the padded tensor instead of ``nn.Unfold`` + rearrange;
+- OCAB key/value windows are gathered from the padded tensor with a cached index (one copy, one ONNX Gather)
+  instead of ``nn.Unfold`` + rearrange;
 - under fp16/bf16 weights the residual stream and LayerNorm statistics stay in fp32 (see ``HAT.forward``).
 
 Layout of the module tree (names = state_dict keys): ``HAT`` -> ``layers[i]`` (RHAG) -> ``residual_group``
@@ -19,6 +20,7 @@ Layout of the module tree (names = state_dict keys): ``HAT`` -> ``layers[i]`` (R
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -81,13 +83,38 @@ def _window_reverse(windows: Tensor, ws: int, b: int, h: int, w: int) -> Tensor:
     return x.reshape(b, h, w, c)
 
 
+def _overlap_windows(ws: int, ows: int, height: int, width: int, device: torch.device) -> Tensor:
+    """Flat indices into the zero-padded ``(H + ows - ws, W + ows - ws)`` grid of every ``ows x ows`` window
+    taken every ``ws`` pixels, windows row-major then pixels row-major: ``(nW * ows * ows,)`` int64.
+
+    A gather with these indices is what ``nn.Unfold`` computes, in one copy, and exports to ONNX as one Gather.
+    Cached for the last few sizes (it depends only on them), except while tracing.
+    """
+    if _tracing():
+        return _window_indices(ws, ows, height, width, device)
+    return _window_indices_cached(ws, ows, height, width, device)
+
+
+def _window_indices(ws: int, ows: int, height: int, width: int, device: torch.device) -> Tensor:
+    padded_w = width + ows - ws
+    top = torch.arange(0, height, ws, device=device)
+    left = torch.arange(0, width, ws, device=device)
+    inner = torch.arange(ows, device=device)
+    rows = (top[:, None] + inner[None, :]) * padded_w  # (nH, ows)
+    cols = left[:, None] + inner[None, :]  # (nW, ows)
+    return (rows[:, None, :, None] + cols[None, :, None, :]).reshape(-1)
+
+
+_window_indices_cached = functools.lru_cache(maxsize=8)(_window_indices)
+
+
 def _cached[T](owner: nn.Module, name: str, sources: tuple[Tensor, ...], make: Callable[[], T]) -> T:
     """A tensor derived from parameters, computed once and reused until a source tensor changes.
 
     Only used without autograd (inference): in training the derived tensor is rebuilt every call so gradients
     flow to the parameters.
     """
-    if torch.is_grad_enabled():
+    if torch.is_grad_enabled() or _tracing():
         return make()
     key = tuple((t.data_ptr(), None if t.is_inference() else t._version, t.dtype, t.device) for t in sources)
     cache = owner.__dict__.setdefault("_derived", {})
@@ -95,6 +122,12 @@ def _cached[T](owner: nn.Module, name: str, sources: tuple[Tensor, ...], make: C
     if hit is None or hit[0] != key:
         hit = cache[name] = (key, make())
     return hit[1]
+
+
+def _tracing() -> bool:
+    """Whether the forward pass is being traced (ONNX export, ``torch.export``, ``torch.compile``, TorchScript
+    tracing): the tensors may be fake, so per-weights caches are bypassed and derived tensors are computed inline."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]
 
 
 def _layer_norm(norm: nn.LayerNorm, x: Tensor, out_dtype: torch.dtype) -> Tensor:
@@ -284,11 +317,11 @@ class OCAB(nn.Module):
         qkv = self.qkv(_layer_norm(self.norm1, x, compute))
         q = _window_partition(qkv[..., :c], ws)
         g = q.shape[0]
-        # Key/value windows: zero-pad after the projection (padded keys and values are exactly 0), then take
-        # strided ows x ows views every ws pixels: the same windows, in the same order, as the official Unfold.
+        # Key/value windows: zero-pad after the projection (padded keys and values are exactly 0), then gather
+        # the ows x ows window every ws pixels: the same windows, in the same order, as the official Unfold.
         pad = (ows - ws) // 2
-        kv = F.pad(qkv[..., c:], (0, 0, pad, pad, pad, pad))
-        kv = kv.unfold(1, ows, ws).unfold(2, ows, ws).permute(0, 1, 2, 4, 5, 3).reshape(g, ows * ows, 2 * c)
+        kv = F.pad(qkv[..., c:], (0, 0, pad, pad, pad, pad)).reshape(b, -1, 2 * c)
+        kv = kv.index_select(1, _overlap_windows(ws, ows, height, width, x.device)).view(g, ows * ows, 2 * c)
         q = q.view(g, ws * ws, nh, d).transpose(1, 2)
         k = kv[..., :c].view(g, ows * ows, nh, d).transpose(1, 2)
         v = kv[..., c:].view(g, ows * ows, nh, d).transpose(1, 2)
@@ -384,7 +417,7 @@ class HAT(nn.Module):
         They depend only on the window and shift sizes, not on the image size, so they are built once.
         """
         key = (dtype, device)
-        cache = self.__dict__.setdefault("_masks", {})
+        cache = {} if _tracing() else self.__dict__.setdefault("_masks", {})
         if key not in cache:
             ws, s = self.config.window_size, self.config.shift_size
             part = (torch.arange(ws, device=device) >= ws - s).long()
@@ -400,7 +433,7 @@ class HAT(nn.Module):
     def mean(self, like: Tensor) -> Tensor:
         """The dataset RGB mean as ``(1, C, 1, 1)`` in ``like``'s dtype (kept out of the state_dict, as upstream)."""
         key = (like.dtype, like.device)
-        cache = self.__dict__.setdefault("_means", {})
+        cache = {} if _tracing() else self.__dict__.setdefault("_means", {})
         if key not in cache:
             # float32 first: upstream stores the mean as a float32 tensor and casts it to the input's dtype.
             mean = torch.tensor(self._mean, dtype=torch.float32).to(like.dtype)

@@ -11,6 +11,7 @@ __all__ = [
     "CheckpointError",
     "DeviceError",
     "DownloadError",
+    "ExportError",
     "HATError",
     "ImageError",
     "ManifestError",
@@ -66,6 +67,10 @@ class DownloadError(HATError, OSError):
 
 class UnsafeURLError(HATError, ValueError):
     """A URL uses a scheme or host that weights must not be fetched from."""
+
+
+class ExportError(HATError, RuntimeError):
+    """The network could not be exported (to ONNX), or the export does not compute what the network does."""
 
 
 class Cancelled(HATError):

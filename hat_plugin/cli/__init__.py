@@ -1,9 +1,9 @@
 """The command line (``hat-upscale`` / ``python -m hat_plugin``).
 
 ``hat-upscale INPUT...`` upscales image files, folders and globs (``cli/upscale.py``); the other commands are the
-first word: ``models`` and ``download`` (``cli/models.py``). Each command is a module with a function taking the
-remaining arguments and returning the exit code; ``COMMANDS`` maps the word to it, imported only when used, so
-``models`` and ``--help`` start without loading PyTorch.
+first word: ``models`` and ``download`` (``cli/models.py``), ``export`` (``cli/export.py``). Each command is a
+module with a function taking the remaining arguments and returning the exit code; ``COMMANDS`` maps the word to
+it, imported only when used, so ``models`` and ``--help`` start without loading PyTorch.
 
 Exit codes: 0 everything succeeded, 1 an input or the model failed, 2 usage error, 130 interrupted (Ctrl-C; no
 half-written file is left behind).
@@ -21,6 +21,7 @@ __all__ = ["COMMANDS", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("hat_plugin.cli.models:run_models", "list the known models and which are on this machine"),
     "download": ("hat_plugin.cli.models:run_download", "fetch models into the cache, checking their sha256"),
+    "export": ("hat_plugin.cli.export:run", "write a model as ONNX for one tile size (OpenVINO, TensorRT, ...)"),
 }
 """Command word -> ("module:function", one-line help). The upscale command is the default (no word)."""
 
