@@ -78,14 +78,18 @@ def resolve_precision(
     """The compute precision: the one policy every front end uses.
 
     ``auto`` on a GPU is ``auto`` if the caller gives one (the VapourSynth filter passes the clip's sample type),
-    else fp16; on the CPU it is fp32. Half precision asked for by name that this device cannot run fast falls back
-    to fp32 with a warning (set ``HAT_PLUGIN_FORCE_PRECISION=1`` to run it anyway).
+    else fp16; on the CPU it is the fastest precision within the accuracy bound, measured once per machine
+    (``precision_probe.cpu_auto_precision``: fp32 unless the CPU has native bf16/fp16 that pays). Half precision
+    asked for by name that this device cannot run fast falls back to fp32 with a warning (set
+    ``HAT_PLUGIN_FORCE_PRECISION=1`` to run it anyway).
     """
     name = _precision_name(spec)
     if name == "auto":
         hint = _precision_name(auto)
         if device.type == "cpu":
-            return torch.float32
+            from .precision_probe import cpu_auto_precision
+
+            return PRECISIONS[cpu_auto_precision().precision]
         if hint != "auto":
             return PRECISIONS[hint]
         return torch.float16 if device.type == "cuda" else torch.float32

@@ -190,6 +190,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.scale is not None and args.scale != upscaler.scale:
         raise UsageError(f"the model {label} upscales x{upscaler.scale}, not x{args.scale}; choose another model")
     precision = str(upscaler.dtype).removeprefix("torch.")
+    if args.precision in (None, "auto") and upscaler.device.type == "cpu":
+        from hat_plugin.precision_probe import cpu_auto_precision
+
+        precision += f" (auto: {cpu_auto_precision().reason})"
     console.info(f"model {label}: x{upscaler.scale} on {upscaler.device} in {precision}")
     suffix = args.suffix.format(scale=upscaler.scale, model=label)
     todo = _plan(jobs, args, out_dir, suffix, console, tally)
