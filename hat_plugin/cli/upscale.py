@@ -262,10 +262,11 @@ def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler
         for key in ("device", "precision", "tile", "overlap", "batch")
         if getattr(args, key) is not None
     }
-    from hat_plugin.engine import Upscaler
     from hat_plugin.runtime import configure_process
 
-    configure_process()
+    configure_process()  # before the engine imports PyTorch (the OpenMP thread policy is read when it loads)
+    from hat_plugin.engine import Upscaler
+
     try:
         source, label = _model_source(args, console)
         return Upscaler(source, **options), label
