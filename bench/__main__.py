@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import importlib.util
 import json
 import math
@@ -47,6 +48,7 @@ from .machine import Machine, describe, gpu_name
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
+CACHE = REPO / "build" / "bench"
 DEFAULT_CASES = ("HAT-S_SRx4:64", "HAT-S_SRx4:128", "HAT_SRx4:64")
 MORE_CASES = ("HAT_SRx4:128", "HAT-L_SRx4:64")
 ALL_IMPLS = ("ours", "spandrel", "onnxruntime", "openvino")
@@ -62,6 +64,7 @@ class Result:
     impl: str
     precision: str
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     minflt: list[int] = field(default_factory=list)
     peak_rss: int = 0
     cuda_max: int | None = None
@@ -148,13 +151,18 @@ def available_impls(wanted: list[str]) -> list[str]:
     return found
 
 
-def export_peer_onnx(weights: Path, preset: str, size: int, folder: Path, threads: int) -> Path:
-    """spandrel's network for this preset and input size as ONNX, exported once (in a subprocess)."""
-    out = folder / f"{preset}-{size}.onnx"
+def export_peer_onnx(weights: Path, preset: str, size: int, threads: int) -> Path:
+    """spandrel's network for this preset and input size as ONNX, exported once (in a subprocess) and kept in
+    ``build/bench/`` under the weights' hash for later runs."""
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+    out = CACHE / f"{preset}-{size}-{digest}.onnx"
     if not out.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        part = out.with_suffix(".part")
         cmd = [sys.executable, "-m", "bench.peer_onnx", "--weights", str(weights), "--size", str(size)]
-        cmd += ["--out", str(out), "--threads", str(threads)]
+        cmd += ["--out", str(part), "--threads", str(threads)]
         subprocess.run(cmd, check=True, cwd=REPO)
+        part.replace(out)
     return out
 
 
@@ -181,7 +189,7 @@ def run_case(args: argparse.Namespace, preset: str, size: int, weights: Path, fo
         elif impl == "spandrel":
             rows.append(("spandrel", args.peer_precision, ["--weights", str(weights)]))
         else:
-            onnx = ["--onnx", str(export_peer_onnx(weights, preset, size, folder, args.threads))]
+            onnx = ["--onnx", str(export_peer_onnx(weights, preset, size, args.threads))]
             precisions = openvino_precisions() if impl == "openvino" else ["fp32"]
             rows += [(impl, p, onnx) for p in precisions]
     reference = folder / "reference.pt"
@@ -205,6 +213,7 @@ def run_case(args: argparse.Namespace, preset: str, size: int, weights: Path, fo
             for i in order if r % 2 == 0 else reversed(order):
                 reply = workers[i].ask("run")
                 results[i].seconds.append(reply["seconds"])
+                results[i].cpu_seconds.append(reply["cpu_seconds"])
                 results[i].minflt.append(reply["minflt"])
                 print(f"  {preset} {size} {results[i].label}: {reply['seconds']:.2f} s", flush=True)
         for i, worker in enumerate(workers):
@@ -235,9 +244,9 @@ def _best_openvino(results: list[Result]) -> Result | None:
 
 def comparison_table(rows: list[tuple[str, int, list[Result], float]], machine: Machine) -> str:
     lines = [
-        "| model | input | impl | precision | median s | vs OpenVINO best | vs spandrel | GFLOP/s | % of peak "
-        "| peak RSS MB | CUDA max MB | minor faults / forward | max abs diff vs fp64 | PSNR-Y vs fp64 dB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | input | impl | precision | median s | vs OpenVINO best | vs spandrel | CPU s | GFLOP/s "
+        "| % of peak | peak RSS MB | CUDA max MB | minor faults / forward | max abs diff vs fp64 | PSNR-Y vs fp64 dB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for preset, size, results, gflop in rows:
         best = _best_openvino(results)
@@ -250,7 +259,8 @@ def comparison_table(rows: list[tuple[str, int, list[Result], float]], machine: 
             psnr = "-" if res.psnr_y is None else ("identical" if math.isinf(res.psnr_y) else f"{res.psnr_y:.1f}")
             lines.append(
                 f"| {preset} | {size}x{size} | {res.impl} | {res.precision} | {res.median:.3f} | {vs_ov} | {vs_sp} "
-                f"| {rate:.0f} | {100 * rate / machine.peak_gflops:.0f} % | {_mb(res.peak_rss)} "
+                f"| {statistics.median(res.cpu_seconds):.2f} | {rate:.0f} | {100 * rate / machine.peak_gflops:.0f} % "
+                f"| {_mb(res.peak_rss)} "
                 f"| {_mb(res.cuda_max)} | {statistics.median(res.minflt):,.0f} | {diff} | {psnr} |"
             )
     return "\n".join(lines)
@@ -282,7 +292,9 @@ def header(args: argparse.Namespace, machine: Machine, command: str, load: tuple
             "seeded random weights with the official configs; 1 warm-up + "
             f"{args.runs} timed forwards per row, rows alternated (forward, then reverse order), each in its own "
             "process (peak RSS is that process's own `VmHWM`: its imports, the model and the runs); medians. "
-            "Accuracy: each row's output (clamped to [0, 1]) against our network in float64 on the same input.",
+            "CPU s: CPU time of all the row's threads per forward (median), the work it takes whatever the "
+            "neighbours do. Accuracy: each row's output (clamped to [0, 1]) against our network in float64 on the "
+            "same input.",
             f"Peak estimate: {machine.peak_formula()}. FLOPs counted with `torch.utils.flop_counter` "
             f"(2 per multiply-add) on a {_FLOP_PROBE}x{_FLOP_PROBE} input and scaled by pixel count.",
         ]

@@ -8,8 +8,8 @@ Implementations: ``ours`` (the engine), ``spandrel`` (its HAT, eager PyTorch), `
 float64, the accuracy yardstick; never timed against the others).
 
 Protocol on stdin/stdout, one JSON object per line: it prints ``{"ready": ...}`` once loaded, then answers
-``run`` (one forward; seconds and minor page faults), ``save PATH`` (the last output as a tensor file),
-``stats`` (this process's own peak RSS from ``VmHWM``, CUDA max allocated) and ``quit``.
+``run`` (one forward; wall and CPU seconds of all its threads, minor page faults), ``save PATH`` (the last
+output as a tensor file), ``stats`` (this process's own peak RSS from ``VmHWM``, CUDA max allocated), ``quit``.
 """
 
 from __future__ import annotations
@@ -174,14 +174,14 @@ def main() -> None:
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             if cuda:
                 torch.cuda.synchronize(device)
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             with torch.inference_mode():
                 out = forward(x)
             if cuda:
                 torch.cuda.synchronize(device)
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
-            reply = {"seconds": seconds, "minflt": faults, "shape": list(out.shape)}
+            reply = {"seconds": seconds, "cpu_seconds": cpu, "minflt": faults, "shape": list(out.shape)}
             reply["tile"] = getattr(args, "tile_used", None)
         elif cmd == "save":
             torch.save(out.cpu(), arg)
