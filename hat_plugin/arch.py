@@ -98,6 +98,7 @@ def _overlap_windows(ws: int, ows: int, height: int, width: int, device: torch.d
     return _window_indices_cached(ws, ows, height, width, device)
 
 
+@torch.inference_mode(False)  # a cached index must be usable by a later forward that autograd records
 def _window_indices(ws: int, ows: int, height: int, width: int, device: torch.device) -> Tensor:
     padded_w = width + ows - ws
     top = torch.arange(0, height, ws, device=device)

@@ -58,3 +58,14 @@ def test_bad_opset_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert code == EXIT_FAILED and "opset 13 is too old" in err and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_caches_made_in_inference_mode_serve_a_training_forward() -> None:
+    """The exportable key/value gather caches its index; one made under inference_mode must not break autograd."""
+    model = load_model(resolve("hat-tiny-x4"))
+    x = torch.rand(1, 3, 24, 24)
+    with torch.inference_mode():
+        model(x)
+    model.train().requires_grad_(True)
+    model(x).mean().backward()
+    assert model.layers[0].residual_group.overlap_attn.qkv.weight.grad is not None
