@@ -14,6 +14,7 @@ __all__ = [
     "DamagedVideoError",
     "DeviceError",
     "DownloadError",
+    "ExportError",
     "HATError",
     "ImageError",
     "ManifestError",
@@ -103,6 +104,10 @@ class WorkFolderError(HATError, RuntimeError):
 class ClusterError(HATError, RuntimeError):
     """A Ray cluster cannot be used: Ray is not installed, no cluster answers at the address, or the workers run
     another version of hat-plugin."""
+
+
+class ExportError(HATError, RuntimeError):
+    """The network could not be exported (to ONNX), or the export does not compute what the network does."""
 
 
 class Cancelled(HATError):

@@ -113,6 +113,10 @@ def _run(args: argparse.Namespace, options: OutputOptions, console: Console) -> 
     if args.scale is not None and args.scale != upscaler.scale:
         raise UsageError(f"the model {label} upscales x{upscaler.scale}, not x{args.scale}; choose another model")
     precision = str(upscaler.dtype).removeprefix("torch.")
+    if args.precision in (None, "auto") and upscaler.device.type == "cpu":
+        from hat_plugin.precision_probe import cpu_auto_precision
+
+        precision += f" (auto: {cpu_auto_precision().reason})"
     console.info(f"model {label}: x{upscaler.scale} on {upscaler.device} in {precision}")
     if args.max_pixels is None:
         args.max_pixels = default_max_pixels(upscaler.scale)
@@ -133,10 +137,11 @@ def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler
         for key in ("device", "precision", "tile", "overlap", "batch")
         if getattr(args, key) is not None
     }
-    from hat_plugin.engine import Upscaler
     from hat_plugin.runtime import configure_process
 
-    configure_process()
+    configure_process()  # before the engine imports PyTorch (the OpenMP thread policy is read when it loads)
+    from hat_plugin.engine import Upscaler
+
     try:
         source, label = model_source(args, console)
         console.info(f"loading model {label}…")
