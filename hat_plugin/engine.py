@@ -31,10 +31,10 @@ from .errors import (
     DeviceError,
     HATError,
     ImageError,
-    OptionError,
     OutOfMemoryError,
     is_out_of_memory,
     out_of_memory_message,
+    whole_number,
 )
 from .limits import available_memory, bytes_per_pixel
 from .pixels import from_unit_float, to_unit_float
@@ -55,15 +55,6 @@ _ALPHA_EPS = 1.0 / 65535
 _PLANS_KEPT = 16  # tile plans (with their device weights) kept per engine: one per input size in use
 _OUTPUT_SHARE = 0.25  # a CUDA engine blends on the device when the float32 output takes at most this much free memory
 _CHECK_RESULT_FROM = 1 << 30  # results smaller than this skip the free-memory check (it costs a system call)
-
-
-def _option(name: str, value: object, minimum: int) -> int:
-    """An integer option, checked: a clear ``OptionError`` for a wrong type or a value below ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise OptionError(f"{name} must be a whole number, not {value!r}")
-    if value < minimum:
-        raise OptionError(f"{name} must be {minimum} or more, not {value}")
-    return int(value)
 
 
 class Upscaler:
@@ -88,9 +79,9 @@ class Upscaler:
         overlap: int = 16,
         batch: int = 0,
     ) -> None:
-        tile = _option("tile", tile, 0)
-        overlap = _option("overlap", overlap, 0)
-        batch = _option("batch", batch, 0)
+        tile = whole_number("tile", tile, 0)
+        overlap = whole_number("overlap", overlap, 0)
+        batch = whole_number("batch", batch, 0)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         owned = not isinstance(model, HAT)

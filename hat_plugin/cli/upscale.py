@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from hat_plugin.batch import OutputOptions, Planned, plan_outputs
 from hat_plugin.cli import video as video_cli  # video inputs go to hat_plugin/cli/video.py
-from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, Console, UsageError
+from hat_plugin.cli.base import EXIT_FAILED, PROG, Console, UsageError, run_parsed
 from hat_plugin.cli.options import build_parser
 from hat_plugin.cli.runs import Tally, collect_inputs, model_source, report_plan
 from hat_plugin.errors import HATError, OptionError
@@ -37,27 +36,15 @@ def run(argv: list[str]) -> int:
     """The upscale command (the default one) with ``argv``; returns the exit code."""
     if video_cli.claims(argv):  # video hook: video files and folders of videos go to the video command
         return video_cli.run(argv)
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse has printed the usage error or the help
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return run_parsed(build_parser(), argv, _start, interrupted="interrupted; no partial output was kept")
+
+
+def _start(args: argparse.Namespace, console: Console) -> int:
     if args.list_models:
         from hat_plugin.cli.models import run_models
 
         return run_models([])
-    console = Console(quiet=args.quiet, verbose=args.verbose)
-    try:
-        options = _output_options(args)
-        with console.capturing_warnings():
-            return _run(args, options, console)
-    except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        console.error("interrupted; no partial output was kept")
-        return EXIT_INTERRUPTED
+    return _run(args, _output_options(args), console)
 
 
 def _output_options(args: argparse.Namespace) -> OutputOptions:
