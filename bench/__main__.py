@@ -1,22 +1,34 @@
-"""``python -m bench``: our engine vs spandrel's HAT on the same inputs and random weights, written to docs.
+"""``python -m bench``: our engine vs spandrel, ONNX Runtime and OpenVINO on the same weights and input, to docs.
 
-    python -m bench                         # HAT-S x4 64/128, HAT x4 64; fp32, CPU, 2 threads, 3 runs
+    python -m bench                         # HAT-S x4 64/128, HAT x4 64; CPU, 2 threads, 5 alternated rounds
     python -m bench --more                  # also HAT x4 128 and HAT-L x4 64
-    python -m bench --device cuda --precision fp16 --peer-precision bf16
+    python -m bench --impls ours openvino   # a subset of the implementations
+    python -m bench --precision fp32 auto   # our rows (auto: what the engine picks on this machine)
+    python -m bench --device cuda --precision fp16 --peer-precision bf16 --impls ours spandrel
     python -m bench --tiled                 # also 1024x1024 -> 4096x4096 with the engine's auto tile (minutes)
     python -m bench --scaling 256 512       # also time and memory vs size with a fixed tile (ours only)
+    python -m bench --tile-sweep 64 128 256 # time, page faults per tile and memory vs tile size (ours only)
     python -m bench --no-write              # print only
 
-Each implementation runs in its own subprocess (``bench.worker``), so peak RSS is its own; the two are driven
-alternately (warm-up, then ours/peer, peer/ours, ... rounds) and medians are reported, because the shared machines
-this runs on are noisy. Weights are random (seeded) with the official configs: speed does not depend on them.
+Each implementation runs in its own subprocess (``bench.worker``) and reports its own peak RSS (``VmHWM``). All
+rows of a case are driven alternately (a warm-up each, then rounds in forward and reverse order) and medians are
+reported, because the shared machines this runs on are noisy: compare rows of one run by ratio. Weights are random
+(seeded) with the official configs (speed does not depend on them); the input is a real photograph, and every
+row's output is compared with our network run in float64 on the same input.
+ONNX Runtime and OpenVINO run spandrel's network exported to ONNX once per shape (``bench.peer_onnx``); OpenVINO
+runs fp32 and every reduced precision its CPU plugin reports for this CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
+import importlib.util
 import json
+import math
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,26 +42,38 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hat_plugin.arch import HAT
 from hat_plugin.config import PRESETS
+from hat_plugin.tiling import plan_tiles
 
 from .machine import Machine, describe, gpu_name
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
+CACHE = REPO / "build" / "bench"
 DEFAULT_CASES = ("HAT-S_SRx4:64", "HAT-S_SRx4:128", "HAT_SRx4:64")
 MORE_CASES = ("HAT_SRx4:128", "HAT-L_SRx4:64")
+ALL_IMPLS = ("ours", "spandrel", "onnxruntime", "openvino")
+_MODULES = {"spandrel": "spandrel", "onnxruntime": "onnxruntime", "openvino": "openvino"}
+_OV_CAPABILITY = {"bf16": "BF16", "fp16": "FP16"}
 _FLOP_PROBE = 32  # FLOPs are counted once per model on a 32x32 input; HAT's cost is linear in pixels
 
 
 @dataclass
 class Result:
-    """Timings of one implementation on one case."""
+    """Timings, memory and accuracy of one implementation at one precision on one case."""
 
     impl: str
+    precision: str
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
     minflt: list[int] = field(default_factory=list)
     peak_rss: int = 0
-    rss_loaded: int = 0
     cuda_max: int | None = None
+    max_diff: float | None = None
+    psnr_y: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.impl} {self.precision}"
 
     @property
     def median(self) -> float:
@@ -57,11 +81,18 @@ class Result:
 
 
 class Worker:
-    """A ``bench.worker`` subprocess answering one JSON line per command."""
+    """A ``bench.worker`` subprocess answering one JSON line per command, under an address-space limit."""
 
-    def __init__(self, impl: str, argv: list[str]) -> None:
+    def __init__(self, impl: str, argv: list[str], mem_limit: int) -> None:
         cmd = [sys.executable, "-m", "bench.worker", "--impl", impl, *argv]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+
+        def limit() -> None:
+            if mem_limit:
+                resource.setrlimit(resource.RLIMIT_AS, (mem_limit, mem_limit))
+
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO, preexec_fn=limit
+        )
         self.ready = self._read()
 
     def _read(self) -> dict:
@@ -104,32 +135,101 @@ def gflop_per_input_pixel(preset: str) -> float:
     return counter.get_total_flops() / 1e9 / _FLOP_PROBE**2
 
 
-def run_case(args: argparse.Namespace, preset: str, size: int, weights: Path, folder: Path) -> dict[str, Result]:
-    """Both implementations, alternated: a warm-up each, then ``args.runs`` rounds in alternating order."""
-    common = ["--weights", str(weights), "--preset", preset, "--size", str(size), "--device", args.device]
-    common += ["--threads", str(args.threads)]
-    impls = {"ours": args.precision, "spandrel": args.peer_precision}
-    if args.no_peer:
-        impls.pop("spandrel")
-    workers = {name: Worker(name, [*common, "--precision", prec]) for name, prec in impls.items()}
-    results = {name: Result(name, rss_loaded=w.ready["rss_loaded"]) for name, w in workers.items()}
+def openvino_precisions() -> list[str]:
+    """fp32 plus the reduced precisions OpenVINO's CPU plugin reports for this CPU (probed, not assumed)."""
+    import openvino as ov
+
+    capabilities = set(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return ["fp32", *(p for p, cap in _OV_CAPABILITY.items() if cap in capabilities)]
+
+
+def available_impls(wanted: list[str]) -> list[str]:
+    """The wanted implementations whose package is installed (the peers are the ``bench`` extra)."""
+    found = [i for i in wanted if i not in _MODULES or importlib.util.find_spec(_MODULES[i]) is not None]
+    for missing in sorted(set(wanted) - set(found)):
+        print(f"  {missing} is not installed: its rows are left out (pip install '.[bench]')", flush=True)
+    return found
+
+
+def export_peer_onnx(weights: Path, preset: str, size: int, threads: int) -> Path:
+    """spandrel's network for this preset and input size as ONNX, exported once (in a subprocess) and kept in
+    ``build/bench/`` under the weights' hash for later runs."""
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
+    out = CACHE / f"{preset}-{size}-{digest}.onnx"
+    if not out.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        part = out.with_suffix(".part")
+        cmd = [sys.executable, "-m", "bench.peer_onnx", "--weights", str(weights), "--size", str(size)]
+        cmd += ["--out", str(part), "--threads", str(threads)]
+        subprocess.run(cmd, check=True, cwd=REPO)
+        part.replace(out)
+    return out
+
+
+def psnr_y(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR of the luma (BT.601 Y of [0, 1] RGB, as in the SR literature) between two ``(1, 3, H, W)`` images."""
+    weights = torch.tensor([65.481, 128.553, 24.966], dtype=torch.float64).view(1, 3, 1, 1) / 255.0
+    ya, yb = (a.double() * weights).sum(1), (b.double() * weights).sum(1)
+    mse = (ya - yb).pow(2).mean().item()
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def _case_argv(args: argparse.Namespace, preset: str, size: int) -> list[str]:
+    argv = ["--preset", preset, "--size", str(size), "--device", args.device, "--threads", str(args.threads)]
+    return [*argv, "--input", args.input]
+
+
+def run_case(args: argparse.Namespace, preset: str, size: int, weights: Path, folder: Path) -> list[Result]:
+    """Every row of one case, alternated: a warm-up each, then ``args.runs`` rounds in alternating order."""
+    common = _case_argv(args, preset, size)
+    rows: list[tuple[str, str, list[str]]] = []
+    for impl in args.impls:
+        if impl == "ours":
+            rows += [("ours", p, ["--weights", str(weights)]) for p in args.precision]
+        elif impl == "spandrel":
+            rows.append(("spandrel", args.peer_precision, ["--weights", str(weights)]))
+        else:
+            onnx = ["--onnx", str(export_peer_onnx(weights, preset, size, args.threads))]
+            precisions = openvino_precisions() if impl == "openvino" else ["fp32"]
+            rows += [(impl, p, onnx) for p in precisions]
+    reference = folder / "reference.pt"
+    if args.device == "cpu":
+        ref = Worker("reference", [*common, "--weights", str(weights)], args.mem_limit)
+        try:
+            ref.ask("run")
+            ref.ask(f"save {reference}")
+        finally:
+            ref.close()
+    workers, results = [], []
     try:
-        order = list(workers)
-        for name in order:
-            workers[name].ask("run")
+        for impl, precision, extra in rows:
+            worker = Worker(impl, [*common, *extra, "--precision", precision], args.mem_limit)
+            workers.append(worker)
+            results.append(Result(impl, worker.ready.get("running", precision)))
+        for worker in workers:
+            worker.ask("run")
+        order = list(range(len(workers)))
         for r in range(args.runs):
-            for name in order if r % 2 == 0 else reversed(order):
-                reply = workers[name].ask("run")
-                results[name].seconds.append(reply["seconds"])
-                results[name].minflt.append(reply["minflt"])
-                print(f"  {preset} {size} {name}: {reply['seconds']:.2f} s", flush=True)
-        for name, worker in workers.items():
-            worker.ask(f"save {folder / name}.pt")
+            for i in order if r % 2 == 0 else reversed(order):
+                reply = workers[i].ask("run")
+                results[i].seconds.append(reply["seconds"])
+                results[i].cpu_seconds.append(reply["cpu_seconds"])
+                results[i].minflt.append(reply["minflt"])
+                print(f"  {preset} {size} {results[i].label}: {reply['seconds']:.2f} s", flush=True)
+        for i, worker in enumerate(workers):
+            worker.ask(f"save {folder / str(i)}.pt")
             stats = worker.ask("stats")
-            results[name].peak_rss, results[name].cuda_max = stats["peak_rss"], stats["cuda_max"]
+            results[i].peak_rss, results[i].cuda_max = stats["peak_rss"], stats["cuda_max"]
     finally:
-        for worker in workers.values():
+        for worker in workers:
             worker.close()
+    if reference.exists():
+        truth = torch.load(reference)
+        for i, res in enumerate(results):
+            out = torch.load(folder / f"{i}.pt").double()
+            res.max_diff = (out - truth).abs().max().item()
+            res.psnr_y = psnr_y(out, truth)
+        reference.unlink()
     return results
 
 
@@ -137,42 +237,64 @@ def _mb(n: int | None) -> str:
     return "-" if n is None else f"{n / 2**20:,.0f}"
 
 
-def comparison_table(rows: list[tuple[str, int, dict[str, Result], float, float | None]], machine: Machine) -> str:
+def _best_openvino(results: list[Result]) -> Result | None:
+    openvino = [r for r in results if r.impl == "openvino"]
+    return min(openvino, key=lambda r: r.median) if openvino else None
+
+
+def comparison_table(rows: list[tuple[str, int, list[Result], float]], machine: Machine) -> str:
     lines = [
-        "| model | input | impl | median s | s / output MP | GFLOP/s | % of peak | peak RSS MB | CUDA max MB "
-        "| minor faults / forward | speed-up vs spandrel | max abs diff |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | input | impl | precision | median s | vs OpenVINO best | vs spandrel | CPU s | GFLOP/s "
+        "| % of peak | peak RSS MB | CUDA max MB | minor faults / forward | max abs diff vs fp64 | PSNR-Y vs fp64 dB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for preset, size, results, gflop, diff in rows:
-        out_mp = (size * PRESETS[preset].upscale) ** 2 / 1e6
-        peer = results.get("spandrel")
-        for name, res in results.items():
+    for preset, size, results, gflop in rows:
+        best = _best_openvino(results)
+        peer = next((r for r in results if r.impl == "spandrel"), None)
+        for res in results:
             rate = gflop / res.median
-            ratio = f"{peer.median / res.median:.2f}x" if peer else "-"
+            vs_ov = f"{best.median / res.median:.2f}x" if best else "-"
+            vs_sp = f"{peer.median / res.median:.2f}x" if peer else "-"
+            diff = "-" if res.max_diff is None else f"{res.max_diff:.1e}"
+            psnr = "-" if res.psnr_y is None else ("identical" if math.isinf(res.psnr_y) else f"{res.psnr_y:.1f}")
             lines.append(
-                f"| {preset} | {size}x{size} | {name} | {res.median:.2f} | {res.median / out_mp:.2f} | {rate:.0f} "
-                f"| {100 * rate / machine.peak_gflops:.0f} % | {_mb(res.peak_rss)} | {_mb(res.cuda_max)} "
-                f"| {statistics.median(res.minflt):,.0f} | {ratio} | {'-' if diff is None else f'{diff:.1e}'} |"
+                f"| {preset} | {size}x{size} | {res.impl} | {res.precision} | {res.median:.3f} | {vs_ov} | {vs_sp} "
+                f"| {statistics.median(res.cpu_seconds):.2f} | {rate:.0f} | {100 * rate / machine.peak_gflops:.0f} % "
+                f"| {_mb(res.peak_rss)} "
+                f"| {_mb(res.cuda_max)} | {statistics.median(res.minflt):,.0f} | {diff} | {psnr} |"
             )
     return "\n".join(lines)
 
 
-def header(args: argparse.Namespace, machine: Machine, command: str) -> str:
-    import spandrel  # only to report its version; the product never imports it
+def _versions(impls: list[str]) -> str:
+    parts = [f"Python {sys.version.split()[0]}", f"torch {torch.__version__}"]
+    for impl in impls:
+        if impl in _MODULES:
+            module = __import__(_MODULES[impl])
+            parts.append(f"{impl} {getattr(module, '__version__', '?')}")
+    return ", ".join(parts)
 
+
+def header(args: argparse.Namespace, machine: Machine, command: str, load: tuple[float, float]) -> str:
     gpu = gpu_name(args.device)
     return "\n".join(
         [
             f"`{command}` — {datetime.date.today().isoformat()}",
             "",
-            f"Machine: {machine.cpu}, {machine.cores} threads used (`torch.set_num_threads({args.threads})`), "
+            f"Machine: {machine.cpu}, {machine.cores} threads used (`torch.set_num_threads({args.threads})`, "
+            f"OpenVINO `INFERENCE_NUM_THREADS`, ONNX Runtime `intra_op_num_threads`), "
             f"flags {' '.join(machine.flags) or 'none of interest'}"
             + (f"; GPU {gpu}" if gpu else "")
-            + f". Versions: Python {sys.version.split()[0]}, torch {torch.__version__}, "
-            f"spandrel {spandrel.__version__}.",
-            f"Device {args.device}, ours {args.precision}, spandrel {args.peer_precision}; input `rand(1, 3, S, S)`, "
-            f"seeded random weights with the official configs; 1 warm-up + {args.runs} timed forwards each, "
-            "alternating the two implementations (each in its own process, so peak RSS is its own); medians.",
+            + f". 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end "
+            "(a shared machine: only ratios within this table mean anything). "
+            f"Versions: {_versions(args.impls)}.",
+            f"Device {args.device}; input: the centre of `tests/data/quality/chelsea.png` (a real photograph); "
+            "seeded random weights with the official configs; 1 warm-up + "
+            f"{args.runs} timed forwards per row, rows alternated (forward, then reverse order), each in its own "
+            "process (peak RSS is that process's own `VmHWM`: its imports, the model and the runs); medians. "
+            "CPU s: CPU time of all the row's threads per forward (median), the work it takes whatever the "
+            "neighbours do. Accuracy: each row's output (clamped to [0, 1]) against our network in float64 on the "
+            "same input.",
             f"Peak estimate: {machine.peak_formula()}. FLOPs counted with `torch.utils.flop_counter` "
             f"(2 per multiply-add) on a {_FLOP_PROBE}x{_FLOP_PROBE} input and scaled by pixel count.",
         ]
@@ -194,32 +316,46 @@ def replace_section(path: Path, heading: str, body: str) -> None:
     tmp.replace(path)
 
 
-def single_runs(args: argparse.Namespace, preset: str, sizes: list[int], tile: int, weights: Path) -> list[str]:
-    """Ours only, one forward per size (no warm-up: these are the long runs); a Markdown table's rows."""
+def single_runs(
+    args: argparse.Namespace, preset: str, sizes: list[int], tiles: list[int], weights: Path, warm: bool = False
+) -> list[str]:
+    """Ours only, one timed forward per (size, tile) (a warm-up first when ``warm``); a Markdown table's rows."""
     gflop_px = gflop_per_input_pixel(preset)
+    cfg = PRESETS[preset]
     rows = []
     for size in sizes:
-        argv = ["--weights", str(weights), "--preset", preset, "--size", str(size), "--device", args.device]
-        argv += ["--threads", str(args.threads), "--precision", args.precision, "--tile", str(tile)]
-        worker = Worker("ours", argv)
-        try:
-            reply = worker.ask("run")
-            stats = worker.ask("stats")
-        finally:
-            worker.close()
-        s, mp = reply["seconds"], (size * PRESETS[preset].upscale) ** 2 / 1e6
-        print(f"  {preset} {size} tile {tile or 'auto'}: {s:.1f} s, peak RSS {_mb(stats['peak_rss'])} MB", flush=True)
-        rows.append(
-            f"| {preset} | {size}x{size} | {tile or 'auto'} | {s:.1f} | {s / mp:.2f} "
-            f"| {gflop_px * size * size / s:.0f} "
-            f"| {_mb(stats['peak_rss'])} | {_mb(stats['cuda_max'])} |"
-        )
+        for tile in tiles:
+            argv = [*_case_argv(args, preset, size), "--weights", str(weights), "--tile", str(tile)]
+            argv += ["--precision", args.precision[0]]
+            worker = Worker("ours", argv, args.mem_limit)
+            try:
+                if warm:
+                    worker.ask("run")
+                reply = worker.ask("run")
+                stats = worker.ask("stats")
+            finally:
+                worker.close()
+            used = reply["tile"] or tile or size
+            count = len(plan_tiles(size, size, used, args.overlap, cfg.upscale, cfg.window_size).tiles)
+            s, mp = reply["seconds"], (size * cfg.upscale) ** 2 / 1e6
+            faults = reply["minflt"] / count
+            name = str(tile) if tile else f"auto ({used})"
+            print(
+                f"  {preset} {size} tile {name}: {s:.1f} s, {faults:,.0f} faults/tile, "
+                f"peak RSS {_mb(stats['peak_rss'])} MB",
+                flush=True,
+            )
+            rows.append(
+                f"| {preset} | {size}x{size} | {name} | {count} | {s:.1f} | {s / mp:.2f} "
+                f"| {gflop_px * size * size / s:.0f} | {faults:,.0f} | {_mb(stats['peak_rss'])} "
+                f"| {_mb(stats['cuda_max'])} |"
+            )
     return rows
 
 
 _SINGLE_HEAD = (
-    "| model | input | tile | seconds | s / output MP | GFLOP/s | peak RSS MB | CUDA max MB |\n"
-    "|---|---|---|---|---|---|---|---|"
+    "| model | input | tile | tiles | seconds | s / output MP | GFLOP/s | minor faults / tile | peak RSS MB "
+    "| CUDA max MB |\n|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -227,20 +363,28 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", nargs="+", default=list(DEFAULT_CASES), help="PRESET:SIZE items")
     parser.add_argument("--more", action="store_true", help=f"add {' '.join(MORE_CASES)}")
-    parser.add_argument("--runs", type=int, default=3, help="timed forwards per implementation (default 3)")
+    parser.add_argument("--impls", nargs="+", default=list(ALL_IMPLS), choices=ALL_IMPLS)
+    parser.add_argument("--runs", type=int, default=5, help="timed forwards per row (default 5)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="ours")
-    parser.add_argument("--peer-precision", default=None, choices=("fp32", "fp16", "bf16"), help="spandrel's")
+    parser.add_argument(
+        "--precision", nargs="+", default=["fp32"], choices=("fp32", "fp16", "bf16", "auto"), help="our rows"
+    )
+    parser.add_argument("--peer-precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="spandrel's")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--no-peer", action="store_true", help="ours only (spandrel not installed)")
+    parser.add_argument("--input", choices=("photo", "rand"), default="photo")
+    parser.add_argument("--overlap", type=int, default=16, help="tile overlap for the tiled runs")
     parser.add_argument("--tiled", action="store_true", help="also 1024x1024 -> 4096x4096, auto tile (slow on CPU)")
     parser.add_argument("--tiled-model", default="HAT-S_SRx4")
     parser.add_argument("--scaling", type=int, nargs="*", default=None, help="input sizes for the scaling table")
-    parser.add_argument("--scaling-tile", type=int, default=128)
-    parser.add_argument("--skip-compare", action="store_true", help="only the --tiled / --scaling runs")
+    parser.add_argument("--scaling-tile", type=int, default=0, help="tile for the scaling table (0: auto)")
+    parser.add_argument("--tile-sweep", type=int, nargs="*", default=None, help="tile sizes to compare (ours)")
+    parser.add_argument("--sweep-size", type=int, default=512, help="input size of the tile sweep")
+    parser.add_argument("--skip-compare", action="store_true", help="only the --tiled / --scaling / sweep runs")
+    parser.add_argument("--mem-limit-gb", type=float, default=16, help="address-space limit per worker (0: none)")
     parser.add_argument("--no-write", action="store_true", help=f"print only, do not update {DOC.name}")
     args = parser.parse_args(argv)
-    args.peer_precision = args.peer_precision or args.precision
+    args.mem_limit = int(args.mem_limit_gb * 2**30)
+    args.impls = available_impls(args.impls)
     torch.set_num_threads(args.threads)
     machine = describe(args.threads)
     command = "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -253,29 +397,32 @@ def main(argv: list[str] | None = None) -> None:
             weights[preset] = random_weights(preset, folder)
         return weights[preset]
 
+    start_load = os.getloadavg()[0]
     rows = []
     for case in cases:
-        preset, _, size = case.partition(":")
-        size = int(size)
+        preset, _, size_text = case.partition(":")
+        size = int(size_text)
         results = run_case(args, preset, size, weights_of(preset), folder)
-        diff = None
-        if "spandrel" in results:
-            ours, peer = torch.load(folder / "ours.pt"), torch.load(folder / "spandrel.pt")
-            diff = (ours - peer).abs().max().item()
-        rows.append((preset, size, results, gflop_per_input_pixel(preset) * size * size, diff))
+        rows.append((preset, size, results, gflop_per_input_pixel(preset) * size * size))
     sections = {}
     if rows:
         table = comparison_table(rows, machine)
         print(table)
-        sections["## Engine vs spandrel"] = header(args, machine, command) + "\n\n" + table
+        head = header(args, machine, command, (start_load, os.getloadavg()[0]))
+        sections["## Engine vs spandrel, ONNX Runtime and OpenVINO"] = head + "\n\n" + table
+    single_head = f"`{command}` (load average {os.getloadavg()[0]:.1f} at the start)\n\n{_SINGLE_HEAD}\n"
     if args.tiled:
-        lines = single_runs(args, args.tiled_model, [1024], 0, weights_of(args.tiled_model))
-        sections["## Tiled 1024x1024 -> 4096x4096"] = f"`{command}`\n\n{_SINGLE_HEAD}\n" + "\n".join(lines)
+        lines = single_runs(args, args.tiled_model, [1024], [0], weights_of(args.tiled_model))
+        sections["## Tiled 1024x1024 -> 4096x4096"] = single_head + "\n".join(lines)
         print(sections["## Tiled 1024x1024 -> 4096x4096"])
     if args.scaling:
-        lines = single_runs(args, "HAT-S_SRx4", args.scaling, args.scaling_tile, weights_of("HAT-S_SRx4"))
-        sections["## Scaling with image size"] = f"`{command}`\n\n{_SINGLE_HEAD}\n" + "\n".join(lines)
+        lines = single_runs(args, "HAT-S_SRx4", args.scaling, [args.scaling_tile], weights_of("HAT-S_SRx4"))
+        sections["## Scaling with image size"] = single_head + "\n".join(lines)
         print(sections["## Scaling with image size"])
+    if args.tile_sweep:
+        lines = single_runs(args, "HAT-S_SRx4", [args.sweep_size], args.tile_sweep, weights_of("HAT-S_SRx4"), warm=True)
+        sections["## Tile size: time and page faults"] = single_head + "\n".join(lines)
+        print(sections["## Tile size: time and page faults"])
     if not args.no_write:
         for heading, body in sections.items():
             replace_section(DOC, heading, body)

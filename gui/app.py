@@ -27,13 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     Arguments this parser does not know (``-platform offscreen``, ``-style fusion``) are passed on to Qt.
     """
     args, qt_args = _parser().parse_known_args(argv)
+    from hat_plugin.runtime import configure_process
+
+    configure_process()  # before PyTorch is imported (the OpenMP thread policy is read when it loads)
     from PyQt6.QtWidgets import QApplication
 
     from gui.main_window import MainWindow
     from gui.worker import has_abandoned
-    from hat_plugin.runtime import configure_process
-
-    configure_process()
 
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setOrganizationName(ORGANIZATION)

@@ -10,7 +10,8 @@ It computes the same function as the official forward pass, organised for infere
   gathered once per weights (not per forward);
 - shifted windows are attended in four groups (interior, last column, last row, corner): each group shares one
   mask, so the ``(windows, heads, N, N)`` mask of the official code is never materialised;
-- OCAB key/value windows are strided views of the padded tensor instead of ``nn.Unfold`` + rearrange;
+- OCAB key/value windows are gathered from the padded tensor with a cached index (one copy, one ONNX Gather)
+  instead of ``nn.Unfold`` + rearrange;
 - under fp16/bf16 weights the residual stream and LayerNorm statistics stay in fp32 (see ``HAT.forward``).
 
 Layout of the module tree (names = state_dict keys): ``HAT`` -> ``layers[i]`` (RHAG) -> ``residual_group``
@@ -19,6 +20,7 @@ Layout of the module tree (names = state_dict keys): ``HAT`` -> ``layers[i]`` (R
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable
@@ -32,7 +34,10 @@ from .config import HATConfig
 
 __all__ = ["HAT", "relative_position_index_sa", "relative_position_index_oca", "pad_to_multiple"]
 
-_MASKED = -100.0  # the official shifted-window mask value (not -inf)
+# Shifted-window mask value. The official code adds -100, whose softmax weights (about e^-100 = 4e-44) are fp32
+# denormals: exactly as negligible as zero in the output, but the CPU computes with denormals many times slower
+# (masked windows took 25 % longer). -1e4 underflows to an exact 0 instead; finite, so fp16 stays safe.
+_MASKED = -1e4
 _RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 PAD_HEAD_DIM = os.environ.get("HAT_PLUGIN_PAD_HEADS") == "1"
@@ -110,6 +115,32 @@ class DerivedCache:
         return value
 
 
+def _overlap_windows(ws: int, ows: int, height: int, width: int, device: torch.device) -> Tensor:
+    """Flat indices into the zero-padded ``(H + ows - ws, W + ows - ws)`` grid of every ``ows x ows`` window
+    taken every ``ws`` pixels, windows row-major then pixels row-major: ``(nW * ows * ows,)`` int64.
+
+    A gather with these indices is what ``nn.Unfold`` computes, in one copy, and exports to ONNX as one Gather.
+    Cached for the last few sizes (it depends only on them), except while tracing.
+    """
+    if _tracing():
+        return _window_indices(ws, ows, height, width, device)
+    return _window_indices_cached(ws, ows, height, width, device)
+
+
+@torch.inference_mode(False)  # a cached index must be usable by a later forward that autograd records
+def _window_indices(ws: int, ows: int, height: int, width: int, device: torch.device) -> Tensor:
+    padded_w = width + ows - ws
+    top = torch.arange(0, height, ws, device=device)
+    left = torch.arange(0, width, ws, device=device)
+    inner = torch.arange(ows, device=device)
+    rows = (top[:, None] + inner[None, :]) * padded_w  # (nH, ows)
+    cols = left[:, None] + inner[None, :]  # (nW, ows)
+    return (rows[:, None, :, None] + cols[None, :, None, :]).reshape(-1)
+
+
+_window_indices_cached = functools.lru_cache(maxsize=8)(_window_indices)
+
+
 def _cached[T](cache: DerivedCache, name: str, sources: tuple[Tensor, ...], make: Callable[[], T]) -> T:
     """A tensor derived from parameters, computed once and reused until a source tensor changes.
 
@@ -117,10 +148,16 @@ def _cached[T](cache: DerivedCache, name: str, sources: tuple[Tensor, ...], make
     flow to the parameters. Under ``torch.compile`` it is computed inside the graph (the cache's bookkeeping
     would break the graph, and the gather is cheap).
     """
-    if torch.is_grad_enabled() or torch.compiler.is_compiling():
+    if torch.is_grad_enabled() or _tracing():
         return make()
     key = tuple((t.data_ptr(), None if t.is_inference() else t._version, t.dtype, t.device) for t in sources)
     return cache.get(name, key, make)
+
+
+def _tracing() -> bool:
+    """Whether the forward pass is being traced (ONNX export, ``torch.export``, ``torch.compile``, TorchScript
+    tracing): the tensors may be fake, so per-weights caches are bypassed and derived tensors are computed inline."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]
 
 
 def _layer_norm(norm: nn.LayerNorm, x: Tensor, out_dtype: torch.dtype) -> Tensor:
@@ -324,11 +361,11 @@ class OCAB(nn.Module):
         qkv = self.qkv(_layer_norm(self.norm1, x, compute))
         q = _window_partition(qkv[..., :c], ws)
         g = q.shape[0]
-        # Key/value windows: zero-pad after the projection (padded keys and values are exactly 0), then take
-        # strided ows x ows views every ws pixels: the same windows, in the same order, as the official Unfold.
+        # Key/value windows: zero-pad after the projection (padded keys and values are exactly 0), then gather
+        # the ows x ows window every ws pixels: the same windows, in the same order, as the official Unfold.
         pad = (ows - ws) // 2
-        kv = F.pad(qkv[..., c:], (0, 0, pad, pad, pad, pad))
-        kv = kv.unfold(1, ows, ws).unfold(2, ows, ws).permute(0, 1, 2, 4, 5, 3).reshape(g, ows * ows, 2 * c)
+        kv = F.pad(qkv[..., c:], (0, 0, pad, pad, pad, pad)).reshape(b, -1, 2 * c)
+        kv = kv.index_select(1, _overlap_windows(ws, ows, height, width, x.device)).view(g, ows * ows, 2 * c)
         q = q.view(g, ws * ws, nh, d).transpose(1, 2)
         k = kv[..., :c].view(g, ows * ows, nh, d).transpose(1, 2)
         v = kv[..., c:].view(g, ows * ows, nh, d).transpose(1, 2)
@@ -437,7 +474,7 @@ class HAT(nn.Module):
             )
             return last_col, last_row, corner
 
-        return self.derived.get(("masks", dtype, device), None, make)
+        return make() if _tracing() else self.derived.get(("masks", dtype, device), None, make)
 
     def mean(self, like: Tensor) -> Tensor:
         """The dataset RGB mean as ``(1, C, 1, 1)`` in ``like``'s dtype (kept out of the state_dict, as upstream)."""
@@ -447,7 +484,7 @@ class HAT(nn.Module):
             mean = torch.tensor(self._mean, dtype=torch.float32).to(like.dtype)
             return mean.to(like.device).view(1, -1, 1, 1)
 
-        return self.derived.get(("mean", like.dtype, like.device), None, make)
+        return make() if _tracing() else self.derived.get(("mean", like.dtype, like.device), None, make)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """``(B, C, H, W)`` in the compute dtype -> ``(B, C, H, W)``, same dtype.

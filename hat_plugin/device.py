@@ -9,12 +9,10 @@ import warnings
 
 import torch
 
-from .errors import DeviceError, OptionError
+from .errors import DeviceError
+from .precisions import PRECISIONS, precision_name
 
 __all__ = ["resolve_device", "resolve_precision", "available_devices", "free_memory", "PRECISIONS"]
-
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-_ALIASES = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16"}
 
 
 def _mps_available() -> bool:
@@ -78,14 +76,18 @@ def resolve_precision(
     """The compute precision: the one policy every front end uses.
 
     ``auto`` on a GPU is ``auto`` if the caller gives one (the VapourSynth filter passes the clip's sample type),
-    else fp16; on the CPU it is fp32. Half precision asked for by name that this device cannot run fast falls back
-    to fp32 with a warning (set ``HAT_PLUGIN_FORCE_PRECISION=1`` to run it anyway).
+    else fp16; on the CPU it is the fastest precision within the accuracy bound, measured once per machine
+    (``precision_probe.cpu_auto_precision``: fp32 unless the CPU has native bf16/fp16 that pays). Half precision
+    asked for by name that this device cannot run fast falls back to fp32 with a warning (set
+    ``HAT_PLUGIN_FORCE_PRECISION=1`` to run it anyway).
     """
-    name = _precision_name(spec)
+    name = precision_name(spec)
     if name == "auto":
-        hint = _precision_name(auto)
+        hint = precision_name(auto)
         if device.type == "cpu":
-            return torch.float32
+            from .precision_probe import cpu_auto_precision
+
+            return PRECISIONS[cpu_auto_precision().precision]
         if hint != "auto":
             return PRECISIONS[hint]
         return torch.float16 if device.type == "cuda" else torch.float32
@@ -102,18 +104,6 @@ def resolve_precision(
         )
         return torch.float32
     return dtype
-
-
-def _precision_name(spec: str | torch.dtype | None) -> str:
-    """``fp32``/``fp16``/``bf16``/``auto`` for any accepted spelling; ``OptionError`` otherwise."""
-    if isinstance(spec, torch.dtype):
-        name = next((k for k, v in PRECISIONS.items() if v == spec), "")
-    else:
-        text = str(spec or "auto").strip().lower()
-        name = _ALIASES.get(text, text)
-    if name != "auto" and name not in PRECISIONS:
-        raise OptionError(f"unknown precision {spec!r}: use auto, fp32, fp16 or bf16")
-    return name
 
 
 def free_memory(device: torch.device) -> int:

@@ -31,16 +31,16 @@ from .errors import (
     DeviceError,
     HATError,
     ImageError,
-    OptionError,
     OutOfMemoryError,
     is_out_of_memory,
     out_of_memory_message,
+    whole_number,
 )
 from .limits import available_memory, bytes_per_pixel
 from .pixels import from_unit_float, to_unit_float
 from .progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .runners import Runner, make_runner, runner_name
-from .tiling import Blender, PlacedWeights, TileGrid, place_weights, plan_tiles
+from .tiling import Blender, PlacedWeights, TileGrid, place_weights, plan_tiles, tile_layout
 from .transfer import HostBlend, to_device, to_host
 
 __all__ = ["Upscaler"]
@@ -50,19 +50,11 @@ log = logging.getLogger(__name__)
 
 _HALF = (torch.float16, torch.bfloat16)
 _MAX_AUTO_TILE = 512
+_REUSED_BLOCK = 32 << 20  # glibc's largest mmap threshold: buffers above it are not reused (see _fault_free_side)
 _ALPHA_EPS = 1.0 / 65535
 _PLANS_KEPT = 16  # tile plans (with their device weights) kept per engine: one per input size in use
 _OUTPUT_SHARE = 0.25  # a CUDA engine blends on the device when the float32 output takes at most this much free memory
 _CHECK_RESULT_FROM = 1 << 30  # results smaller than this skip the free-memory check (it costs a system call)
-
-
-def _option(name: str, value: object, minimum: int) -> int:
-    """An integer option, checked: a clear ``OptionError`` for a wrong type or a value below ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise OptionError(f"{name} must be a whole number, not {value!r}")
-    if value < minimum:
-        raise OptionError(f"{name} must be {minimum} or more, not {value}")
-    return int(value)
 
 
 class Upscaler:
@@ -87,9 +79,9 @@ class Upscaler:
         overlap: int = 16,
         batch: int = 0,
     ) -> None:
-        tile = _option("tile", tile, 0)
-        overlap = _option("overlap", overlap, 0)
-        batch = _option("batch", batch, 0)
+        tile = whole_number("tile", tile, 0)
+        overlap = whole_number("overlap", overlap, 0)
+        batch = whole_number("batch", batch, 0)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         owned = not isinstance(model, HAT)
@@ -366,11 +358,34 @@ class Upscaler:
     def _auto_tile(self, h: int, w: int) -> int:
         budget = free_memory(self.device) * (0.5 if self.device.type == "cuda" else 0.25)
         side = int(math.sqrt(max(budget, 0) / self._bytes_per_pixel()))
-        limit = _MAX_AUTO_TILE if self.device.type == "cpu" else 2048
+        limit = min(_MAX_AUTO_TILE, self._fault_free_side()) if self.device.type == "cpu" else 2048
         side = max(2 * self.window, min(side, limit) // self.window * self.window)
         if h <= side and w <= side:
             return max(h, w, self.window)
+        if self.device.type == "cpu":
+            return self._cheapest_tile(h, w, side)
         return side
+
+    def _fault_free_side(self) -> int:
+        """The largest CPU tile whose residual-stream tensors (fp32, ``embed_dim`` channels) stay under the
+        allocator's reuse limit.
+
+        Bigger buffers are fresh mmaps that the kernel faults in page by page on every use. Measured (HAT-S x4,
+        2 threads, docs/benchmarks.md "Tile size"): per-pixel cost is flat from 64 to 192 px tiles (0-0.1 M
+        faults per tile), then 1.3x at 256 px, where the stream itself crosses the limit (5.2 M faults per tile).
+        """
+        return int(math.sqrt(_REUSED_BLOCK / (4 * self.config.embed_dim)))
+
+    def _cheapest_tile(self, h: int, w: int, largest: int) -> int:
+        """The CPU tile side (a multiple of the window, up to ``largest``) with which the network processes the
+        fewest pixels for this image: per-pixel cost being flat below the fault limit, that is the fastest; ties
+        go to bigger tiles (fewer calls). Returned as the side the tiling really uses."""
+
+        def cost(side: int) -> tuple[int, int]:
+            tile_h, tile_w, count = tile_layout(h, w, side, self.overlap, self.window)
+            return tile_h * tile_w * count, -max(tile_h, tile_w)
+
+        return -cost(min(range(2 * self.window, largest + 1, self.window), key=cost))[1]
 
     def _auto_batch(self, tile: int) -> int:
         if self.device.type == "cpu":

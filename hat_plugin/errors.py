@@ -6,7 +6,10 @@ the package raises on purpose is defined here, so a front end needs this one mod
 
 from __future__ import annotations
 
+from typing import SupportsIndex
+
 __all__ = [
+    "whole_number",
     "Cancelled",
     "CheckpointError",
     "DataError",
@@ -14,6 +17,7 @@ __all__ = [
     "DamagedVideoError",
     "DeviceError",
     "DownloadError",
+    "ExportError",
     "HATError",
     "ImageError",
     "ManifestError",
@@ -105,6 +109,10 @@ class ClusterError(HATError, RuntimeError):
     another version of hat-plugin."""
 
 
+class ExportError(HATError, RuntimeError):
+    """The network could not be exported (to ONNX), or the export does not compute what the network does."""
+
+
 class Cancelled(HATError):
     """The caller cancelled the work (raised between tiles or download chunks)."""
 
@@ -125,3 +133,14 @@ def out_of_memory_message(device: object, tile: int | None = None, what: str = "
         f"out of memory on {device}{tiles}{where}: use a smaller tile (e.g. 128), close other programs, "
         "use a smaller model, or run on the CPU"
     )
+
+
+def whole_number(name: str, value: object, minimum: int) -> int:
+    """``value`` as an ``int`` when it is a whole number (``bool`` excluded) of at least ``minimum``; otherwise an
+    ``OptionError`` naming the option: the one check of the API's integer options."""
+    if isinstance(value, bool) or not isinstance(value, SupportsIndex):
+        raise OptionError(f"{name} must be a whole number, not {value!r}")
+    number = value.__index__()
+    if number < minimum:
+        raise OptionError(f"{name} must be {minimum} or more, not {number}")
+    return number

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["Blender", "PlacedWeights", "Tile", "TileGrid", "place_weights", "plan_tiles"]
+__all__ = ["Blender", "PlacedWeights", "Tile", "TileGrid", "place_weights", "plan_tiles", "tile_layout"]
 
 
 def _axis(length: int, tile: int, overlap: int, multiple: int) -> tuple[int, list[int]]:
@@ -133,6 +133,13 @@ def plan_tiles(
         tiles,
         (_axis_total(wy, rows, height, scale), _axis_total(wx, cols, width, scale)),
     )
+
+
+def tile_layout(height: int, width: int, tile: int, overlap: int, multiple: int = 1) -> tuple[int, int, int]:
+    """``(tile_h, tile_w, count)`` that ``plan_tiles`` would use, without building the grid (weights)."""
+    tile_h, rows = _axis(height, tile, overlap, multiple)
+    tile_w, cols = _axis(width, tile, overlap, multiple)
+    return tile_h, tile_w, len(rows) * len(cols)
 
 
 def _axis_total(weights: list[Tensor], starts: list[int], length: int, scale: int) -> Tensor:

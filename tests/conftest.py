@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+# `precision="auto"` on the CPU is measured once per machine (hat_plugin.precision_probe); the suite pins it so
+# its results do not depend on the machine and it never writes into the user's cache. test_precision_probe.py
+# unsets it to test the probe itself.
+os.environ["HAT_PLUGIN_CPU_PRECISION"] = "fp32"
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "golden"

@@ -53,13 +53,14 @@ def upscale(
     if fp16 not in (None, 0, 1):
         raise error(f"fp16 must be 0 or 1, not {fp16}")
 
+    from hat_plugin.runtime import configure_process
+
+    configure_process()  # before PyTorch is imported (the OpenMP thread policy is read when it loads)
     from hat_plugin import HATError, Upscaler
     from hat_plugin.device import resolve_device, resolve_precision
-    from hat_plugin.runtime import configure_process
 
     from .frames import FrameUpscaler
 
-    configure_process()
     try:
         torch_device = resolve_device(_device_spec(device, device_index))
         precision = "auto" if fp16 is None else ("fp16" if fp16 else "fp32")

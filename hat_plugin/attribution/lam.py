@@ -31,6 +31,7 @@ from ..errors import (
     OutOfMemoryError,
     is_out_of_memory,
     out_of_memory_message,
+    whole_number,
 )
 from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .blur import BlurPath
@@ -323,24 +324,16 @@ def _empty_cache(device: torch.device) -> None:
 # ------------------------------------------------------------------------------------------------ arguments
 
 
-def _whole(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise OptionError(f"{name} must be a whole number, not {value!r}")
-    if value < minimum:
-        raise OptionError(f"{name} must be {minimum} or more, not {value}")
-    return int(value)
-
-
 def _check_settings(
     x: object, y: object, window: object, steps: object, sigma: object, kernel_size: object, batch: object
 ) -> None:
     for name, value in (("x", x), ("y", y)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
             raise OptionError(f"{name} must be a whole number of output pixels, not {value!r}")
-    _whole("window", window, 1)
-    _whole("steps", steps, 1)
-    _whole("kernel_size", kernel_size, 1)
-    _whole("batch", batch, 0)
+    whole_number("window", window, 1)
+    whole_number("steps", steps, 1)
+    whole_number("kernel_size", kernel_size, 1)
+    whole_number("batch", batch, 0)
     if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not math.isfinite(sigma) or sigma < 0:
         raise OptionError(f"sigma must be a number of 0 or more, not {sigma!r}")
 

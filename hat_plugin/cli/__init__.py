@@ -2,9 +2,9 @@
 
 ``hat-upscale INPUT...`` upscales image files, folders and globs (``cli/upscale.py``); the other commands are the
 first word: ``models`` and ``download`` (``cli/models.py``), ``train`` (``cli/train.py``), ``explain``
-(``cli/explain.py``, LAM attribution maps). Each command is a module with a function taking the remaining
-arguments and returning the exit code; ``COMMANDS`` maps the word to it, imported only when used, so ``models``
-and ``--help`` start without loading PyTorch.
+(``cli/explain.py``, LAM attribution maps), ``export`` (``cli/export.py``, ONNX). Each command is a module
+with a function taking the remaining arguments and returning the exit code; ``COMMANDS`` maps the word to
+it, imported only when used, so ``models`` and ``--help`` start without loading PyTorch.
 
 Exit codes: 0 everything succeeded, 1 an input or the model failed, 2 usage error, 130 interrupted (Ctrl-C; no
 half-written file is left behind).
@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("hat_plugin.cli.models:run_download", "fetch models into the cache, checking their sha256"),
     "train": ("hat_plugin.cli.train:run", "train or fine-tune HAT on a folder of images (resumable)"),
     "explain": ("hat_plugin.cli.explain:run", "LAM attribution map of an output window: what the model looks at"),
+    "export": ("hat_plugin.cli.export:run", "write a model as ONNX for one tile size (OpenVINO, TensorRT, ...)"),
 }
 """Command word -> ("module:function", one-line help). The upscale command is the default (no word)."""
 

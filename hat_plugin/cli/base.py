@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tqdm import tqdm
 
 from hat_plugin.errors import OptionError
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "PROG", "Console", "UsageError"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "PROG", "Console", "UsageError", "run_parsed"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROG = "hat-upscale"
@@ -79,6 +80,34 @@ class Console:
                 yield
         finally:
             logger.removeHandler(handler)
+
+
+def run_parsed(
+    parser: argparse.ArgumentParser,
+    argv: list[str],
+    body: Callable[[argparse.Namespace, Console], int],
+    *,
+    interrupted: str,
+    name: str = PROG,
+) -> int:
+    """Parse ``argv`` and run ``body(args, console)`` the way every command runs: argparse's own exit codes, a
+    ``UsageError`` as the usage line plus one ``error:`` line (exit 2), Ctrl-C as ``interrupted`` (exit 130), and
+    Python and engine warnings shown as ``warning:`` lines."""
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage error or the help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    console = Console(quiet=args.quiet, verbose=args.verbose)
+    try:
+        with console.capturing_warnings():
+            return body(args, console)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        console.error(interrupted)
+        return EXIT_INTERRUPTED
 
 
 class _ConsoleHandler(logging.Handler):

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Console, UsageError
+from hat_plugin.cli.base import (
+    EXIT_FAILED,
+    EXIT_OK,
+    PROG,
+    Console,
+    UsageError,
+    run_parsed,
+)
 from hat_plugin.errors import HATError
 from hat_plugin.images import output_format, read_image, write_image
 from hat_plugin.progress import tqdm_progress
@@ -144,22 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> int:
     """The explain command with ``argv``; returns the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    console = Console(quiet=args.quiet, verbose=args.verbose)
-    try:
-        with console.capturing_warnings():
-            return _run(args, console)
-    except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG} explain: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        console.error("interrupted; no figure was written")
-        return EXIT_INTERRUPTED
+    return run_parsed(
+        build_parser(), argv, _run, interrupted="interrupted; no figure was written", name=f"{PROG} explain"
+    )
 
 
 def _figure_path(args: argparse.Namespace) -> Path:

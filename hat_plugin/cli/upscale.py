@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from hat_plugin.batch import OutputOptions, Planned, plan_outputs
 from hat_plugin.cli import video as video_cli  # video inputs go to hat_plugin/cli/video.py
-from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, Console, UsageError
+from hat_plugin.cli.base import EXIT_FAILED, PROG, Console, UsageError, run_parsed
 from hat_plugin.cli.options import build_parser
 from hat_plugin.cli.runs import Tally, collect_inputs, model_source, report_plan
 from hat_plugin.errors import HATError, OptionError
@@ -37,27 +36,15 @@ def run(argv: list[str]) -> int:
     """The upscale command (the default one) with ``argv``; returns the exit code."""
     if video_cli.claims(argv):  # video hook: video files and folders of videos go to the video command
         return video_cli.run(argv)
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse has printed the usage error or the help
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return run_parsed(build_parser(), argv, _start, interrupted="interrupted; no partial output was kept")
+
+
+def _start(args: argparse.Namespace, console: Console) -> int:
     if args.list_models:
         from hat_plugin.cli.models import run_models
 
         return run_models([])
-    console = Console(quiet=args.quiet, verbose=args.verbose)
-    try:
-        options = _output_options(args)
-        with console.capturing_warnings():
-            return _run(args, options, console)
-    except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        console.error("interrupted; no partial output was kept")
-        return EXIT_INTERRUPTED
+    return _run(args, _output_options(args), console)
 
 
 def _output_options(args: argparse.Namespace) -> OutputOptions:
@@ -113,6 +100,10 @@ def _run(args: argparse.Namespace, options: OutputOptions, console: Console) -> 
     if args.scale is not None and args.scale != upscaler.scale:
         raise UsageError(f"the model {label} upscales x{upscaler.scale}, not x{args.scale}; choose another model")
     precision = str(upscaler.dtype).removeprefix("torch.")
+    if args.precision in (None, "auto") and upscaler.device.type == "cpu":
+        from hat_plugin.precision_probe import cpu_auto_precision
+
+        precision += f" (auto: {cpu_auto_precision().reason})"
     console.info(f"model {label}: x{upscaler.scale} on {upscaler.device} in {precision}")
     if args.max_pixels is None:
         args.max_pixels = default_max_pixels(upscaler.scale)
@@ -133,10 +124,11 @@ def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler
         for key in ("device", "precision", "tile", "overlap", "batch")
         if getattr(args, key) is not None
     }
-    from hat_plugin.engine import Upscaler
     from hat_plugin.runtime import configure_process
 
-    configure_process()
+    configure_process()  # before the engine imports PyTorch (the OpenMP thread policy is read when it loads)
+    from hat_plugin.engine import Upscaler
+
     try:
         source, label = model_source(args, console)
         console.info(f"loading model {label}…")

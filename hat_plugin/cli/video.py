@@ -14,13 +14,12 @@ import contextlib
 import glob
 import io
 import os
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hat_plugin.batch import OutputOptions, Planned, find_files, plan_outputs
-from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, Console, UsageError
+from hat_plugin.cli.base import EXIT_FAILED, Console, UsageError, run_parsed
 from hat_plugin.cli.options import VIDEO_FLAGS, build_parser
 from hat_plugin.cli.runs import GLOB_CHARS, Tally, collect_inputs, model_source, report_plan
 from hat_plugin.errors import HATError, OptionError
@@ -63,24 +62,12 @@ def claims(argv: list[str]) -> bool:
 
 def run(argv: list[str]) -> int:
     """Upscale the video inputs of ``argv``; returns the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    console = Console(quiet=args.quiet, verbose=args.verbose)
-    tally = Tally(console)
-    try:
-        encoder, engine, options = _settings(args)
-        with console.capturing_warnings():
-            return _run(args, encoder, engine, options, tally)
-    except UsageError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        console.error("interrupted; the finished chunks are kept: run the same command again to continue")
-        return EXIT_INTERRUPTED
+    return run_parsed(
+        build_parser(),
+        argv,
+        lambda args, console: _run(args, *_settings(args), Tally(console)),
+        interrupted="interrupted; the finished chunks are kept: run the same command again to continue",
+    )
 
 
 def _settings(args: argparse.Namespace) -> tuple[EncoderSettings, EngineOptions, OutputOptions]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Cancelled, DamagedVideoError, OptionError, OutputError
+from ..errors import Cancelled, DamagedVideoError, OptionError, OutputError, whole_number
 from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .codecs import EncoderSettings, choose_layout
 from .colour import output_colour
@@ -153,11 +153,8 @@ class VideoJob:
         self.model = model
         self.encoder = (encoder or EncoderSettings()).checked()
         self.start, self.end = start, end
-        if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, int) or chunk_frames < 1:
-            raise OptionError(f"chunk frames must be a whole number, 1 or more, not {chunk_frames!r}")
-        if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
-            raise OptionError(f"streams must be a whole number, 1 or more, not {streams!r}")
-        self.chunk_frames, self.streams = chunk_frames, streams
+        self.chunk_frames = whole_number("chunk frames", chunk_frames, 1)
+        self.streams = whole_number("streams", streams, 1)
         self.engine = engine or EngineOptions()
         self.upscaler = upscaler
         if ray is not None and upscaler is not None:

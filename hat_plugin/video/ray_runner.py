@@ -12,11 +12,12 @@ so a cluster of like devices produces the same segments, and the same output fil
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,6 +104,50 @@ class RayRunner:
         is detected from it); ``on_progress(frames)`` gets the frames done by this run (finished chunks and the
         running ones' frames so far), ``on_chunk`` each finished chunk."""
         ray = _import_ray()
+        with self._cluster(ray):
+            gpus = ray.cluster_resources().get("GPU", 0)
+            cpus = 1 if gpus else self._cpus(ray)
+            resources = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": cpus}
+            task = ray.remote(max_retries=_RETRIES, retry_exceptions=False)(_chunk_task).options(**resources)
+            board = ray.remote(num_cpus=0)(Board).remote()
+            model_ref, index_ref = ray.put(model), ray.put(index)
+            refs = {}
+            for chunk in chunks:
+                spec = _TaskSpec(
+                    __version__, model_key, engine, cpus, info, fmt, chunk, str(segment(chunk)), job, streams
+                )
+                refs[task.remote(spec, [model_ref], index_ref, board)] = chunk
+            done: set[int] = set()
+            finished = 0
+            remaining = list(refs)
+            try:
+                while remaining:
+                    raise_if_cancelled(cancel, "upscaling")
+                    ready, remaining = ray.wait(remaining, num_returns=1, timeout=_POLL)
+                    for ref in ready:
+                        _result(ray, ref)
+                        done.add(refs[ref].number)
+                        finished += refs[ref].frames
+                        if on_chunk is not None:
+                            on_chunk(refs[ref])
+                    reports = ray.get(board.snapshot.remote())
+                    self.workers = {
+                        n: WorkerStatus(n, frames, node, pid)
+                        for n, (frames, node, pid) in reports.items()
+                        if n not in done
+                    }
+                    if on_progress is not None:
+                        on_progress(finished + sum(status.frames for status in self.workers.values()))
+            except BaseException:
+                for ref in remaining:
+                    ray.cancel(ref, force=True)
+                raise
+            finally:
+                ray.kill(board)
+
+    @contextlib.contextmanager
+    def _cluster(self, ray: Any) -> Iterator[None]:
+        """Connected to the cluster at ``self.address`` for the block (left connected if it already was)."""
         started_here = not ray.is_initialized()
         if started_here:
             try:
@@ -113,78 +158,10 @@ class RayRunner:
                     "(and 'ray start --address HEAD:6379' on the other machines)"
                 ) from None
         try:
-            self._run(
-                ray,
-                info,
-                index,
-                fmt,
-                chunks,
-                segment,
-                job,
-                model,
-                model_key,
-                engine,
-                streams,
-                on_progress,
-                on_chunk,
-                cancel,
-            )
+            yield
         finally:
             if started_here:
                 ray.shutdown()
-
-    def _run(
-        self,
-        ray: Any,
-        info: VideoInfo,
-        index: FrameIndex,
-        fmt: OutputFormat,
-        chunks: Sequence[Chunk],
-        segment: Callable[[Chunk], Path],
-        job: str,
-        model: dict[str, Any],
-        model_key: str,
-        engine: dict[str, Any],
-        streams: int,
-        on_progress: Callable[[int], None] | None,
-        on_chunk: Callable[[Chunk], None] | None,
-        cancel: CancelCheck,
-    ) -> None:
-        gpus = ray.cluster_resources().get("GPU", 0)
-        cpus = 1 if gpus else self._cpus(ray)
-        resources = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": cpus}
-        task = ray.remote(max_retries=_RETRIES, retry_exceptions=False)(_chunk_task).options(**resources)
-        board = ray.remote(num_cpus=0)(Board).remote()
-        model_ref, index_ref = ray.put(model), ray.put(index)
-        refs = {}
-        for chunk in chunks:
-            spec = _TaskSpec(__version__, model_key, engine, cpus, info, fmt, chunk, str(segment(chunk)), job, streams)
-            refs[task.remote(spec, [model_ref], index_ref, board)] = chunk
-        done: set[int] = set()
-        finished = 0
-        remaining = list(refs)
-        try:
-            while remaining:
-                raise_if_cancelled(cancel, "upscaling")
-                ready, remaining = ray.wait(remaining, num_returns=1, timeout=_POLL)
-                for ref in ready:
-                    _result(ray, ref)
-                    done.add(refs[ref].number)
-                    finished += refs[ref].frames
-                    if on_chunk is not None:
-                        on_chunk(refs[ref])
-                reports = ray.get(board.snapshot.remote())
-                self.workers = {
-                    n: WorkerStatus(n, frames, node, pid) for n, (frames, node, pid) in reports.items() if n not in done
-                }
-                if on_progress is not None:
-                    on_progress(finished + sum(status.frames for status in self.workers.values()))
-        except BaseException:
-            for ref in remaining:
-                ray.cancel(ref, force=True)
-            raise
-        finally:
-            ray.kill(board)
 
     def _cpus(self, ray: Any) -> int:
         if self.cpus_per_task is not None:

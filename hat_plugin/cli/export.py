@@ -1,0 +1,70 @@
+"""``hat-upscale export``: write a model as ONNX with a static tile shape, for OpenVINO, ONNX Runtime, TensorRT or
+vs-mlrt users who tile the image themselves."""
+
+from __future__ import annotations
+
+import argparse
+
+from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console
+from hat_plugin.errors import HATError
+
+__all__ = ["run"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} export",
+        description="Export a HAT model to ONNX for one tile size: input (batch, 3, N, N) float32 RGB in [0, 1], "
+        "output (batch, 3, N*scale, N*scale), not clamped. Takes a minute or more for the big models.",
+    )
+    parser.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the file to write")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("-m", "--model", help=f"a model name (see '{PROG} models') or a weights file")
+    source.add_argument("-w", "--weights", help="a weights file (.pth or .safetensors)")
+    parser.add_argument("-t", "--tile", type=int, required=True, metavar="N", help="input tile side in pixels")
+    parser.add_argument("--batch", type=int, default=1, help="tiles per call (default 1)")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset, 17 or newer (default 18)")
+    parser.add_argument("--check", action="store_true", help="run the file with onnxruntime and compare outputs")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT.onnx if it exists")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show details of errors")
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    """Export one model; exit 0 when the file was written (and, with --check, matches the network)."""
+    args = build_parser().parse_args(argv)
+    console = Console(quiet=args.quiet, verbose=args.verbose)
+    from hat_plugin.runtime import configure_process
+
+    configure_process()  # before PyTorch is imported
+    from hat_plugin import weights
+    from hat_plugin.checkpoint import load_model
+    from hat_plugin.onnx_export import check_onnx, export_onnx
+
+    spec = args.weights if args.weights is not None else args.model
+    try:
+        model = load_model(weights.resolve(spec))
+        cfg = model.config
+        if args.tile % cfg.window_size:
+            console.warning(
+                f"tile {args.tile} is not a multiple of the window size {cfg.window_size}: the graph pads every "
+                "tile, wasting work"
+            )
+        console.info(f"exporting {weights.model_label(spec)} (x{cfg.upscale}) for {args.tile}x{args.tile} tiles...")
+        path = export_onnx(model, args.onnx, args.tile, batch=args.batch, opset=args.opset, overwrite=args.overwrite)
+        side = args.tile * cfg.upscale
+        console.info(
+            f"wrote {path}: input 'input' ({args.batch}, {cfg.in_chans}, {args.tile}, {args.tile}) float32 in [0, 1], "
+            f"output 'output' ({args.batch}, {cfg.in_chans}, {side}, {side}); opset {args.opset}"
+        )
+        if args.check:
+            check = check_onnx(model, path)
+            console.info(f"checked with {check.runtime}: max abs difference {check.max_abs_diff:.1e} from PyTorch")
+            if check.max_abs_diff > 1e-3:
+                console.error(f"{path} does not compute what the network does (difference {check.max_abs_diff:.1e})")
+                return EXIT_FAILED
+    except HATError as exc:
+        console.error(str(exc), exc)
+        return EXIT_FAILED
+    return EXIT_OK

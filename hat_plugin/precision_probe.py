@@ -1,0 +1,275 @@
+"""Which precision ``auto`` means on this CPU: measured once per machine, remembered in the cache folder.
+
+A reduced precision is only a candidate where this CPU has native instructions for it (PyTorch's oneDNN reports
+bf16 on AVX-512 BF16 / AMX, fp16 on AVX-512 FP16 / AMX-FP16; elsewhere it is emulated, many times slower). Each
+candidate is then timed against fp32 on a HAT-S-shaped network and its accuracy measured with the bundled trained
+``hat-tiny-x4`` on a real photograph (downscaled x4; PSNR-Y against the original). ``auto`` is the fastest
+precision that is at least ``MIN_SPEEDUP`` faster than fp32 and loses at most ``MAX_LOSS_DB`` of PSNR-Y; fp32
+otherwise. The decision is written to ``<cache>/.state/cpu-precision.json`` under a key naming the CPU, its
+instruction sets, the PyTorch version and the thread count, so it is measured once per machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import OptionError
+
+__all__ = [
+    "MAX_LOSS_DB",
+    "MIN_SPEEDUP",
+    "Choice",
+    "Trial",
+    "cpu_auto_precision",
+    "decide",
+    "machine_key",
+    "native_half_precisions",
+    "probe",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_LOSS_DB = 0.05
+"""Largest PSNR-Y loss (dB, against fp32 on the probe photograph) a reduced precision may cost."""
+MIN_SPEEDUP = 1.1
+"""A reduced precision must be at least this much faster than fp32 to be worth its rounding."""
+RECORD_NAME = "cpu-precision.json"
+ENV_PIN = "HAT_PLUGIN_CPU_PRECISION"
+PROBE_PHOTO = Path(__file__).resolve().parent / "bundled" / "probe-coffee.png"
+_ROUNDS = 3
+_TIMING_SIZE = 64
+_lock = threading.Lock()
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """What one precision did in the probe: seconds per timing forward and PSNR-Y lost against fp32 (dB)."""
+
+    precision: str
+    seconds: float
+    loss_db: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """The precision ``auto`` runs on this CPU, why, and the trials it was decided from."""
+
+    precision: str
+    reason: str
+    trials: tuple[Trial, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "precision": self.precision,
+            "reason": self.reason,
+            "trials": [dataclasses.asdict(t) for t in self.trials],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Choice:
+        trials = tuple(Trial(str(t["precision"]), float(t["seconds"]), float(t["loss_db"])) for t in data["trials"])
+        return cls(str(data["precision"]), str(data["reason"]), trials)
+
+
+def native_half_precisions() -> list[str]:
+    """The reduced precisions this CPU runs with native instructions, as PyTorch's oneDNN reports them."""
+    import torch
+
+    found = []
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        found.append("bf16")
+    if torch.ops.mkldnn._is_mkldnn_fp16_supported():
+        found.append("fp16")
+    return found
+
+
+def decide(trials: Sequence[Trial]) -> Choice:
+    """The fastest trial within the accuracy bound and at least ``MIN_SPEEDUP`` faster than fp32; else fp32.
+
+    ``trials`` must include fp32 (the baseline, loss 0 by definition).
+    """
+    base = next(t for t in trials if t.precision == "fp32")
+    good = [
+        t
+        for t in trials
+        if t.precision != "fp32" and t.loss_db <= MAX_LOSS_DB and t.seconds * MIN_SPEEDUP <= base.seconds
+    ]
+    if good:
+        best = min(good, key=lambda t: t.seconds)
+        reason = f"{best.precision} measured {base.seconds / best.seconds:.1f}x faster than fp32, {best.loss_db:.3f} dB"
+        return Choice(best.precision, reason, tuple(trials))
+    rejected = [
+        f"{t.precision} {base.seconds / t.seconds:.2f}x the speed, {t.loss_db:.3f} dB" for t in trials if t is not base
+    ]
+    return Choice("fp32", "measured: " + "; ".join(rejected) + " (not worth it)", tuple(trials))
+
+
+def probe(measure: Callable[[Sequence[str]], list[Trial]], candidates: Sequence[str]) -> Choice:
+    """Decide from ``measure`` (the timing and accuracy source: real, or a fake in tests) over fp32 + candidates."""
+    if not candidates:
+        return Choice("fp32", "this CPU has no native bf16/fp16 instructions")
+    return decide(measure(["fp32", *candidates]))
+
+
+def machine_key(threads: int) -> str:
+    """Names this machine for the record: CPU model, its instruction-set flags, PyTorch version and threads."""
+    import torch
+
+    model, flags = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("", platform.machine()):
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = value.strip()
+    except OSError:
+        pass
+    digest = hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12]
+    return f"{model} | flags {digest} | torch {torch.__version__} | {threads} threads"
+
+
+def _record_path() -> Path:
+    from .weights.cache import STATE_DIR, cache_dir
+
+    return cache_dir() / STATE_DIR / RECORD_NAME
+
+
+def _read_records(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _remember(path: Path, key: str, choice: Choice) -> None:
+    from .errors import OutputError
+    from .files import atomic_write
+
+    records = _read_records(path)
+    records[key] = choice.to_json()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, (json.dumps(records, indent=1, sort_keys=True) + "\n").encode())
+    except (OSError, OutputError) as exc:  # a read-only cache only costs a new probe next time
+        log.warning("could not remember the CPU precision in %s: %s", path, exc)
+
+
+def cpu_auto_precision(
+    measure: Callable[[Sequence[str]], list[Trial]] | None = None, candidates: Sequence[str] | None = None
+) -> Choice:
+    """The precision ``auto`` means on this CPU: the remembered choice, or a probe now (then remembered).
+
+    ``HAT_PLUGIN_CPU_PRECISION=fp32|bf16|fp16`` pins it without a probe. ``measure`` and ``candidates`` replace
+    the real timing source and the feature probe (tests).
+    """
+    import torch
+
+    pinned = os.environ.get(ENV_PIN, "").strip().lower()
+    if pinned:
+        if pinned not in ("fp32", "bf16", "fp16"):
+            raise OptionError(f"{ENV_PIN}={pinned!r} is not one of fp32, bf16, fp16")
+        return Choice(pinned, f"set by {ENV_PIN}")
+    key = machine_key(torch.get_num_threads())
+    with _lock:
+        return _remembered_or_probed(key, measure, candidates)
+
+
+@functools.cache
+def _in_process(key: str) -> Choice | None:
+    """Reads the record once per process and key (later lookups are free)."""
+    found = _read_records(_record_path()).get(key)
+    try:
+        return Choice.from_json(found) if isinstance(found, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _remembered_or_probed(
+    key: str, measure: Callable[[Sequence[str]], list[Trial]] | None, candidates: Sequence[str] | None
+) -> Choice:
+    known = _in_process(key)
+    if known is not None:
+        return known
+    candidates = native_half_precisions() if candidates is None else candidates
+    if candidates:
+        log.info("measuring which precision is fastest on this CPU (once; remembered in the cache)")
+    choice = probe(measure or measure_on_this_cpu, candidates)
+    _remember(_record_path(), key, choice)
+    _in_process.cache_clear()
+    return choice
+
+
+def measure_on_this_cpu(precisions: Sequence[str]) -> list[Trial]:
+    """Time each precision on a one-group HAT-S-shaped network (64x64 input, rounds alternated, medians) and
+    measure its PSNR-Y loss with the bundled ``hat-tiny-x4`` on the probe photograph."""
+    import torch
+
+    from .arch import HAT
+    from .config import PRESETS
+    from .precisions import PRECISIONS
+
+    torch.manual_seed(0)
+    net = HAT(dataclasses.replace(PRESETS["HAT-S_SRx4"], depths=(6,), num_heads=(6,))).eval()
+    timing = {p: copy.deepcopy(net).to(PRECISIONS[p]) for p in precisions}
+    x = torch.rand(1, 3, _TIMING_SIZE, _TIMING_SIZE)
+    seconds: dict[str, list[float]] = {p: [] for p in precisions}
+    with torch.inference_mode():
+        for p in precisions:
+            timing[p](x)  # warm-up
+        for r in range(_ROUNDS):
+            for p in precisions if r % 2 == 0 else list(reversed(precisions)):
+                start = time.perf_counter()
+                timing[p](x)
+                seconds[p].append(time.perf_counter() - start)
+    losses = _accuracy_losses(precisions)
+    return [Trial(p, statistics.median(seconds[p]), losses[p]) for p in precisions]
+
+
+def _accuracy_losses(precisions: Sequence[str]) -> dict[str, float]:
+    """PSNR-Y (dB) each precision loses against fp32 with the trained ``hat-tiny-x4`` on the probe photograph."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from .checkpoint import load_model
+    from .precisions import PRECISIONS
+    from .weights import resolve
+
+    with Image.open(PROBE_PHOTO) as im:
+        hr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+        lr_image = im.convert("RGB").resize((im.width // 4, im.height // 4), Image.Resampling.BICUBIC)
+    lr = torch.from_numpy(np.asarray(lr_image, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
+    truth = torch.from_numpy(hr).permute(2, 0, 1).unsqueeze(0)
+    net = load_model(resolve("hat-tiny-x4"))
+    psnr = {}
+    with torch.inference_mode():
+        for p in precisions:
+            model = net if p == "fp32" else copy.deepcopy(net).to(PRECISIONS[p])
+            psnr[p] = _psnr_y(model(lr).float().clamp(0, 1), truth)
+    return {p: max(0.0, psnr["fp32"] - psnr[p]) for p in precisions}
+
+
+def _psnr_y(a: Any, b: Any) -> float:
+    """PSNR (dB) of BT.601 luma between two ``(1, 3, H, W)`` images in [0, 1]."""
+    import torch
+
+    weights = torch.tensor([65.481, 128.553, 24.966], dtype=torch.float64).view(1, 3, 1, 1) / 255.0
+    mse = ((a.double() - b.double()) * weights).sum(1).pow(2).mean().item()
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)

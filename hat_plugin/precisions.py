@@ -1,0 +1,28 @@
+"""Precision names: ``fp32``/``fp16``/``bf16`` and their spellings, mapped to PyTorch dtypes.
+
+Kept apart from ``device.py`` (which decides the precision) so that the CPU precision probe, which the decision
+calls, can name dtypes without importing the decision back.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import OptionError
+
+__all__ = ["PRECISIONS", "precision_name"]
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_ALIASES = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16"}
+
+
+def precision_name(spec: str | torch.dtype | None) -> str:
+    """``fp32``/``fp16``/``bf16``/``auto`` for any accepted spelling; ``OptionError`` otherwise."""
+    if isinstance(spec, torch.dtype):
+        name = next((k for k, v in PRECISIONS.items() if v == spec), "")
+    else:
+        text = str(spec or "auto").strip().lower()
+        name = _ALIASES.get(text, text)
+    if name != "auto" and name not in PRECISIONS:
+        raise OptionError(f"unknown precision {spec!r}: use auto, fp32, fp16 or bf16")
+    return name
