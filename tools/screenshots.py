@@ -2,8 +2,8 @@
 
 A first launch with no network and an empty weights cache (``HAT_PLUGIN_OFFLINE=1``): the app picks the bundled
 model and says why; real photographs (``samples/`` and the held-out crops of ``tests/data/quality``) are upscaled
-with it; the compare view shows a result at a zoom where the difference is visible; a model that is not
-downloaded gives the one-sentence offline message. Settings go to a throw-away folder, never the user's.
+with it; the compare view shows a result at a zoom where the difference is visible, then the LAM map of a window
+(Explain); a model that is not downloaded gives the one-sentence offline message. Settings go to a throw-away folder, never the user's.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python -m tools.screenshots            # -> docs/screenshots/*.png
     xvfb-run .venv/bin/python -m tools.screenshots --out /tmp/shots           # under a real X server
@@ -136,6 +136,15 @@ def _make(out: Path, work: Path) -> int:
     canvas.pan_by(centre - (canvas.offset + QPointF(170, 215) * canvas.zoom))  # the left eye (output pixels)
     canvas.set_split((canvas.offset.x() + 110 * canvas.zoom) / canvas.width())  # the split through the pupil
     shot("compare_view.png")
+    compare = window.compare
+    compare.explain_action.trigger()  # Explain: the LAM map of the window on the eye, with LAM's default 50 steps
+    canvas.set_split((canvas.offset.x() + 230 * canvas.zoom) / canvas.width())  # the map beside the window
+    window.explainer.explain_at(170, 215)
+    _wait(app, lambda: window.explainer.explanation is not None or not compare.explain_bar.busy)
+    if window.explainer.explanation is None:
+        raise RuntimeError(f"explain failed: {compare.explain_bar.status.text()}")
+    shot("explain.png")
+    compare.explain_action.trigger()
     window.close_compare()
 
     window.resize(*SIZE)
