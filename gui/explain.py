@@ -6,7 +6,6 @@ output window around a clicked point, computed with the model the settings choos
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from collections.abc import Callable
@@ -23,7 +22,6 @@ from hat_plugin.errors import OptionError
 from hat_plugin.progress import CancelCheck, ProgressFn, raise_if_cancelled
 
 __all__ = [
-    "PASSES",
     "ExplainModels",
     "ExplainRequest",
     "ExplainSource",
@@ -32,10 +30,6 @@ __all__ = [
     "heatmap_name",
     "save_heatmap",
 ]
-
-PASSES = 10
-"""About how many passes a map is computed in: progress and cancel are checked between passes, so more passes
-answer sooner, fewer are a little faster."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +98,9 @@ def explain(
     request: ExplainRequest, models: ExplainModels, progress: ProgressFn | None = None, cancel: CancelCheck = None
 ) -> Explanation:
     """The LAM map of the window around ``request.point`` (``HATError`` for a model of another scale than the
-    output's, a window that does not fit, a flat window, ...; ``Cancelled`` when ``cancel`` is set)."""
+    output's, a window that does not fit, a flat window, ...; ``Cancelled`` when ``cancel`` is set). The path
+    images per pass are the engine's choice from free memory (at most 8 on a CPU), so progress and cancel come
+    between passes of a few steps."""
     from hat_plugin import attribution
 
     pixels = request.source.image()
@@ -132,7 +128,6 @@ def explain(
         *corner,
         window=request.window,
         steps=request.steps,
-        batch=max(1, math.ceil(request.steps / PASSES)),
         progress=progress,
         cancel=cancel,
     )

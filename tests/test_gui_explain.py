@@ -43,7 +43,7 @@ def test_explain_maps_the_window_around_the_point_and_renders_it_at_the_output_s
     assert done.corner == attribution.window_around(20, 10, 2 * WIDTH, 2 * HEIGHT, 8) == (16, 6)
     assert done.heat.shape == (2 * HEIGHT, 2 * WIDTH, 3) and done.heat.dtype == np.uint8
     assert 0.0 < done.di <= 100.0 and done.model == "weights"
-    assert steps[-1] == (4, 4) and len(steps) >= 2, "progress in more than one pass"
+    assert steps[-1] == (4, 4), "progress in steps"
     reference = attribution.lam(str(GOLDEN), pixels, 16, 6, window=8, steps=4, device="cpu")
     assert done.di == pytest.approx(reference.di, rel=1e-6), "the engine's LAM, as the API computes it"
     written = save_heatmap(tmp_path / "map", done)
@@ -109,7 +109,7 @@ def test_a_click_in_explain_mode_shows_the_heat_map_and_di_and_saves_it(qtbot, c
 
 def test_cancel_stops_the_map_being_computed(qtbot, compared):
     compare, explainer = compared.compare, compared.explainer
-    compare.explain_bar.steps.setValue(40)  # ten passes of four steps
+    compare.explain_bar.steps.setValue(40)  # five passes or more (at most 8 steps a pass on a CPU)
     plain = as_array(compare.canvas.before)
     click_output(qtbot, compared, 30, 20)
     task = explainer.task
