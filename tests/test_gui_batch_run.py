@@ -101,6 +101,30 @@ def test_run_config_checks_the_suffix_before_any_work(tmp_path):
     assert (config.model, config.from_file, config.scale) == ("HAT-S_SRx4", False, None)
 
 
+def test_videos_are_planned_with_the_clis_container_rule_in_queue_order(tmp_path):
+    """A video keeps its container when it can be written (else Matroska, WebM only for AV1); the image format
+    setting is for images only; items stay in queue order."""
+    names = ("a.png", "b.mp4", "c.avi", "d.webm", "e.jpg")
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    jobs = [Job(i + 1, tmp_path / name) for i, name in enumerate(names)]
+    todo, ended = plan_jobs(jobs, OutputOptions(format="png"), scale=2, model="m", codec="x264")
+    assert [out.name for _, out in todo] == ["a_x2.png", "b_x2.mp4", "c_x2.mkv", "d_x2.mkv", "e_x2.png"]
+    assert ended == []
+    todo, _ = plan_jobs(jobs[3:4], OutputOptions(), scale=2, model="m", codec="av1")
+    assert [out.name for _, out in todo] == ["d_x2.webm"]
+
+
+def test_run_config_takes_the_video_settings_and_refuses_bad_ones_before_any_work():
+    config = RunConfig.from_settings(Settings(video_codec="x265", video_crf=22, video_preset="fast", video_chunk=60))
+    assert (config.encoder.codec, config.encoder.crf, config.encoder.preset) == ("x265", 22, "fast")
+    assert config.chunk_frames == 60
+    default = RunConfig.from_settings(Settings(video_codec="ffv1", video_crf=22))
+    assert default.encoder.codec == "ffv1" and default.encoder.crf is None, "a lossless codec takes no quality"
+    with pytest.raises(OptionError, match="preset"):
+        RunConfig.from_settings(Settings(video_codec="x264", video_preset="warp-speed"))
+
+
 # --------------------------------------------------------------------------------------- the worker's events
 
 

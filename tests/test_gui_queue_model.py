@@ -135,3 +135,19 @@ def test_format_seconds(seconds, text):
 )
 def test_format_size(size, text):
     assert format_size(size) == text
+
+
+def test_videos_are_queued_and_work_folders_are_never_entered(tmp_path):
+    """Videos join the queue as images do; the chunks of an interrupted video (``OUT.hat-work``) are not inputs."""
+    (tmp_path / "clip.mkv").write_bytes(b"x")
+    (tmp_path / "photo.png").write_bytes(b"x")
+    work = tmp_path / "clip_x2.mkv.hat-work"
+    work.mkdir()
+    (work / "chunk-000000.mkv").write_bytes(b"x")
+    queue = JobQueue()
+    result = queue.add_paths([tmp_path])
+    assert sorted(item.source.name for item in result.added) == ["clip.mkv", "photo.png"]
+    assert {item.source.name: item.kind for item in queue.items} == {"clip.mkv": "video", "photo.png": "image"}
+    assert [item.is_video for item in queue.add_paths([tmp_path / "film.MP4"]).added] == []
+    (tmp_path / "film.MP4").write_bytes(b"x")
+    assert [item.is_video for item in queue.add_paths([tmp_path / "film.MP4"]).added] == [True]
