@@ -9,6 +9,8 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from gui_helpers import (
@@ -19,6 +21,7 @@ from gui_helpers import (
     file_mime,
     make_window,
     run,
+    settings_store,
     states,
     use_golden,
 )
@@ -126,3 +129,23 @@ def test_cancel_keeps_the_finished_chunks_and_start_continues_from_them(qtbot, w
     with FrameReader(target) as result:
         assert result.frames == FRAMES and (result.info.width, result.info.height) == (2 * WIDTH, 2 * HEIGHT)
     assert not work.exists()
+
+
+def test_the_video_settings_fit_the_codec_and_survive_a_restart(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path)
+    panel = window.panel
+    assert not panel.video_box.isVisibleTo(panel), "hidden while the queue holds no video"
+    panel.set_settings(replace(panel.settings(), video_codec="x265", video_crf=20, video_preset="fast"))
+    assert (panel.crf.minimum(), panel.crf.maximum(), panel.crf.value()) == (-1, 51, 20)
+    assert panel.preset.currentData() == "fast" and panel.preset.isEnabled()
+    panel.crf.setValue(panel.crf.minimum())
+    assert panel.crf.text() == "default (18)" and panel.settings().video_crf == -1
+    panel.crf.setValue(24)
+    panel.chunk.setValue(120)
+    window.close()
+    again = make_window(qtbot, tmp_path, settings_store(tmp_path)).panel
+    saved = again.settings()
+    assert (saved.video_codec, saved.video_crf, saved.video_preset, saved.video_chunk) == ("x265", 24, "fast", 120)
+    again.codec.setCurrentIndex(again.codec.findData("ffv1"))
+    assert not again.crf.isEnabled() and again.crf.text() == "lossless" and not again.preset.isEnabled()
+    assert again.settings().video_crf == -1
