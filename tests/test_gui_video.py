@@ -1,13 +1,13 @@
 """Videos in the desktop app, with real widgets under the offscreen platform and the golden tiny x2 model: a
 dropped video runs with frame progress to a whole output, a cancelled one keeps its finished chunks and the next
-Start continues from them, and the compare view shows source frame k beside output frame k."""
+Start continues from them, the compare view shows source frame k beside output frame k (and explains it), and the
+Video settings fit the codec."""
 
 from __future__ import annotations
 
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
 
 from dataclasses import replace
 
