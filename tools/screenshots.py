@@ -3,7 +3,8 @@
 A first launch with no network and an empty weights cache (``HAT_PLUGIN_OFFLINE=1``): the app picks the bundled
 model and says why; real photographs (``samples/`` and the held-out crops of ``tests/data/quality``) are upscaled
 with it; the compare view shows a result at a zoom where the difference is visible, then the LAM map of a window
-(Explain); a model that is not downloaded gives the one-sentence offline message. Settings go to a throw-away folder, never the user's.
+(Explain); a model that is not downloaded gives the one-sentence offline message. Settings go to a throw-away
+folder, never the user's.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python -m tools.screenshots            # -> docs/screenshots/*.png
     xvfb-run .venv/bin/python -m tools.screenshots --out /tmp/shots           # under a real X server
