@@ -28,7 +28,7 @@ from hat_plugin import images
 from hat_plugin.video import CODECS
 
 PRECISIONS = (
-    ("auto", "auto (fp16 on CUDA, fp32 elsewhere)"),
+    ("auto", "auto (fp16 on CUDA; on a CPU, measured once)"),
     ("fp32", "fp32"),
     ("fp16", "fp16"),
     ("bf16", "bf16"),
