@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
+
+# A test run started in the background by a non-interactive shell (`make test &`, nohup) inherits SIGINT ignored,
+# and so would every process the tests start: Python then installs no KeyboardInterrupt handler and the Ctrl-C
+# tests would see their SIGINT vanish. Give this process (and through it, its children) the default back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # `precision="auto"` on the CPU is measured once per machine (hat_plugin.precision_probe); the suite pins it so
 # its results do not depend on the machine and it never writes into the user's cache. test_precision_probe.py
