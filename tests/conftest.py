@@ -42,3 +42,14 @@ def golden_case(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def tiny_weights() -> Path:
     return golden_weights("tiny-x2-w8")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """PyTorch on one thread for the test, the previous count restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -104,14 +104,20 @@ def deadline(seconds: int):
         signal.signal(signal.SIGALRM, previous)
 
 
-def fuzz_reader(folder: Path, examples: int, counts: Counter[str]) -> None:
-    @settings(
+def _fuzz_settings(examples: int) -> settings:
+    """Hypothesis settings of both fuzz loops: reproducible (derandomized, no example database), no per-example
+    deadline (the reader's own alarm bounds each example), every health check off (the inputs are large on purpose)."""
+    return settings(
         max_examples=examples,
         derandomize=True,
         database=None,
         deadline=None,
         suppress_health_check=list(HealthCheck),
     )
+
+
+def fuzz_reader(folder: Path, examples: int, counts: Counter[str]) -> None:
+    @_fuzz_settings(examples)
     @given(mutated_files())
     def check(data: bytes) -> None:
         path = folder / "fuzz.img"
@@ -131,13 +137,7 @@ def fuzz_reader(folder: Path, examples: int, counts: Counter[str]) -> None:
 def fuzz_cli(folder: Path, weights: str, examples: int, counts: Counter[str]) -> None:
     from hat_plugin.cli import main
 
-    @settings(
-        max_examples=examples,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    )
+    @_fuzz_settings(examples)
     @given(mutated_files())
     def check(data: bytes) -> None:
         source, out = folder / "in.png", folder / "out"

@@ -36,12 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CROPS = ROOT / "tests" / "data" / "quality"  # four 192x192 photographs
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # training at one thread: deterministic and fair
 
 
 def _photo_folder(folder: Path, names: tuple[str, ...] = ("chelsea", "coffee")) -> Path:

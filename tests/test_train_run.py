@@ -35,12 +35,7 @@ CROPS = ROOT / "tests" / "data" / "quality"  # four 192x192 photographs
 SMALL = ["--patch", "8", "--batch", "2", "--threads", "1"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # training at one thread: deterministic and fair
 
 
 def _records(run_dir: Path, kind: str) -> list[dict]:
