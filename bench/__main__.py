@@ -42,6 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hat_plugin.arch import HAT
 from hat_plugin.config import PRESETS
+from hat_plugin.runtime import SPIN_COUNT, WAIT_POLICY, wait_setting
 from hat_plugin.tiling import plan_tiles
 
 from .machine import Machine, describe, gpu_name
@@ -275,6 +276,15 @@ def _versions(impls: list[str]) -> str:
     return ", ".join(parts)
 
 
+def openmp_wait() -> str:
+    """Fix the OpenMP wait setting of every worker once, from the load before the first one starts, as a front end
+    would choose it on this machine now (``runtime.wait_setting``); an explicit one in the environment is kept.
+    Chosen per worker, it would follow the load the previous worker left behind. Returns it for the header."""
+    if WAIT_POLICY not in os.environ and SPIN_COUNT not in os.environ:
+        os.environ.update(wait_setting())
+    return ", ".join(f"`{k}={os.environ[k]}`" for k in (WAIT_POLICY, SPIN_COUNT) if k in os.environ)
+
+
 def header(args: argparse.Namespace, machine: Machine, command: str, load: tuple[float, float]) -> str:
     gpu = gpu_name(args.device)
     return "\n".join(
@@ -287,6 +297,7 @@ def header(args: argparse.Namespace, machine: Machine, command: str, load: tuple
             + (f"; GPU {gpu}" if gpu else "")
             + f". 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end "
             "(a shared machine: only ratios within this table mean anything). "
+            f"OpenMP threads of the PyTorch rows: {args.threads_wait}. "
             f"Versions: {_versions(args.impls)}.",
             f"Device {args.device}; input: the centre of `tests/data/quality/chelsea.png` (a real photograph); "
             "seeded random weights with the official configs; 1 warm-up + "
@@ -398,6 +409,7 @@ def main(argv: list[str] | None = None) -> None:
         return weights[preset]
 
     start_load = os.getloadavg()[0]
+    args.threads_wait = openmp_wait()
     rows = []
     for case in cases:
         preset, _, size_text = case.partition(":")
@@ -410,7 +422,10 @@ def main(argv: list[str] | None = None) -> None:
         print(table)
         head = header(args, machine, command, (start_load, os.getloadavg()[0]))
         sections["## Engine vs spandrel, ONNX Runtime and OpenVINO"] = head + "\n\n" + table
-    single_head = f"`{command}` (load average {os.getloadavg()[0]:.1f} at the start)\n\n{_SINGLE_HEAD}\n"
+    load_now = os.getloadavg()[0]
+    single_head = (
+        f"`{command}` (load average {load_now:.1f} at the start; OpenMP {args.threads_wait})\n\n{_SINGLE_HEAD}\n"
+    )
     if args.tiled:
         lines = single_runs(args, args.tiled_model, [1024], [0], weights_of(args.tiled_model))
         sections["## Tiled 1024x1024 -> 4096x4096"] = single_head + "\n".join(lines)

@@ -8,7 +8,8 @@ It computes the same function as the official forward pass, organised for infere
   convolutions run without layout copies;
 - attention is ``scaled_dot_product_attention`` with the relative-position bias as an additive mask; the bias is
   gathered once per weights (not per forward);
-- shifted windows are attended in four groups (interior, last column, last row, corner): each group shares one
+- shifted windows are gathered straight from the unshifted stream (roll and window partition in one indexed
+  copy, and one back), ordered in four groups (interior, last column, last row, corner) that each share one
   mask, so the ``(windows, heads, N, N)`` mask of the official code is never materialised;
 - OCAB key/value windows are gathered from the padded tensor with a cached index (one copy, one ONNX Gather)
   instead of ``nn.Unfold`` + rearrange;
@@ -115,30 +116,78 @@ class DerivedCache:
         return value
 
 
-def _overlap_windows(ws: int, ows: int, height: int, width: int, device: torch.device) -> Tensor:
-    """Flat indices into the zero-padded ``(H + ows - ws, W + ows - ws)`` grid of every ``ows x ows`` window
-    taken every ``ws`` pixels, windows row-major then pixels row-major: ``(nW * ows * ows,)`` int64.
+def _overlap_windows(b: int, ws: int, ows: int, height: int, width: int, device: torch.device) -> Tensor:
+    """Row indices into ``b`` zero-padded ``(H + ows - ws, W + ows - ws)`` grids, flattened to one
+    ``(b * padded pixels, C)`` matrix, of every ``ows x ows`` window taken every ``ws`` pixels: images, then
+    windows row-major, then pixels row-major: ``(b * nW * ows * ows,)`` int64.
 
-    A gather with these indices is what ``nn.Unfold`` computes, in one copy, and exports to ONNX as one Gather.
-    Cached for the last few sizes (it depends only on them), except while tracing.
+    A gather with these indices is what ``nn.Unfold`` computes, in one copy of whole rows (the fast form of
+    ``index_select``), and exports to ONNX as one Gather. Cached for the last few sizes (it depends only on
+    them), except while tracing.
     """
     if _tracing():
-        return _window_indices(ws, ows, height, width, device)
-    return _window_indices_cached(ws, ows, height, width, device)
+        return _window_indices(b, ws, ows, height, width, device)
+    return _window_indices_cached(b, ws, ows, height, width, device)
 
 
 @torch.inference_mode(False)  # a cached index must be usable by a later forward that autograd records
-def _window_indices(ws: int, ows: int, height: int, width: int, device: torch.device) -> Tensor:
+def _window_indices(b: int, ws: int, ows: int, height: int, width: int, device: torch.device) -> Tensor:
     padded_w = width + ows - ws
     top = torch.arange(0, height, ws, device=device)
     left = torch.arange(0, width, ws, device=device)
     inner = torch.arange(ows, device=device)
     rows = (top[:, None] + inner[None, :]) * padded_w  # (nH, ows)
     cols = left[:, None] + inner[None, :]  # (nW, ows)
-    return (rows[:, None, :, None] + cols[None, :, None, :]).reshape(-1)
+    one = (rows[:, None, :, None] + cols[None, :, None, :]).reshape(-1)
+    images = torch.arange(b, device=device) * ((height + ows - ws) * padded_w)
+    return (images[:, None] + one[None, :]).reshape(-1)
 
 
 _window_indices_cached = functools.lru_cache(maxsize=8)(_window_indices)
+
+
+def _shifted_windows(
+    b: int, height: int, width: int, ws: int, shift: int, device: torch.device
+) -> tuple[Tensor, Tensor, tuple[int, int, int, int]]:
+    """Where the shifted windows' tokens are in the unshifted ``(B*H*W, C)`` stream, in mask-group order.
+
+    Returns ``(index, inverse, sizes)``: ``stream[index]`` is every window of the stream rolled by ``-shift``,
+    grouped as interior windows, last column, last row, corner (each group of all images shares one mask;
+    ``sizes`` counts each group's windows), tokens row-major; ``windows[inverse]`` puts them back, the roll undone.
+    Cached for the last few sizes, except while tracing.
+    """
+    if _tracing():
+        return _shifted_order(b, height, width, ws, shift, device)
+    return _shifted_order_cached(b, height, width, ws, shift, device)
+
+
+@torch.inference_mode(False)  # cached, like _window_indices
+def _shifted_order(
+    b: int, height: int, width: int, ws: int, shift: int, device: torch.device
+) -> tuple[Tensor, Tensor, tuple[int, int, int, int]]:
+    rows, cols = height // ws, width // ws
+    inner_r, inner_c = (
+        t.reshape(-1) for t in torch.meshgrid(torch.arange(rows - 1), torch.arange(cols - 1), indexing="ij")
+    )
+    groups = (
+        (inner_r, inner_c),
+        (torch.arange(rows - 1), torch.full((rows - 1,), cols - 1)),
+        (torch.full((cols - 1,), rows - 1), torch.arange(cols - 1)),
+        (torch.tensor([rows - 1]), torch.tensor([cols - 1])),
+    )
+    token_r, token_c = (t.reshape(-1) for t in torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij"))
+    images = torch.arange(b) * (height * width)
+    parts = []
+    for window_r, window_c in groups:
+        r = (window_r[:, None] * ws + token_r[None, :] + shift) % height  # (windows, tokens)
+        c = (window_c[:, None] * ws + token_c[None, :] + shift) % width
+        parts.append((images[:, None, None] + (r * width + c)[None]).reshape(-1))
+    index = torch.cat(parts)
+    sizes = tuple(b * len(window_r) for window_r, _ in groups)
+    return index.to(device), torch.argsort(index).to(device), (sizes[0], sizes[1], sizes[2], sizes[3])
+
+
+_shifted_order_cached = functools.lru_cache(maxsize=8)(_shifted_order)
 
 
 def _cached[T](cache: DerivedCache, name: str, sources: tuple[Tensor, ...], make: Callable[[], T]) -> T:
@@ -301,25 +350,19 @@ class HAB(nn.Module):
         bias = self.attn.position_bias(rpi_sa)
         if not s:
             return _window_reverse(self.attn(_window_partition(h, ws), bias), ws, b, height, width)
-        # Shifted windows: roll, then attend by groups that share one mask. Only windows in the last row or
-        # column straddle the wrap-around; the interior ones need the plain bias.
-        h = torch.roll(h, shifts=(-s, -s), dims=(1, 2))
-        out = torch.empty_like(h)
-        last_col, last_row, corner = self.attn.shifted_masks(rpi_sa, shift_masks)
-        top, left = height - ws, width - ws
-        groups = (
-            (slice(0, top), slice(0, left), bias),
-            (slice(0, top), slice(left, width), last_col),
-            (slice(top, height), slice(0, left), last_row),
-            (slice(top, height), slice(left, width), corner),
-        )
-        for rows, cols, mask in groups:
-            region = h[:, rows, cols]
-            rh, rw = region.shape[1:3]
-            if rh and rw:
-                windows = self.attn(_window_partition(region, ws), mask)
-                out[:, rows, cols] = _window_reverse(windows, ws, b, rh, rw)
-        return torch.roll(out, shifts=(s, s), dims=(1, 2))
+        # Shifted windows, gathered by groups that share one mask: only windows in the last row or column
+        # straddle the roll's wrap-around; the interior ones need the plain bias.
+        c = h.shape[-1]
+        index, inverse, sizes = _shifted_windows(b, height, width, ws, s, h.device)
+        windows = h.reshape(-1, c).index_select(0, index).view(-1, ws * ws, c)
+        masks = (bias, *self.attn.shifted_masks(rpi_sa, shift_masks))
+        parts, start = [], 0
+        for count, mask in zip(sizes, masks, strict=True):
+            if count:
+                parts.append(self.attn(windows[start : start + count], mask))
+                start += count
+        out = torch.cat(parts) if len(parts) > 1 else parts[0]
+        return out.view(-1, c).index_select(0, inverse).view(b, height, width, c)
 
 
 class OCAB(nn.Module):
@@ -364,8 +407,8 @@ class OCAB(nn.Module):
         # Key/value windows: zero-pad after the projection (padded keys and values are exactly 0), then gather
         # the ows x ows window every ws pixels: the same windows, in the same order, as the official Unfold.
         pad = (ows - ws) // 2
-        kv = F.pad(qkv[..., c:], (0, 0, pad, pad, pad, pad)).reshape(b, -1, 2 * c)
-        kv = kv.index_select(1, _overlap_windows(ws, ows, height, width, x.device)).view(g, ows * ows, 2 * c)
+        kv = F.pad(qkv[..., c:], (0, 0, pad, pad, pad, pad)).reshape(-1, 2 * c)
+        kv = kv.index_select(0, _overlap_windows(b, ws, ows, height, width, x.device)).view(g, ows * ows, 2 * c)
         q = q.view(g, ws * ws, nh, d).transpose(1, 2)
         k = kv[..., :c].view(g, ows * ows, nh, d).transpose(1, 2)
         v = kv[..., c:].view(g, ows * ows, nh, d).transpose(1, 2)

@@ -1,8 +1,9 @@
 """Process-wide tuning, applied only when a front end asks for it (never as a side effect of building an engine).
 
 ``configure_process()`` is called once by the command line, the desktop app and the VapourSynth filter, before
-they import PyTorch; a library user who wants the same calls it too. It makes idle OpenMP threads sleep instead of
-spin (see ``passive_threads``) and raises glibc's allocator thresholds (see ``tune_allocator``).
+they import PyTorch; a library user who wants the same calls it too. It chooses how idle OpenMP threads wait (a
+brief spin on an idle CPU, sleep on a busy one: see ``thread_wait_policy``) and raises glibc's allocator thresholds
+(see ``tune_allocator``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ import logging
 import os
 import sys
 
-__all__ = ["ALLOCATOR_OPT_OUT", "WAIT_POLICY", "configure_process", "passive_threads", "tune_allocator"]
+__all__ = [
+    "ALLOCATOR_OPT_OUT",
+    "IDLE_SPIN_COUNT",
+    "SPIN_COUNT",
+    "WAIT_POLICY",
+    "configure_process",
+    "thread_wait_policy",
+    "tune_allocator",
+    "wait_setting",
+]
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +32,7 @@ _MMAP_THRESHOLD = 32 << 20  # glibc's upper limit on 64-bit
 _TRIM_THRESHOLD = 1 << 30
 ALLOCATOR_OPT_OUT = "HAT_PLUGIN_NO_MALLOPT"
 WAIT_POLICY = "OMP_WAIT_POLICY"
-_SPIN_COUNT = "GOMP_SPINCOUNT"
+SPIN_COUNT = "GOMP_SPINCOUNT"
 _OPENMP_RUNTIMES = ("libgomp", "libiomp", "libomp")
 
 
@@ -37,25 +47,43 @@ def _openmp_loaded() -> bool:
         return False
 
 
+IDLE_SPIN_COUNT = "10000"
+_IDLE_LOAD_SHARE = 0.25  # the CPU counts as idle below this 1-minute load average per logical CPU
+
+
+def wait_setting() -> dict[str, str]:
+    """The OpenMP environment for this machine as it is now: a brief spin (``GOMP_SPINCOUNT=10000``) when the
+    1-minute load average is under a quarter of the logical CPUs, else ``OMP_WAIT_POLICY=PASSIVE``."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average (Windows): assume a shared machine
+        return {WAIT_POLICY: "PASSIVE"}
+    if load < _IDLE_LOAD_SHARE * (os.cpu_count() or 1):
+        return {SPIN_COUNT: IDLE_SPIN_COUNT}
+    return {WAIT_POLICY: "PASSIVE"}
+
+
 @functools.cache
-def passive_threads() -> bool:
-    """Make PyTorch's idle OpenMP threads sleep at once instead of spinning (``OMP_WAIT_POLICY=PASSIVE``).
+def thread_wait_policy() -> str:
+    """Choose what PyTorch's idle OpenMP threads do between tasks, once, before PyTorch loads; returns it in words.
 
     By default each OpenMP worker busy-waits for its next task. On a CPU shared with other programs a spinning
     thread takes a core from them, and one that the OS has descheduled holds every barrier up: measured on a
     2-core machine, PyTorch's forward slowed 5-13x under load while OpenVINO (TBB) slowed 2-3x; sleeping threads
-    fixed most of it (see docs/benchmarks.md, "Shared CPU"). The OpenMP runtime reads the policy once, when it is
-    loaded, so this only works before ``import torch``; an explicit ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` in
-    the environment is kept. Returns whether the policy is (now) passive.
+    fixed most of it. On an idle CPU, though, sleeping at once costs about 10 % (threads wake up late), and a
+    brief spin of 10,000 rounds gets that back. So: a brief spin when the machine is idle as the process starts,
+    sleep at once when it is busy (``wait_setting``; docs/benchmarks.md, optimisation log). The OpenMP runtime
+    reads this once, when it is loaded, so it only works before ``import torch``; an explicit
+    ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` in the environment is kept.
     """
-    current = os.environ.get(WAIT_POLICY)
-    if current is not None or _SPIN_COUNT in os.environ:
-        return (current or "").strip().upper() == "PASSIVE"
+    if WAIT_POLICY in os.environ or SPIN_COUNT in os.environ:
+        return "as set in the environment"
     if _openmp_loaded():
         log.debug("OpenMP is already loaded: its threads keep their default wait policy")
-        return False
-    os.environ[WAIT_POLICY] = "PASSIVE"
-    return True
+        return "OpenMP's default (it was loaded first)"
+    setting = wait_setting()
+    os.environ.update(setting)
+    return "brief spin (idle CPU)" if SPIN_COUNT in setting else "sleep at once (busy CPU)"
 
 
 @functools.cache
@@ -84,5 +112,5 @@ def tune_allocator() -> bool:
 def configure_process() -> None:
     """Apply the process-wide settings the front ends want for inference (idempotent). Call it before importing
     PyTorch, or the thread wait policy cannot take effect."""
-    passive_threads()
+    thread_wait_policy()
     tune_allocator()
