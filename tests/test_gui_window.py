@@ -471,7 +471,11 @@ def test_closing_during_a_run_asks_and_the_queue_comes_back_at_the_next_start(qt
         ("done.png", ItemState.DONE, tmp_path / "out" / "done_x2.png"),
         ("bad.png", ItemState.FAILED, None),
     ]
-    assert restored[2][0] == "later.png" and restored[2][1] in (ItemState.CANCELLED, ItemState.QUEUED)
+    # The blocked worker is let go just before the stop, so the tiny model may still finish later.png first; either
+    # way it comes back in a state that says what happened, with its output only if it was written.
+    name, state, output = restored[2]
+    assert name == "later.png" and state in (ItemState.CANCELLED, ItemState.QUEUED, ItemState.DONE)
+    assert (output is not None and output.is_file()) if state is ItemState.DONE else output is None
     assert "Restored the queue" in again.statusBar().currentMessage()
     assert again.open_compare(again.queue.items[0].id), "a restored result can be compared"
 
