@@ -39,6 +39,9 @@ __all__ = ["HAT", "relative_position_index_sa", "relative_position_index_oca", "
 # denormals: exactly as negligible as zero in the output, but the CPU computes with denormals many times slower
 # (masked windows took 25 % longer). -1e4 underflows to an exact 0 instead; finite, so fp16 stays safe.
 _MASKED = -1e4
+# OCAB gathers its key/value windows in chunks of at most this many bytes: under glibc's largest mmap threshold
+# (32 MiB), so the allocator reuses the buffer instead of mapping (and faulting in) a fresh one per chunk.
+_KV_CHUNK_BYTES = 16 << 20
 _RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 PAD_HEAD_DIM = os.environ.get("HAT_PLUGIN_PAD_HEADS") == "1"
@@ -406,15 +409,25 @@ class OCAB(nn.Module):
         g = q.shape[0]
         # Key/value windows: zero-pad after the projection (padded keys and values are exactly 0), then gather
         # the ows x ows window every ws pixels: the same windows, in the same order, as the official Unfold.
+        # Gathered a chunk of windows at a time: the key/value windows repeat each pixel (ows/ws)^2 times, so all
+        # of them at once would be the largest buffer of the block (130 MB for a 224-px HAT-S tile), a fresh
+        # mapping the kernel faults in page by page on every call (see _KV_CHUNK_BYTES).
         pad = (ows - ws) // 2
-        kv = F.pad(qkv[..., c:], (0, 0, pad, pad, pad, pad)).reshape(-1, 2 * c)
-        kv = kv.index_select(0, _overlap_windows(b, ws, ows, height, width, x.device)).view(g, ows * ows, 2 * c)
+        padded = F.pad(qkv[..., c:], (0, 0, pad, pad, pad, pad)).reshape(-1, 2 * c)
+        index = _overlap_windows(b, ws, ows, height, width, x.device)
         q = q.view(g, ws * ws, nh, d).transpose(1, 2)
-        k = kv[..., :c].view(g, ows * ows, nh, d).transpose(1, 2)
-        v = kv[..., c:].view(g, ows * ows, nh, d).transpose(1, 2)
         bias = self.position_bias(rpi_oca).to(q.dtype)
-        out = _attention(q, k, v, bias, self.scale)
-        out = _window_reverse(out.transpose(1, 2).reshape(g, ws * ws, c), ws, b, height, width)
+        per_window = ows * ows * 2 * c * padded.element_size()
+        chunk = g if _tracing() else max(1, _KV_CHUNK_BYTES // per_window)
+        parts = []
+        for start in range(0, g, chunk):
+            n = min(chunk, g - start)
+            kv = padded.index_select(0, index[start * ows * ows : (start + n) * ows * ows]).view(n, ows * ows, 2 * c)
+            k = kv[..., :c].view(n, ows * ows, nh, d).transpose(1, 2)
+            v = kv[..., c:].view(n, ows * ows, nh, d).transpose(1, 2)
+            parts.append(_attention(q[start : start + n], k, v, bias, self.scale).transpose(1, 2).reshape(n, -1, c))
+        out = torch.cat(parts) if len(parts) > 1 else parts[0]
+        out = _window_reverse(out, ws, b, height, width)
         x = x + self.proj(out)
         return x + self.mlp(_layer_norm(self.norm2, x, compute))
 

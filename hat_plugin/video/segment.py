@@ -27,6 +27,7 @@ from .frames import new_frame
 __all__ = ["Chunk", "OutputFormat", "SegmentWriter", "check_segment"]
 
 SEGMENT_FORMAT = "matroska"
+_REORDER_FROM = 3  # frames an encoder needs before it can reorder any (an I or P frame and a B between them)
 TAG_JOB, TAG_FRAMES = "HAT_JOB", "HAT_FRAMES"
 
 
@@ -97,15 +98,25 @@ class SegmentWriter:
         frame.pts, frame.time_base = pts, self.fmt.time_base
         frame.colorspace = self.fmt.colour.matrix
         frame.color_range = 2 if self.fmt.colour.full_range else 1
-        self._container.mux(self._stream.encode(frame))
+        self._mux(self._stream.encode(frame))
         self.added += 1
 
     def finish(self) -> None:
         """Flush the encoder and publish the segment under its final name."""
         if self.added != self.chunk.frames:
             raise RuntimeError(f"segment {self.chunk.number} got {self.added} of {self.chunk.frames} frames")
-        self._container.mux(self._stream.encode(None))
+        self._mux(self._stream.encode(None))
         self._stack.close()
+
+    def _mux(self, packets: list[av.Packet[av.video.stream.VideoStream]]) -> None:
+        """Write the encoder's packets. In a segment too short for any reordering, decode order is display order,
+        so each packet's dts is its pts: x265 (before its fix #936) leaves the dts of sessions under three frames
+        uninitialised (heap garbage, which the muxer refuses), and the last chunk of a video can be that short."""
+        if self.chunk.frames < _REORDER_FROM:
+            for packet in packets:
+                if packet.pts is not None:
+                    packet.dts = packet.pts
+        self._container.mux(packets)
 
     def abort(self) -> None:
         """Drop the unfinished segment (its temporary file is removed)."""
