@@ -142,6 +142,8 @@ class ModelChosen:
     precision: str
     why: str = ""
     notes: tuple[str, ...] = ()
+    weights: Path | None = None
+    """The weights file the run loaded: what each of its outputs was made with (Explain uses it)."""
 
 
 @dataclass(frozen=True)
@@ -313,6 +315,8 @@ class RunTracker:
             self._eta.finish_item(counted, item.total)
             _set(item, event.state, event.message)
             item.output, item.seconds = event.output, event.seconds
+            weights = self.model.weights if self.model is not None else None
+            item.model = weights if event.state is ItemState.DONE and event.output is not None else None
         return item
 
     def end(self) -> list[QueueItem]:

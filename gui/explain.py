@@ -34,13 +34,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ExplainSource:
-    """What is compared: how to read its input, its output file, and the settings' model and device."""
+    """What is compared: how to read its input, its output file, the model that made it and the device."""
 
     image: Callable[[], np.ndarray[Any, Any]]
     """Reads the input the output was made from (the image, or the shown frame of a video), on the worker thread."""
     output: Path
     config: RunConfig
-    """The settings' model and device (as a run with these settings would use)."""
+    """The model that made the output (or the settings' one) and the settings' device."""
 
 
 @dataclass(frozen=True)

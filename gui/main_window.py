@@ -9,6 +9,7 @@ the compare view's video frames on a third, so stepping through frames never wai
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import time
@@ -877,7 +878,8 @@ class MainWindow(QMainWindow):
 
     def _explain_source(self) -> ExplainSource | str:
         """What Explain works on: the compared item's input (for a video, the source frame shown), its output and
-        the settings' model; or why there is nothing to explain."""
+        the model that made it (the settings' model for an item restored without one); or why there is nothing to
+        explain."""
         item = self.queue.find(self.compare_item) if self.compare_item is not None else None
         if item is None or item.output is None:
             return "Open a finished item in the comparison first."
@@ -885,6 +887,8 @@ class MainWindow(QMainWindow):
             config = RunConfig.from_settings(self.panel.settings())
         except OptionError as exc:
             return f"Cannot explain: {exc}"
+        if item.model is not None:
+            config = dataclasses.replace(config, model=str(item.model), from_file=True)
         pair, frame, source = self.compared_video, self.compare.frame, item.source
         if item.is_video:
             if pair is None or frame < 0:

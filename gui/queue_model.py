@@ -71,6 +71,9 @@ class QueueItem:
     message: str = ""
     output: Path | None = None
     seconds: float | None = None
+    model: Path | None = None
+    """The weights file that made ``output`` (None when not known: no output, or a queue saved by an older
+    version)."""
 
     @property
     def is_video(self) -> bool:
@@ -216,7 +219,7 @@ class JobQueue:
         for item in items:
             if item.state.finished:
                 item.state, item.done, item.total, item.message = ItemState.QUEUED, 0, 0, ""
-                item.output, item.seconds = None, None
+                item.output, item.seconds, item.model = None, None, None
                 again.append(item)
         return again
 
@@ -256,6 +259,7 @@ class JobQueue:
                 "message": item.message,
                 "output": str(item.output) if item.output is not None else None,
                 "seconds": item.seconds,
+                "model": str(item.model) if item.model is not None else None,
             }
             for item in self.items
         ]
@@ -271,6 +275,7 @@ class JobQueue:
                 state = ItemState(record.get("state", "queued"))
                 output = Path(record["output"]) if record.get("output") else None
                 seconds = record.get("seconds")
+                model = Path(record["model"]) if record.get("model") else None
                 message = str(record.get("message") or "")
             except (KeyError, TypeError, ValueError):
                 dropped += 1
@@ -284,6 +289,7 @@ class JobQueue:
             if state is ItemState.DONE and (output is None or _kind(output) != stat.S_IFREG):
                 state, message, output = ItemState.QUEUED, "", None  # its output is gone: do it again
             item.state, item.message, item.output = state, message, output
+            item.model = model if output is not None else None
             item.seconds = float(seconds) if isinstance(seconds, int | float) else None
             restored += 1
         return restored, dropped

@@ -165,7 +165,7 @@ def _load(
         return None
     label = weights.model_label(spec)
     precision = str(upscaler.dtype).removeprefix("torch.")
-    emit(ModelChosen(label, upscaler.scale, str(upscaler.device), precision, why, tuple(notes)))
+    emit(ModelChosen(label, upscaler.scale, str(upscaler.device), precision, why, tuple(notes), path))
     return upscaler, label, path
 
 

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gui_helpers import GOLDEN, as_array, click_output, make_window, run, use_golden, write_png
+from gui_helpers import (
+    GOLDEN,
+    as_array,
+    click_output,
+    make_window,
+    run,
+    settings_store,
+    use_golden,
+    write_png,
+)
 from PyQt6.QtCore import QPoint, QRectF, Qt
 from PyQt6.QtWidgets import QFileDialog
 
@@ -105,6 +114,25 @@ def test_a_click_in_explain_mode_shows_the_heat_map_and_di_and_saves_it(qtbot, c
 
     compare.explain_action.trigger()  # Explain off: the input again
     assert np.array_equal(as_array(compare.canvas.before), plain) and compare.canvas.marker is None
+
+
+def test_explain_uses_the_model_that_made_the_output_not_the_settings_one(qtbot, compared, tmp_path):
+    """Settings changed after the run (another weights file): Explain still explains the output's own model, also
+    after the queue is saved and restored; an item restored without one falls back to the settings'."""
+    made_with = compared.queue.items[0].model
+    assert made_with is not None and made_with.resolve() == GOLDEN.resolve()
+    other = tmp_path / "other.safetensors"
+    use_golden(compared, tmp_path / "out", weights_file=str(other))
+    source = compared._explain_source()
+    assert isinstance(source, ExplainSource)
+    assert (source.config.model, source.config.from_file) == (str(made_with), True)
+    compared.save_queue()
+    again = make_window(qtbot, tmp_path, settings_store(tmp_path))
+    assert again.queue.items[0].model == made_with
+    again.queue.items[0].model = None
+    assert again.open_compare(again.queue.items[0].id)
+    fallback = again._explain_source()
+    assert isinstance(fallback, ExplainSource) and fallback.config.model == again.panel.settings().model_source
 
 
 def test_cancel_stops_the_map_being_computed(qtbot, compared):

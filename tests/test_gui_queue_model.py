@@ -102,6 +102,7 @@ def test_the_queue_comes_back_with_finished_states(tmp_path):
     done, failed, running, gone = queue.add_paths([touch(tmp_path / f"{n}.png") for n in "abcd"]).added
     folder_item = queue.add_paths([touch(tmp_path / "album" / "sub" / "e.png").parent.parent]).added[0]
     done.state, done.output, done.seconds = ItemState.DONE, touch(tmp_path / "a_x2.png"), 1.5
+    done.model = tmp_path / "weights.safetensors"
     failed.state, failed.message = ItemState.FAILED, "not a readable image"
     running.state = ItemState.RUNNING
     records = queue.to_records()
@@ -115,6 +116,7 @@ def test_the_queue_comes_back_with_finished_states(tmp_path):
         "c.png": (ItemState.QUEUED, "", None, None),
         "e.png": (ItemState.QUEUED, "", None, None),
     }
+    assert [i.model for i in again.items] == [tmp_path / "weights.safetensors", None, None, None]
     assert again.items[-1].root == folder_item.root and again.items[-1].subfolder == Path("sub")
     (tmp_path / "a_x2.png").unlink()
     third = JobQueue()
