@@ -119,22 +119,29 @@ class DerivedCache:
         return value
 
 
+def _per_size[R](make: Callable[..., R]) -> Callable[..., R]:
+    """``make`` (an index that depends only on sizes) kept for the last few sizes, and computed afresh while
+    tracing, where the graph must record the ops rather than a tensor of another trace. ``make`` runs outside
+    inference mode, so a kept index also serves a later forward that autograd records."""
+    make = torch.inference_mode(False)(make)
+    kept = functools.lru_cache(maxsize=8)(make)
+
+    @functools.wraps(make)
+    def get(*args: Any) -> R:
+        return make(*args) if _tracing() else kept(*args)
+
+    return get
+
+
+@_per_size
 def _overlap_windows(b: int, ws: int, ows: int, height: int, width: int, device: torch.device) -> Tensor:
     """Row indices into ``b`` zero-padded ``(H + ows - ws, W + ows - ws)`` grids, flattened to one
     ``(b * padded pixels, C)`` matrix, of every ``ows x ows`` window taken every ``ws`` pixels: images, then
     windows row-major, then pixels row-major: ``(b * nW * ows * ows,)`` int64.
 
     A gather with these indices is what ``nn.Unfold`` computes, in one copy of whole rows (the fast form of
-    ``index_select``), and exports to ONNX as one Gather. Cached for the last few sizes (it depends only on
-    them), except while tracing.
+    ``index_select``), and exports to ONNX as one Gather.
     """
-    if _tracing():
-        return _window_indices(b, ws, ows, height, width, device)
-    return _window_indices_cached(b, ws, ows, height, width, device)
-
-
-@torch.inference_mode(False)  # a cached index must be usable by a later forward that autograd records
-def _window_indices(b: int, ws: int, ows: int, height: int, width: int, device: torch.device) -> Tensor:
     padded_w = width + ows - ws
     top = torch.arange(0, height, ws, device=device)
     left = torch.arange(0, width, ws, device=device)
@@ -146,28 +153,16 @@ def _window_indices(b: int, ws: int, ows: int, height: int, width: int, device: 
     return (images[:, None] + one[None, :]).reshape(-1)
 
 
-_window_indices_cached = functools.lru_cache(maxsize=8)(_window_indices)
-
-
+@_per_size
 def _shifted_windows(
     b: int, height: int, width: int, ws: int, shift: int, device: torch.device
-) -> tuple[Tensor, Tensor, tuple[int, int, int, int]]:
+) -> tuple[Tensor, Tensor, tuple[int, ...]]:
     """Where the shifted windows' tokens are in the unshifted ``(B*H*W, C)`` stream, in mask-group order.
 
     Returns ``(index, inverse, sizes)``: ``stream[index]`` is every window of the stream rolled by ``-shift``,
     grouped as interior windows, last column, last row, corner (each group of all images shares one mask;
     ``sizes`` counts each group's windows), tokens row-major; ``windows[inverse]`` puts them back, the roll undone.
-    Cached for the last few sizes, except while tracing.
     """
-    if _tracing():
-        return _shifted_order(b, height, width, ws, shift, device)
-    return _shifted_order_cached(b, height, width, ws, shift, device)
-
-
-@torch.inference_mode(False)  # cached, like _window_indices
-def _shifted_order(
-    b: int, height: int, width: int, ws: int, shift: int, device: torch.device
-) -> tuple[Tensor, Tensor, tuple[int, int, int, int]]:
     rows, cols = height // ws, width // ws
     inner_r, inner_c = (
         t.reshape(-1) for t in torch.meshgrid(torch.arange(rows - 1), torch.arange(cols - 1), indexing="ij")
@@ -187,10 +182,7 @@ def _shifted_order(
         parts.append((images[:, None, None] + (r * width + c)[None]).reshape(-1))
     index = torch.cat(parts)
     sizes = tuple(b * len(window_r) for window_r, _ in groups)
-    return index.to(device), torch.argsort(index).to(device), (sizes[0], sizes[1], sizes[2], sizes[3])
-
-
-_shifted_order_cached = functools.lru_cache(maxsize=8)(_shifted_order)
+    return index.to(device), torch.argsort(index).to(device), sizes
 
 
 def _cached[T](cache: DerivedCache, name: str, sources: tuple[Tensor, ...], make: Callable[[], T]) -> T:
