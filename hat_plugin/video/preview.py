@@ -1,9 +1,9 @@
 """Frames of a video as RGB pictures, for a front end's compare view (source frame k beside output frame k) and
 thumbnails.
 
-Uses the same decoding (frame ``k`` is the ``k``-th timestamp) and the same colour conversion as the upscaling,
-so the two pictures compare like for like. ``FrameReader`` keeps the file's index and decoder open, so stepping
-through frames reads the file once (the next frame continues decoding without seeking again).
+Uses the same decoding (frame ``k`` is the ``k``-th picture the decoder outputs) and the same colour conversion as
+the upscaling, so the two pictures compare like for like. ``FrameReader`` keeps the file's index and decoder open,
+so stepping through frames reads the file once (the next frame continues decoding without seeking again).
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ __all__ = ["FrameReader", "frame_count", "read_frame"]
 class FrameReader:
     """Reads frames of one video by number, as ``HxWx3`` RGB (``uint8`` for 8-bit video, ``uint16`` for deeper).
 
-    Opening probes the file and indexes its frames (from the packets, no decoding): ``VideoError`` for a file that
+    Opening probes the file and indexes its frames (decoding it once): ``VideoError`` for a file that
     is not a usable video. Safe to use from any thread; calls are served one at a time.
     """
 
     def __init__(self, path: str | os.PathLike[str], cancel: CancelCheck = None) -> None:
         self.path = Path(path)
         self.info: VideoInfo = probe(self.path)
-        self.index = build_index(self.info.path, self.info.stream_index, cancel)
+        self.index = build_index(self.info, cancel)
         self._reader: SourceReader | None = SourceReader(self.info, self.index)
         info = self.info
         self._converter = ColourConverter(info.layout, info.colour, info.width, info.height, torch.device("cpu"))
@@ -77,9 +77,8 @@ class FrameReader:
 
 
 def frame_count(path: str | os.PathLike[str]) -> int:
-    """How many frames the video at ``path`` has (from its packets; no decoding)."""
-    info = probe(path)
-    return len(build_index(info.path, info.stream_index))
+    """How many frames the video at ``path`` decodes to (it is decoded once)."""
+    return len(build_index(probe(path)))
 
 
 def read_frame(path: str | os.PathLike[str], number: int) -> np.ndarray:
