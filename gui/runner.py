@@ -310,7 +310,8 @@ def _process_video(
     except Exception as exc:
         if not isinstance(exc, HATError | OSError | MemoryError) and not is_out_of_memory(exc):
             traceback.print_exc()
-        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.tile))
+        message = describe_error(exc, upscaler.device, config.tile)
+        finish(ItemState.FAILED, message.removeprefix(f"{job.source}: "))  # the queue names the file already
     else:
         reused = [f"{result.reused} of {result.chunks} chunks reused"] if result.reused else []
         finish(ItemState.DONE, "; ".join([*reused, *notes]), target)

@@ -29,11 +29,16 @@ def ffmpeg(*args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def source(size: str = SIZE, rate: int = 25, frames: int = FRAMES, audio: bool = False) -> list[str]:
-    """Input options: the moving test pattern (and a tone), ``frames`` long."""
-    video = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}"]
-    sound = ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"] if audio else []
-    return [*video, *sound, "-frames:v", str(frames), *(["-shortest"] if audio else [])]
+def source(
+    size: str = SIZE, rate: int = 25, frames: int = FRAMES, audio: bool = False, repeated: bool = False
+) -> list[str]:
+    """Input options: the moving test pattern (and a tone as long), ``frames`` long. The hue turns with time, so
+    every frame differs even where the pattern, this small, repeats (``repeated`` keeps the repeats)."""
+    seconds = f"{frames / rate:.4f}"
+    hue = "" if repeated else ",hue=H=t*10"
+    video = ["-f", "lavfi", "-t", seconds, "-i", f"testsrc2=size={size}:rate={rate}{hue}"]
+    sound = ["-f", "lavfi", "-t", seconds, "-i", "sine=frequency=440:sample_rate=48000"] if audio else []
+    return [*video, *sound]
 
 
 def avi_packed_bframes(folder: Path) -> Path:
@@ -120,6 +125,14 @@ def mkv_open_gop(folder: Path) -> Path:
     """H.264 with open GOPs (B-frames before a recovery point refer across it) in Matroska."""
     path = folder / "open-gop.mkv"
     ffmpeg(*source(), "-c:v", "libx264", "-x264-params", "open-gop=1:keyint=5:min-keyint=5:bframes=2", str(path))
+    return path
+
+
+def mkv_repeated_pictures(folder: Path) -> Path:
+    """H.264 whose pictures repeat (14 frames, 4 different pictures, as in a still or a slide show): a seek
+    cannot be placed by one picture's hash, only by a longer run or from the start."""
+    path = folder / "repeated.mkv"
+    ffmpeg(*source(repeated=True), "-c:v", "libx264", "-g", "4", "-qp", "0", str(path))
     return path
 
 
@@ -317,6 +330,7 @@ QUIRKS: dict[str, Callable[[Path], Path]] = {
     "mov_negative_cts": mov_negative_cts,
     "mp4_cut_with_edit_list": mp4_cut_with_edit_list,
     "mkv_open_gop": mkv_open_gop,
+    "mkv_repeated_pictures": mkv_repeated_pictures,
     "mkv_vfr": mkv_vfr,
     "raw_h264": raw_h264,
     "raw_hevc": raw_hevc,

@@ -97,9 +97,8 @@ def test_interlaced_source_is_deinterlaced_exactly_in_chunks(tmp_path, engine, m
     times = [pts for pts, _ in frames]
     assert all(a < b for a, b in zip(times, times[1:], strict=False))
     if rate == "field":  # a field every half frame: 25 fps becomes 50 fps
-        assert {round(float((b - a) * job.plan.fmt.time_base), 4) for a, b in zip(times, times[1:], strict=False)} == {
-            0.02
-        }
+        seconds = [frame.time for _, frame in frames]
+        assert {round(b - a, 4) for a, b in zip(seconds, seconds[1:], strict=False)} == {0.02}
     upscale = FrameUpscaler(engine, job.plan.info, job.plan.fmt)
     for number, ((_, frame), planes) in enumerate(zip(frames, want, strict=True)):
         for expected, got in zip(upscale(planes), planes_of(frame), strict=True):
@@ -119,3 +118,20 @@ def test_progressive_source_is_not_deinterlaced_by_auto(tmp_path, engine):
     ffmpeg(*source(frames=4), "-c:v", "libx264", str(path))
     plan = VideoJob(path, tmp_path / "o.mkv", WEIGHTS, upscaler=engine).prepare()
     assert plan.fmt.deinterlace is None and plan.frames == 4
+
+
+def test_telecined_film_is_detected_and_named(tmp_path, engine, caplog):
+    """Film at 23.976 fps put into 29.97 interlaced frames by 3:2 pulldown (FFmpeg's telecine filter)."""
+    film = tmp_path / "film.mpg"
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=96x64:rate=24000/1001", "-frames:v", "40", "-vf", "telecine=pattern=23",
+        "-c:v", "mpeg2video", *FIELDS, "-q:v", "2", str(film),
+    )  # fmt: skip
+    video = tmp_path / "video.mpg"
+    ffmpeg(*source(size="96x64", rate=30, frames=40), "-c:v", "mpeg2video", *FIELDS, "-q:v", "2", str(video))
+    VideoJob(film, tmp_path / "f.mkv", WEIGHTS, upscaler=engine).prepare()
+    [note] = [r.getMessage() for r in caplog.records if "telecined" in r.getMessage()]
+    assert "3:2 pulldown" in note and "film.mpg" in note
+    caplog.clear()
+    VideoJob(video, tmp_path / "v.mkv", WEIGHTS, upscaler=engine).prepare()
+    assert not [r for r in caplog.records if "telecined" in r.getMessage()]

@@ -14,7 +14,7 @@ import av
 import av.error
 import numpy as np
 import pytest
-from quirk_videos import FFMPEG, QUIRKS, h264_damaged, mkv_truncated, ts_size_change
+from quirk_videos import FFMPEG, QUIRKS, avi_packed_bframes, h264_damaged, mkv_truncated, ts_size_change
 from video_helpers import WEIGHTS, decoded, planes_of
 
 from hat_plugin.engine import Upscaler
@@ -71,15 +71,16 @@ def plain_frames(path: Path, keep: range) -> tuple[int, dict[int, list[np.ndarra
 
 
 def span(path: Path, kind: str) -> tuple[float, float] | None:
-    """First and end time (seconds) of the first ``kind`` stream's packets, or None when there is none."""
+    """First and end time (seconds) of the first ``kind`` stream's packets, or None when there is none. The end
+    is the last packet's time plus the gap before it (Matroska stores no duration for most packets)."""
     with av.open(str(path)) as container:
         streams = [s for s in container.streams if s.type == kind]
         if not streams:
             return None
         stream = streams[0]
         tb = Fraction(stream.time_base)
-        times = [(p.pts, p.duration or 0) for p in container.demux(stream) if p.size and p.pts is not None]
-    return float(min(t for t, _ in times) * tb), float(max(t + d for t, d in times) * tb)
+        times = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
+    return float(times[0] * tb), float((2 * times[-1] - times[-2]) * tb)
 
 
 def check_upscaled(source: Path, out: Path, engine, start: int = 0, stop: int | None = None) -> None:
@@ -104,7 +105,7 @@ def check_upscaled(source: Path, out: Path, engine, start: int = 0, stop: int | 
     sound = span(source, "audio")
     if sound is None or start or stop != total:
         return
-    frame = plan.index.decoded_seconds() / len(plan.index)
+    frame = plan.index.decoded_seconds() / len(plan.index) + 1e-6
     video = (plan.index.seconds(0), plan.index.seconds(len(plan.index)))
     copied, written = span(out, "audio"), span(out, "video")
     assert copied is not None and written is not None
@@ -131,15 +132,16 @@ def test_truncated_file_warning_names_expected_and_got_frames(tmp_path, engine, 
     got = plain_count(source)
     job(source, tmp_path / "out.mkv", engine).run()
     [warning] = [r.getMessage() for r in caplog.records if "ends early" in r.getMessage()]
-    assert f"{got} frames (" in warning and "about 40 frames" in warning and "0:01.600" in warning
+    assert f"{got} frames (" in warning and "about 40 frames" in warning and "declares 0:01.600" in warning
 
 
 def test_damaged_frames_are_listed_and_on_damage_stop_refuses(tmp_path, engine, caplog):
     source = h264_damaged(tmp_path)
     job(source, tmp_path / "out.mkv", engine).run()
     [warning] = [r.getMessage() for r in caplog.records if "damaged video data" in r.getMessage()]
-    assert "frames 12" in warning and "0:00.480" in warning and "concealed pictures are used" in warning
-    with pytest.raises(DamagedVideoError, match=r"damaged at frame 12 \(0:00.480\)") as caught:
+    # packet 12 is lost, so frame 12 is the picture after it (0.52 s); the second damaged packet is frame 20
+    assert "frames 12, 20 at 0:00.520, 0:00.880" in warning and "concealed pictures are used" in warning
+    with pytest.raises(DamagedVideoError, match=r"damaged at frame 12 \(0:00.520\)") as caught:
         job(source, tmp_path / "stopped.mkv", engine, on_damage="stop").run()
     assert caught.value.frame == 12 and "\n" not in str(caught.value)
     assert not (tmp_path / "stopped.mkv").exists()
@@ -149,14 +151,18 @@ def test_damaged_frames_are_listed_and_on_damage_stop_refuses(tmp_path, engine, 
 
 def test_truncated_file_with_on_damage_stop_is_refused(tmp_path, engine):
     source = mkv_truncated(tmp_path)
-    with pytest.raises(DamagedVideoError, match="ends early") as caught:
+    with pytest.raises(DamagedVideoError, match="damaged at frame|ends early") as caught:
         job(source, tmp_path / "out.mkv", engine, on_damage="stop").run()
     assert "\n" not in str(caught.value) and not (tmp_path / "out.mkv").exists()
 
 
 def test_picture_size_change_is_refused_with_one_line(tmp_path, engine):
     source = ts_size_change(tmp_path)
-    with pytest.raises(VideoError, match=r"picture size changes at frame 6 \(48x32 to 64x48\)") as caught:
+    with av.open(str(source)) as container:
+        sizes = [(frame.width, frame.height) for frame in container.decode(video=0)]
+    changed = sizes.index((64, 48))
+    assert sizes[:changed] == [(48, 32)] * changed
+    with pytest.raises(VideoError, match=rf"picture size changes at frame {changed} \(48x32 to 64x48\)") as caught:
         job(source, tmp_path / "out.mkv", engine).run()
     assert "\n" not in str(caught.value) and not (tmp_path / "out.mkv").exists()
 
@@ -164,7 +170,7 @@ def test_picture_size_change_is_refused_with_one_line(tmp_path, engine):
 def test_a_seek_into_the_middle_lands_on_the_verified_frame(tmp_path, engine):
     """A range in the middle of a packed-B-frame AVI, a decode-order MP4 and an open-GOP stream: the decoder
     seeks, finds its place by the pictures' hashes, and the output is frames ``[start, end)`` exactly."""
-    for name in ("avi_packed_bframes", "mp4_pts_equal_dts", "mkv_open_gop", "raw_m2v"):
+    for name in ("avi_packed_bframes", "mp4_pts_equal_dts", "mkv_open_gop", "raw_m2v", "mkv_repeated_pictures"):
         folder = tmp_path / name
         folder.mkdir()
         source = QUIRKS[name](folder)
@@ -204,3 +210,63 @@ def test_real_sample_video_is_indexed_and_upscaled_frame_exact(tmp_path, engine,
     result = job(source, out, engine, start=middle, end=middle + 3).run()
     assert result.frames == 3
     check_upscaled(source, out, engine, middle, middle + 3)
+
+
+# ------------------------------------------------------------------------------------------------ front ends
+
+
+@pytest.mark.parametrize("name", ["avi_packed_bframes", "mp4_pts_equal_dts", "raw_h264"])
+def test_frame_reader_gives_the_same_picture_in_any_order(tmp_path, name):
+    """The app's compare view and thumbnails: frames by number, in any order, are the decoded pictures."""
+    from hat_plugin.video import FrameReader
+
+    source = QUIRKS[name](tmp_path)
+    with FrameReader(source) as reader:
+        assert reader.frames == plain_count(source)
+        forward = [reader.read(number) for number in range(reader.frames)]
+        order = [7, 2, 11, 0, 5, 5, 9]
+        shuffled = [reader.read(number) for number in order]
+    assert len({picture.tobytes() for picture in forward}) == len(forward)  # every frame differs
+    for number, picture in zip(order, shuffled, strict=True):
+        np.testing.assert_array_equal(picture, forward[number], err_msg=f"frame {number}")
+
+
+def test_app_thumbnail_of_a_packed_bframe_avi(tmp_path):
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PyQt6.QtCore import QSize
+    from PyQt6.QtGui import QGuiApplication
+
+    from gui.thumbnails import make_thumbnail
+
+    _app = QGuiApplication.instance() or QGuiApplication([])
+    image = make_thumbnail(avi_packed_bframes(tmp_path), QSize(96, 96))
+    assert not image.isNull() and image.width() == 96
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["avi_packed_bframes", "mp4_pts_equal_dts", "ts_discontinuity"])
+def test_resume_after_sigkill_gives_the_same_bytes(tmp_path, name):
+    """A run killed after its first chunk, run again, writes the bytes of a run never interrupted: the resumed
+    decoder seeks into a file whose timestamps are out of order and finds its frame by the pictures' hashes."""
+    import signal
+
+    from test_video_cli import command, digest, environment, wait_for_chunk
+
+    source = QUIRKS[name](tmp_path)
+    fresh = tmp_path / "fresh.mkv"
+    subprocess.run(command(source, fresh, "--chunk-frames", 2), check=True, env=environment(), capture_output=True)
+    out = tmp_path / "out.mkv"
+    work = tmp_path / "out.mkv.hat-work"
+    process = subprocess.Popen(command(source, out, "--chunk-frames", 2), env=environment(), stderr=subprocess.PIPE)
+    wait_for_chunk(work, process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=120)
+    assert process.returncode == -signal.SIGKILL and not out.exists()
+    again = subprocess.run(
+        command(source, out, "--chunk-frames", 2), env=environment(), capture_output=True, text=True, timeout=300
+    )
+    assert again.returncode == 0, again.stderr
+    assert "resuming:" in again.stderr
+    assert digest(out) == digest(fresh)

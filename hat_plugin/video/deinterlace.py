@@ -25,11 +25,13 @@ from .frames import new_frame, read_planes
 from .index import FrameIndex
 from .probe import VideoInfo
 
-__all__ = ["MODES", "RATES", "Deinterlace", "choose", "output_index"]
+__all__ = ["MODES", "RATES", "Deinterlace", "choose", "looks_telecined", "output_index"]
 
 MODES = ("auto", "off", "bwdif", "yadif")
 RATES = ("frame", "field")
 _CONTEXT = 2  # source frames filtered before a range (the filters look one frame back; one more for safety)
+_TELECINE_FRAMES = 120  # frames idet looks at
+_PULLDOWN = (0.25, 0.55)  # share of frames with a repeated field that 3:2 pulldown gives (2 in 5)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,41 @@ def choose(info: VideoInfo, mode: str, rate: str) -> Deinterlace | None:
     if mode == "off" or (mode == "auto" and not info.field_order):
         return None
     return Deinterlace("bwdif" if mode == "auto" else mode, rate, "bff" if "bottom" in info.field_order else "tff")
+
+
+def looks_telecined(info: VideoInfo) -> bool:
+    """Whether the interlaced video ``info`` is telecined film (3:2 pulldown: 24 film frames spread over 30
+    interlaced frames, 2 in 5 holding a repeated field), by FFmpeg's ``idet`` over its first frames."""
+    graph = av.filter.Graph()
+    buffer = graph.add_buffer(width=info.width, height=info.height, format=info.pix_fmt, time_base=Fraction(1, 1))
+    node = graph.add("idet")
+    sink = graph.add("buffersink")
+    buffer.link_to(node)
+    node.link_to(sink)
+    graph.configure()
+    last: av.VideoFrame | None = None
+    try:
+        with av.open(str(info.path)) as container:
+            for number, frame in enumerate(container.decode(container.streams[info.stream_index])):
+                if number >= _TELECINE_FRAMES:
+                    break
+                assert isinstance(frame, av.VideoFrame)
+                frame.pts = number
+                graph.push(frame)
+                while True:
+                    try:
+                        out = graph.pull()
+                    except (av.error.BlockingIOError, av.error.EOFError):
+                        break
+                    assert isinstance(out, av.VideoFrame)
+                    last = out
+    except (av.error.FFmpegError, ValueError):
+        return False
+    if last is None:
+        return False
+    counts = {kind: float(last.metadata.get(f"lavfi.idet.repeated.{kind}", 0)) for kind in ("neither", "top", "bottom")}
+    total = sum(counts.values())
+    return total >= 20 and _PULLDOWN[0] <= (counts["top"] + counts["bottom"]) / total <= _PULLDOWN[1]
 
 
 def output_index(index: FrameIndex, deinterlace: Deinterlace | None) -> FrameIndex:

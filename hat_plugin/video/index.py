@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -44,6 +45,7 @@ log = logging.getLogger("hat_plugin.video")
 
 _FORMAT = 2
 _HASH_BYTES = 8
+_DURATION_TAG = re.compile(r"^(\d+):(\d\d):(\d\d(?:\.\d+)?)$")
 
 
 def frame_hash(planes: list[np.ndarray]) -> str:
@@ -251,9 +253,14 @@ def _add(info: VideoInfo, found: _Pass, frames: list[av.VideoFrame], damaged: bo
 
 
 def _declared_seconds(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
-    """The video's length as the container declares it (the stream's, else the file's)."""
+    """The video's length as the container declares it: the stream's (its header, else the ``DURATION`` tag
+    Matroska muxers write per track), else the file's."""
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
+    tag = _DURATION_TAG.match(str(stream.metadata.get("DURATION", stream.metadata.get("duration", ""))))
+    if tag is not None:
+        hours, minutes, seconds = tag.groups()
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     if container.duration:
         return float(container.duration) / av.time_base
     return None

@@ -26,7 +26,7 @@ from ..errors import Cancelled, DamagedVideoError, OptionError, OutputError, who
 from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .codecs import EncoderSettings, choose_layout
 from .colour import output_colour
-from .deinterlace import choose, output_index
+from .deinterlace import choose, looks_telecined, output_index
 from .index import FrameIndex, build_index, timecode
 from .mux import StreamPlan, assemble, container_format, plan_streams
 from .probe import VideoInfo, probe, source_fingerprint
@@ -209,6 +209,12 @@ class VideoJob:
                 f"{info.path} is interlaced ({info.field_order}): upscaling its frames as they are (deinterlace off)"
             )
         factor = deinterlace.factor if deinterlace is not None else 1
+        if info.field_order and looks_telecined(info):
+            notes.append(
+                f"{info.path} looks telecined (film in 3:2 pulldown: a repeated field in 2 of every 5 frames); it is "
+                "deinterlaced as video, so the film's frames are not restored (an inverse telecine such as FFmpeg's "
+                "fieldmatch and decimate filters would do that before upscaling)"
+            )
         fmt = OutputFormat(
             settings=self.encoder,
             layout=layout,
@@ -422,9 +428,10 @@ def _stretches(index: FrameIndex, frames: list[int]) -> str:
 
 def _ends_early(index: FrameIndex, missing: float) -> str:
     """The file is shorter than its container says: expected and got frame counts and durations."""
-    declared = index.declared_seconds or 0.0
-    per_frame = index.decoded_seconds() / len(index)
-    expected = len(index) + round(missing / per_frame) if per_frame else len(index)
+    declared = (index.declared_seconds or 0.0) - index.seconds(0)
+    steps = sorted(index.duration(number) for number in range(len(index)))
+    per_frame = float(steps[len(steps) // 2] * index.time_base)  # the usual frame duration
+    expected = round(declared / per_frame) if per_frame else len(index)
     return (
         f"the file ends early (truncated or damaged): the container declares {timecode(declared)} (about "
         f"{expected} frames), {len(index)} frames ({timecode(index.decoded_seconds())}) decode"
