@@ -74,6 +74,8 @@ class RunConfig:
     """How upscaled videos are encoded."""
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     """Frames per resumable chunk of a video."""
+    deinterlace: str = "auto"
+    on_damage: str = "conceal"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunConfig:
@@ -99,6 +101,8 @@ class RunConfig:
                 codec=settings.video_codec, crf=crf, preset=settings.video_preset or None
             ).checked(),
             chunk_frames=max(settings.video_chunk, 1),
+            deinterlace=settings.video_deinterlace,
+            on_damage=settings.video_on_damage,
         )
 
 

@@ -291,6 +291,8 @@ def _process_video(
                 weights_path,
                 encoder=config.encoder,
                 chunk_frames=config.chunk_frames,
+                deinterlace=config.deinterlace,
+                on_damage=config.on_damage,
                 upscaler=upscaler,
                 overwrite=config.output.overwrite,
                 notify=lambda message: None,  # the item shows the progress and the outcome

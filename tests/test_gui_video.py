@@ -28,6 +28,7 @@ from gui_helpers import (
 from video_helpers import make_clip
 
 from gui import runner
+from gui.batch_run import RunConfig
 from gui.main_window import MainWindow
 from gui.queue_model import ItemState
 from gui.queue_view import DETAILS
@@ -142,10 +143,15 @@ def test_the_video_settings_fit_the_codec_and_survive_a_restart(qtbot, tmp_path)
     assert panel.crf.text() == "default (18)" and panel.settings().video_crf == -1
     panel.crf.setValue(24)
     panel.chunk.setValue(120)
+    panel.deinterlace.setCurrentIndex(panel.deinterlace.findData("yadif"))
+    panel.on_damage.setCurrentIndex(panel.on_damage.findData("stop"))
     window.close()
     again = make_window(qtbot, tmp_path, settings_store(tmp_path)).panel
     saved = again.settings()
     assert (saved.video_codec, saved.video_crf, saved.video_preset, saved.video_chunk) == ("x265", 24, "fast", 120)
+    assert (saved.video_deinterlace, saved.video_on_damage) == ("yadif", "stop")
+    config = RunConfig.from_settings(saved)
+    assert (config.deinterlace, config.on_damage) == ("yadif", "stop")
     again.codec.setCurrentIndex(again.codec.findData("ffv1"))
     assert not again.crf.isEnabled() and again.crf.text() == "lossless" and not again.preset.isEnabled()
     assert again.settings().video_crf == -1
