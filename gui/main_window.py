@@ -486,7 +486,7 @@ class MainWindow(QMainWindow):
             return False
         items = self.queue.startable()
         if not items:
-            failed = any(item.state is ItemState.FAILED for item in self.queue.items)
+            failed = any(item.state is ItemState.FAILED and item.retry for item in self.queue.items)
             hint = "use Retry failed to try the failed ones again" if failed else "add images or videos first"
             self._show(f"Nothing to process: {hint}.", "info")
             return False
@@ -542,7 +542,7 @@ class MainWindow(QMainWindow):
 
     def retry_failed(self) -> None:
         """Queue the failed items again and start."""
-        self.retry([item.id for item in self.queue.items if item.state is ItemState.FAILED])
+        self.retry([item.id for item in self.queue.items if item.state is ItemState.FAILED and item.retry])
 
     def retry(self, item_ids: Sequence[int]) -> None:
         """Queue the given finished items (failed, cancelled, skipped) again and start, or join the next run."""
@@ -699,7 +699,7 @@ class MainWindow(QMainWindow):
             (open_action, target is not None),
             (show_action, target is not None),
             (compare_action, first is not None and first.state is ItemState.DONE),
-            (retry_action, any(i.state.finished and i.state is not ItemState.DONE for i in items)),
+            (retry_action, any(i.state.finished and i.state is not ItemState.DONE and i.retry for i in items)),
             (remove_action, any(not i.state.busy for i in items)),
         ):
             if action is not None:
@@ -901,7 +901,8 @@ class MainWindow(QMainWindow):
         if item.state is ItemState.DONE:
             self.open_compare(item.id)
         elif item.state is ItemState.FAILED:
-            self._show(f"{item.source.name}: {item.message}", "error", [("Retry", lambda: self.retry([item.id]))])
+            retry = [("Retry", lambda: self.retry([item.id]))] if item.retry else []
+            self._show(f"{item.source.name}: {item.message}", "error", retry)
 
     # -------------------------------------------------------------------------------------------- misc
 
@@ -949,7 +950,7 @@ class MainWindow(QMainWindow):
         self.start_button.setEnabled(not running and startable)
         self.cancel_action.setEnabled(running)
         self.cancel_button.setEnabled(running)
-        self.retry_action.setEnabled(any(i.state is ItemState.FAILED for i in self.queue.items))
+        self.retry_action.setEnabled(any(i.state is ItemState.FAILED and i.retry for i in self.queue.items))
         self.clear_action.setEnabled(any(i.state.completed for i in self.queue.items))
         selected = [item for item in map(self.queue.find, self.view.selected_ids()) if item is not None]
         self.remove_action.setEnabled(any(not i.state.busy for i in selected))

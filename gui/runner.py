@@ -25,9 +25,11 @@ from gui.queue_model import ItemState
 from hat_plugin import images, weights
 from hat_plugin.errors import (
     Cancelled,
+    DamagedVideoError,
     DownloadError,
     HATError,
     ModelNotFoundError,
+    VideoError,
     is_out_of_memory,
     out_of_memory_message,
 )
@@ -207,8 +209,8 @@ def _finisher(job: Job, emit: Emit) -> Callable[..., None]:
     """``finish(state, message, output=None)``: the item's last event, with the time since this call."""
     started = time.monotonic()
 
-    def finish(state: ItemState, message: str, output: Path | None = None) -> None:
-        emit(ItemFinished(job.item_id, state, message, output, time.monotonic() - started))
+    def finish(state: ItemState, message: str, output: Path | None = None, retry: bool = True) -> None:
+        emit(ItemFinished(job.item_id, state, message, output, time.monotonic() - started, retry))
 
     return finish
 
@@ -313,7 +315,10 @@ def _process_video(
         if not isinstance(exc, HATError | OSError | MemoryError) and not is_out_of_memory(exc):
             traceback.print_exc()
         message = describe_error(exc, upscaler.device, config.tile)
-        finish(ItemState.FAILED, message.removeprefix(f"{job.source}: "))  # the queue names the file already
+        # the file itself cannot be upscaled (not a video, a format the path cannot carry): Retry cannot help;
+        # damaged data stopped by the Damaged data setting can go on with the other choice
+        retry = not isinstance(exc, VideoError) or isinstance(exc, DamagedVideoError)
+        finish(ItemState.FAILED, message.removeprefix(f"{job.source}: "), retry=retry)  # the queue names the file
     else:
         reused = [f"{result.reused} of {result.chunks} chunks reused"] if result.reused else []
         finish(ItemState.DONE, "; ".join([*reused, *notes]), target)

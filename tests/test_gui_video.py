@@ -155,3 +155,20 @@ def test_the_video_settings_fit_the_codec_and_survive_a_restart(qtbot, tmp_path)
     again.codec.setCurrentIndex(again.codec.findData("ffv1"))
     assert not again.crf.isEnabled() and again.crf.text() == "lossless" and not again.preset.isEnabled()
     assert again.settings().video_crf == -1
+
+
+def test_a_video_that_cannot_be_upscaled_fails_in_one_sentence_without_retry(qtbot, window, tmp_path):
+    """A file named like a video that is none: the message names the file once and says why; Retry is not
+    offered (running it again cannot end otherwise)."""
+    bad = tmp_path / "holiday.mkv"
+    bad.write_text("not a video\n" * 50)
+    use_golden(window, tmp_path / "out")
+    assert drop(window, file_mime(bad)) == (True, True)
+    run(qtbot, window)
+    [item] = window.queue.items
+    assert item.state is ItemState.FAILED and not item.retry
+    assert str(bad) not in item.message and "not a video file" in item.message
+    assert not window.retry_action.isEnabled()
+    window._on_double_click(window.table_model.index(0, 0))
+    assert window.message_bar.text.text().count("holiday.mkv") == 1
+    assert [button.text() for button in window.message_bar.buttons] == []
