@@ -18,6 +18,7 @@ import numpy as np
 FFMPEG = shutil.which("ffmpeg")
 SIZE = "48x32"
 FRAMES = 14
+X265_10BIT = ("-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error")
 
 
 def ffmpeg(*args: str) -> None:
@@ -157,12 +158,7 @@ def raw_hevc(folder: Path) -> Path:
     path = folder / "raw.hevc"
     ffmpeg(
         *source(size="64x48"),
-        "-c:v",
-        "libx265",
-        "-pix_fmt",
-        "yuv420p10le",
-        "-x265-params",
-        "log-level=error",
+        *X265_10BIT,
         "-f",
         "hevc",
         str(path),
@@ -246,12 +242,7 @@ def hevc_10bit_mp4(folder: Path) -> Path:
     path = folder / "hevc10.mp4"
     ffmpeg(
         *source(size="64x48", audio=True),
-        "-c:v",
-        "libx265",
-        "-pix_fmt",
-        "yuv420p10le",
-        "-x265-params",
-        "log-level=error",
+        *X265_10BIT,
         "-tag:v",
         "hvc1",
         "-c:a",

@@ -140,6 +140,7 @@ def test_truncated_file_warning_names_expected_and_got_frames(tmp_path, engine, 
 def test_damaged_frames_are_listed_and_on_damage_stop_refuses(tmp_path, engine, caplog):
     source = h264_damaged(tmp_path)
     plan = job(source, tmp_path / "out.mkv", engine).prepare()
+    caplog.clear()
     job(source, tmp_path / "out.mkv", engine).run()
     [warning] = [r.getMessage() for r in caplog.records if "damaged video data" in r.getMessage()]
     # packet 12 fails to decode: frame 12 is the first picture after it (the second scrambled packet may be
