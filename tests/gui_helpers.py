@@ -141,10 +141,10 @@ def click_output(qtbot, window: MainWindow, x: int, y: int) -> None:
 def cancel_during_run(qtbot, win: MainWindow, when: Callable[[object], bool]) -> None:
     """Start a run and cancel it as the Cancel button does, but only once ``when(event)`` holds for an event of
     the worker (checked on the worker thread, so the work stops right there); returns when the run has ended."""
-    blocker = Blocker(win.pool)
+    blocker = Blocker(win.runs.pool)
     if not win.start():
         raise AssertionError(f"the run did not start: {win.message_bar.text.text()}")
-    task = win.task
+    task = win.runs.task
     assert task is not None
 
     def on_event(event: object) -> None:

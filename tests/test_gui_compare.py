@@ -233,17 +233,17 @@ def test_compare_is_docked_steps_through_results_and_closes_with_escape(qtbot, t
     )
     assert window.compare.canvas.isVisible() and window.compare.canvas.window() is window
     ids = [item.id for item in window.queue.items]
-    assert window.compare_item == ids[0] and not window.compare.previous_action.isEnabled()
+    assert window.comparison.item == ids[0] and not window.compare.previous_action.isEnabled()
     qtbot.keyClick(window.compare.canvas, Qt.Key.Key_PageDown)
-    assert window.compare_item == ids[2], "next skips the failed item"
+    assert window.comparison.item == ids[2], "next skips the failed item"
     assert "b.png" in window.compare.title.text()
     window.compare.next_action.trigger()
-    assert window.compare_item == ids[3] and not window.compare.next_action.isEnabled()
+    assert window.comparison.item == ids[3] and not window.compare.next_action.isEnabled()
     window.compare.previous_action.trigger()
-    assert window.compare_item == ids[2]
+    assert window.comparison.item == ids[2]
     dock.setFloating(True)
     assert dock.isWindow(), "it can also be its own window"
     dock.setFloating(False)
     window.compare.canvas.setFocus()
     qtbot.keyClick(window.compare.canvas, Qt.Key.Key_Escape)
-    assert not dock.isVisible() and window.compare_item is None
+    assert not dock.isVisible() and window.comparison.item is None

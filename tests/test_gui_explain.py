@@ -80,7 +80,7 @@ def compared(qtbot, tmp_path) -> MainWindow:
     use_golden(window, tmp_path / "out")
     window.add_paths([tmp_path / "in.png"])
     run(qtbot, window)
-    assert window.open_compare(window.queue.items[0].id)
+    assert window.comparison.open(window.queue.items[0].id)
     window.compare.canvas.set_split(1.0)  # all input: a click is never on the split handle
     window.compare.explain_action.trigger()
     window.compare.explain_bar.steps.setValue(4)
@@ -123,15 +123,15 @@ def test_explain_uses_the_model_that_made_the_output_not_the_settings_one(qtbot,
     assert made_with is not None and made_with.resolve() == GOLDEN.resolve()
     other = tmp_path / "other.safetensors"
     use_golden(compared, tmp_path / "out", weights_file=str(other))
-    source = compared._explain_source()
+    source = compared.comparison.explain_source()
     assert isinstance(source, ExplainSource)
     assert (source.config.model, source.config.from_file) == (str(made_with), True)
-    compared.save_queue()
+    compared.persistence.save_queue()
     again = make_window(qtbot, tmp_path, settings_store(tmp_path))
     assert again.queue.items[0].model == made_with
     again.queue.items[0].model = None
-    assert again.open_compare(again.queue.items[0].id)
-    fallback = again._explain_source()
+    assert again.comparison.open(again.queue.items[0].id)
+    fallback = again.comparison.explain_source()
     assert isinstance(fallback, ExplainSource) and fallback.config.model == again.panel.settings().model_source
 
 

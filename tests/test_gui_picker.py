@@ -49,7 +49,7 @@ def test_first_launch_offline_uses_the_bundled_model_and_says_why(qtbot, window,
     run(qtbot, window)
     assert states(window) == [ItemState.DONE]
     assert window.queue.items[0].output == tmp_path / "a_x4.png"
-    assert window.tracker.model.label == "hat-tiny-x4" and "works offline" in window.tracker.model.why
+    assert window.runs.tracker.model.label == "hat-tiny-x4" and "works offline" in window.runs.tracker.model.why
 
 
 def test_the_model_box_is_grouped_with_friendly_names_and_distinct_marks(window):

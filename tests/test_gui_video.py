@@ -65,7 +65,7 @@ def test_a_dropped_video_runs_with_frame_progress_and_its_frames_are_compared(qt
     assert any(f"frame {n} of {FRAMES}" in text for text in details for n in range(1, FRAMES)), details
     assert window.progress.text() == "1 of 1 done"
 
-    assert window.open_compare(item.id)
+    assert window.comparison.open(item.id)
     compare = window.compare
     assert compare.frame_bar.isVisibleTo(compare)
     qtbot.waitUntil(lambda: compare.frame >= 0, timeout=30_000)
@@ -93,8 +93,8 @@ def test_a_dropped_video_runs_with_frame_progress_and_its_frames_are_compared(qt
     assert window.explainer.explanation is None, "another frame: the map is dropped"
     qtbot.waitUntil(lambda: compare.frame == FRAMES - 1, timeout=30_000)
     assert np.array_equal(as_array(compare.canvas.after), last)
-    window.close_compare()
-    assert window.compared_video is None
+    window.comparison.close()
+    assert window.comparison.video is None
 
 
 def test_cancel_keeps_the_finished_chunks_and_start_continues_from_them(qtbot, window, tmp_path, monkeypatch):

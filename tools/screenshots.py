@@ -117,7 +117,7 @@ def _make(out: Path, work: Path) -> int:
 
     window.table_model.dataChanged.connect(grab_mid_run)
     window.start()
-    _wait(app, lambda: window.task is None)
+    _wait(app, lambda: window.runs.task is None)
     window.table_model.dataChanged.disconnect(grab_mid_run)
     if mid_run:
         written.append("main_window_running.png")
@@ -129,7 +129,7 @@ def _make(out: Path, work: Path) -> int:
     window.resize(1100, 820)
     cat = next(item for item in window.queue.items if item.source.name == "chelsea.png")  # held out of training
     window.view.selectRow(window.queue.row_of(cat.id))
-    window.open_compare(cat.id)
+    window.comparison.open(cat.id)
     canvas = window.compare.canvas
     _settle(app)
     canvas.zoom_to(2.5, QPointF(0, 0))  # 250 %: each input pixel is 10 screen pixels wide
@@ -146,7 +146,7 @@ def _make(out: Path, work: Path) -> int:
         raise RuntimeError(f"explain failed: {compare.explain_bar.status.text()}")
     shot("explain.png")
     compare.explain_action.trigger()
-    window.close_compare()
+    window.comparison.close()
 
     window.resize(*SIZE)
     window.set_theme("dark", save=False)
@@ -156,7 +156,7 @@ def _make(out: Path, work: Path) -> int:
     window.add_paths([photos / "coffee.png"])
     picker.select_model("HAT-S_SRx2")
     window.start()
-    _wait(app, lambda: window.task is None)
+    _wait(app, lambda: window.runs.task is None)
     shot("offline_message.png")
     window.message_bar.dismiss()
 
