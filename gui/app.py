@@ -10,6 +10,8 @@ from pathlib import Path
 
 ORGANIZATION = "hat-plugin"
 APPLICATION = "HAT Upscaler"
+EXIT_MISSING_LIBRARIES = 1
+"""The exit status when Qt's platform plugin lacks system libraries (nothing was opened)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,9 +26,17 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Open the main window (queueing ``paths`` from the command line) and run until it closes.
 
-    Arguments this parser does not know (``-platform offscreen``, ``-style fusion``) are passed on to Qt.
+    Arguments this parser does not know (``-platform offscreen``, ``-style fusion``) are passed on to Qt. When
+    Qt's X11 platform would be used and system libraries it needs are missing, says which packages to install and
+    returns ``EXIT_MISSING_LIBRARIES`` without loading Qt.
     """
     args, qt_args = _parser().parse_known_args(argv)
+    from gui.platform_check import xcb_problem
+
+    problem = xcb_problem(os.environ, qt_args)
+    if problem is not None:  # Qt would abort with its own wall of text when it loads the plugin
+        print(problem, file=sys.stderr)
+        return EXIT_MISSING_LIBRARIES
     from hat_plugin.runtime import configure_process
 
     configure_process()  # before PyTorch is imported (the OpenMP thread policy is read when it loads)
