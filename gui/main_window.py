@@ -27,6 +27,7 @@ from PyQt6.QtGui import (
     QResizeEvent,
 )
 from PyQt6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QHBoxLayout,
     QLabel,
@@ -130,6 +131,7 @@ class MainWindow(QMainWindow):
 
         self.persistence.load()
         self.panel.models.downloaded.connect(lambda name: parts.status(f"Model {name} downloaded", 5000))
+        self.panel.models.failed.connect(self.message_bar.dismiss)  # one message: the picker's
         selection = self.view.selectionModel()
         assert selection is not None
         selection.selectionChanged.connect(self._update_actions)
@@ -138,11 +140,13 @@ class MainWindow(QMainWindow):
         self.runs.changed.connect(self._update_actions)
         self.runs.finished.connect(self.run_finished)
         self.queueing.changed.connect(self._update_actions)
+        self.queueing.changed.connect(self.runs.reset_overall)
         self.queueing.removed.connect(self.comparison.forget_removed)
         self.persistence.restore_window(self.settings_dock, self.compare_dock)
         self.persistence.restore_queue(self.queueing.request_thumbnails)
         self.persistence.set_theme(self.persistence.saved_theme(), save=False)
         self._update_actions()
+        self.runs.reset_overall()
 
     # ------------------------------------------------------------------------------- what tests and main use
 
@@ -400,6 +404,7 @@ class MainWindow(QMainWindow):
         wait_or_abandon(self.runs.pool, work, self.close_wait_ms)
         wait_or_abandon(self.queueing.checks, [*thumbnails, picker.check_task], self.close_wait_ms)
         self.comparison.shutdown(self.close_wait_ms)
+        QApplication.sendPostedEvents()  # what the stopped work reported last (an image it wrote is done)
         self.runs.abandon()
         self.persistence.save_queue()
         self.persistence.save_settings()

@@ -13,7 +13,7 @@ from PyQt6.QtWidgets import QLabel, QProgressBar
 from gui.batch_run import ItemFinished, ItemUpdate, Job, ModelChosen, RunConfig, RunEvent, RunStopped, RunTracker
 from gui.formatting import format_seconds
 from gui.message_bar import Action
-from gui.models import friendly_name
+from gui.models import alternative_sentence, friendly_name
 from gui.queue_model import ItemState, QueueItem, describe_items
 from gui.queue_view import PROGRESS
 from gui.runner import EngineCache, describe_error
@@ -21,7 +21,6 @@ from gui.settings import Settings
 from gui.window_parts import WindowParts
 from gui.worker import UpscaleTask, Worker
 from hat_plugin.errors import OptionError
-from hat_plugin.weights import ModelEntry
 
 __all__ = ["PROGRESS_STEPS", "RunController"]
 
@@ -177,24 +176,18 @@ class RunController(QObject):
     def _on_stopped(self, event: RunStopped) -> None:
         for item in self.tracker.items if self.tracker is not None else []:
             self.parts.table_model.changed(item.id)
-        actions: list[Action] = []
-        entry = self.parts.panel.models.entry(event.model) if event.model else None
-        if entry is not None:
-            alternative = self._ready_alternative(entry.scale, event.model)
-            if alternative is not None:
-                label = friendly_name(alternative, size=False)
-                actions.append((f"Use {label}", lambda: self.use_model(alternative.name)))
-        actions.append(("Retry", self.start))
-        self.parts.show(event.reason, "error", actions, event.details)
-
-    def _ready_alternative(self, scale: int, unavailable: str) -> ModelEntry | None:
-        """A model of ``scale`` that works without the network: the engine's default when it is ready."""
         picker = self.parts.panel.models
-        availability = picker.availability
-        default = picker.default_for(scale)
-        if availability is None or default is None or default[0] == unavailable:
-            return None
-        return picker.entry(default[0]) if availability.is_ready(default[0]) else None
+        picker.error.dismiss()  # one message: this one
+        actions: list[Action] = []
+        reason = event.reason
+        alternative = picker.alternative_to(event.model) if event.model else None
+        if alternative is not None:
+            entry = picker.entry(event.model)
+            reason += " " + alternative_sentence(alternative, entry.scale if entry else alternative.scale)
+            label = friendly_name(alternative, size=False)
+            actions.append((f"Use {label}", lambda: self.use_model(alternative.name)))
+        actions.append(("Retry", self.start))
+        self.parts.show(reason, "error", actions, event.details)
 
     def _on_errored(self, exc: object) -> None:
         text = describe_error(exc) if isinstance(exc, BaseException) else str(exc)
@@ -223,6 +216,15 @@ class RunController(QObject):
         if tracker is not None:
             self.parts.status(tracker.summary())
         self.finished.emit()
+
+    def reset_overall(self) -> None:
+        """Between runs, once items are added or removed: the bar speaks of the next run, not the last."""
+        if self.task is None:
+            self.progress.setRange(0, PROGRESS_STEPS)
+            self.progress.setValue(0)
+            waiting = self.parts.queue.startable()
+            self.progress.setFormat(f"{describe_items(waiting)} to do" if waiting else "")
+            self.time_left.clear()
 
     def update_overall(self) -> None:
         """The overall bar: finished work of the run (busy while nothing is measured yet) and the time left."""

@@ -244,6 +244,7 @@ def _process(
             image = images.read_image(job.source)
             emit(ItemUpdate(job.item_id, ItemState.RUNNING, "working on the first tile"))
             pixels = upscaler.upscale(image.pixels, progress=report, cancel=cancel)
+            raise_if_cancelled(cancel, "writing")  # cancel after the last tile: discard, as within a tile
             images.write_image(
                 target,
                 replace(image, pixels=pixels),
