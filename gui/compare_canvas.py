@@ -49,7 +49,7 @@ class CompareCanvas(QWidget):
         self.offset = QPointF(0, 0)
         """Where the output's top-left corner is, in widget coordinates."""
         self.split = 0.5
-        """The split line's position as a fraction of the widget's width."""
+        """The split line's place as a fraction of the picture's width (0: all output, 1: all input)."""
         self._fitted = True
         self.smooth = False
         """Enlarge the input with bilinear filtering instead of nearest neighbour."""
@@ -61,8 +61,9 @@ class CompareCanvas(QWidget):
         """Explain mode: a click on the image is reported (``point_clicked``) instead of only panning."""
         self.marker: QRectF | None = None
         """A rectangle drawn over the output, in output pixels (the explained window)."""
-        self.before_label = ""
-        """The left side's label when it shows something other than the input (a heat map)."""
+        self.overlay: QPixmap | None = None
+        """A layer drawn over both sides (Explain's heat map), so the split never hides it."""
+        self.overlay_opacity = 0.8
         self._pressed = QPointF()
         self._checker = self._checker_brush()
 
@@ -77,6 +78,16 @@ class CompareCanvas(QWidget):
         """Replace the left picture only, keeping the view (e.g. a heat map over the same input)."""
         self.before = before
         self._before_pixmap = QPixmap.fromImage(before)
+        self.update()
+
+    def set_overlay(self, overlay: QImage | None) -> None:
+        """Draw ``overlay`` (the output's size) over the whole picture, or nothing (None)."""
+        self.overlay = QPixmap.fromImage(overlay) if overlay is not None else None
+        self.update()
+
+    def set_overlay_opacity(self, opacity: float) -> None:
+        """How strongly the overlay covers the picture, 0 to 1."""
+        self.overlay_opacity = min(max(opacity, 0.0), 1.0)
         self.update()
 
     def set_marker(self, marker: QRectF | None) -> None:
@@ -106,8 +117,14 @@ class CompareCanvas(QWidget):
         return (point - self.offset) / self.zoom
 
     def split_x(self) -> float:
-        """The split line's x in widget coordinates."""
-        return self.split * self.width()
+        """The split line's x in widget coordinates (on the picture, kept within the widget)."""
+        rect = self.image_rect()
+        return min(max(rect.left() + self.split * rect.width(), 0.0), float(self.width()))
+
+    def fraction_at(self, x: float) -> float:
+        """The split fraction that puts the line at widget x."""
+        rect = self.image_rect()
+        return (x - rect.left()) / rect.width() if rect.width() > 0 else 0.5
 
     def set_split(self, fraction: float) -> None:
         """Move the split line (0 = all output, 1 = all input)."""
@@ -184,11 +201,19 @@ class CompareCanvas(QWidget):
         painter.setClipRect(QRectF(split, 0, self.width() - split, self.height()))
         painter.drawPixmap(target, self._after_pixmap, QRectF(self._after_pixmap.rect()))
         painter.restore()
+        if self.overlay is not None:
+            painter.save()
+            painter.setOpacity(self.overlay_opacity)
+            painter.drawPixmap(target, self.overlay, QRectF(self.overlay.rect()))
+            painter.restore()
         self._paint_marker(painter)
         self._paint_split(painter, split)
+        visible = target.intersected(QRectF(self.rect()))
         how = "smooth" if self.smooth else "nearest neighbour"
-        self._paint_label(painter, self.before_label or f"Before (input, {how})", left=True)
-        self._paint_label(painter, "After", left=False)
+        if split > visible.left() + 1:  # each label only while its side shows, at that side's edge
+            self._paint_label(painter, f"Before (input, {how})", visible.left() + 8, left=True)
+        if split < visible.right() - 1:
+            self._paint_label(painter, "After", visible.right() - 8, left=False)
 
     def _paint_marker(self, painter: QPainter) -> None:
         if self.marker is None:
@@ -215,14 +240,14 @@ class CompareCanvas(QWidget):
             painter.drawLine(tip, tip + QPointF(-4 * sign, -4))
             painter.drawLine(tip, tip + QPointF(-4 * sign, 4))
 
-    def _paint_label(self, painter: QPainter, text: str, left: bool) -> None:
+    def _paint_label(self, painter: QPainter, text: str, x: float, left: bool) -> None:
         metrics = painter.fontMetrics()
         box = QRectF(0, 0, metrics.horizontalAdvance(text) + 16, metrics.height() + 8)
         box.moveTop(8)
         if left:
-            box.moveLeft(8)
+            box.moveLeft(x)
         else:
-            box.moveRight(self.width() - 8)
+            box.moveRight(x)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(0, 0, 0, 150))
         painter.drawRoundedRect(box, 4, 4)
@@ -268,7 +293,7 @@ class CompareCanvas(QWidget):
             return
         position = event.position()
         if self._drag == "split":
-            self.set_split(position.x() / max(self.width(), 1))
+            self.set_split(self.fraction_at(position.x()))
         elif self._drag == "pan":
             self.pan_by(position - self._last)
         elif self._near_split(position.x()):

@@ -119,7 +119,7 @@ class CompareController(QObject):
         if previous is not None and previous is not pair:
             previous.close()  # waits for a frame being read, at most one decode
         if pair is not None:
-            self.panel.begin_video(title)
+            self.panel.begin_video(title, pair.output)
             self._frame_pending = False
             self.request_frame(None)
 

@@ -103,7 +103,9 @@ class ComparePanel(QWidget):
         self.frame_bar = self._build_frame_bar()
         self.explain_bar = ExplainBar()
         self.explain_bar.hide()
-        self._plain_before: QImage | None = None
+        self._splits: dict[str, float] = {}
+        """Where the user left the split for each compared file (a fraction of its picture)."""
+        self._split_key = ""
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
@@ -115,6 +117,7 @@ class ComparePanel(QWidget):
         layout.addWidget(self.info)
         self.slider.valueChanged.connect(lambda value: self.canvas.set_split(value / SPLIT_STEPS))
         self.canvas.split_changed.connect(self._on_split)
+        self.explain_bar.opacity.valueChanged.connect(lambda value: self.canvas.set_overlay_opacity(value / 100))
         self.canvas.view_changed.connect(self._show_zoom)
         self.canvas.point_clicked.connect(lambda point: self.explain_requested.emit(int(point.x()), int(point.y())))
 
@@ -188,18 +191,25 @@ class ComparePanel(QWidget):
         self._show_zoom()
 
     def show_files(self, before: Path, after: Path, title: str = "") -> None:
-        """Read the input and the output and compare them (raises ``hat_plugin.ImageError`` if unreadable)."""
+        """Read the input and the output and compare them (raises ``hat_plugin.ImageError`` if unreadable), with
+        the split where it was left for this output (the middle at first)."""
         pictures = (
             array_to_qimage(images.read_image(before).pixels),
             array_to_qimage(images.read_image(after).pixels),
         )
         self.frames, self.frame = 0, -1
         self.frame_bar.hide()
+        self._use_split_of(after)
         self.show_pair(*pictures, title=title or after.name)
 
-    def begin_video(self, title: str = "") -> None:
+    def _use_split_of(self, output: Path) -> None:
+        self._split_key = str(output)
+        self.canvas.set_split(self._splits.get(self._split_key, 0.5))
+
+    def begin_video(self, title: str = "", output: Path | None = None) -> None:
         """Compare a video: its frames come through ``show_frame``; until the first does, the canvas says so."""
         self.frames, self.frame = 0, -1
+        self._use_split_of(output if output is not None else Path(title))
         self.frame_bar.show()
         self.frame_slider.setEnabled(False)
         self.frame_label.setText("")
@@ -245,19 +255,14 @@ class ComparePanel(QWidget):
         self.next_frame_action.setEnabled(value < self.frames - 1)
 
     def show_explanation(self, heat: QImage, corner: tuple[int, int], window: int, text: str) -> None:
-        """Show a LAM heat map over the input in place of the input, the explained window outlined on the output,
-        and ``text`` (its Diffusion Index) in the Explain bar."""
-        if self._plain_before is None:
-            self._plain_before = self.canvas.before
-        self.canvas.set_before(heat)
-        self.canvas.before_label = "LAM heat map over the input"
+        """Show a LAM heat layer over the whole comparison (both sides of the split, at the Explain bar's
+        opacity), the explained window outlined, and ``text`` (its Diffusion Index) in the Explain bar."""
+        self.canvas.set_overlay(heat)
         self.canvas.set_marker(QRectF(corner[0], corner[1], window, window))
         self.explain_bar.finished(text)
 
     def clear_explanation(self, text: str | None = None) -> None:
-        """Show the input again in place of a heat map (the Explain bar says ``text``, else its hint)."""
-        if self._plain_before is not None:
-            self.canvas.set_before(self._plain_before)
+        """Take the heat layer away (the Explain bar says ``text``, else its hint)."""
         self._forget_explanation()
         if text is None:
             self.explain_bar.idle()
@@ -265,8 +270,7 @@ class ComparePanel(QWidget):
             self.explain_bar.failed(text)
 
     def _forget_explanation(self) -> None:
-        self._plain_before = None
-        self.canvas.before_label = ""
+        self.canvas.set_overlay(None)
         self.canvas.set_marker(None)
 
     def _on_explain_toggled(self, on: bool) -> None:
@@ -278,6 +282,8 @@ class ComparePanel(QWidget):
         self.explain_toggled.emit(on)
 
     def _on_split(self, fraction: float) -> None:
+        if self._split_key:
+            self._splits[self._split_key] = fraction
         self.slider.blockSignals(True)
         self.slider.setValue(round(fraction * SPLIT_STEPS))
         self.slider.blockSignals(False)

@@ -3,12 +3,27 @@ map is computed, the Diffusion Index of the map shown, and Save map."""
 
 from __future__ import annotations
 
-from PyQt6.QtCore import pyqtSignal
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QWidget
+import numpy as np
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtGui import QPixmap
+from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSlider, QSpinBox, QWidget
+
+from gui.explain import map_overlay
+from gui.qimage import array_to_qimage
 
 __all__ = ["ExplainBar"]
 
 HINT = "Click a point of the output: the input pixels the model used for the window there are shown in heat colours."
+FULL_STEPS, QUICK_STEPS = 50, 10
+"""LAM's default blur-path steps, and Quick's (docs/attribution.md measures what Quick changes in the DI)."""
+
+
+def legend_pixmap(width: int = 96, height: int = 12) -> QPixmap:
+    """The heat layer's colour scale from "not used" (0, transparent) to "used most" (1), over white."""
+    layer = map_overlay(np.tile(np.linspace(0.0, 1.0, width), (height, 1)), 1).astype(np.float64)
+    alpha = layer[..., 3:] / 255.0
+    shown = np.round(layer[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return QPixmap.fromImage(array_to_qimage(np.ascontiguousarray(shown)))
 
 
 class ExplainBar(QWidget):
@@ -27,11 +42,25 @@ class ExplainBar(QWidget):
         self.window_size.setToolTip("Side of the output window explained (LAM's default: 16)")
         self.steps = QSpinBox()
         self.steps.setRange(1, 500)
-        self.steps.setValue(50)
+        self.steps.setValue(FULL_STEPS)
         self.steps.setToolTip("Blur-path steps (LAM's default: 50; fewer are quicker and rougher)")
+        self.quick = QCheckBox("Quick")
+        self.quick.setToolTip(
+            f"{QUICK_STEPS} steps instead of {FULL_STEPS}: about five times quicker; the map keeps its shape and the "
+            "DI moves a little (measured in docs/attribution.md)"
+        )
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(200)
         self.progress.setTextVisible(True)
+        widest = self.progress.fontMetrics().horizontalAdvance("step 500 of 500")
+        self.progress.setMinimumWidth(widest + 48)  # the text fits beside the style's chunk margins
+        self.legend = QLabel()
+        self.legend.setPixmap(legend_pixmap())
+        self.legend.setToolTip("Heat colours: how much the model used each input pixel (none: no colour)")
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(80)
+        self.opacity.setMaximumWidth(90)
+        self.opacity.setToolTip("How strongly the heat map covers the picture")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop computing this map")
         self.status = QLabel(HINT)
@@ -44,10 +73,16 @@ class ExplainBar(QWidget):
         row.addWidget(self.window_size)
         row.addWidget(QLabel("Steps"))
         row.addWidget(self.steps)
+        row.addWidget(self.quick)
         row.addWidget(self.progress)
         row.addWidget(self.cancel_button)
         row.addWidget(self.status, 1)
+        row.addWidget(QLabel("less"))
+        row.addWidget(self.legend)
+        row.addWidget(QLabel("more"))
+        row.addWidget(self.opacity)
         row.addWidget(self.save_button)
+        self.quick.toggled.connect(lambda on: self.steps.setValue(QUICK_STEPS if on else FULL_STEPS))
         self.cancel_button.clicked.connect(self.cancel_requested.emit)
         self.save_button.clicked.connect(self.save_requested.emit)
         self.idle()
@@ -93,5 +128,6 @@ class ExplainBar(QWidget):
         self.cancel_button.setVisible(busy)
         self.window_size.setEnabled(not busy)
         self.steps.setEnabled(not busy)
+        self.quick.setEnabled(not busy)
         if busy:
             self.progress.setFormat("")

@@ -65,6 +65,9 @@ class QueueController(QObject):
         """Queue image and video files and those in folders; say what was not added and why."""
         result = self.parts.queue.add_paths(paths, recursive=self.parts.panel.settings().recursive)
         self.parts.table_model.appended(len(result.added))
+        if result.added:  # the new rows in view, also when the comparison leaves little room
+            model = self.parts.table_model
+            self.parts.view.scrollTo(model.index(self.parts.queue.row_of(result.added[-1].id), 0))
         self._report_added(result)
         self.request_thumbnails([item.source for item in result.added])
         self.changed.emit()

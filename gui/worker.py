@@ -250,7 +250,7 @@ class ExplainProgress:
 
 @dataclass(frozen=True)
 class Explained:
-    """The map is ready: the explanation and its heat map as a picture to show."""
+    """The map is ready: the explanation and its heat layer (RGBA) as a picture to show over the comparison."""
 
     explanation: Explanation
     heat: QImage
@@ -284,7 +284,7 @@ class ExplainTask(Worker):
         except (HATError, OSError, ValueError, MemoryError) as exc:
             emit(ExplainFailed(f"Cannot explain: {describe_error(exc)}"))
             return
-        emit(Explained(done, array_to_qimage(done.heat)))
+        emit(Explained(done, array_to_qimage(done.overlay)))
 
 
 _ABANDONED: list[tuple[QThreadPool, list[Worker]]] = []

@@ -135,11 +135,11 @@ def _make(out: Path, work: Path) -> int:
     canvas.zoom_to(2.5, QPointF(0, 0))  # 250 %: each input pixel is 10 screen pixels wide
     centre = QPointF(canvas.width() / 2, canvas.height() / 2)
     canvas.pan_by(centre - (canvas.offset + QPointF(170, 215) * canvas.zoom))  # the left eye (output pixels)
-    canvas.set_split((canvas.offset.x() + 110 * canvas.zoom) / canvas.width())  # the split through the pupil
+    canvas.set_split(canvas.fraction_at(canvas.offset.x() + 110 * canvas.zoom))  # the split through the pupil
     shot("compare_view.png")
     compare = window.compare
     compare.explain_action.trigger()  # Explain: the LAM map of the window on the eye, with LAM's default 50 steps
-    canvas.set_split((canvas.offset.x() + 230 * canvas.zoom) / canvas.width())  # the map beside the window
+    canvas.set_split(canvas.fraction_at(canvas.offset.x() + 230 * canvas.zoom))  # the map beside the window
     window.explainer.explain_at(170, 215)
     _wait(app, lambda: window.explainer.explanation is not None or not compare.explain_bar.busy)
     if window.explainer.explanation is None:
