@@ -48,20 +48,22 @@ class ComparePanel(QWidget):
         self.slider.setToolTip("Drag to move the split between input and output")
         self.zoom_label = QLabel()
         self.title = QLabel()
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title.setStyleSheet("font-weight: bold")
         self.info = QLabel()
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         toolbar = QToolBar()
         toolbar.setIconSize(QSize(16, 16))
         self.previous_action = self._action(
             toolbar,
-            "◀ Previous",
+            "◀",
             QKeySequence.StandardKey.MoveToPreviousPage,
             self.previous_requested.emit,
             "The previous finished item (Page Up)",
         )
         self.next_action = self._action(
             toolbar,
-            "Next ▶",
+            "▶",
             QKeySequence.StandardKey.MoveToNextPage,
             self.next_requested.emit,
             "The next finished item (Page Down)",
@@ -69,10 +71,12 @@ class ComparePanel(QWidget):
         toolbar.addSeparator()
         self.fit_action = self._action(toolbar, "Fit", "F", self.canvas.fit, "Fit the image in the window")
         self.actual_action = self._action(toolbar, "1:1", "1", self.canvas.actual_pixels, "One pixel per screen pixel")
-        self._action(toolbar, "Zoom in", QKeySequence.StandardKey.ZoomIn, lambda: self.canvas.zoom_by(ZOOM_STEP))
-        self._action(toolbar, "Zoom out", QKeySequence.StandardKey.ZoomOut, lambda: self.canvas.zoom_by(1 / ZOOM_STEP))
+        self._action(toolbar, "+", QKeySequence.StandardKey.ZoomIn, lambda: self.canvas.zoom_by(ZOOM_STEP), "Zoom in")
+        self._action(
+            toolbar, "−", QKeySequence.StandardKey.ZoomOut, lambda: self.canvas.zoom_by(1 / ZOOM_STEP), "Zoom out"
+        )
         self.smooth_action = self._action(
-            toolbar, "Smooth before", "S", lambda: None, "Enlarge the input smoothly instead of nearest neighbour"
+            toolbar, "Smooth", "S", lambda: None, "Enlarge the input smoothly instead of nearest neighbour"
         )
         self.smooth_action.setCheckable(True)
         self.smooth_action.toggled.connect(self.canvas.set_smooth)
@@ -87,7 +91,7 @@ class ComparePanel(QWidget):
         self.explain_action.toggled.connect(self._on_explain_toggled)
         toolbar.addSeparator()
         toolbar.addWidget(self.zoom_label)
-        toolbar.addWidget(self.title)
+        self.toolbar = toolbar
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         toolbar.addWidget(spacer)
@@ -114,7 +118,10 @@ class ComparePanel(QWidget):
         layout.addWidget(self.frame_bar)
         layout.addWidget(self.explain_bar)
         layout.addWidget(self.slider)
-        layout.addWidget(self.info)
+        info_row = QHBoxLayout()
+        info_row.addWidget(self.title, 1)
+        info_row.addWidget(self.info, 3)
+        layout.addLayout(info_row)
         self.slider.valueChanged.connect(lambda value: self.canvas.set_split(value / SPLIT_STEPS))
         self.canvas.split_changed.connect(self._on_split)
         self.explain_bar.opacity.valueChanged.connect(lambda value: self.canvas.set_overlay_opacity(value / 100))

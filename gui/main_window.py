@@ -52,7 +52,7 @@ from gui.queue_controller import QueueController
 from gui.queue_model import AddResult, ItemState, JobQueue
 from gui.queue_view import QueueTableModel, QueueView
 from gui.run_controller import RunController
-from gui.settings_controller import SettingsController
+from gui.settings_controller import SETTINGS_WIDTH, SettingsController
 from gui.settings_panel import SettingsPanel
 from gui.theme import THEMES
 from gui.window_parts import WindowParts, one_thread_pool
@@ -371,8 +371,11 @@ class MainWindow(QMainWindow):
         width = self.width()
         dock = self.settings_dock
         narrow = width < COMPACT_WIDTH
-        if narrow and dock.isVisible() and not dock.isFloating() and dock.width() > SETTINGS_SHARE * width:
+        docked = dock.isVisible() and not dock.isFloating()
+        if narrow and docked and dock.width() > SETTINGS_SHARE * width:
             self.resizeDocks([dock], [max(int(SETTINGS_SHARE * width), 1)], Qt.Orientation.Horizontal)
+        elif not narrow and docked and dock.width() < SETTINGS_WIDTH:  # narrowed with the window: room again
+            self.resizeDocks([dock], [SETTINGS_WIDTH], Qt.Orientation.Horizontal)
         style = Qt.ToolButtonStyle.ToolButtonIconOnly if narrow else Qt.ToolButtonStyle.ToolButtonTextBesideIcon
         if self.toolbar.toolButtonStyle() != style:
             self.toolbar.setToolButtonStyle(style)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PyQt6.QtCore import QMimeData, QModelIndex, QObject, QPoint, QThreadPool, QUrl, pyqtSignal
+from PyQt6.QtCore import QMimeData, QModelIndex, QObject, QPoint, QThreadPool, QTimer, QUrl, pyqtSignal
 from PyQt6.QtGui import QDesktopServices, QImage
 from PyQt6.QtWidgets import QApplication, QFileDialog, QMenu
 
@@ -65,9 +65,9 @@ class QueueController(QObject):
         """Queue image and video files and those in folders; say what was not added and why."""
         result = self.parts.queue.add_paths(paths, recursive=self.parts.panel.settings().recursive)
         self.parts.table_model.appended(len(result.added))
-        if result.added:  # the new rows in view, also when the comparison leaves little room
-            model = self.parts.table_model
-            self.parts.view.scrollTo(model.index(self.parts.queue.row_of(result.added[-1].id), 0))
+        if result.added:  # the new rows in view (once the view has laid them out), also beside the comparison
+            index = self.parts.table_model.index(self.parts.queue.row_of(result.added[-1].id), 0)
+            QTimer.singleShot(0, lambda: self.parts.view.scrollTo(index))
         self._report_added(result)
         self.request_thumbnails([item.source for item in result.added])
         self.changed.emit()

@@ -15,7 +15,7 @@ from gui.settings import load_settings, save_settings
 from gui.theme import THEMES, apply_theme
 from gui.window_parts import WindowParts
 
-__all__ = ["QUEUE_KEY", "THEME_KEY", "SettingsController"]
+__all__ = ["QUEUE_KEY", "SETTINGS_WIDTH", "THEME_KEY", "SettingsController"]
 
 QUEUE_KEY = "queue/items"
 THEME_KEY = "ui/theme"

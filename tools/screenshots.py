@@ -31,6 +31,8 @@ PHOTOS = (
 )
 """Photographs only: four held out from the bundled models' training, and the sample portrait."""
 SIZE = (1100, 660)
+LAYOUTS = ((800, 500), (1280, 800), (1920, 1080), (3840, 2160))
+"""Window sizes whose layout is shown (the smallest supported up to 4K)."""
 
 
 def _wait(app: object, done: Callable[[], bool], timeout_s: float = 600.0) -> None:
@@ -138,7 +140,8 @@ def _make(out: Path, work: Path) -> int:
     canvas.set_split(canvas.fraction_at(canvas.offset.x() + 110 * canvas.zoom))  # the split through the pupil
     shot("compare_view.png")
     compare = window.compare
-    compare.explain_action.trigger()  # Explain: the LAM map of the window on the eye, with LAM's default 50 steps
+    compare.explain_action.trigger()  # Explain: the LAM map of the window on the eye, in Quick mode (10 steps)
+    compare.explain_bar.quick.setChecked(True)
     canvas.set_split(canvas.fraction_at(canvas.offset.x() + 230 * canvas.zoom))  # the map beside the window
     window.explainer.explain_at(170, 215)
     _wait(app, lambda: window.explainer.explanation is not None or not compare.explain_bar.busy)
@@ -160,8 +163,12 @@ def _make(out: Path, work: Path) -> int:
     shot("offline_message.png")
     window.message_bar.dismiss()
 
-    window.resize(800, 500)  # last: a narrow window also narrows the settings panel
-    shot("small_window.png")
+    for width, height in LAYOUTS:  # the layout at each size, the comparison open below the queue
+        window.resize(width, height)
+        window.comparison.open(cat.id)
+        _settle(app, 300)
+        shot(f"layout_{width}x{height}.png")
+    window.comparison.close()
 
     window.queue.items.clear()
     window.close()
