@@ -132,6 +132,24 @@ def test_cancel_keeps_the_finished_chunks_and_start_continues_from_them(qtbot, w
     assert not work.exists()
 
 
+def test_cancel_before_the_first_chunk_says_how_far_it_got_and_that_nothing_is_kept(
+    qtbot, window, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(runner, "EMIT_INTERVAL_S", 0.0)
+    clip = make_clip(tmp_path / "clip.mp4", frames=FRAMES, width=WIDTH, height=HEIGHT, codec="libx264")
+    use_golden(window, tmp_path / "out", video_chunk=FRAMES)
+    window.add_paths([clip.path])
+
+    def after_a_frame(event) -> bool:  # on the worker thread, between frames
+        return getattr(event, "state", None) is ItemState.RUNNING and getattr(event, "done", 0) >= 1
+
+    cancel_during_run(qtbot, window, after_a_frame)
+    [item] = window.queue.items
+    assert item.state is ItemState.CANCELLED
+    assert item.message.startswith("Cancelled after 1 of ") and f"first chunk of {FRAMES} frames" in item.message
+    assert "nothing is kept" in item.message
+
+
 def test_the_video_settings_fit_the_codec_and_survive_a_restart(qtbot, tmp_path):
     window = make_window(qtbot, tmp_path)
     panel = window.panel
