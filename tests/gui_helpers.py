@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PyQt6.QtCore import QMimeData, QPoint, QRectF, QRunnable, QSettings, Qt, QThreadPool, QUrl
+from PyQt6.QtCore import QMimeData, QPoint, QRectF, QRunnable, QSettings, Qt, QThreadPool, QTimer, QUrl
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QImage
-from PyQt6.QtWidgets import QApplication, QStyle, QStyleOptionComboBox
+from PyQt6.QtWidgets import QApplication, QMessageBox, QStyle, QStyleOptionComboBox
 
 from gui.main_window import MainWindow
 from gui.queue_model import ItemState
@@ -156,3 +156,17 @@ def cancel_during_run(qtbot, win: MainWindow, when: Callable[[object], bool]) ->
         win.cancel()  # what the Cancel button does, so the run is known as cancelled
         task._cancel.clear()  # ...but let the work go on until ``when``
         blocker.released.set()
+
+
+def answer_question(button_text: str, seen: list[str]) -> None:
+    """Click ``button_text`` in the modal question box as soon as it shows, recording its text."""
+
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, click)
+            return
+        seen.append(box.text())
+        next(b for b in box.buttons() if b.text() == button_text).click()
+
+    QTimer.singleShot(20, click)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from gui_helpers import (
     RUN_TIMEOUT_MS,
+    answer_question,
     as_array,
     bar_text,
     cancel_during_run,
@@ -25,25 +26,11 @@ from gui_helpers import (
     use_golden,
     write_png,
 )
-from PyQt6.QtCore import Qt, QTimer
-from PyQt6.QtWidgets import QApplication, QMessageBox
+from PyQt6.QtCore import Qt
 
 from gui import runner
 from gui.queue_model import ItemState
 from gui.queue_view import STATE
-
-
-def stop_and_quit() -> None:
-    """Answer the close question with "Stop and quit" as soon as it shows."""
-
-    def click() -> None:
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            QTimer.singleShot(20, click)
-            return
-        next(b for b in box.buttons() if b.text() == "Stop and quit").click()
-
-    QTimer.singleShot(20, click)
 
 
 def test_cancel_after_the_last_tile_discards_the_image(qtbot, tmp_path):
@@ -80,7 +67,7 @@ def test_stop_and_quit_while_writing_keeps_the_image_done_and_a_restart_shows_it
     monkeypatch.setattr(runner.images, "write_image", slow_write)
     assert window.start()
     qtbot.waitUntil(writing.is_set, timeout=RUN_TIMEOUT_MS)
-    stop_and_quit()
+    answer_question("Stop and quit", [])
     window.close()
     assert not window.isVisible()
     output = tmp_path / "out" / "a_x2.png"

@@ -21,6 +21,7 @@ from gui_helpers import (
     ROOT,
     RUN_TIMEOUT_MS,
     Blocker,
+    answer_question,
     bar_text,
     cancel_during_run,
     combo_fits,
@@ -35,7 +36,7 @@ from gui_helpers import (
 )
 from PyQt6.QtCore import QObject, QSettings, Qt, QTimer, QUrl, pyqtSlot
 from PyQt6.QtGui import QDesktopServices, QImage
-from PyQt6.QtWidgets import QApplication, QMessageBox
+from PyQt6.QtWidgets import QApplication
 
 from gui import runner
 from gui.app import main
@@ -69,20 +70,6 @@ def opened():
     QDesktopServices.setUrlHandler("file", catcher, "open")
     yield catcher.urls
     QDesktopServices.unsetUrlHandler("file")
-
-
-def answer_question(button_text: str, seen: list[str]) -> None:
-    """Click ``button_text`` in the modal question box as soon as it shows, recording its text."""
-
-    def click() -> None:
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            QTimer.singleShot(20, click)
-            return
-        seen.append(box.text())
-        next(b for b in box.buttons() if b.text() == button_text).click()
-
-    QTimer.singleShot(20, click)
 
 
 # ------------------------------------------------------------------------------------------------ adding
