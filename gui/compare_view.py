@@ -49,7 +49,6 @@ class ComparePanel(QWidget):
         self.zoom_label = QLabel()
         self.title = QLabel()
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.title.setStyleSheet("font-weight: bold")
         self.info = QLabel()
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         toolbar = QToolBar()

@@ -149,13 +149,12 @@ class ModelPicker(QWidget):
         download_row.addWidget(self.download_button)
         download_row.addWidget(self.download_bar, 1)
         download_row.addWidget(self.cancel_button)
-        download_row.addWidget(self.use_button)
         self._download_row = QWidget()
         self._download_row.setLayout(download_row)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(scale_row)
-        for widget in (self.combo, self._file_row, self.info, self._download_row, self.error):
+        for widget in (self.combo, self._file_row, self.info, self._download_row, self.use_button, self.error):
             layout.addWidget(widget)
 
         self.scale.activated.connect(self._on_scale)
