@@ -258,6 +258,9 @@ class MainWindow(QMainWindow):
         self.retry_action = self._action("Retry failed", runs.retry_failed, None, pix.SP_BrowserReload)
         self.remove_action = self._action("Remove", queueing.remove_selected, keys.Delete, pix.SP_TrashIcon)
         self.clear_action = self._action("Clear finished", queueing.clear_finished, None, pix.SP_DialogResetButton)
+        self.estimate_action = self._action(
+            "Estimate video time", lambda: runs.estimate(self.view.selected_ids()), None, pix.SP_MessageBoxQuestion
+        )
         self.compare_action = self._action(
             "Compare", self.comparison.compare_selected, "Ctrl+D", pix.SP_FileDialogContentsView
         )
@@ -284,6 +287,7 @@ class MainWindow(QMainWindow):
             self.remove_action,
             self.clear_action,
             self.compare_action,
+            self.estimate_action,
         ):
             queue_menu.addAction(action)
         view_menu = _menu(menu_bar, "&View")
@@ -334,6 +338,7 @@ class MainWindow(QMainWindow):
         selected = [item for item in map(self.queue.find, self.view.selected_ids()) if item is not None]
         self.remove_action.setEnabled(any(not i.state.busy for i in selected))
         self.compare_action.setEnabled(any(i.state is ItemState.DONE for i in selected))
+        self.estimate_action.setEnabled(not running and any(i.is_video for i in selected))
         self.panel.show_video_settings(any(item.is_video for item in items))
 
     def show_about(self) -> AboutDialog:

@@ -18,8 +18,9 @@ from gui.queue_model import ItemState, QueueItem, describe_items
 from gui.queue_view import PROGRESS
 from gui.runner import EngineCache, describe_error
 from gui.settings import Settings
+from gui.video_estimate import VideoEstimate
 from gui.window_parts import WindowParts
-from gui.worker import UpscaleTask, Worker
+from gui.worker import EstimateFailed, UpscaleTask, VideoEstimateTask, Worker
 from hat_plugin.errors import OptionError
 
 __all__ = ["PROGRESS_STEPS", "RunController"]
@@ -43,6 +44,7 @@ class RunController(QObject):
         self.engines = EngineCache()
         self.task: UpscaleTask | None = None
         self.tracker: RunTracker | None = None
+        self.estimating: VideoEstimateTask | None = None
         self.closing = False
         """Set when the window closes: the run's end then changes nothing else."""
         self.progress = QProgressBar()
@@ -133,6 +135,34 @@ class RunController(QObject):
         if again and self.task is None:
             self.start()
 
+    def estimate(self, item_ids: Sequence[int]) -> bool:
+        """Time a few frames of the first of ``item_ids`` that is a video, with the settings a run would use, and
+        say how long the whole video would take (in the background; the answer comes in the message bar)."""
+        queue = self.parts.queue
+        video = next((item for item in map(queue.find, item_ids) if item is not None and item.is_video), None)
+        if video is None:
+            self.parts.show("Select a video in the queue to estimate how long it takes.", "info")
+            return False
+        try:
+            config = RunConfig.from_settings(self.parts.panel.settings())
+        except OptionError as exc:
+            self.parts.show(f"Cannot estimate: {exc}", "error")
+            return False
+        task = VideoEstimateTask(video.source, config, self.engines)
+        task.signals.reported.connect(self._on_estimate)
+        self.estimating = task
+        task.signals.finished.connect(lambda: setattr(self, "estimating", None))
+        self.parts.status(f"Timing a few frames of {video.source.name}…")
+        self.pool.start(task)
+        return True
+
+    def _on_estimate(self, event: object) -> None:
+        if isinstance(event, VideoEstimate):
+            self.parts.show(f"{event.sentence()} Start runs it; Cancel keeps the finished chunks.", "info")
+        elif isinstance(event, EstimateFailed):
+            self.parts.show(f"Cannot estimate {event.source.name}: {event.message}", "error")
+        self.parts.status("")
+
     def busy_ids(self) -> set[int]:
         """The items of the run in progress (they cannot be removed)."""
         return {i.id for i in self.tracker.items} if self.tracker is not None and self.task is not None else set()
@@ -146,7 +176,9 @@ class RunController(QObject):
         """Closing: cancel the run; returns the work to wait for."""
         self.closing = True
         self.cancel()
-        return [self.task]
+        if self.estimating is not None:
+            self.estimating.cancel()
+        return [self.task, self.estimating]
 
     def abandon(self) -> None:
         """Closing, after waiting: whatever did not finish counts as cancelled in the saved queue."""

@@ -27,6 +27,7 @@ from gui.models import check_availability, unavailable_sentence
 from gui.qimage import array_to_qimage
 from gui.runner import EngineCache, Throttle, describe_error, run_batch
 from gui.thumbnails import make_thumbnail, poster_frame
+from gui.video_estimate import VideoEstimate, estimate_video
 from gui.video_frames import FramePair
 from hat_plugin import weights
 from hat_plugin.errors import Cancelled, DownloadError, HATError
@@ -40,6 +41,7 @@ __all__ = [
     "Downloaded",
     "ExplainFailed",
     "ExplainProgress",
+    "EstimateFailed",
     "ExplainTask",
     "Explained",
     "FrameTask",
@@ -47,6 +49,7 @@ __all__ = [
     "Thumbnail",
     "ThumbnailTask",
     "UpscaleTask",
+    "VideoEstimateTask",
     "VideoFrame",
     "Worker",
     "WorkerSignals",
@@ -308,3 +311,30 @@ def wait_or_abandon(pool: QThreadPool, tasks: Iterable[Worker | None], timeout_m
 def has_abandoned() -> bool:
     """True when work left behind at a close is still running (the process should then exit without waiting)."""
     return any(pool.activeThreadCount() > 0 for pool, _tasks in _ABANDONED)
+
+
+@dataclass(frozen=True)
+class EstimateFailed:
+    """No estimate: the one-line reason."""
+
+    source: Path
+    message: str
+
+
+class VideoEstimateTask(Worker):
+    """Times a few frames of a queued video with the run's settings (``video_estimate.estimate_video``); runs on
+    the work pool, so it shares the loaded model and never competes with a run."""
+
+    def __init__(self, source: Path, config: RunConfig, engines: EngineCache) -> None:
+        super().__init__()
+        self.source, self.config, self.engines = source, config, engines
+
+    def work(self, emit: Callable[[object], None], cancel: threading.Event) -> None:
+        try:
+            estimate: VideoEstimate = estimate_video(self.source, self.config, self.engines, cancel)
+        except Cancelled:
+            return
+        except (HATError, OSError) as exc:
+            emit(EstimateFailed(self.source, describe_error(exc)))
+        else:
+            emit(estimate)

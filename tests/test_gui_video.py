@@ -14,7 +14,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from gui_helpers import (
+    RUN_TIMEOUT_MS,
     as_array,
+    bar_text,
     cancel_during_run,
     click_output,
     drop,
@@ -168,3 +170,26 @@ def test_the_video_settings_fit_the_codec_and_survive_a_restart(qtbot, tmp_path)
     again.codec.setCurrentIndex(again.codec.findData("ffv1"))
     assert not again.crf.isEnabled() and again.crf.text() == "lossless" and not again.preset.isEnabled()
     assert again.settings().video_crf == -1
+
+
+def test_estimate_times_a_few_frames_before_starting(qtbot, window, tmp_path):
+    """Queue > Estimate video time upscales a few frames with the run's settings and says how long the whole
+    video would take, before anything is started; nothing is written and the item stays queued."""
+    clip = make_clip(tmp_path / "clip.mp4", frames=FRAMES, width=WIDTH, height=HEIGHT, codec="libx264")
+    out = tmp_path / "out"
+    use_golden(window, out)
+    window.add_paths([clip.path])
+    assert not window.estimate_action.isEnabled(), "nothing selected"
+    window.view.selectRow(0)
+    assert window.estimate_action.isEnabled()
+    window.estimate_action.trigger()
+    qtbot.waitUntil(lambda: "about" in bar_text(window) or "Cannot" in bar_text(window), timeout=RUN_TIMEOUT_MS)
+    text = bar_text(window)
+    assert text.startswith("clip.mp4: about ") and "on this CPU" in text and f"({FRAMES} frames, " in text, text
+    per_frame = float(text.split(" frames, ")[1].split(" s a frame")[0])
+    assert 0 < per_frame < 60
+    assert states(window) == [ItemState.QUEUED] and not out.exists(), "an estimate writes nothing"
+    window.panel.set_settings(replace(window.panel.settings(), use_weights_file=False, model="HAT-S_SRx4"))
+    window.estimate_action.trigger()
+    qtbot.waitUntil(lambda: bar_text(window).startswith("Cannot estimate"), timeout=RUN_TIMEOUT_MS)
+    assert "not downloaded yet" in bar_text(window), "nothing is downloaded for an estimate"
