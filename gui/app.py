@@ -14,6 +14,37 @@ EXIT_MISSING_LIBRARIES = 1
 """The exit status when Qt's platform plugin lacks system libraries (nothing was opened)."""
 
 
+QT_VALUE_OPTIONS = frozenset(
+    {
+        "-platform",
+        "-platformpluginpath",
+        "-platformtheme",
+        "-style",
+        "-stylesheet",
+        "-display",
+        "-qwindowgeometry",
+        "-qwindowtitle",
+        "-qwindowicon",
+        "-plugin",
+        "-session",
+    }
+)
+"""Qt's command-line options that take a value (``-platform xcb``): the value is Qt's, not a file to queue."""
+
+
+def split_qt_options(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``argv`` as (the app's arguments, Qt's options with their values)."""
+    ours: list[str] = []
+    qt: list[str] = []
+    items = iter(argv)
+    for arg in items:
+        if arg in QT_VALUE_OPTIONS:
+            qt.extend([arg, next(items, "")])
+        else:
+            ours.append(arg)
+    return ours, qt
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hat-gui", description="HAT super-resolution desktop app: drop images, compare before and after."
@@ -30,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     Qt's X11 platform would be used and system libraries it needs are missing, says which packages to install and
     returns ``EXIT_MISSING_LIBRARIES`` without loading Qt.
     """
-    args, qt_args = _parser().parse_known_args(argv)
+    ours, qt_args = split_qt_options(sys.argv[1:] if argv is None else argv)
+    args, unknown = _parser().parse_known_args(ours)
+    qt_args += unknown
     from gui.platform_check import xcb_problem
 
     problem = xcb_problem(os.environ, qt_args)

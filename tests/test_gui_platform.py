@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from gui import platform_check
-from gui.app import EXIT_MISSING_LIBRARIES, main
+from gui.app import EXIT_MISSING_LIBRARIES, main, split_qt_options
 from hat_plugin import images
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +32,12 @@ def test_xcb_is_the_platform_only_where_qt_would_choose_it():
     assert platform_check.uses_xcb({"QT_QPA_PLATFORM": "xcb;wayland"}, [], "linux")
     wayland = {"XDG_SESSION_TYPE": "wayland", "WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}
     assert not platform_check.uses_xcb(wayland, [], "linux")
+
+
+def test_qt_options_with_values_are_qt_s_not_files_to_queue():
+    ours, qt = split_qt_options(["a.png", "-platform", "xcb", "--start", "-style", "fusion", "b.png"])
+    assert ours == ["a.png", "--start", "b.png"] and qt == ["-platform", "xcb", "-style", "fusion"]
+    assert platform_check.uses_xcb({"QT_QPA_PLATFORM": "offscreen"}, qt, "linux")
 
 
 def test_a_missing_library_is_named_with_the_packages_of_each_system():
@@ -75,8 +81,7 @@ def plugin_missing_a_library(tmp_path) -> Path:
 def test_hat_gui_names_what_the_xcb_plugin_lacks_and_exits_non_zero(plugin_missing_a_library, monkeypatch, capsys):
     monkeypatch.setattr(platform_check, "_plugin_files", lambda: [plugin_missing_a_library])
     assert platform_check.missing_libraries() == ["libhatgone.so.1"]
-    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
-    assert main([]) == EXIT_MISSING_LIBRARIES != 0
+    assert main(["-platform", "xcb"]) == EXIT_MISSING_LIBRARIES != 0
     err = capsys.readouterr().err.strip()
     assert err.startswith("hat-gui cannot open its window") and "libhatgone.so.1" in err and "\n" not in err
 
