@@ -261,6 +261,9 @@ class MainWindow(QMainWindow):
         self.estimate_action = self._action(
             "Estimate video time", lambda: runs.estimate(self.view.selected_ids()), None, pix.SP_MessageBoxQuestion
         )
+        self.preview_action = self._action(
+            "Preview video (first 5 s)", lambda: runs.preview(self.view.selected_ids()), None, pix.SP_MediaSeekForward
+        )
         self.compare_action = self._action(
             "Compare", self.comparison.compare_selected, "Ctrl+D", pix.SP_FileDialogContentsView
         )
@@ -288,6 +291,7 @@ class MainWindow(QMainWindow):
             self.clear_action,
             self.compare_action,
             self.estimate_action,
+            self.preview_action,
         ):
             queue_menu.addAction(action)
         view_menu = _menu(menu_bar, "&View")
@@ -339,6 +343,7 @@ class MainWindow(QMainWindow):
         self.remove_action.setEnabled(any(not i.state.busy for i in selected))
         self.compare_action.setEnabled(any(i.state is ItemState.DONE for i in selected))
         self.estimate_action.setEnabled(not running and any(i.is_video for i in selected))
+        self.preview_action.setEnabled(not running and any(i.is_video for i in selected))
         self.panel.show_video_settings(any(item.is_video for item in items))
 
     def show_about(self) -> AboutDialog:

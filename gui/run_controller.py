@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, QThreadPool, QTimer, pyqtSignal
+from PyQt6.QtCore import QObject, QThreadPool, QTimer, QUrl, pyqtSignal
+from PyQt6.QtGui import QDesktopServices
 from PyQt6.QtWidgets import QLabel, QProgressBar
 
 from gui.batch_run import ItemFinished, ItemUpdate, Job, ModelChosen, RunConfig, RunEvent, RunStopped, RunTracker
@@ -18,9 +19,9 @@ from gui.queue_model import ItemState, QueueItem, describe_items
 from gui.queue_view import PROGRESS
 from gui.runner import EngineCache, describe_error
 from gui.settings import Settings
-from gui.video_estimate import VideoEstimate
+from gui.video_estimate import PREVIEW_SECONDS, VideoEstimate
 from gui.window_parts import WindowParts
-from gui.worker import EstimateFailed, UpscaleTask, VideoEstimateTask, Worker
+from gui.worker import EstimateFailed, PreviewDone, PreviewTask, UpscaleTask, VideoEstimateTask, Worker
 from hat_plugin.errors import OptionError
 
 __all__ = ["PROGRESS_STEPS", "RunController"]
@@ -44,7 +45,7 @@ class RunController(QObject):
         self.engines = EngineCache()
         self.task: UpscaleTask | None = None
         self.tracker: RunTracker | None = None
-        self.estimating: VideoEstimateTask | None = None
+        self.estimating: VideoEstimateTask | PreviewTask | None = None
         self.closing = False
         """Set when the window closes: the run's end then changes nothing else."""
         self.progress = QProgressBar()
@@ -138,29 +139,44 @@ class RunController(QObject):
     def estimate(self, item_ids: Sequence[int]) -> bool:
         """Time a few frames of the first of ``item_ids`` that is a video, with the settings a run would use, and
         say how long the whole video would take (in the background; the answer comes in the message bar)."""
+        return self._try_video(item_ids, VideoEstimateTask, "Timing a few frames of")
+
+    def preview(self, item_ids: Sequence[int]) -> bool:
+        """Upscale the first seconds of the first of ``item_ids`` that is a video, with the settings a run would
+        use, so its quality can be judged before the whole video runs (the file is offered when written)."""
+        return self._try_video(item_ids, PreviewTask, f"Upscaling the first {PREVIEW_SECONDS} s of")
+
+    def _try_video(self, item_ids: Sequence[int], kind: type[VideoEstimateTask | PreviewTask], doing: str) -> bool:
         queue = self.parts.queue
         video = next((item for item in map(queue.find, item_ids) if item is not None and item.is_video), None)
         if video is None:
-            self.parts.show("Select a video in the queue to estimate how long it takes.", "info")
+            self.parts.show("Select a video in the queue first.", "info")
             return False
         try:
             config = RunConfig.from_settings(self.parts.panel.settings())
         except OptionError as exc:
-            self.parts.show(f"Cannot estimate: {exc}", "error")
+            self.parts.show(f"Cannot start: {exc}", "error")
             return False
-        task = VideoEstimateTask(video.source, config, self.engines)
+        task = kind(video.source, config, self.engines)
         task.signals.reported.connect(self._on_estimate)
-        self.estimating = task
         task.signals.finished.connect(lambda: setattr(self, "estimating", None))
-        self.parts.status(f"Timing a few frames of {video.source.name}…")
+        self.estimating = task
+        self.parts.status(f"{doing} {video.source.name}…")
         self.pool.start(task)
         return True
 
     def _on_estimate(self, event: object) -> None:
         if isinstance(event, VideoEstimate):
             self.parts.show(f"{event.sentence()} Start runs it; Cancel keeps the finished chunks.", "info")
+        elif isinstance(event, PreviewDone):
+            output = event.output
+            self.parts.show(
+                f"The first {PREVIEW_SECONDS} s of {event.source.name} upscaled: {output.name}.",
+                "info",
+                [("Open", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(output))))],
+            )
         elif isinstance(event, EstimateFailed):
-            self.parts.show(f"Cannot estimate {event.source.name}: {event.message}", "error")
+            self.parts.show(f"Cannot do that with {event.source.name}: {event.message}", "error")
         self.parts.status("")
 
     def busy_ids(self) -> set[int]:

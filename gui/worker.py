@@ -27,7 +27,7 @@ from gui.models import check_availability, unavailable_sentence
 from gui.qimage import array_to_qimage
 from gui.runner import EngineCache, Throttle, describe_error, run_batch
 from gui.thumbnails import make_thumbnail, poster_frame
-from gui.video_estimate import VideoEstimate, estimate_video
+from gui.video_estimate import VideoEstimate, estimate_video, preview_video
 from gui.video_frames import FramePair
 from hat_plugin import weights
 from hat_plugin.errors import Cancelled, DownloadError, HATError
@@ -49,6 +49,8 @@ __all__ = [
     "Thumbnail",
     "ThumbnailTask",
     "UpscaleTask",
+    "PreviewDone",
+    "PreviewTask",
     "VideoEstimateTask",
     "VideoFrame",
     "Worker",
@@ -338,3 +340,30 @@ class VideoEstimateTask(Worker):
             emit(EstimateFailed(self.source, describe_error(exc)))
         else:
             emit(estimate)
+
+
+@dataclass(frozen=True)
+class PreviewDone:
+    """The preview of a video's first seconds is written."""
+
+    source: Path
+    output: Path
+
+
+class PreviewTask(Worker):
+    """Upscales the first seconds of a queued video with the run's settings (``video_estimate.preview_video``) on
+    the work pool; failures come as ``EstimateFailed``."""
+
+    def __init__(self, source: Path, config: RunConfig, engines: EngineCache) -> None:
+        super().__init__()
+        self.source, self.config, self.engines = source, config, engines
+
+    def work(self, emit: Callable[[object], None], cancel: threading.Event) -> None:
+        try:
+            output = preview_video(self.source, self.config, self.engines, cancel=cancel)
+        except Cancelled:
+            return
+        except (HATError, OSError) as exc:
+            emit(EstimateFailed(self.source, describe_error(exc)))
+        else:
+            emit(PreviewDone(self.source, output))

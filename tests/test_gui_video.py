@@ -191,5 +191,25 @@ def test_estimate_times_a_few_frames_before_starting(qtbot, window, tmp_path):
     assert states(window) == [ItemState.QUEUED] and not out.exists(), "an estimate writes nothing"
     window.panel.set_settings(replace(window.panel.settings(), use_weights_file=False, model="HAT-S_SRx4"))
     window.estimate_action.trigger()
-    qtbot.waitUntil(lambda: bar_text(window).startswith("Cannot estimate"), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bar_text(window).startswith("Cannot do that"), timeout=RUN_TIMEOUT_MS)
     assert "not downloaded yet" in bar_text(window), "nothing is downloaded for an estimate"
+
+
+def test_preview_upscales_the_first_seconds_before_the_whole_video(qtbot, window, tmp_path):
+    """Queue > Preview video writes the first 5 s upscaled with the run's settings, beside the outputs, and
+    offers to open it; the queued item itself is not started."""
+    clip = make_clip(tmp_path / "long.mp4", frames=140, width=WIDTH, height=HEIGHT, codec="libx264")  # 5.6 s
+    out = tmp_path / "out"
+    use_golden(window, out)
+    window.add_paths([clip.path])
+    window.view.selectRow(0)
+    assert window.preview_action.isEnabled()
+    window.preview_action.trigger()
+    qtbot.waitUntil(lambda: "upscaled:" in bar_text(window) or "Cannot" in bar_text(window), timeout=RUN_TIMEOUT_MS)
+    preview = out / "long_x2_preview-5s.mp4"
+    assert bar_text(window) == f"The first 5 s of long.mp4 upscaled: {preview.name}."
+    assert [b.text() for b in window.message_bar.buttons] == ["Open"]
+    with FrameReader(preview) as result:
+        assert result.frames == 125 and (result.info.width, result.info.height) == (2 * WIDTH, 2 * HEIGHT)
+    assert states(window) == [ItemState.QUEUED], "the video itself waits for Start"
+    assert not (out / "long_x2.mp4").exists()
