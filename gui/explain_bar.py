@@ -46,7 +46,7 @@ class ExplainBar(QWidget):
         self.steps.setToolTip("Blur-path steps (LAM's default: 50; fewer are quicker and rougher)")
         self.quick = QCheckBox("Quick")
         self.quick.setToolTip(
-            f"{QUICK_STEPS} steps instead of {FULL_STEPS}: about four times quicker; the map keeps its shape and the "
+            f"{QUICK_STEPS} steps instead of {FULL_STEPS}: several times quicker; the map keeps its shape and the "
             "DI moves a little (measured in docs/attribution.md)"
         )
         self.progress = QProgressBar()
