@@ -6,7 +6,18 @@ from __future__ import annotations
 import numpy as np
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QPixmap
-from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSlider, QSpinBox, QWidget
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui.explain import map_overlay
 from gui.qimage import array_to_qimage
@@ -67,21 +78,31 @@ class ExplainBar(QWidget):
         self.status.setWordWrap(True)
         self.save_button = QPushButton("Save map…")
         self.save_button.setToolTip("Save the heat map over the input as a PNG image")
-        row = QHBoxLayout(self)
-        row.setContentsMargins(4, 0, 4, 0)
-        row.addWidget(QLabel("Window"))
-        row.addWidget(self.window_size)
-        row.addWidget(QLabel("Steps"))
-        row.addWidget(self.steps)
-        row.addWidget(self.quick)
-        row.addWidget(self.progress)
-        row.addWidget(self.cancel_button)
-        row.addWidget(self.status, 1)
-        row.addWidget(QLabel("less"))
-        row.addWidget(self.legend)
-        row.addWidget(QLabel("more"))
-        row.addWidget(self.opacity)
-        row.addWidget(self.save_button)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status.setMinimumWidth(120)
+        settings = QHBoxLayout()
+        parts: tuple[QWidget, ...] = (QLabel("Window"), self.window_size, QLabel("Steps"), self.steps, self.quick)
+        for part in parts:
+            settings.addWidget(part)
+        settings.addStretch(1)
+        settings.addWidget(self.save_button)
+        work = QHBoxLayout()
+        work.addWidget(self.progress)
+        work.addWidget(self.cancel_button)
+        work.addWidget(self.status, 1)
+        self.map_tools = QWidget()
+        """The colour scale and the opacity: shown while a map is."""
+        tools = QHBoxLayout(self.map_tools)
+        tools.setContentsMargins(0, 0, 0, 0)
+        for part in (QLabel("less"), self.legend, QLabel("more"), QLabel("   opacity"), self.opacity):
+            tools.addWidget(part)
+        tools.addStretch(1)
+        rows = QVBoxLayout(self)
+        rows.setContentsMargins(4, 0, 4, 0)
+        rows.setSpacing(2)
+        rows.addLayout(settings)
+        rows.addLayout(work)
+        rows.addWidget(self.map_tools)
         self.quick.toggled.connect(lambda on: self.steps.setValue(QUICK_STEPS if on else FULL_STEPS))
         self.cancel_button.clicked.connect(self.cancel_requested.emit)
         self.save_button.clicked.connect(self.save_requested.emit)
@@ -90,6 +111,7 @@ class ExplainBar(QWidget):
     def idle(self, text: str = HINT) -> None:
         """Nothing computed or shown: the hint (or ``text``)."""
         self._set_busy(False)
+        self.map_tools.hide()
         self.save_button.setEnabled(False)
         self.status.setText(text)
 
@@ -112,6 +134,7 @@ class ExplainBar(QWidget):
         """A map is shown; ``text`` says what it is (the DI first)."""
         self._set_busy(False)
         self.save_button.setEnabled(True)
+        self.map_tools.show()
         self.status.setText(text)
 
     def failed(self, text: str) -> None:

@@ -96,3 +96,20 @@ def test_rows_added_while_compare_is_open_are_scrolled_into_view(qtbot, tmp_path
     qtbot.waitUntil(newest_in_view)
     first = view.visualRect(window.table_model.index(0, 0))
     assert not view.viewport().rect().contains(first), "the queue is longer than its view here"
+
+
+def test_explain_fits_a_small_window_while_it_works_and_with_a_map(qtbot, tmp_path):
+    window = make_window(qtbot, tmp_path)
+    open_compare(window, tmp_path)
+    window.compare.explain_action.trigger()
+    bar = window.compare.explain_bar
+    bar.running((8, 8), 16)
+    bar.progressed(42, 500)
+    window.resize(800, 500)
+    qtbot.wait(30)
+    assert window.width() == 800, "the Explain bar never forces the window wider"
+    assert bar.progress.width() > bar.progress.fontMetrics().horizontalAdvance(bar.progress.text()) + 20
+    bar.finished("DI 1.23")
+    qtbot.wait(30)
+    assert bar.map_tools.isVisible() and window.width() == 800
+    assert bar.map_tools.geometry().right() <= bar.width(), "the legend and the opacity slider fit"
