@@ -378,6 +378,6 @@ def test_read_frame_gives_the_frame_of_that_number_as_rgb(tmp_path):
 def test_an_odd_upscaled_size_with_subsampled_chroma_is_refused_before_work(tmp_path, engine):
     x3 = WEIGHTS.parent.parent / "tiny-x3-w8" / "weights.safetensors"
     clip = make_clip(tmp_path / "odd.mkv", frames=2, width=33, height=21, pix_fmt="yuv444p")
-    with pytest.raises(VideoError, match="99x63 is odd.*--pix-fmt yuv444p"):
+    with pytest.raises(VideoError, match="99x63 is odd.*set pix_fmt to yuv444p"):
         VideoJob(clip.path, tmp_path / "o.mkv", x3, encoder=EncoderSettings("x264", pix_fmt="yuv420p")).prepare()
     assert not (tmp_path / "o.mkv.hat-work").exists()
