@@ -179,6 +179,7 @@ def test_default_model_prefers_what_works_offline(tmp_path: Path, monkeypatch: p
 # ---- no process-wide side effects ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_building_an_engine_changes_nothing_process_wide() -> None:
     code = (
         "import hat_plugin, hat_plugin.runtime as r\n"

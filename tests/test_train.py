@@ -121,6 +121,7 @@ def test_fine_tuning_starts_from_params_ema_not_params(tmp_path):
     assert all(torch.equal(own[k], ema[k]) for k in ema)
 
 
+@pytest.mark.slow
 def test_a_new_scale_keeps_the_body_and_starts_the_new_stage_as_bicubic():
     x2 = read_state_dict(weights.resolve("hat-tiny-x2"))
     start = starting_model("hat-tiny-x2", 4)
