@@ -2,6 +2,8 @@
 #   make demo   set everything up (.venv, the project with all extras, the VapourSynth plugin) and upscale a sample
 #   make test   lint (ruff), types (mypy, strict on hat_plugin) and the test suite (import cycles included);
 #               sets up first if needed; .ci/run calls this
+#   make test-fast   the development loop: the tests not marked slow (no real-process, video-encode, training,
+#               fuzz, vspipe or Ray runs), without lint and types
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +15,7 @@ DEMO_MODEL ?= --model hat-tiny-x4
 SYSTEM_PACKAGES := xvfb libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 \
 	libxkbcommon-x11-0 libx11-xcb1 libegl1 libgl1 libfontconfig1 libdbus-1-3
 
-.PHONY: setup system-packages demo test check lint typecheck bench clean
+.PHONY: setup system-packages demo test test-fast check lint typecheck bench clean
 
 setup: $(STAMP)
 
@@ -44,6 +46,9 @@ demo: setup
 
 test: check
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+test-fast: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow"
 
 check: lint typecheck
 

@@ -162,7 +162,7 @@ class CompareController(QObject):
         try:
             config = RunConfig.from_settings(self.parts.panel.settings())
         except OptionError as exc:
-            return f"Cannot explain: {exc}"
+            return f"Cannot explain: {describe_error(exc)}"
         if item.model is not None:
             config = dataclasses.replace(config, model=str(item.model), from_file=True)
         pair, frame, source = self.video, self.panel.frame, item.source

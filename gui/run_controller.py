@@ -88,7 +88,7 @@ class RunController(QObject):
         try:
             config = RunConfig.from_settings(settings)
         except OptionError as exc:
-            self.parts.show(f"Cannot start: {exc}", "error")
+            self.parts.show(f"Cannot start: {describe_error(exc)}", "error")
             return False
         queue.requeue(item for item in items if item.state is ItemState.CANCELLED)
         self._run(items, config)
@@ -155,7 +155,7 @@ class RunController(QObject):
         try:
             config = RunConfig.from_settings(self.parts.panel.settings())
         except OptionError as exc:
-            self.parts.show(f"Cannot start: {exc}", "error")
+            self.parts.show(f"Cannot start: {describe_error(exc)}", "error")
             return False
         task = kind(video.source, config, self.engines)
         task.signals.reported.connect(self._on_estimate)
