@@ -195,6 +195,7 @@ def test_estimate_times_a_few_frames_before_starting(qtbot, window, tmp_path):
     assert "not downloaded yet" in bar_text(window), "nothing is downloaded for an estimate"
 
 
+@pytest.mark.slow
 def test_preview_upscales_the_first_seconds_before_the_whole_video(qtbot, window, tmp_path):
     """Queue > Preview video writes the first 5 s upscaled with the run's settings, beside the outputs, and
     offers to open it; the queued item itself is not started."""
