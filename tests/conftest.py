@@ -53,3 +53,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def strict_runners(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CUDA runner that cannot run as asked raises instead of warning and running eagerly, so a passing "graphs"
+    or "compile" test ran graphs or compiled code. Tests of the fallback itself set ``runners.STRICT`` back."""
+    from hat_plugin import runners
+
+    monkeypatch.setattr(runners, "STRICT", True)
