@@ -16,6 +16,7 @@ a fast but wrong configuration shows.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -241,9 +242,9 @@ def run_case(
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
             base = torch.cuda.memory_allocated(device)
-        first = clock.time(lambda item=item: item(x))
+        first = clock.time(functools.partial(item, x))
         if item.config.runner != "eager" or item.config.cudnn_benchmark:
-            first += clock.time(lambda item=item: item(x))  # graphs capture on the second sighting
+            first += clock.time(functools.partial(item, x))  # graphs capture on the second sighting
         result = item(x)
         peak = torch.cuda.max_memory_allocated(device) - base if device.type == "cuda" else None
         if reference is None and item.config.impl == "ours" and item.config.precision == "fp32":
@@ -256,7 +257,7 @@ def run_case(
     times: dict[Config, list[float]] = {item.config: [] for item in loaded}
     for r in range(rounds):
         for item in loaded if r % 2 == 0 else reversed(loaded):
-            times[item.config].append(clock.time(lambda item=item: item(x)))
+            times[item.config].append(clock.time(functools.partial(item, x)))
     pixels = case.height * case.width
     peaks = _peaks(device)
     for item in loaded:

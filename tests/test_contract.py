@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import golden_weights
 from safetensors.torch import save_file
 
 import hat_plugin
 from hat_plugin import errors, weights
 from hat_plugin.engine import Upscaler
-from tests.conftest import golden_weights
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def test_options_are_keyword_only() -> None:
     params = inspect.signature(Upscaler).parameters
     assert [p.name for p in params.values() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == ["model"]
     with pytest.raises(TypeError):
-        Upscaler(golden_weights(), "cpu")  # type: ignore[misc]
+        Upscaler(golden_weights(), "cpu")  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(
