@@ -14,8 +14,8 @@ import torch
 
 import hat_plugin.arch as arch_module
 from bench import gpu_check, gpu_wheels
-from hat_plugin import HAT, HATConfig, OptionError, Upscaler
-from hat_plugin.runners import RUNNER_ENV, ShapeSlots, make_runner, runner_name
+from hat_plugin import HAT, HATConfig, OptionError, Upscaler, runners
+from hat_plugin.runners import RUNNER_ENV, RunnerFallback, ShapeSlots, make_runner, runner_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu_check.sh"
@@ -38,6 +38,7 @@ def test_shape_slots_make_on_the_second_sighting_and_keep_the_most_recent() -> N
 
 
 def test_runner_names_and_the_cpu_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runners, "STRICT", False)  # the fallback itself: a warning and eager
     monkeypatch.delenv(RUNNER_ENV, raising=False)
     assert runner_name() == "eager" and runner_name(" Graphs ") == "graphs"
     with pytest.raises(OptionError, match="HAT_PLUGIN_CUDA_RUNNER='warp' is not a runner"):
@@ -52,6 +53,34 @@ def test_runner_names_and_the_cpu_fallback(monkeypatch: pytest.MonkeyPatch) -> N
     x = torch.rand(1, 3, 12, 20)
     monkeypatch.setenv(RUNNER_ENV, "eager")
     assert torch.equal(up.upscale_tensor(x), Upscaler(model, device="cpu").upscale_tensor(x))
+
+
+def test_strict_runners_raise_instead_of_falling_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite runs strict (conftest): a runner that cannot run as asked is an error, not a warning."""
+    assert runners.STRICT
+    model = HAT(HATConfig(embed_dim=16, depths=(1,), num_heads=(2,), window_size=8, upscale=2, squeeze_factor=4))
+    for name in ("graphs", "compile"):
+        with pytest.raises(RunnerFallback, match="needs a CUDA device"):
+            make_runner(model, torch.device("cpu"), name)
+    monkeypatch.setenv(RUNNER_ENV, "graphs")
+    with pytest.raises(RunnerFallback):
+        Upscaler(model, device="cpu")
+    with pytest.warns(RuntimeWarning):  # an explicit strict=False still falls back
+        assert make_runner(model, torch.device("cpu"), "graphs", strict=False) is None
+
+
+def test_compile_is_unavailable_without_a_compiler_or_headers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    assert "no C compiler" in (runners.compile_unavailable() or "")
+    cc = tmp_path / "cc"
+    cc.write_text("#!/bin/sh\n", encoding="utf-8")
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    monkeypatch.setattr(runners.sysconfig, "get_paths", lambda: {"include": str(tmp_path / "include")})
+    assert "no Python headers" in (runners.compile_unavailable() or "")
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "Python.h").write_text("", encoding="utf-8")
+    assert runners.compile_unavailable() is None
 
 
 def test_padded_attention_heads_give_the_same_output(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,7 +208,26 @@ def test_dry_run_of_the_environment_step(tmp_path: Path) -> None:
 def test_wheel_list_is_what_the_gpu_machine_lacks() -> None:
     needed = gpu_wheels.needed_by_the_check()
     assert {"torch", "numpy", "vapoursynth", "spandrel", "pytest", "pytest-timeout"} <= set(needed)
+    assert not {"openvino", "onnxruntime", "onnx", "onnxscript", "av"} & set(needed)  # never run by the check
     missing = gpu_wheels.missing_on_gpu_machine(needed)
     assert {"vapoursynth", "platformdirs", "pypng", "spandrel"} <= set(missing)
     assert not {"torch", "numpy", "pillow", "safetensors", "pytest", "pytest-timeout"} & set(missing)
     assert gpu_wheels.missing_on_gpu_machine(["einops", "typing_extensions", "Torch"]) == []
+    assert gpu_wheels.carried_set(["a", "torch"], {"a": ["b", "numpy"], "b": ["a"]}) == ["a", "b"]
+
+
+def test_recorded_wheels_are_the_computed_set_and_fit_one_device_call() -> None:
+    """The set pyproject.toml asks for (computed as gpu_wheels.py does) is the recorded one, and the tracked tree
+    plus the recorded wheel sizes stay MARGIN under what a device call may carry; the docs show that record."""
+    record = gpu_wheels.load_record()
+    recorded = sorted(w["name"] for w in record["wheels"])
+    computed = gpu_wheels.carried_set(gpu_wheels.needed_by_the_check(), record["requires"])
+    assert computed == recorded, "the wheel set changed: run python bench/gpu_wheels.py --record"
+    wheels = sum(w["bytes"] for w in record["wheels"])
+    tree = gpu_wheels.tracked_size()
+    assert tree + wheels + gpu_wheels.MARGIN <= gpu_wheels.TREE_LIMIT, (
+        f"tree {tree / 2**20:.1f} MiB + wheels {wheels / 2**20:.1f} MiB leave less than "
+        f"{gpu_wheels.MARGIN / 2**20:.0f} MiB of the {gpu_wheels.TREE_LIMIT / 2**20:.0f} MiB a device call carries"
+    )
+    docs = gpu_wheels.DOCS.read_text(encoding="utf-8")
+    assert gpu_wheels.render_docs(record) in docs, "docs/benchmarks.md: run python bench/gpu_wheels.py --record"
