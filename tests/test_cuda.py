@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN, golden_config, golden_weights
+from conftest import GOLDEN, HAS_CUDA, golden_config, golden_weights, needs_cuda
 from safetensors.torch import load_file
 
 import hat_plugin.arch as arch_module
@@ -36,17 +36,10 @@ from hat_plugin.transfer import HostBlend
 
 pytestmark = [pytest.mark.cuda]
 
-HAS_CUDA = torch.cuda.is_available()
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "hat_plugin" / "bundled"
 CROPS = ROOT / "tests" / "data" / "quality"
 CUDA = torch.device("cuda", 0)
-
-
-def needs_cuda(what: str) -> None:
-    """Skip the rest of the test where there is no CUDA GPU (what ran before this line ran on the CPU)."""
-    if not HAS_CUDA:
-        pytest.skip(f"{what}: needs a CUDA GPU (torch.cuda.is_available() is False)")
 
 
 @pytest.fixture
@@ -109,6 +102,8 @@ def test_golden_outputs_on_cuda(
 ) -> None:
     case = load_file(GOLDEN / golden_case / "case.safetensors")
     model = golden_model(golden_case, dtype, device)
+    assert case[key].dtype in (torch.float32, torch.float64) and case["input"].dim() == 4
+    needs_cuda("the golden forward on CUDA (tests/test_arch.py runs it on the CPU)")
     with torch.inference_mode():
         out = model(case["input"].to(device, dtype))
     assert out.device.type == device.type and out.dtype == dtype
@@ -120,6 +115,7 @@ def test_tiled_engine_on_cuda_matches_the_cpu_engine(golden_case: str, exact_fp3
     model = load_model(golden_weights(golden_case))
     x = torch.rand(2, 3, 45, 61, generator=torch.Generator().manual_seed(1))
     tile, overlap, batch = 2 * model.config.window_size, 4, 3
+    needs_cuda("the tile loop on CUDA (tests/test_tiling.py runs it on the CPU)")
     cpu = Upscaler(model, device="cpu", precision="fp32", tile=tile, overlap=overlap, batch=batch).upscale_tensor(x)
     gpu = Upscaler(model, device=device, precision="fp32", tile=tile, overlap=overlap, batch=batch)
     on_device = gpu.upscale_tensor(x.to(device))
@@ -139,24 +135,38 @@ def crops() -> dict[str, np.ndarray]:
     return found
 
 
+@pytest.fixture(scope="module")
+def fp32_psnr() -> dict[int, dict[str, tuple[np.ndarray, float]]]:
+    """Per scale, filled once: each crop's low-resolution input and the fp32 engine's PSNR-Y on it."""
+    return {}
+
+
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 @pytest.mark.parametrize("scale", [2, 4])
 def test_half_precision_on_cuda_loses_under_a_tenth_of_a_db(
-    scale: int, precision: str, crops: dict[str, np.ndarray], device: torch.device
+    scale: int,
+    precision: str,
+    crops: dict[str, np.ndarray],
+    fp32_psnr: dict[int, dict[str, tuple[np.ndarray, float]]],
+    device: torch.device,
 ) -> None:
     weights = BUNDLED / f"hat-tiny-x{scale}.safetensors"
-    full = Upscaler(weights, device=device, precision="fp32")
-    inputs = {stem: make_lr(hr, scale) for stem, hr in crops.items()}
-    reference = {stem: psnr_y(full.upscale(inputs[stem]), hr, scale) for stem, hr in crops.items()}
-    assert all(20 < db < 60 for db in reference.values()), reference
+    if scale not in fp32_psnr:
+        full = Upscaler(weights, device=device, precision="fp32")
+        fp32_psnr[scale] = {
+            stem: (lr, psnr_y(full.upscale(lr), hr, scale)) for stem, hr in crops.items() for lr in [make_lr(hr, scale)]
+        }
+    reference = fp32_psnr[scale]
+    assert all(20 < db < 60 for _, db in reference.values()), reference
     needs_cuda(f"{precision} on CUDA")
     half = Upscaler(weights, device=device, precision=precision)
     assert half.model.conv_first.weight.dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
     for stem, hr in crops.items():
+        lr, db = reference[stem]
         with warnings.catch_warnings():
             warnings.filterwarnings("error", message=".*recomputing")  # the half path itself must be good
-            out = half.upscale(inputs[stem])
-        loss = reference[stem] - psnr_y(out, hr, scale)
+            out = half.upscale(lr)
+        loss = db - psnr_y(out, hr, scale)
         assert loss <= 0.1, f"{stem}: {precision} on CUDA loses {loss:.3f} dB"
 
 
@@ -358,7 +368,8 @@ def test_upscale_tensor_from_four_threads_matches_serial(
     up = Upscaler(weights, device=device, precision=precision, tile=32, overlap=8, batch=2)
     if runner == "graphs":
         assert isinstance(up._runner, GraphRunner)
-    for inputs in (_inputs(device), _inputs(torch.device("cpu"))):
+    sources = [device, torch.device("cpu")] if device.type == "cuda" else [device]  # inputs on the host and device
+    for inputs in (_inputs(where) for where in sources):
         for got, want in zip(_threaded(up, inputs, own_streams), serial, strict=True):
             assert (got - want).abs().max().item() <= (1e-5 if precision == "fp32" else 2e-3)
     if runner == "graphs":
