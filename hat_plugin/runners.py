@@ -227,10 +227,9 @@ class GraphRunner:
             if is_out_of_memory(exc):
                 raise
             self.slots.fail(key)
-            what = "refused" if isinstance(exc, CaptureMiss) else "failed"
-            _fall_back(
-                f"CUDA graph capture {what} for input {tuple(x.shape)} ({exc}); running it eagerly", self.strict, exc, 4
-            )
+            miss = _capture_miss(exc)  # ending the broken capture may raise on top of it
+            what = f"refused ({miss})" if miss else f"failed ({exc})"
+            _fall_back(f"CUDA graph capture {what} for input {tuple(x.shape)}; running it eagerly", self.strict, exc, 4)
             return None
         entry = _Graph(graph, static_in, static_out, torch.cuda.Event(), pins)  # type: ignore[no-untyped-call]
         self.retired.add(self.slots.put(key, entry))
@@ -244,6 +243,13 @@ class GraphRunner:
         out = entry.static_out.clone()
         entry.free.record(stream)
         return out
+
+
+def _capture_miss(exc: BaseException | None) -> CaptureMiss | None:
+    """The ``CaptureMiss`` behind ``exc`` (itself, or what it was raised while handling), if any."""
+    while exc is not None and not isinstance(exc, CaptureMiss):
+        exc = exc.__cause__ or exc.__context__
+    return exc
 
 
 class CompiledRunner:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import hat_plugin.arch as arch_module
-from bench import gpu_check, gpu_wheels
+from bench import gpu_check, gpu_rehearsal, gpu_wheels
 from hat_plugin import HAT, HATConfig, OptionError, Upscaler, runners
 from hat_plugin.runners import RUNNER_ENV, RunnerFallback, ShapeSlots, make_runner, runner_name
 
@@ -183,6 +183,28 @@ def test_report_counts_tests_and_judges_targets(tmp_path: Path) -> None:
     assert "| HAT-S x4 256x256: ours fp16 >= 1.5x spandrel's best (spandrel bf16) | 1.25 | **no** |" in report
 
 
+def test_pytest_verdicts_on_the_cpu_and_the_gpu() -> None:
+    def tests(*cases: tuple[str, str]) -> dict:
+        rows = [{"test": f"t{i}", "outcome": o, "message": m, "seconds": 0.0} for i, (o, m) in enumerate(cases)]
+        return {"cases": rows, "counts": gpu_check._count(rows)}
+
+    cpu_part = ("skipped", "fp16 on CUDA: needs a CUDA GPU (torch.cuda.is_available() is False)")
+    clean = tests(("passed", ""), cpu_part)
+    assert gpu_check.judge_tests("passed", "", clean, "cpu", True) == ("passed", "1 passed, 1 skipped")
+    status, note = gpu_check.judge_tests("passed", "", clean, "cuda", True)  # on the GPU nothing may skip
+    assert status == "incomplete" and "skipped: fp16 on CUDA" in note
+    no_vs = tests(("passed", ""), ("skipped", "needs VapourSynth (carry its wheel to the GPU machine)"))
+    assert gpu_check.judge_tests("passed", "", no_vs, "cpu", True)[0] == "incomplete"
+    assert gpu_check.judge_tests("passed", "", clean, "cpu", False)[0] == "incomplete"  # test_cuda_vs.py not run
+    assert gpu_check.judge_tests("passed", "", tests(cpu_part), "cpu", True)[0] == "failed"  # nothing passed
+    assert gpu_check.judge_tests("failed", "boom", clean, "cpu", True)[0] == "failed"
+    timed = gpu_check.judge_tests(
+        "timed out", "stopped after 90 s", tests(("passed", ""), ("skipped", "")), "cpu", True
+    )
+    assert timed == ("timed out", "1 passed, 1 skipped; skipped: reason not recorded (the run was stopped); "
+                     "stopped after 90 s")  # fmt: skip
+
+
 @pytest.mark.slow
 def test_dry_run_of_the_environment_step(tmp_path: Path) -> None:
     """The script end to end on the CPU, its cheapest step: both report files written and consistent."""
@@ -200,6 +222,33 @@ def test_dry_run_of_the_environment_step(tmp_path: Path) -> None:
     report = (out / "report.md").read_text(encoding="utf-8")
     assert "| environment and ceilings | **passed** |" in report
     assert "===== env:" in (out / "log.txt").read_text(encoding="utf-8")
+
+
+def test_the_image_python_has_the_image_and_nothing_else(tmp_path: Path) -> None:
+    """The rehearsal's fresh environment sees torch (the image has it) but not what only the wheels bring."""
+    python = gpu_rehearsal.image_python(tmp_path)
+    env = gpu_rehearsal.offline_env(tmp_path, python)
+    names = ("torch", "numpy", "pytest", "spandrel", "vapoursynth", "platformdirs", "av", "hat_plugin")
+    probe = f"import importlib.util as u; print([m for m in {names!r} if u.find_spec(m)])"
+    found = subprocess.run(
+        [str(python), "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path, check=True
+    )
+    assert found.stdout.strip() == "['torch', 'numpy', 'pytest']", found.stdout + found.stderr
+
+
+@pytest.mark.slow
+def test_rehearsal_of_the_first_run_offline(tmp_path: Path) -> None:
+    """The whole check with --device cpu as the GPU machine runs it: a fresh Python holding only the image's
+    packages, the carried wheels installed with pip --no-index, no network. Every step of the mode must pass."""
+    out = tmp_path / "out"
+    code = gpu_rehearsal.rehearse(out, quick=True, timeout=300)
+    report = (out / "report.md").read_text(encoding="utf-8") if (out / "report.md").exists() else "no report"
+    assert code == 0, report
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    statuses = {s["name"]: s["status"] for s in results["steps"]}
+    assert statuses == {name: "passed" for name in gpu_check.STEP_NAMES if name != "compile"} | {"compile": "left out"}
+    assert results["install"].startswith(f"installed {len(gpu_wheels.load_record()['wheels'])} into")
+    assert results["tests"]["counts"]["passed"] > 0 and results["passed"] is True
 
 
 # ---- wheels for the GPU machine -------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import hat_plugin.arch as arch_module
-from hat_plugin import HAT, HATConfig
+from hat_plugin import HAT, HATConfig, runners
 from hat_plugin.arch import DerivedCache
 from hat_plugin.runners import Retired
 from hat_plugin.streams import CaptureMiss, Pins, Shared, SizeCache, capturing, recording
@@ -184,6 +184,18 @@ def test_a_forward_records_every_cached_index_and_a_capture_of_it_builds_nothing
             assert torch.equal(model(x), want)
         with capturing(pins), pytest.raises(CaptureMiss):
             model(torch.rand(1, 3, 32, 40))  # another size: its indices were not pinned
+
+
+def test_a_capture_miss_is_found_behind_the_error_that_ended_the_capture() -> None:
+    miss = CaptureMiss("needs (1, 'k')")
+    try:
+        try:
+            raise miss
+        except CaptureMiss:
+            raise RuntimeError("operation not permitted when stream is capturing") from None
+    except RuntimeError as ended:
+        assert runners._capture_miss(ended) is miss
+    assert runners._capture_miss(RuntimeError("other")) is None
 
 
 def test_retired_graphs_are_kept_until_their_replays_are_done() -> None:
