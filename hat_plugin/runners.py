@@ -11,10 +11,12 @@
 Both return a fresh tensor per call. Calls that touch shared state (a graph's input buffer, a compiled function)
 are serialised by a lock, and CUDA events order the streams of different threads, so the VapourSynth filter's
 ``num_streams`` stay correct. A graph reads the network's cached tensors only through the pins of its warm-up run
-(``streams.recording``/``capturing``): they live as long as the graph, the capture never builds one, and an evicted
-graph is dropped only once its last replay is done. A shape that fails to capture or compile runs eagerly from
-then on with a warning, or raises ``RunnerFallback`` where ``strict`` is set (the test suite sets ``STRICT``, so a
-passing "graphs" test ran graphs); out-of-memory errors propagate, so the engine can shrink its tiles.
+(``streams.recording``/``capturing``): they live as long as the graph; a second, eager warm-up reads only the pins,
+so a lookup the capture would miss refuses the capture before it starts (and one inside the capture still builds
+nothing); an evicted graph is dropped only once its last replay is done. A shape that fails to capture or compile
+runs eagerly from then on with a warning, or raises ``RunnerFallback`` where ``strict`` is set (the test suite sets
+``STRICT``, so a passing "graphs" test ran graphs); out-of-memory errors propagate, so the engine can shrink its
+tiles.
 ``torch.compile`` on CUDA needs Triton, which builds a C helper: without a C compiler or Python's headers the
 runner is not available (``compile_unavailable`` says why) and the engine runs eagerly.
 
@@ -218,8 +220,11 @@ class GraphRunner:
         graph = torch.cuda.CUDAGraph()
         pins = Pins()
         try:
-            with torch.cuda.stream(side), recording(pins):
-                self.model(static_in)  # warm-up outside the graph: library handles, cached tensors (pinned)
+            with torch.cuda.stream(side):
+                with recording(pins):
+                    self.model(static_in)  # warm-up outside the graph: library handles, cached tensors (pinned)
+                with capturing(pins):
+                    self.model(static_in)  # the capture's lookups, run eagerly: a miss refuses before it starts
             stream.wait_stream(side)
             with torch.cuda.graph(graph, capture_error_mode="thread_local"), capturing(pins):
                 static_out = self.model(static_in)
