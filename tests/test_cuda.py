@@ -377,6 +377,24 @@ def test_upscale_tensor_from_four_threads_matches_serial(
         assert isinstance(up._runner, GraphRunner) and len(up._runner.slots) > 0, "no graph was captured"
 
 
+def test_a_cached_index_made_on_one_stream_is_complete_on_another(device: torch.device) -> None:
+    """The maker's stream is held back by a sleep kernel before it builds the index: a reader on another stream
+    that were not ordered after it would copy the index before it exists."""
+    args = (3, 8, 12, 72, 88)  # a size no other test uses: this call makes the entry
+    want = arch_module._overlap_windows(*args, torch.device("cpu"))
+    assert want.numel() == 3 * 9 * 11 * 12 * 12
+    needs_cuda("two CUDA streams")
+    maker, reader = torch.cuda.Stream(CUDA), torch.cuda.Stream(CUDA)
+    with torch.cuda.stream(maker):
+        torch.cuda._sleep(200_000_000)  # about 0.1 s of GPU time
+        made = arch_module._overlap_windows(*args, device)
+    with torch.cuda.stream(reader):
+        seen = arch_module._overlap_windows(*args, device)
+        copy = seen.clone()
+    torch.cuda.synchronize(CUDA)
+    assert seen is made and torch.equal(copy.cpu(), want)
+
+
 def test_graph_runner_replays_per_shape_and_keeps_few(monkeypatch: pytest.MonkeyPatch) -> None:
     needs_cuda("CUDA graphs")
     monkeypatch.setenv(RUNNER_ENV, "graphs")
