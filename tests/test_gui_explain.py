@@ -48,7 +48,7 @@ def request(pixels: np.ndarray, point=(20, 10), model: str = str(GOLDEN), from_f
 
 def test_explain_maps_the_window_around_the_point_and_renders_it_at_the_output_size(tmp_path):
     pixels = write_png(tmp_path / "in.png", HEIGHT, WIDTH)
-    steps: list[tuple[int, int]] = []
+    steps: list[tuple[int, int | None]] = []
     done = explain(request(pixels), ExplainModels(), lambda d, t: steps.append((d, t)))
     assert done.corner == attribution.window_around(20, 10, 2 * WIDTH, 2 * HEIGHT, 8) == (16, 6)
     assert done.heat.shape == (2 * HEIGHT, 2 * WIDTH, 3) and done.heat.dtype == np.uint8
