@@ -22,6 +22,7 @@ from gui.batch_run import Emit, ItemFinished, ItemUpdate, Job, ModelChosen, RunC
 from gui.models import friendly_name, unavailable_sentence
 from gui.notices import collect_notices
 from gui.queue_model import ItemState
+from gui.wording import worded
 from hat_plugin import images, weights
 from hat_plugin.errors import (
     Cancelled,
@@ -33,6 +34,7 @@ from hat_plugin.errors import (
     is_out_of_memory,
     out_of_memory_message,
 )
+from hat_plugin.options import EngineOptions
 from hat_plugin.progress import CancelCheck, raise_if_cancelled
 from hat_plugin.video import VideoJob
 from hat_plugin.weights import ModelEntry
@@ -46,7 +48,7 @@ def describe_error(exc: BaseException, device: object = None, tile: int = 0) -> 
     """A one-line message for the user. The engine's own messages are shown as they come; out-of-memory is the
     engine's one text; other errors get a sentence that names the problem and what to do."""
     if isinstance(exc, HATError):
-        return str(exc)
+        return worded(exc)
     if is_out_of_memory(exc):
         return out_of_memory_message(device if device is not None else "this device", tile or None)
     if isinstance(exc, OSError):
@@ -79,7 +81,7 @@ class EngineCache:
     """Keeps the last loaded ``Upscaler`` so runs with unchanged settings do not load the model again."""
 
     def __init__(self) -> None:
-        self._key: tuple[str, int, str, str, int] | None = None
+        self._key: tuple[str, int, EngineOptions] | None = None
         self._upscaler: hat_plugin.Upscaler | None = None
 
     @property
@@ -89,14 +91,12 @@ class EngineCache:
 
     def get(self, weights_path: Path, config: RunConfig) -> hat_plugin.Upscaler:
         """The engine for these weights and settings, building it only when they changed."""
-        key = (str(weights_path), weights_path.stat().st_mtime_ns, config.device, config.precision, config.tile)
+        key = (str(weights_path), weights_path.stat().st_mtime_ns, config.engine)
         if key != self._key or self._upscaler is None:
             if self._upscaler is not None:
                 self._upscaler.close()
             self._upscaler, self._key = None, None
-            self._upscaler = hat_plugin.Upscaler(
-                weights_path, device=config.device, precision=config.precision, tile=config.tile
-            )
+            self._upscaler = hat_plugin.Upscaler(weights_path, config.engine)
             self._key = key
         return self._upscaler
 
@@ -246,6 +246,7 @@ def _process(
             image = images.read_image(job.source)
             emit(ItemUpdate(job.item_id, ItemState.RUNNING, "working on the first tile"))
             pixels = upscaler.upscale(image.pixels, progress=report, cancel=cancel)
+            raise_if_cancelled(cancel, "writing")  # cancel after the last tile: discard, as within a tile
             images.write_image(
                 target,
                 replace(image, pixels=pixels),
@@ -258,7 +259,7 @@ def _process(
     except Exception as exc:
         if not isinstance(exc, HATError | OSError | MemoryError) and not is_out_of_memory(exc):
             traceback.print_exc()
-        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.tile))
+        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.engine.tile))
     else:
         finish(ItemState.DONE, "; ".join(notes), target)
 
@@ -280,8 +281,10 @@ def _process_video(
         return
     video: VideoJob | None = None
     note = ""
+    reached = [0, 0]
 
     def frames(done: int, total: int) -> None:
+        reached[:] = done, total
         joining = "joining the chunks" if total and done >= total else note
         emit(ItemUpdate(job.item_id, ItemState.RUNNING, joining, done, total))
 
@@ -308,13 +311,18 @@ def _process_video(
         kept = video.plan if video is not None else None
         if kept is not None and kept.done:
             message = f"Cancelled; {len(kept.done)} of {len(kept.chunks)} chunks are kept: Start continues from them."
+        elif reached[0]:
+            message = (
+                f"Cancelled after {reached[0]} of {reached[1]} frames, before the first chunk of "
+                f"{config.chunk_frames} frames was finished, so nothing is kept (shorter chunks keep more)."
+            )
         else:
             message = "Cancelled; no output was written."
         finish(ItemState.CANCELLED, message)
     except Exception as exc:
         if not isinstance(exc, HATError | OSError | MemoryError) and not is_out_of_memory(exc):
             traceback.print_exc()
-        message = describe_error(exc, upscaler.device, config.tile)
+        message = describe_error(exc, upscaler.device, config.engine.tile)
         # the file itself cannot be upscaled (not a video, a format the path cannot carry): Retry cannot help;
         # damaged data stopped by the Damaged data setting can go on with the other choice
         retry = not isinstance(exc, VideoError) or isinstance(exc, DamagedVideoError)

@@ -56,9 +56,9 @@ class Deinterlace:
 def choose(info: VideoInfo, mode: str, rate: str) -> Deinterlace | None:
     """The deinterlacing a job does for ``info`` with the options ``deinterlace`` and ``deinterlace_rate``."""
     if mode not in MODES:
-        raise OptionError(f"deinterlace {mode!r}: choose one of {', '.join(MODES)}")
+        raise OptionError(f"{{deinterlace}} {mode!r}: choose one of {', '.join(MODES)}", option="deinterlace")
     if rate not in RATES:
-        raise OptionError(f"deinterlace_rate {rate!r}: choose one of {', '.join(RATES)}")
+        raise OptionError(f"{{deinterlace_rate}} {rate!r}: choose one of {', '.join(RATES)}", option="deinterlace_rate")
     if mode == "off" or (mode == "auto" and not info.field_order):
         return None
     return Deinterlace("bwdif" if mode == "auto" else mode, rate, "bff" if "bottom" in info.field_order else "tff")
