@@ -25,6 +25,7 @@ import os
 import struct
 import warnings
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -447,9 +448,11 @@ def write_image(
     quality: int | None = None,
     *,
     overwrite: bool = True,
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> None:
     """Write ``image`` to ``path`` atomically; creates missing parent folders. With ``overwrite=False`` an existing
-    ``path`` (one that appeared since the run was planned, say) is left alone and ``OutputError`` says so.
+    ``path`` (one that appeared since the run was planned, say) is left alone and ``OutputError`` says so; ``path``
+    is never one of ``inputs`` (the files the result was made from), whatever path reaches them.
 
     Args:
         path: destination file; its extension picks the format unless ``format`` is given.
@@ -468,7 +471,7 @@ def write_image(
         data = _encode(pixels, image, fmt, _DEFAULT_QUALITY if quality is None else quality)
     except (OSError, ValueError) as exc:
         raise OutputError(f"cannot write {path}: {fmt} encoding failed ({exc})") from exc
-    atomic_write(path, data, overwrite=overwrite)
+    atomic_write(path, data, overwrite=overwrite, inputs=inputs)
 
 
 def _check_layout(pixels: np.ndarray) -> np.ndarray:

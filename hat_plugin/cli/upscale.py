@@ -158,6 +158,7 @@ def _process(
             format=options.format,
             quality=args.quality,
             overwrite=options.overwrite,
+            inputs=(source,),
         )
     except Exception as exc:
         tally.input_failed(source, exc)
