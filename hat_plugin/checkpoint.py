@@ -127,8 +127,8 @@ def _check_safetensors_header(path: Path, size: int) -> None:
         shapes[name.removeprefix("module.")] = _Claimed(tuple(shape))
     if claimed > size - 8 - length:
         raise CheckpointError(
-            f"{path}: its header claims {claimed:,} bytes of tensors but the file holds {size - 8 - length:,} "
-            "(truncated or damaged: download it again)"
+            f"{path}: not a readable weights file (truncated or corrupt?): its header claims {claimed:,} bytes of "
+            f"tensors but the file holds {size - 8 - length:,}; download it again"
         )
     if all(key in shapes for key in _MARKERS):
         try:

@@ -66,8 +66,12 @@ def refuse_inputs(output: str | os.PathLike[str], inputs: Iterable[str | os.Path
     key = file_key(output)
     for source in inputs:
         if file_key(source) == key:
-            same = "" if os.path.abspath(source) == os.path.abspath(output) else f" (the same file as {source})"
-            raise OutputError(f"{output} is an input of this run{same}; choose another output name or folder")
+            which = (
+                "the input itself"
+                if os.path.abspath(source) == os.path.abspath(output)
+                else f"the input {source} itself (the same file through another path)"
+            )
+            raise OutputError(f"{output} is {which}; choose another output name or folder")
 
 
 def _temp_name(path: Path) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hostile_files import SMALL, png_chunk, png_file, run_limited
+from hostile_files import SMALL, png_chunk, png_file, run_limited, tiff_file
 from PIL import Image as PILImage
 from safetensors.torch import load_file, save_file
 
@@ -474,3 +474,22 @@ def test_sigterm_during_a_video_leaves_no_temporary_chunk_and_the_next_run_resum
     assert again.returncode == EXIT_OK, again.stderr
     assert "resuming:" in again.stderr and out.is_file()
     assert len(list(work.glob("chunk-*.mkv"))) == 12 and not list(work.glob(".*.tmp"))
+
+
+def test_quiet_hides_library_warnings_too(tmp_path):
+    """tifffile reports a damaged tag through logging, which Python prints to stderr when nobody listens; the CLI
+    listens, so the line is a ``warning:`` that --quiet hides like the others."""
+    data = bytearray(tiff_file(8, 8, bits=16, samples=1, strip=bytes(128)))
+    entries = struct.unpack_from("<H", data, 8)[0]
+    struct.pack_into("<HHII", data, 10 + 12 * (entries - 1), 50000, 77, 1, 0)  # a tag of a type that does not exist
+    source = tmp_path / "odd.tif"
+    source.write_bytes(bytes(data))
+    loud = subprocess.run(
+        _cli(source, "-o", tmp_path / "loud"), capture_output=True, text=True, timeout=300, env=_env()
+    )
+    assert loud.returncode == EXIT_OK and "warning: <TiffTag.fromfile> raised" in loud.stderr, loud.stderr
+    quiet = subprocess.run(
+        _cli(source, "-o", tmp_path / "quiet", "--quiet"), capture_output=True, text=True, timeout=300, env=_env()
+    )
+    assert quiet.returncode == EXIT_OK and quiet.stderr == "", quiet.stderr
+    assert outputs(tmp_path / "quiet") == ["odd_x2.tif"]

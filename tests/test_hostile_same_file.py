@@ -64,7 +64,9 @@ def test_atomic_write_never_replaces_an_input_through_a_hard_link(tmp_path):
     source = picture(tmp_path / "a.png")
     before = digest(source)
     os.link(source, tmp_path / "b.png")
-    with pytest.raises(OutputError, match=r"b\.png is an input of this run \(the same file as .*a\.png\)"):
+    with pytest.raises(
+        OutputError, match=r"b\.png is the input .*a\.png itself \(the same file through another path\)"
+    ):
         files.atomic_write(tmp_path / "b.png", b"new", inputs=(source,))
     assert digest(source) == before and sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
     files.atomic_write(tmp_path / "c.png", b"new", inputs=(source,))  # another file is written as usual
@@ -132,7 +134,7 @@ def test_final_write_refuses_an_input_that_became_the_output_meanwhile(tmp_path,
 
     monkeypatch.setattr(command, "read_image", read_then_link)
     assert upscale(source, "--overwrite") == EXIT_FAILED
-    assert "a_x2.png is an input of this run" in capsys.readouterr().err
+    assert "a_x2.png is the input" in capsys.readouterr().err
     assert digest(source) == before
 
 
@@ -211,7 +213,7 @@ def test_video_output_that_is_the_source_through_a_hard_link_is_refused(tmp_path
     clip = make_clip(tmp_path / "in.mkv", frames=2)
     os.link(clip.path, tmp_path / "out.mkv")
     before = digest(clip.path)
-    with pytest.raises(OutputError, match="out.mkv is an input of this run"):
+    with pytest.raises(OutputError, match="out.mkv is the input .*in.mkv itself"):
         VideoJob(clip.path, tmp_path / "out.mkv", WEIGHTS, overwrite=True).prepare()
     assert digest(clip.path) == before
 
@@ -222,7 +224,7 @@ def test_lam_figure_over_the_image_through_a_symlink_is_a_usage_error(tmp_path, 
     before = digest(image)
     argv = ["explain", str(image), "--at", "2,2", "--weights", str(WEIGHTS), "-o", str(tmp_path / "fig.png")]
     assert main(argv) == EXIT_USAGE
-    assert "fig.png is an input of this run (the same file as" in capsys.readouterr().err
+    assert "fig.png is the input image (" in capsys.readouterr().err
     assert digest(image) == before
 
 
@@ -233,7 +235,7 @@ def test_export_over_the_weights_through_a_hard_link_is_refused(tmp_path, capsys
     before = digest(weights)
     argv = ["export", "--onnx", str(tmp_path / "w.onnx"), "--weights", str(weights), "--tile", "16", "--overwrite"]
     assert main(argv) == EXIT_FAILED
-    assert "w.onnx is an input of this run" in capsys.readouterr().err
+    assert "w.onnx is the input" in capsys.readouterr().err
     assert digest(weights) == before
 
 

@@ -166,8 +166,9 @@ def _figure_path(args: argparse.Namespace) -> Path:
         raise UsageError(f"-o {path}: {exc}") from None
     try:
         refuse_inputs(path, (image,))
-    except HATError as exc:
-        raise UsageError(f"-o {exc}") from None
+    except HATError:
+        same = "" if path.absolute() == image.absolute() else f" ({image} through another path)"
+        raise UsageError(f"-o {path} is the input image{same}; choose another file for the figure") from None
     return path
 
 

@@ -1,8 +1,9 @@
-"""The command line (``hat-upscale`` / ``python -m hat_plugin``): upscale image files, folders and globs in one run.
+"""The command line (``hat-upscale`` / ``python -m hat_plugin``): upscale image files, folders and globs in one run
+(with videos among them, ``cli/video.py`` runs and hands the images back to ``run_images``).
 
 Bad inputs are reported and skipped, never fatal to the batch; the exit code says how the run went:
 0 every input upscaled (or skipped because its output exists), 1 an input or the model failed,
-2 usage error, 130 interrupted (Ctrl-C; no half-written file is left behind).
+2 usage error, 130 interrupted (Ctrl-C or SIGTERM; no half-written file is left behind).
 """
 
 from __future__ import annotations
