@@ -64,7 +64,7 @@ def export_onnx(
     inputs = tuple(inputs)
     refuse_inputs(path, inputs)
     if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists; use --overwrite to replace it")
+        raise OutputError(f"{path} exists; use {{overwrite}} to replace it", option="overwrite")
     net = model.to("cpu", torch.float32).eval()
     example = torch.rand(batch, net.config.in_chans, tile, tile, generator=torch.Generator().manual_seed(0))
     try:

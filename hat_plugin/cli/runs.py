@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hat_plugin.batch import Input, Plan, find_files, path_too_long
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console, UsageError
+from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, describe_exception
 from hat_plugin.progress import tqdm_progress
 
@@ -52,7 +53,7 @@ class Tally:
         """Count an input whose processing raised ``exc``: our errors as they read (naming the file once), any
         other exception as unexpected (a bug or a resource error must not end the batch)."""
         if isinstance(exc, HATError):
-            message = str(exc)
+            message = worded(exc)
             self.fail(message if str(source) in message else f"{source}: {message}", exc)
         else:
             self.fail(f"{source}: unexpected {describe_exception(exc)}", exc)

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from hat_plugin.batch import Input, OutputOptions, Planned, plan_outputs
 from hat_plugin.cli import video as video_cli  # video inputs go to hat_plugin/cli/video.py
 from hat_plugin.cli.base import PROG, Console, UsageError, run_parsed
-from hat_plugin.cli.options import build_parser
+from hat_plugin.cli.options import build_parser, engine_options
 from hat_plugin.cli.runs import Tally, collect_inputs, model_source, report_plan
+from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, OptionError, describe_exception
 from hat_plugin.images import is_image_name, read_image, write_image
 from hat_plugin.limits import default_max_pixels
@@ -69,7 +70,7 @@ def _output_options(args: argparse.Namespace) -> OutputOptions:
             overwrite=args.overwrite,
         )
     except OptionError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(worded(exc)) from None
 
 
 def _output_is_file(output: str) -> bool:
@@ -130,11 +131,7 @@ def _upscale_images(args: argparse.Namespace, inputs: list[Input], options: Outp
 
 def _load_upscaler(args: argparse.Namespace, tally: Tally) -> tuple[Upscaler | None, str]:
     """Load the model once for the whole run; None (after reporting) when it cannot be loaded."""
-    options = {
-        key: getattr(args, key)
-        for key in ("device", "precision", "tile", "overlap", "batch")
-        if getattr(args, key) is not None
-    }
+    options = engine_options(args)
     from hat_plugin.runtime import configure_process
 
     configure_process()  # before the engine imports PyTorch (the OpenMP thread policy is read when it loads)
@@ -144,11 +141,11 @@ def _load_upscaler(args: argparse.Namespace, tally: Tally) -> tuple[Upscaler | N
     try:
         source, label = model_source(args, console)
         console.info(f"loading model {label}…")
-        return Upscaler(source, **options), label
+        return Upscaler(source, options), label
     except UsageError:
         raise
     except HATError as exc:
-        tally.break_off(str(exc), exc)
+        tally.break_off(worded(exc), exc)
     except Exception as exc:  # a bug, not bad input: one line unless --verbose
         tally.break_off(f"cannot load the model: {describe_exception(exc)}", exc)
     return None, ""

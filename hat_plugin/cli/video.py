@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 
 from hat_plugin.batch import Input, OutputOptions, Planned, find_files, plan_outputs
 from hat_plugin.cli.base import UsageError, run_parsed
-from hat_plugin.cli.options import VIDEO_FLAGS, build_parser
+from hat_plugin.cli.options import VIDEO_FLAGS, build_parser, engine_options
 from hat_plugin.cli.runs import GLOB_CHARS, Tally, collect_inputs, model_source, report_plan
+from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, OptionError
 from hat_plugin.images import is_image_name
 from hat_plugin.progress import tqdm_progress
@@ -31,7 +32,8 @@ from hat_plugin.video.names import is_video_name, output_extension
 
 if TYPE_CHECKING:
     from hat_plugin.engine import Upscaler
-    from hat_plugin.video import EncoderSettings, EngineOptions
+    from hat_plugin.options import EngineOptions
+    from hat_plugin.video import EncoderSettings
 
 __all__ = ["ImageRun", "claims", "run"]
 
@@ -83,7 +85,7 @@ def _is_media_name(name: str | os.PathLike[str]) -> bool:
 
 def _settings(args: argparse.Namespace) -> tuple[EncoderSettings, EngineOptions, OutputOptions]:
     """Encoder, engine and output settings from the options; ``UsageError`` for combinations that cannot work."""
-    from hat_plugin.video import EncoderSettings, EngineOptions
+    from hat_plugin.video import EncoderSettings
     from hat_plugin.video.codecs import choose_layout
     from hat_plugin.video.colour import PixelLayout
 
@@ -101,7 +103,7 @@ def _settings(args: argparse.Namespace) -> tuple[EncoderSettings, EngineOptions,
             kind="video",
         )
     except OptionError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(worded(exc)) from None
     try:
         encoder = EncoderSettings(
             codec=args.codec or "x264", crf=args.crf, preset=args.preset, bitrate=args.bitrate, pix_fmt=args.pix_fmt
@@ -109,15 +111,8 @@ def _settings(args: argparse.Namespace) -> tuple[EncoderSettings, EngineOptions,
         if encoder.pix_fmt is not None:
             choose_layout(encoder, PixelLayout("yuv", 8, 1, 1))  # checks the name against the codec now
     except OptionError as exc:
-        raise UsageError(str(exc)) from None
-    engine = EngineOptions(
-        device=args.device or "auto",
-        precision=args.precision or "auto",
-        tile=args.tile or 0,
-        overlap=16 if args.overlap is None else args.overlap,
-        batch=args.batch or 0,
-    )
-    return encoder, engine, options
+        raise UsageError(worded(exc)) from None
+    return encoder, engine_options(args), options
 
 
 def _run(
@@ -164,7 +159,7 @@ def _run_videos(
     try:
         weights, label = model_source(args, console)
     except HATError as exc:
-        tally.break_off(str(exc), exc)
+        tally.break_off(worded(exc), exc)
         return
     from hat_plugin.runtime import configure_process
 
@@ -200,9 +195,9 @@ def _engine(weights: Path, engine: EngineOptions, tally: Tally) -> Upscaler | No
 
     console = tally.console
     try:
-        upscaler = Upscaler(load_model(weights), **engine.as_kwargs())
+        upscaler = Upscaler(load_model(weights), engine)
     except HATError as exc:
-        tally.break_off(str(exc), exc)
+        tally.break_off(worded(exc), exc)
         return None
     precision = str(upscaler.dtype).removeprefix("torch.")
     console.info(f"model {weights.name}: x{upscaler.scale} on {upscaler.device} in {precision}")
