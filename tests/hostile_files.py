@@ -14,6 +14,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
@@ -157,7 +158,7 @@ print(json.dumps(out))
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def safetensors_header(path: Path) -> dict[str, dict[str, object]]:
+def safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
     """The JSON header of a safetensors file."""
     with open(path, "rb") as file:
         length = struct.unpack("<Q", file.read(8))[0]

@@ -15,6 +15,8 @@ import threading
 import time
 import warnings
 import zlib
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import png
@@ -294,7 +296,7 @@ def test_image_read_from_a_file_given_as_read_only_stays_correct(tmp_path):
 # ------------------------------------------------------------------ one rule for 8-bit and 16-bit PNGs
 
 
-def _png_with(depth: int, extra: list[tuple[bytes, bytes]] = (), damaged: bytes | None = None) -> bytes:
+def _png_with(depth: int, extra: Sequence[tuple[bytes, bytes]] = (), damaged: bytes | None = None) -> bytes:
     """An 8x8 RGB PNG of ``depth`` bits with ``extra`` chunks before its pixels; ``damaged`` names a chunk whose
     checksum is made wrong."""
     from hostile_files import png_chunk
@@ -309,7 +311,7 @@ def _png_with(depth: int, extra: list[tuple[bytes, bytes]] = (), damaged: bytes 
     return out
 
 
-PNG_RULES = {
+PNG_RULES: dict[str, tuple[dict[str, Any], str]] = {
     "crc-tEXt": (
         {"extra": [(b"tEXt", b"key\0value")], "damaged": b"tEXt"},
         "its tEXt chunk does not match its checksum",
