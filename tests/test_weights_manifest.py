@@ -58,7 +58,7 @@ def test_shipped_manifest_is_valid(shipped):
 
 
 def test_every_official_model_is_listed_with_its_sha256_and_size(shipped):
-    official = {e.name: e for e in weights.list_models() if not e.bundled}
+    official = {e.name: e for e in weights.list_models() if e.origin == "official"}
     assert {name: (e.sha256, e.size) for name, e in official.items()} == OFFICIAL
     for name, entry in official.items():
         assert entry.scale == PRESETS[name].upscale, name
@@ -89,7 +89,7 @@ CCRESTORATION = "https://github.com/TensoRaws/ccrestoration/releases/download/mo
 def test_every_official_entry_says_where_its_hash_is_confirmed_and_uses_attested_urls(shipped):
     for entry in weights.list_models():
         assert entry.source, f"{entry.name}: no 'source' note"
-        if entry.bundled:
+        if entry.origin != "official":
             continue
         assert "ccrestoration" in entry.source, entry.name  # the one record that covers all 14 hashes
         assert any(url.startswith(CCRESTORATION) for url in entry.urls), entry.name
@@ -103,6 +103,37 @@ def test_every_official_entry_says_where_its_hash_is_confirmed_and_uses_attested
         ), entry.name
         if expected:
             assert expected in entry.source or "spandrel" in entry.source, entry.name
+
+
+# The community HATs and what OpenModelDB's public model data (data/models/*.json) states for each file.
+COMMUNITY = {
+    "4xLexicaHAT": ("f3441f602f221ae111253b72ccb561e9f7a1a3dc84ab27923edea0a9581ea1dd", 85149569, "CC-BY-4.0"),
+    "4xNomos8kSCHAT-S": ("e1400e16a10bf4dbbe003651bf76f9f9c4e083f0e5c93e1c3effe2fa91b41168", 81096929, "CC-BY-4.0"),
+    "4xNomos8kSCHAT-L": ("9e7726ba191fdf05b87ea8585d78164b6e96e2ee04fdbb3285c3efa37db4b5b0", 331564661, "CC-BY-4.0"),
+    "4xNomos8kHAT-L_otf": ("ff7413cf954fe2812391da47c8365dcff0a9437d0581fbd1a3f21d37f4c43773", 165797931, "CC-BY-4.0"),
+    "2xStarSample_V2.0_HQ": (
+        "77115df5bb80600a32a762e321e26f2a0114142d00ed060a7e88a5be269d5b05",
+        164708980,
+        "CC-BY-NC-SA-4.0",
+    ),
+}
+UNATTESTED_COMMUNITY = {"4xNomos8kHAT-L_bokeh_jpg": 4, "1xDeJPG_HAT": 1}
+
+
+def test_community_models_carry_their_public_hashes_or_say_unattested(shipped):
+    community = {e.name: e for e in weights.list_models() if e.origin == "community"}
+    assert set(community) == set(COMMUNITY) | set(UNATTESTED_COMMUNITY)
+    for name, (sha, size, licence) in COMMUNITY.items():
+        entry = community[name]
+        assert (entry.sha256, entry.size, entry.license) == (sha, size, licence), name
+        assert "OpenModelDB/open-model-database data/models/" in (entry.source or ""), name
+        assert entry.urls and all(url.startswith("https://") for url in entry.urls), name
+    for name, scale in UNATTESTED_COMMUNITY.items():
+        entry = community[name]
+        assert entry.sha256 is None and not entry.attested and entry.urls == () and entry.scale == scale
+        assert "github.com/Phhofm/models/releases/tag/" in (entry.source or "")
+    for scale in (2, 4):
+        assert weights.default_model(scale)[0].origin in ("official", "project"), "never a community default"
 
 
 def test_models_json_listing_carries_the_source_note(shipped, capsys):

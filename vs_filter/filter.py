@@ -37,10 +37,13 @@ def upscale(
     num_streams: int = 1,
     batch: int = 0,
     fp16: int | None = None,
+    rgb_mean: str | None = None,
 ) -> vs.VideoNode:
-    """Upscale an RGBS/RGBH clip with HAT; every problem is a ``vs.Error`` whose message says what to do."""
+    """Upscale an RGBS/RGBH clip with HAT; every problem is a ``vs.Error`` whose message says what to do.
+    ``rgb_mean`` (``official``, ``0.5``, ``R,G,B``) overrides the mean recorded for the model."""
     clip = check_clip(clip)
     source = _model_source(model, weights)
+    _check_mean(rgb_mean)
     _check_range("tile", tile, 0)
     _check_range("overlap", overlap, 0)
     _check_range("num_streams", num_streams, 1)
@@ -56,7 +59,7 @@ def upscale(
     from hat_plugin.runtime import configure_process
 
     configure_process()  # before PyTorch is imported (the OpenMP thread policy is read when it loads)
-    from hat_plugin import HATError, Upscaler
+    from hat_plugin import HATError, Upscaler, load_model
     from hat_plugin.device import resolve_device, resolve_precision
 
     from .frames import FrameUpscaler
@@ -66,7 +69,7 @@ def upscale(
         precision = "auto" if fp16 is None else ("fp16" if fp16 else "fp32")
         with contextlib.redirect_stdout(sys.stderr):  # stdout may carry the video (vspipe ... -)
             upscaler = Upscaler(
-                source,
+                source if rgb_mean is None else load_model(source, rgb_mean=rgb_mean),
                 device=torch_device,
                 precision=resolve_precision(precision, torch_device, auto=NATIVE_PRECISION[clip.format.id]),
                 tile=tile,
@@ -125,6 +128,20 @@ def _model_source(model: str | None, weights: str | None) -> str:
         raise error(f"{exc}; pass model='NAME' or weights='FILE'") from None
     print(message(f"no model given: using {why}; pass model='NAME' to choose"), file=sys.stderr)
     return entry.name
+
+
+def _check_mean(rgb_mean: str | None) -> None:
+    from hat_plugin.errors import OptionError
+    from hat_plugin.rgb_mean import parse_rgb_mean
+
+    if rgb_mean is None:
+        return
+    try:
+        parse_rgb_mean(rgb_mean)
+    except OptionError:
+        raise error(
+            f"rgb_mean={rgb_mean!r}: give 'official', one number for all channels ('0.5') or 'R,G,B' from 0 to 1"
+        ) from None
 
 
 def _check_range(name: str, value: int, minimum: int) -> None:

@@ -36,7 +36,7 @@
 
 #define HAT_UPSCALE_ARGS                                                                          \
     "clip:vnode;model:data:opt;weights:data:opt;tile:int:opt;overlap:int:opt;device:data:opt;"    \
-    "device_index:int:opt;num_streams:int:opt;batch:int:opt;fp16:int:opt;"
+    "device_index:int:opt;num_streams:int:opt;batch:int:opt;fp16:int:opt;rgb_mean:data:opt;"
 
 typedef struct PyObjectOpaque PyObject;
 

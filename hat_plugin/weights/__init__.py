@@ -1,7 +1,8 @@
 """HAT weights on demand: the manifest of known models, checksummed resumable downloads, and the local cache.
 
 Environment: ``HAT_PLUGIN_CACHE`` (cache folder), ``HAT_PLUGIN_OFFLINE=1`` (never download),
-``HAT_PLUGIN_MIRROR`` (a base URL tried first), ``HAT_PLUGIN_MANIFEST`` (another manifest file).
+``HAT_PLUGIN_MIRROR`` (a base URL tried first), ``HAT_PLUGIN_MANIFEST`` (another manifest file). The user's own
+models (``add_model``) live in ``user_manifest_path()`` and are merged over the manifest.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from .api import (
     WEIGHTS_SUFFIXES,
     default_model,
+    entry_for_file,
     fetch,
     get_entry,
     is_cached,
@@ -17,15 +19,18 @@ from .api import (
     model_label,
     resolve,
 )
-from .cache import cache_dir, is_offline
-from .manifest import ManifestError, ModelEntry
+from .cache import cache_dir, is_offline, sha256_file
+from .manifest import ManifestError, ModelEntry, user_manifest_path
+from .user import add_model, remove_model
 
 __all__ = [
     "WEIGHTS_SUFFIXES",
     "ManifestError",
     "ModelEntry",
+    "add_model",
     "cache_dir",
     "default_model",
+    "entry_for_file",
     "fetch",
     "get_entry",
     "is_cached",
@@ -33,5 +38,8 @@ __all__ = [
     "list_models",
     "local_path",
     "model_label",
+    "remove_model",
     "resolve",
+    "sha256_file",
+    "user_manifest_path",
 ]
