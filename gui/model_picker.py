@@ -1,11 +1,16 @@
 """Choosing the model: a scale (the engine picks the best model for it) or a model from the manifest, grouped into
-ready-to-use and downloadable, or a local weights file; and downloading a missing model with progress and cancel.
+ready-to-use, the user's own ("Yours") and downloadable, or a local weights file; downloading a missing model with
+progress and cancel, or switching to the bundled model of the nearest scale that works offline; adding a weights
+file (dropped on the app) as one of the user's models.
 
 Which models are ready is checked by a worker (``AvailabilityTask``: checking may hash a large file), never on the
 UI thread; the answer is kept until a download asks for a new check.
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from PyQt6.QtCore import QPointF, QRectF, Qt, QThreadPool, pyqtSignal
 from PyQt6.QtGui import (
@@ -56,7 +61,13 @@ __all__ = ["WEIGHTS_FILE", "ModelPicker", "status_icon"]
 WEIGHTS_FILE = "\0weights-file"
 """Combo data of the entry that switches to a local weights file."""
 NAME_ROLE = Qt.ItemDataRole.UserRole
-READY_GROUP, DOWNLOAD_GROUP, OTHER_GROUP = "Ready to use", "Download (needs the internet)", "Other"
+READY_GROUP, YOURS_GROUP, DOWNLOAD_GROUP, OTHER_GROUP = (
+    "Ready to use",
+    "Yours",
+    "Download (needs the internet)",
+    "Other",
+)
+_ORIGIN = {"official": "the HAT authors", "community": "the community", "project": "hat-plugin", "user": "you"}
 
 
 def status_icon(ready: bool) -> QIcon:
@@ -125,6 +136,9 @@ class ModelPicker(QWidget):
         self.browse.setText("…")
         self.browse.setToolTip("Choose a local weights file")
         self.download_button = QPushButton("Download")
+        self.fallback_button = QPushButton()
+        self.fallback_button.setToolTip("Use the model bundled with the app for the nearest scale: no download")
+        self._offered: list[Path] = []
         self.download_bar = QProgressBar()
         self.download_bar.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
@@ -143,6 +157,7 @@ class ModelPicker(QWidget):
         download_row = QHBoxLayout()
         download_row.setContentsMargins(0, 0, 0, 0)
         download_row.addWidget(self.download_button)
+        download_row.addWidget(self.fallback_button)
         download_row.addWidget(self.download_bar, 1)
         download_row.addWidget(self.cancel_button)
         self._download_row = QWidget()
@@ -158,6 +173,7 @@ class ModelPicker(QWidget):
         self.file_edit.editingFinished.connect(self.changed)
         self.browse.clicked.connect(self._browse)
         self.download_button.clicked.connect(self.start_download)
+        self.fallback_button.clicked.connect(self.use_fallback)
         self.cancel_button.clicked.connect(self.cancel_download)
         self.reload()
         self.check_availability()
@@ -197,16 +213,16 @@ class ModelPicker(QWidget):
         self.combo.blockSignals(True)
         model.clear()
         entries = sorted(self._entries.values(), key=lambda e: e.scale)
-        ready = [e for e in entries if self._ready(e)]
-        rest = [e for e in entries if not self._ready(e)]
-        for title, group, mark in ((READY_GROUP, ready, True), (DOWNLOAD_GROUP, rest, False)):
+        yours = [e for e in entries if e.origin == "user"]
+        ready = [e for e in entries if self._ready(e) and e.origin != "user"]
+        rest = [e for e in entries if not self._ready(e) and e.origin != "user"]
+        for title, group in ((READY_GROUP, ready), (YOURS_GROUP, yours), (DOWNLOAD_GROUP, rest)):
             if group:
                 model.appendRow(self._header(title))
             for entry in group:
-                item = QStandardItem(status_icon(mark), friendly_name(entry))
+                item = QStandardItem(status_icon(bool(self._ready(entry))), friendly_name(entry))
                 item.setData(entry.name, NAME_ROLE)
-                status = model_status(entry, self._ready(entry))
-                item.setToolTip(f"{entry.name}: {entry.description} ({status}; licence {entry.license})")
+                item.setToolTip(self._tooltip(entry))
                 model.appendRow(item)
         model.appendRow(self._header(OTHER_GROUP))
         other = QStandardItem(standard_icon(QStyle.StandardPixmap.SP_DirOpenIcon), "Weights file…")
@@ -217,6 +233,13 @@ class ModelPicker(QWidget):
         view = self.combo.view()
         if view is not None:
             view.setMinimumWidth(view.sizeHintForColumn(0) + 24)
+
+    def _tooltip(self, entry: ModelEntry) -> str:
+        status = model_status(entry, self._ready(entry))
+        mean = f"; RGB mean {entry.rgb_mean}" if entry.rgb_mean and entry.rgb_mean != "official" else ""
+        hashed = "" if entry.attested else "; hash unattested"
+        origin = _ORIGIN.get(entry.origin, entry.origin)
+        return f"{entry.name}: {entry.description} ({status}; licence {entry.license}; by {origin}{mean}{hashed})"
 
     @staticmethod
     def _header(title: str) -> QStandardItem:
@@ -387,6 +410,62 @@ class ModelPicker(QWidget):
         self._locked = locked
         self._update()
 
+    # ------------------------------------------------------------------------- offline fallback, your models
+
+    def fallback(self) -> ModelEntry | None:
+        """The bundled model of the scale nearest the current one, offered when the shown model needs a download
+        (None when the shown model is ready or nothing is bundled)."""
+        entry = self._entries.get(self.shown_model)
+        scale = entry.scale if entry is not None else self.current_scale
+        if entry is None or self._ready(entry) is not False:
+            return None
+        bundled = [e for e in self._entries.values() if e.bundled and self._ready(e)]
+        return min(bundled, key=lambda e: (abs(e.scale - scale), e.scale), default=None)
+
+    def use_fallback(self) -> None:
+        """Switch to the offered bundled model (the Scale box follows its scale)."""
+        entry = self.fallback()
+        if entry is not None:
+            self.select_model(entry.name)
+
+    def offer_to_add(self, paths: list[Path]) -> None:
+        """Dropped weights files: offer to add them as the user's models (under names made from the file names)."""
+        self._offered = list(paths)
+        names = ", ".join(path.name for path in paths)
+        self.error.show_message(
+            f"{names}: model weights, not images. Add {'it' if len(paths) == 1 else 'them'} to your models?",
+            "info",
+            [("Add to my models", self._add_offered)],
+        )
+
+    def _add_offered(self) -> None:
+        offered, self._offered = self._offered, []
+        for path in offered:
+            self.add_model_file(path, self.suggest_name(path))
+
+    def suggest_name(self, path: Path) -> str:
+        """A model name from a file name, not taken by a listed model (``-2``, ``-3``... appended)."""
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem).strip("._-") or "model"
+        taken = {name.lower() for name in self._entries}
+        name, n = base, 1
+        while name.lower() in taken:
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def add_model_file(self, path: Path, name: str, rgb_mean: str | None = None) -> bool:
+        """Add a weights file as the user's model ``name`` and choose it; a refusal is shown, nothing recorded."""
+        try:
+            entry = weights.add_model(path, name, rgb_mean=rgb_mean)
+        except HATError as exc:
+            self.error.show_message(f"{path.name} was not added to your models.", "error", details=str(exc))
+            return False
+        self.reload()
+        self.check_availability()
+        self.select_model(entry.name)
+        self.error.show_message(f"Added {path.name} to your models as {entry.name}.", "info")
+        return True
+
     # ------------------------------------------------------------------------------------------ download
 
     @property
@@ -473,6 +552,11 @@ class ModelPicker(QWidget):
         self.download_button.setEnabled(missing and not offline and not self._locked)
         if entry is not None:
             self.download_button.setText(f"Download ({format_size(entry.size)})")
+        fallback = self.fallback() if not use_file else None
+        self.fallback_button.setVisible(fallback is not None and not busy)
+        self.fallback_button.setEnabled(not self._locked)
+        if fallback is not None:
+            self.fallback_button.setText(f"Use {friendly_name(fallback, size=False)} (bundled, offline)")
         self.info.setText(self._sentence(entry, ready, offline))
 
     def _sentence(self, entry: ModelEntry | None, ready: bool | None, offline: bool) -> str:
@@ -482,6 +566,8 @@ class ModelPicker(QWidget):
             return "A HAT checkpoint on disk; its scale is read from the file."
         if self.automatic:
             default = self.default_for(self.current_scale)
+            if default is None and self.availability is not None:
+                return f"No model is picked automatically for ×{self.current_scale}: choose one in the model box."
             if default is None:
                 return "Checking which models are on this computer…"
             return f"Picked for ×{self.current_scale}: {default[1]}."
@@ -490,7 +576,7 @@ class ModelPicker(QWidget):
         status = model_status(entry, ready)
         where = {
             "bundled": "Bundled with the app: works offline.",
-            "downloaded": "Downloaded: works offline.",
+            "downloaded": "Yours: works offline." if entry.origin == "user" else "Downloaded: works offline.",
             "missing": "Its bundled file is missing: reinstall hat-plugin.",
             "checking": "Checking whether it is on this computer…",
         }.get(status, f"Not downloaded yet ({format_size(entry.size)}): it is fetched when a run starts.")

@@ -35,7 +35,11 @@ def test_every_manifest_model_has_a_distinct_friendly_name_with_scale_and_size()
     names = [friendly_name(m) for m in models]
     assert len(set(names)) == len(models)
     for model, name in zip(models, names, strict=True):
-        assert f"×{model.scale}" in name and name.endswith(")") and "_" not in name
+        assert "_" not in name
+        if model.origin == "community":  # their own names, which start with the scale; a size when one is known
+            assert name.startswith(f"{model.scale}x") and name.endswith(")") == (model.size is not None)
+        else:
+            assert f"×{model.scale}" in name and name.endswith(")")
 
 
 def test_status_words_call_bundled_models_bundled():
