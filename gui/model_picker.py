@@ -413,12 +413,17 @@ class ModelPicker(QWidget):
     # ------------------------------------------------------------------------- offline fallback, your models
 
     def fallback(self) -> ModelEntry | None:
-        """The bundled model of the scale nearest the current one, offered when the shown model needs a download
-        (None when the shown model is ready or nothing is bundled)."""
+        """The bundled model of the scale nearest the current one, offered when the shown model needs a download or
+        no model is picked for the scale (None when the shown model is ready or nothing is bundled)."""
         entry = self._entries.get(self.shown_model)
-        scale = entry.scale if entry is not None else self.current_scale
-        if entry is None or self._ready(entry) is not False:
+        if entry is None:  # a scale no model is picked for automatically (x1: only community models)
+            if not (self.automatic and self.availability is not None and self.current_scale):
+                return None
+            scale = self.current_scale
+        elif self._ready(entry) is not False:
             return None
+        else:
+            scale = entry.scale
         bundled = [e for e in self._entries.values() if e.bundled and self._ready(e)]
         return min(bundled, key=lambda e: (abs(e.scale - scale), e.scale), default=None)
 
@@ -544,15 +549,15 @@ class ModelPicker(QWidget):
         self.combo.setEnabled(not self._locked and not busy)
         self.file_edit.setEnabled(not self._locked)
         self.browse.setEnabled(not self._locked)
-        self._download_row.setVisible((missing and not use_file) or busy)
+        fallback = self.fallback() if not use_file else None
+        self._download_row.setVisible((missing and not use_file) or busy or fallback is not None)
         self.download_bar.setVisible(busy)
         self.cancel_button.setVisible(busy)
         self.cancel_button.setEnabled(busy)
-        self.download_button.setVisible(not busy)
+        self.download_button.setVisible(not busy and missing)
         self.download_button.setEnabled(missing and not offline and not self._locked)
         if entry is not None:
             self.download_button.setText(f"Download ({format_size(entry.size)})")
-        fallback = self.fallback() if not use_file else None
         self.fallback_button.setVisible(fallback is not None and not busy)
         self.fallback_button.setEnabled(not self._locked)
         if fallback is not None:

@@ -111,3 +111,25 @@ def test_offline_with_an_unavailable_model_one_sentence_with_actions(qtbot, wind
         bar.button("Use HAT-tiny ×2").click()
     assert states(window) == [ItemState.DONE] and window.panel.models.shown_model == "hat-tiny-x2"
     assert (tmp_path / "a_x2.png").is_file()
+
+
+def test_a_model_that_needs_a_download_offers_the_bundled_one_of_the_nearest_scale(qtbot, window):
+    picker = window.panel.models
+    bundled = {e.scale: e.name for e in weights.list_models() if e.bundled}
+
+    def nearest(scale: int) -> str:
+        return bundled[min(bundled, key=lambda s: (abs(s - scale), s))]
+
+    for name in ("HAT-S_SRx4", "HAT_SRx3", "4xNomos8kSCHAT-S"):
+        picker.select_model(name)
+        scale = weights.get_entry(name).scale
+        assert picker.fallback_button.isVisible(), name
+        assert picker.fallback_button.text().endswith("(bundled, offline)")
+        picker.fallback_button.click()
+        assert picker.shown_model == nearest(scale) and picker.current_scale == weights.get_entry(nearest(scale)).scale
+        assert not picker.fallback_button.isVisible()
+    picker.select_scale(1)  # only a community model, which is never picked automatically
+    assert picker.info.text() == "No model is picked automatically for ×1: choose one in the model box."
+    assert picker.fallback_button.isVisible()
+    picker.fallback_button.click()
+    assert picker.shown_model == nearest(1)
