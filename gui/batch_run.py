@@ -65,6 +65,8 @@ class RunConfig:
     from_file: bool = False
     scale: int | None = None
     """The scale asked for when ``model`` is "" (None: the engine's default scale)."""
+    rgb_mean: str = ""
+    """The user's RGB mean for the model; "" for the one its manifest entry or file states."""
     device: str = "auto"
     precision: str = "auto"
     tile: int = 0
@@ -85,6 +87,7 @@ class RunConfig:
             model=settings.model_source,
             from_file=settings.use_weights_file,
             scale=settings.scale or None,
+            rgb_mean=settings.rgb_mean,
             device=settings.device,
             precision=settings.precision,
             tile=settings.tile,

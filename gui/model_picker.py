@@ -143,6 +143,13 @@ class ModelPicker(QWidget):
         self.download_bar.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
         self.error = MessageBar()
+        self.mean = QComboBox()
+        for text, value in (("as the model says", ""), ("official", "official"), ("0.5 (neosr)", "0.5")):
+            self.mean.addItem(text, value)
+        self.mean.setToolTip(
+            "The RGB mean the model was trained with: the official HAT files use the DF2K mean, HATs trained with "
+            "neosr since 2024 use 0.5. A wrong mean gives a colour cast."
+        )
 
         scale_row = QHBoxLayout()
         scale_row.setContentsMargins(0, 0, 0, 0)
@@ -165,12 +172,18 @@ class ModelPicker(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(scale_row)
+        mean_row = QHBoxLayout()
+        mean_row.setContentsMargins(0, 0, 0, 0)
+        mean_row.addWidget(QLabel("RGB mean"))
+        mean_row.addWidget(self.mean, 1)
         for widget in (self.combo, self._file_row, self.info, self._download_row, self.error):
             layout.addWidget(widget)
+        layout.addLayout(mean_row)
 
         self.scale.activated.connect(self._on_scale)
         self.combo.activated.connect(self._on_model)
         self.file_edit.editingFinished.connect(self.changed)
+        self.mean.activated.connect(lambda _index: self.changed.emit())
         self.browse.clicked.connect(self._browse)
         self.download_button.clicked.connect(self.start_download)
         self.fallback_button.clicked.connect(self.use_fallback)
@@ -316,6 +329,19 @@ class ModelPicker(QWidget):
     def use_weights_file(self) -> bool:
         """True when the user chose a local weights file."""
         return self.combo.currentData(NAME_ROLE) == WEIGHTS_FILE
+
+    @property
+    def rgb_mean(self) -> str:
+        """The RGB mean chosen for the model ("" for what the model's manifest entry or file says)."""
+        return str(self.mean.currentData() or "")
+
+    def set_rgb_mean(self, value: str) -> None:
+        """Show a saved RGB mean choice (an unknown spelling is added as it is)."""
+        index = self.mean.findData(value)
+        if index < 0:
+            self.mean.addItem(value, value)
+            index = self.mean.count() - 1
+        self.mean.setCurrentIndex(index)
 
     @property
     def weights_file(self) -> str:
@@ -548,6 +574,7 @@ class ModelPicker(QWidget):
         self.scale.setEnabled(not self._locked and not busy)
         self.combo.setEnabled(not self._locked and not busy)
         self.file_edit.setEnabled(not self._locked)
+        self.mean.setEnabled(not self._locked)
         self.browse.setEnabled(not self._locked)
         fallback = self.fallback() if not use_file else None
         self._download_row.setVisible((missing and not use_file) or busy or fallback is not None)

@@ -77,7 +77,7 @@ class EngineCache:
     """Keeps the last loaded ``Upscaler`` so runs with unchanged settings do not load the model again."""
 
     def __init__(self) -> None:
-        self._key: tuple[str, int, str, str, int] | None = None
+        self._key: tuple[str, int, str, str, int, str] | None = None
         self._upscaler: hat_plugin.Upscaler | None = None
 
     @property
@@ -87,13 +87,21 @@ class EngineCache:
 
     def get(self, weights_path: Path, config: RunConfig) -> hat_plugin.Upscaler:
         """The engine for these weights and settings, building it only when they changed."""
-        key = (str(weights_path), weights_path.stat().st_mtime_ns, config.device, config.precision, config.tile)
+        key = (
+            str(weights_path),
+            weights_path.stat().st_mtime_ns,
+            config.device,
+            config.precision,
+            config.tile,
+            config.rgb_mean,
+        )
         if key != self._key or self._upscaler is None:
             if self._upscaler is not None:
                 self._upscaler.close()
             self._upscaler, self._key = None, None
+            network = hat_plugin.load_model(weights_path, rgb_mean=config.rgb_mean) if config.rgb_mean else weights_path
             self._upscaler = hat_plugin.Upscaler(
-                weights_path, device=config.device, precision=config.precision, tile=config.tile
+                network, device=config.device, precision=config.precision, tile=config.tile
             )
             self._key = key
         return self._upscaler

@@ -240,3 +240,28 @@ def test_the_app_lists_yours_and_adds_a_dropped_weights_file(qtbot, home, weight
     tooltip = combo.itemData(combo.findData("portrait-x2", Qt.ItemDataRole.UserRole), Qt.ItemDataRole.ToolTipRole)
     assert "licence unknown (your model)" in tooltip and "by you" in tooltip
     assert [e.name for e in weights.list_models() if e.origin == "user"] == ["portrait-x2"]
+
+
+def test_the_app_runs_your_model_with_its_mean_and_the_chosen_one(qtbot, home, weights_file, tmp_path):
+    from gui_helpers import make_window, run, write_png
+
+    from hat_plugin import Upscaler
+
+    weights.add_model(weights_file, "portrait", rgb_mean="0.5")
+    window = make_window(qtbot, tmp_path)
+    picker = window.panel.models
+    picker.select_model("portrait")
+    pixels = write_png(tmp_path / "a.png")
+    window.add_paths([tmp_path / "a.png"])
+    run(qtbot, window)
+    half = Upscaler(load_model(weights_file, rgb_mean="0.5"), device="cpu", precision="fp32").upscale(pixels)
+    assert np.array_equal(read_image(tmp_path / "a_x2.png").pixels, half), "the mean recorded with the model"
+
+    picker.set_rgb_mean("official")
+    assert window.panel.settings().rgb_mean == "official"
+    (tmp_path / "a_x2.png").unlink()
+    window.add_paths([tmp_path / "a.png"])
+    run(qtbot, window)
+    official = Upscaler(load_model(weights_file, rgb_mean="official"), device="cpu", precision="fp32").upscale(pixels)
+    assert not np.array_equal(half, official)
+    assert np.array_equal(read_image(tmp_path / "a_x2.png").pixels, official), "the mean chosen in the app"
