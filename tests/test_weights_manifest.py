@@ -186,6 +186,14 @@ BROKEN = {  # id: (change to GOOD, expected problem)
     "source-not-text": ({"source": ["ccrestoration"]}, "'source' must be a non-empty single line"),
     "source-too-long": ({"source": "x" * 2001}, "at most 2000 characters"),
     "name-with-space": ({"name": "my model"}, "'name' must be"),
+    "mean-word": ({"rgb_mean": "grey"}, "'rgb_mean' must be"),
+    "mean-list": ({"rgb_mean": [0.5, 0.5, 0.5]}, "'rgb_mean' must be"),
+    "origin-unknown": ({"origin": "alien"}, "'origin' must be"),
+    "origin-project-not-bundled": ({"origin": "project"}, "'origin' must be"),
+    "path-not-user": ({"path": "/models/m.pth", "urls": []}, "'path' is an absolute file path"),
+    "path-relative": ({"path": "m.pth", "urls": [], "origin": "user"}, "'path' is an absolute file path"),
+    "path-and-url": ({"path": "/models/m.pth", "origin": "user"}, "a 'path' and no URLs"),
+    "sha-null-user": ({"sha256": None, "origin": "user"}, "64 lowercase hex"),
 }
 
 
@@ -193,6 +201,24 @@ BROKEN = {  # id: (change to GOOD, expected problem)
 def test_validation_names_the_problem(change, problem):
     problems = validate_manifest({"format": 1, "models": [GOOD | change]})
     assert any(problem in p for p in problems), problems
+
+
+def test_validation_accepts_community_unattested_and_user_file_models():
+    unattested = GOOD | {"sha256": None, "origin": "community", "urls": [], "size": None, "rgb_mean": "0.5"}
+    mine = GOOD | {"name": "u", "filename": "u.pth", "origin": "user", "urls": [], "path": "/models/u.pth"}
+    assert validate_manifest({"format": 1, "models": [unattested, mine]}) == []
+
+
+def test_the_user_manifest_is_merged_over_the_shipped_one(shipped, tmp_path, monkeypatch):
+    own = tmp_path / "models.json"
+    monkeypatch.setenv("HAT_PLUGIN_USER_MANIFEST", str(own))
+    mine = GOOD | {"name": "hat-tiny-x2", "origin": "user", "urls": [], "path": str(tmp_path / "x2.pth")}
+    own.write_text(json.dumps({"format": 1, "models": [mine]}), encoding="utf-8")
+    names = [e.name for e in weights.list_models()]
+    assert names.count("hat-tiny-x2") == 1 and weights.get_entry("hat-tiny-x2").origin == "user"
+    own.write_text(json.dumps({"format": 1, "models": [GOOD]}), encoding="utf-8")  # not marked as the user's
+    with pytest.raises(ManifestError, match="'origin': 'user'"):
+        weights.list_models()
 
 
 def test_validation_accepts_loopback_http_and_bundled_models():
