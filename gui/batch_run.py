@@ -147,6 +147,8 @@ class ModelChosen:
     notes: tuple[str, ...] = ()
     weights: Path | None = None
     """The weights file the run loaded: what each of its outputs was made with (Explain uses it)."""
+    mean: str = "official"
+    """The model's RGB mean, as ``rgb_mean.describe_rgb_mean`` spells it."""
 
 
 @dataclass(frozen=True)

@@ -575,7 +575,8 @@ class MainWindow(QMainWindow):
                 self._update_actions()
         elif isinstance(event, ModelChosen):
             model = event.why or event.label  # the engine's sentence starts with the model's name
-            self._status(f"Processing with {model}, ×{event.scale} on {event.device} in {event.precision}")
+            where = f"on {event.device} in {event.precision}"
+            self._status(f"Processing with {model}, ×{event.scale}, RGB mean {event.mean}, {where}")
             if event.notes:
                 self._show("; ".join(event.notes), "info")
         elif isinstance(event, RunStopped):

@@ -32,6 +32,7 @@ from hat_plugin.errors import (
     out_of_memory_message,
 )
 from hat_plugin.progress import CancelCheck, raise_if_cancelled
+from hat_plugin.rgb_mean import describe_rgb_mean
 from hat_plugin.video import VideoJob
 from hat_plugin.weights import ModelEntry
 
@@ -173,7 +174,8 @@ def _load(
         return None
     label = weights.model_label(spec)
     precision = str(upscaler.dtype).removeprefix("torch.")
-    emit(ModelChosen(label, upscaler.scale, str(upscaler.device), precision, why, tuple(notes), path))
+    mean = describe_rgb_mean(upscaler.config.input_mean)
+    emit(ModelChosen(label, upscaler.scale, str(upscaler.device), precision, why, tuple(notes), path, mean))
     return upscaler, label, path
 
 

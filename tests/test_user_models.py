@@ -256,6 +256,7 @@ def test_the_app_runs_your_model_with_its_mean_and_the_chosen_one(qtbot, home, w
     run(qtbot, window)
     half = Upscaler(load_model(weights_file, rgb_mean="0.5"), device="cpu", precision="fp32").upscale(pixels)
     assert np.array_equal(read_image(tmp_path / "a_x2.png").pixels, half), "the mean recorded with the model"
+    assert window.tracker.model is not None and window.tracker.model.mean == "0.5"
 
     picker.set_rgb_mean("official")
     assert window.panel.settings().rgb_mean == "official"
@@ -265,3 +266,4 @@ def test_the_app_runs_your_model_with_its_mean_and_the_chosen_one(qtbot, home, w
     official = Upscaler(load_model(weights_file, rgb_mean="official"), device="cpu", precision="fp32").upscale(pixels)
     assert not np.array_equal(half, official)
     assert np.array_equal(read_image(tmp_path / "a_x2.png").pixels, official), "the mean chosen in the app"
+    assert window.tracker.model is not None and window.tracker.model.mean == "official"
