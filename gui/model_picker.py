@@ -486,8 +486,10 @@ class ModelPicker(QWidget):
 
     def add_model_file(self, path: Path, name: str, rgb_mean: str | None = None) -> bool:
         """Add a weights file as the user's model ``name`` and choose it; a refusal is shown, nothing recorded."""
+        from hat_plugin.user_models import add_model  # PyTorch loads to check the file, not at start-up
+
         try:
-            entry = weights.add_model(path, name, rgb_mean=rgb_mean)
+            entry = add_model(path, name, rgb_mean=rgb_mean)
         except HATError as exc:
             self.error.show_message(f"{path.name} was not added to your models.", "error", details=str(exc))
             return False

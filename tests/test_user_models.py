@@ -20,6 +20,7 @@ from hat_plugin import load_model, weights
 from hat_plugin.cli import EXIT_FAILED, EXIT_OK, main
 from hat_plugin.images import Image as HatImage
 from hat_plugin.images import read_image, write_image
+from hat_plugin.user_models import add_model
 from hat_plugin.weights import user_manifest_path
 
 pytest_plugins = ["weights_server"]
@@ -92,7 +93,7 @@ def test_cli_round_trip_add_use_list_remove(home, weights_file, tmp_path, capsys
 
 
 def test_a_moved_or_changed_file_is_named_not_used(home, weights_file, capsys):
-    weights.add_model(weights_file, "portrait")
+    add_model(weights_file, "portrait")
     with weights_file.open("r+b") as f:
         f.seek(-4, os.SEEK_END)
         f.write(b"\0\0\0\0")
@@ -202,7 +203,7 @@ def test_the_filter_finds_the_model_by_name_with_its_mean(home, weights_file):
     import vapoursynth as vs
     from vs_helpers import clip_from_arrays, frame_array, hat_core, image_frames
 
-    weights.add_model(weights_file, "portrait", rgb_mean="0.5")
+    add_model(weights_file, "portrait", rgb_mean="0.5")
     core = hat_core()
     frames = image_frames(1, 24, 16)
     out = core.hat.Upscale(clip_from_arrays(core, frames), model="portrait", device="cpu")
@@ -247,7 +248,7 @@ def test_the_app_runs_your_model_with_its_mean_and_the_chosen_one(qtbot, home, w
 
     from hat_plugin import Upscaler
 
-    weights.add_model(weights_file, "portrait", rgb_mean="0.5")
+    add_model(weights_file, "portrait", rgb_mean="0.5")
     window = make_window(qtbot, tmp_path)
     picker = window.panel.models
     picker.select_model("portrait")

@@ -17,14 +17,12 @@ from hat_plugin.errors import HATError, UnverifiedError
 from hat_plugin.progress import tqdm_progress
 from hat_plugin.weights import (
     ModelEntry,
-    add_model,
     cache_dir,
     fetch,
     get_entry,
     is_cached,
     list_models,
     local_path,
-    remove_model,
     sha256_file,
     user_manifest_path,
 )
@@ -96,6 +94,8 @@ def run_models(argv: list[str]) -> int:
 
 
 def _run_add(argv: list[str]) -> int:
+    from hat_plugin.user_models import add_model  # PyTorch loads only to check a model being added
+
     parser = argparse.ArgumentParser(
         prog=f"{PROG} models add",
         description="Add a HAT weights file or URL as a model you can name (--model NAME in the CLI, model=NAME in "
@@ -132,6 +132,8 @@ def _run_add(argv: list[str]) -> int:
 
 
 def _run_remove(argv: list[str]) -> int:
+    from hat_plugin.user_models import remove_model
+
     parser = argparse.ArgumentParser(
         prog=f"{PROG} models remove",
         description="Forget a model you added (a downloaded copy is deleted from the cache; a file you added "

@@ -2,7 +2,7 @@
 
 Environment: ``HAT_PLUGIN_CACHE`` (cache folder), ``HAT_PLUGIN_OFFLINE=1`` (never download),
 ``HAT_PLUGIN_MIRROR`` (a base URL tried first), ``HAT_PLUGIN_MANIFEST`` (another manifest file). The user's own
-models (``add_model``) live in ``user_manifest_path()`` and are merged over the manifest.
+models (``hat_plugin.user_models.add_model``) live in ``user_manifest_path()``, merged over the manifest.
 """
 
 from __future__ import annotations
@@ -21,13 +21,11 @@ from .api import (
 )
 from .cache import cache_dir, is_offline, sha256_file
 from .manifest import ManifestError, ModelEntry, user_manifest_path
-from .user import add_model, remove_model
 
 __all__ = [
     "WEIGHTS_SUFFIXES",
     "ManifestError",
     "ModelEntry",
-    "add_model",
     "cache_dir",
     "default_model",
     "entry_for_file",
@@ -38,7 +36,6 @@ __all__ = [
     "list_models",
     "local_path",
     "model_label",
-    "remove_model",
     "resolve",
     "sha256_file",
     "user_manifest_path",

@@ -17,13 +17,14 @@ from urllib.parse import urlsplit
 
 from filelock import FileLock
 
-from ..errors import CheckpointError, ManifestError, ModelNotFoundError, OptionError, UnverifiedError
-from ..files import atomic_write
-from ..progress import CancelCheck, ProgressFn
-from ..rgb_mean import describe_rgb_mean, parse_rgb_mean
-from .cache import STATE_DIR, Settings, locked, remember, sha256_file
-from .download import download
-from .manifest import (
+from .checkpoint import load_model
+from .errors import CheckpointError, ManifestError, ModelNotFoundError, OptionError, UnverifiedError
+from .files import atomic_write
+from .progress import CancelCheck, ProgressFn
+from .rgb_mean import describe_rgb_mean, parse_rgb_mean
+from .weights.cache import STATE_DIR, Settings, locked, remember, sha256_file
+from .weights.download import download
+from .weights.manifest import (
     NAME_RE,
     SHA256_RE,
     ModelEntry,
@@ -32,7 +33,7 @@ from .manifest import (
     load_manifest,
     user_manifest_path,
 )
-from .urls import check_url
+from .weights.urls import check_url
 
 __all__ = ["add_model", "remove_model", "variant_name"]
 
@@ -77,8 +78,6 @@ def _check_name(name: str, own: dict[str, Any]) -> None:
 
 def _inspect(path: Path, mean: str) -> tuple[int, str]:
     """The scale and variant of a complete HAT checkpoint; ``CheckpointError`` for anything else."""
-    from ..checkpoint import load_model  # PyTorch only when a model is really added
-
     model = load_model(path, rgb_mean=mean)
     cfg = model.config
     return cfg.upscale, variant_name(cfg.embed_dim, len(cfg.depths), cfg.compress_ratio)
