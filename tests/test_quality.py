@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image as PILImage
 
 from hat_plugin import Upscaler, load_model, weights
 from hat_plugin.imresize import imresize, resize_weights
@@ -207,3 +208,21 @@ def test_evaluate_script_scores_a_folder_and_reports_bad_files(tmp_path, capsys,
     assert all(r["gain"] > 0 for r in records)
     assert evaluate.main(["hat-tiny-x2", "--images", str(tmp_path / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_evaluate_script_centre_crops_and_pillow_degradation(tmp_path, capsys, crops):
+    """The check of the bundled models on photographs: the centred crop, LR and baseline by Pillow's bicubic."""
+    hr = crops["coffee"]
+    assert evaluate.centre_crop(hr, 96).shape == (96, 96, 3)
+    assert np.array_equal(evaluate.centre_crop(hr, 96), hr[48:144, 48:144])
+    lr = np.asarray(PILImage.fromarray(hr).resize((96, 96), PILImage.Resampling.BICUBIC))
+    assert np.array_equal(evaluate.bicubic(lr, 2, "pil"), np.asarray(PILImage.fromarray(lr).resize((192, 192), 3)))
+    report = tmp_path / "scores.json"
+    status = evaluate.main(
+        ["hat-tiny-x2", "--images", str(CROPS), "--crop", "96", "--degrade", "pil", "--json", str(report)]
+    )
+    assert status == 0 and "| hat-tiny-x2 | coffee.png | x2 |" in capsys.readouterr().out
+    records = {r["image"]: r for r in json.loads(report.read_text())}
+    pil_lr = np.asarray(PILImage.fromarray(hr[48:144, 48:144]).resize((48, 48), PILImage.Resampling.BICUBIC))
+    baseline = evaluate.score(evaluate.bicubic(pil_lr, 2, "pil"), hr[48:144, 48:144], 2)
+    assert records["coffee.png"]["bicubic"]["psnr"] == pytest.approx(baseline.psnr)
