@@ -166,7 +166,9 @@ def fetch(
         return dest
     if settings.offline:
         state = f"it is not in the cache ({dest})"
-        if dest.exists():
+        if dest.exists() and entry.sha256 is None:  # nothing to check it against: left alone
+            state = f"the cached {dest} was not downloaded by hat-upscale (hash unattested: add it as your own model)"
+        elif dest.exists():
             with locked(settings.cache_dir, entry.filename, cancel):
                 if not _matches(entry, dest):
                     aside = _move_aside(dest)
