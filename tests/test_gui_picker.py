@@ -58,7 +58,11 @@ def test_the_model_box_is_grouped_with_friendly_names_and_distinct_marks(window)
     headers = [text for text, name in listed if name is None]
     assert headers == [READY_GROUP, DOWNLOAD_GROUP, "Other"]
     ready = listed[1 : listed.index((DOWNLOAD_GROUP, None))]
-    assert ready == [("HAT-tiny ×2 (1.3 MB)", "hat-tiny-x2"), ("HAT-tiny ×4 (1.4 MB)", "hat-tiny-x4")]
+    assert ready == [
+        ("HAT-tiny ×2 (1.3 MB)", "hat-tiny-x2"),
+        ("HAT-tiny ×3 (1.5 MB)", "hat-tiny-x3"),
+        ("HAT-tiny ×4 (1.4 MB)", "hat-tiny-x4"),
+    ]
     assert ("HAT-S ×4 (81 MB)", "HAT-S_SRx4") in listed
     assert len({text for text, name in listed if name}) == len(weights.list_models()) + 1
     assert all(not combo.model().item(r).isEnabled() for r in range(combo.count()) if combo.itemData(r, NAME) is None)
@@ -85,10 +89,9 @@ def test_a_scale_picks_the_model(qtbot, window):
     picker.select_scale(2)
     assert picker.shown_model == "hat-tiny-x2" and picker.model == "" and window.panel.settings().scale == 2
     assert picker.info.text().startswith("Picked for ×2: hat-tiny-x2 (bundled, works offline")
-    picker.select_scale(3)
-    recommended = picker.shown_model
-    assert weights.get_entry(recommended).scale == 3
-    assert "it is downloaded on first use" in picker.info.text()
+    picker.select_scale(3)  # the bundled x3: no scale is a dead end offline
+    assert picker.shown_model == "hat-tiny-x3" and picker.info.text().startswith("Picked for ×3: hat-tiny-x3 (bundled")
+    assert not picker.fallback_button.isVisible()
     picker.select_model("HAT-S_SRx4")
     assert picker.scale.currentText() == "×4" and picker.model == "HAT-S_SRx4"
     assert "offline mode is on" in picker.info.text() and not picker.download_button.isEnabled()

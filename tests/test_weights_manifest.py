@@ -144,7 +144,7 @@ def test_models_json_listing_carries_the_source_note(shipped, capsys):
 
 def test_bundled_entries_match_their_files(shipped):
     bundled = [e for e in weights.list_models() if e.bundled]
-    assert {e.name for e in bundled} == {"hat-tiny-x2", "hat-tiny-x4"}
+    assert {e.name for e in bundled} == {"hat-tiny-x2", "hat-tiny-x3", "hat-tiny-x4"}
     for entry in bundled:
         path = api.BUNDLED_DIR / entry.filename
         assert entry.urls == ()
