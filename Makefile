@@ -2,6 +2,8 @@
 #   make demo   set everything up (.venv, the project with all extras, the VapourSynth plugin) and upscale a sample
 #   make test   lint (ruff), types (mypy, strict on hat_plugin) and the test suite (import cycles included);
 #               sets up first if needed; .ci/run calls this
+#   make test-fast   the development loop: the tests not marked slow (no real-process, video-encode, training,
+#               fuzz, vspipe or Ray runs), without lint and types
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_MODEL ?= --model hat-tiny-x4
 
-.PHONY: setup demo test check lint typecheck bench clean
+.PHONY: setup demo test test-fast check lint typecheck bench clean
 
 setup: $(STAMP)
 
@@ -28,6 +30,9 @@ demo: setup
 
 test: check
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+test-fast: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow"
 
 check: lint typecheck
 

@@ -28,9 +28,8 @@ from pathlib import Path
 
 import torch
 
-import hat_plugin.arch as arch
 from hat_plugin import HAT, PRESETS, HATConfig, Upscaler
-from hat_plugin.runners import COMPILE_MODE_ENV, RUNNER_ENV
+from hat_plugin.options import EngineOptions
 
 from .__main__ import random_weights
 from .gpu_env import datasheet
@@ -163,14 +162,16 @@ class Loaded:
         dtype = DTYPES[config.precision]
         if config.impl == "ours":
             runner, _, mode = config.runner.partition(":")
-            os.environ[RUNNER_ENV] = runner
-            if mode:
-                os.environ[COMPILE_MODE_ENV] = mode
             net = HAT(model_config(model))
             net.load_state_dict(state, strict=True)
-            self.engine = Upscaler(net, device=device, precision=config.precision)
-            os.environ.pop(RUNNER_ENV, None)
-            os.environ.pop(COMPILE_MODE_ENV, None)
+            options = EngineOptions(
+                device=str(device),
+                precision=config.precision,
+                runner=runner,
+                compile_mode=mode or "max-autotune",
+                pad_heads=config.pad_heads,
+            )
+            self.engine = Upscaler(net, options)
             self.weights = sum(p.numel() * p.element_size() for p in self.engine.model.parameters())
             self._forward: Callable[[torch.Tensor], torch.Tensor] = self.engine.upscale_tensor
         else:
@@ -182,12 +183,10 @@ class Loaded:
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        arch.PAD_HEAD_DIM = self.config.pad_heads
         torch.backends.cudnn.benchmark = self.config.cudnn_benchmark
         try:
             return self._forward(x)
         finally:
-            arch.PAD_HEAD_DIM = False
             torch.backends.cudnn.benchmark = False
 
 

@@ -18,6 +18,7 @@ from gui.queue_model import ItemState, QueueItem
 from gui.settings import Settings
 from hat_plugin import batch
 from hat_plugin.batch import Input, OutputOptions
+from hat_plugin.options import EngineOptions
 from hat_plugin.video import CODECS, EncoderSettings, is_video_name, output_extension
 from hat_plugin.video.job import DEFAULT_CHUNK_FRAMES
 
@@ -67,9 +68,8 @@ class RunConfig:
     """The scale asked for when ``model`` is "" (None: the engine's default scale)."""
     rgb_mean: str = ""
     """The user's RGB mean for the model; "" for the one its manifest entry or file states."""
-    device: str = "auto"
-    precision: str = "auto"
-    tile: int = 0
+    engine: EngineOptions = field(default_factory=EngineOptions.from_environment)
+    """How the engine runs (device, precision, tile, and the environment's settings)."""
     output: OutputOptions = field(default_factory=OutputOptions)
     quality: int = 95
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
@@ -88,9 +88,9 @@ class RunConfig:
             from_file=settings.use_weights_file,
             scale=settings.scale or None,
             rgb_mean=settings.rgb_mean,
-            device=settings.device,
-            precision=settings.precision,
-            tile=settings.tile,
+            engine=EngineOptions.from_environment(
+                device=settings.device, precision=settings.precision, tile=settings.tile
+            ),
             output=OutputOptions(
                 folder=settings.output_folder,
                 suffix=settings.suffix,

@@ -22,6 +22,7 @@ from gui.batch_run import Emit, ItemFinished, ItemUpdate, Job, ModelChosen, RunC
 from gui.models import friendly_name, unavailable_sentence
 from gui.notices import collect_notices
 from gui.queue_model import ItemState
+from gui.wording import worded
 from hat_plugin import images, weights
 from hat_plugin.errors import (
     Cancelled,
@@ -31,6 +32,7 @@ from hat_plugin.errors import (
     is_out_of_memory,
     out_of_memory_message,
 )
+from hat_plugin.options import EngineOptions
 from hat_plugin.progress import CancelCheck, raise_if_cancelled
 from hat_plugin.rgb_mean import describe_rgb_mean
 from hat_plugin.video import VideoJob
@@ -45,7 +47,7 @@ def describe_error(exc: BaseException, device: object = None, tile: int = 0) -> 
     """A one-line message for the user. The engine's own messages are shown as they come; out-of-memory is the
     engine's one text; other errors get a sentence that names the problem and what to do."""
     if isinstance(exc, HATError):
-        return str(exc)
+        return worded(exc)
     if is_out_of_memory(exc):
         return out_of_memory_message(device if device is not None else "this device", tile or None)
     if isinstance(exc, OSError):
@@ -78,7 +80,7 @@ class EngineCache:
     """Keeps the last loaded ``Upscaler`` so runs with unchanged settings do not load the model again."""
 
     def __init__(self) -> None:
-        self._key: tuple[str, int, str, str, int, str] | None = None
+        self._key: tuple[str, int, EngineOptions, str] | None = None
         self._upscaler: hat_plugin.Upscaler | None = None
 
     @property
@@ -88,22 +90,13 @@ class EngineCache:
 
     def get(self, weights_path: Path, config: RunConfig) -> hat_plugin.Upscaler:
         """The engine for these weights and settings, building it only when they changed."""
-        key = (
-            str(weights_path),
-            weights_path.stat().st_mtime_ns,
-            config.device,
-            config.precision,
-            config.tile,
-            config.rgb_mean,
-        )
+        key = (str(weights_path), weights_path.stat().st_mtime_ns, config.engine, config.rgb_mean)
         if key != self._key or self._upscaler is None:
             if self._upscaler is not None:
                 self._upscaler.close()
             self._upscaler, self._key = None, None
             network = hat_plugin.load_model(weights_path, rgb_mean=config.rgb_mean) if config.rgb_mean else weights_path
-            self._upscaler = hat_plugin.Upscaler(
-                network, device=config.device, precision=config.precision, tile=config.tile
-            )
+            self._upscaler = hat_plugin.Upscaler(network, config.engine)
             self._key = key
         return self._upscaler
 
@@ -266,7 +259,7 @@ def _process(
     except Exception as exc:
         if not isinstance(exc, HATError | OSError | MemoryError) and not is_out_of_memory(exc):
             traceback.print_exc()
-        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.tile))
+        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.engine.tile))
     else:
         finish(ItemState.DONE, "; ".join(notes), target)
 
@@ -320,7 +313,7 @@ def _process_video(
     except Exception as exc:
         if not isinstance(exc, HATError | OSError | MemoryError) and not is_out_of_memory(exc):
             traceback.print_exc()
-        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.tile))
+        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.engine.tile))
     else:
         reused = [f"{result.reused} of {result.chunks} chunks reused"] if result.reused else []
         finish(ItemState.DONE, "; ".join([*reused, *notes]), target)

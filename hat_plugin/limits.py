@@ -88,7 +88,8 @@ def check_pixels(width: int, height: int, max_pixels: int, what: str = "the imag
         raise ImageError(
             f"{what} is {width}x{height} = {pixels:,} pixels, more than the limit of {max_pixels:,} "
             f"({_megapixels(max_pixels)} MP); a damaged or malicious file can claim any size. If it really is that "
-            "big, raise the limit: --max-pixels (by default what the free memory allows), max_pixels= in Python"
+            "big, raise the limit: {max_pixels} (by default what the free memory allows)",
+            option="max_pixels",
         )
 
 

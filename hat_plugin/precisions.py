@@ -9,11 +9,11 @@ from __future__ import annotations
 import torch
 
 from .errors import OptionError
+from .options import PRECISION_ALIASES, PRECISION_NAMES
 
 __all__ = ["PRECISIONS", "precision_name"]
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-_ALIASES = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16"}
 
 
 def precision_name(spec: str | torch.dtype | None) -> str:
@@ -22,7 +22,7 @@ def precision_name(spec: str | torch.dtype | None) -> str:
         name = next((k for k, v in PRECISIONS.items() if v == spec), "")
     else:
         text = str(spec or "auto").strip().lower()
-        name = _ALIASES.get(text, text)
-    if name != "auto" and name not in PRECISIONS:
-        raise OptionError(f"unknown precision {spec!r}: use auto, fp32, fp16 or bf16")
+        name = PRECISION_ALIASES.get(text, text)
+    if name not in PRECISION_NAMES:
+        raise OptionError(f"unknown {{precision}} {spec!r}: use auto, fp32, fp16 or bf16", option="precision")
     return name

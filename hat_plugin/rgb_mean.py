@@ -43,7 +43,8 @@ def parse_rgb_mean(value: str | Sequence[float]) -> RgbMean:
         numbers *= 3
     if len(numbers) != 3 or not all(math.isfinite(n) and 0.0 <= n <= 1.0 for n in numbers):
         raise OptionError(
-            f"RGB mean {value!r} is not 'official', one number or three numbers R,G,B from 0 to 1 (e.g. 0.5)"
+            f"{{rgb_mean}} {value!r} is not 'official', one number or three numbers R,G,B from 0 to 1 (e.g. 0.5)",
+            option="rgb_mean",
         )
     return numbers[0], numbers[1], numbers[2]
 

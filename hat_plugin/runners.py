@@ -1,11 +1,11 @@
-"""Optional ways to run the network on CUDA instead of calling the module: chosen with ``HAT_PLUGIN_CUDA_RUNNER``.
+"""Optional ways to run the network on CUDA instead of calling the module: ``EngineOptions.runner``.
 
 - ``eager`` (default): the engine calls the module, as on every other device.
 - ``graphs``: one CUDA graph per input shape, captured the second time that shape is seen and replayed after:
   a forward becomes one launch instead of a few thousand, which pays when the CPU cannot issue kernels as fast as
   the GPU runs them (small models, video frames). Each graph keeps its activations allocated, so at most ``keep``
   shapes are held.
-- ``compile``: ``torch.compile`` with the mode in ``HAT_PLUGIN_COMPILE_MODE`` (default ``max-autotune``). Its
+- ``compile``: ``torch.compile`` with ``EngineOptions.compile_mode`` (default ``max-autotune``). Its
   warm-up takes minutes per shape, so it only pays over a long video.
 
 Both return a fresh tensor per call. Calls that touch shared state (a graph's input buffer, a compiled function)
@@ -18,7 +18,6 @@ Opt-in until ``bench/gpu_check.sh`` has measured them on a GPU (see docs/benchma
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from collections import Counter, OrderedDict
@@ -28,45 +27,33 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .errors import OptionError, is_out_of_memory
+from .errors import is_out_of_memory
+from .options import RUNNERS
 
 __all__ = [
-    "COMPILE_MODE_ENV",
     "RUNNERS",
-    "RUNNER_ENV",
     "CompiledRunner",
     "GraphRunner",
     "Runner",
     "ShapeSlots",
     "make_runner",
-    "runner_name",
 ]
 
-RUNNER_ENV = "HAT_PLUGIN_CUDA_RUNNER"
-COMPILE_MODE_ENV = "HAT_PLUGIN_COMPILE_MODE"
-RUNNERS = ("eager", "graphs", "compile")
 
 Runner = Callable[[Tensor], Tensor]
 
 
-def runner_name(spec: str | None = None) -> str:
-    """The runner asked for (``spec``, else ``$HAT_PLUGIN_CUDA_RUNNER``, else eager); ``OptionError`` if unknown."""
-    text = (os.environ.get(RUNNER_ENV, "") if spec is None else spec).strip().lower() or "eager"
-    if text not in RUNNERS:
-        raise OptionError(f"{RUNNER_ENV}={text!r} is not a runner: use {', '.join(RUNNERS)}")
-    return text
-
-
-def make_runner(model: nn.Module, device: torch.device, name: str) -> Runner | None:
-    """The runner ``name`` for ``model`` on ``device``; None means call the module (eager, or not on CUDA)."""
+def make_runner(model: nn.Module, device: torch.device, name: str, compile_mode: str = "max-autotune") -> Runner | None:
+    """The runner ``name`` (one of ``RUNNERS``) for ``model`` on ``device``; None means call the module (eager,
+    or not on CUDA)."""
     if name == "eager":
         return None
     if device.type != "cuda":
-        warnings.warn(f"{RUNNER_ENV}={name} needs a CUDA device; running eagerly on {device}", RuntimeWarning, 2)
+        warnings.warn(f"the {name} runner needs a CUDA device; running eagerly on {device}", RuntimeWarning, 2)
         return None
     if name == "graphs":
         return GraphRunner(model, device)
-    return CompiledRunner(model, os.environ.get(COMPILE_MODE_ENV, "max-autotune"))
+    return CompiledRunner(model, compile_mode)
 
 
 class ShapeSlots[T]:

@@ -14,6 +14,8 @@ import logging
 import os
 import sys
 
+from .options import env_flag
+
 __all__ = [
     "ALLOCATOR_OPT_OUT",
     "IDLE_SPIN_COUNT",
@@ -96,7 +98,7 @@ def tune_allocator() -> bool:
     glibc reuse those pages. Linux with glibc only; set ``HAT_PLUGIN_NO_MALLOPT=1`` to opt out.
     Returns whether the tuning was applied.
     """
-    if os.environ.get(ALLOCATOR_OPT_OUT) or not sys.platform.startswith("linux"):
+    if env_flag(ALLOCATOR_OPT_OUT) or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

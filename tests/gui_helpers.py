@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 from PyQt6.QtCore import QMimeData, QPoint, QRectF, QRunnable, QSettings, Qt, QThreadPool, QUrl
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PyQt6.QtWidgets import QApplication, QStyle, QStyleOptionComboBox
@@ -21,8 +20,6 @@ from gui.main_window import MainWindow
 from gui.queue_model import ItemState
 from gui.settings import Settings
 from hat_plugin import images
-
-torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "data" / "golden" / "tiny-x2-w8" / "weights.safetensors"

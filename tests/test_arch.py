@@ -35,6 +35,7 @@ def test_golden_outputs(golden_case: str, dtype: torch.dtype, key: str, tol: flo
     assert (out - expected).abs().max().item() <= tol
 
 
+@pytest.mark.slow
 def test_golden_outputs_repeatable_with_cached_bias() -> None:
     """The second forward uses the cached biases/masks and must give the same numbers as the first."""
     case = load_file(GOLDEN / "tiny-x4-w16" / "case.safetensors")
@@ -45,6 +46,7 @@ def test_golden_outputs_repeatable_with_cached_bias() -> None:
     assert (first - case["expected_f32"]).abs().max() <= 2e-5
 
 
+@pytest.mark.slow
 def test_bias_cache_follows_new_weights() -> None:
     """Loading other weights into a model that already ran must not reuse the stale cached bias."""
     case = load_file(GOLDEN / "tiny-x2-w8" / "case.safetensors")
@@ -121,6 +123,7 @@ def test_any_input_size(size: tuple[int, int]) -> None:
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_close_to_fp32(golden_case: str, dtype: torch.dtype) -> None:
     case = load_file(GOLDEN / golden_case / "case.safetensors")

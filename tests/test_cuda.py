@@ -22,10 +22,10 @@ import torch
 from conftest import GOLDEN, golden_config, golden_weights
 from safetensors.torch import load_file
 
-import hat_plugin.arch as arch_module
 import hat_plugin.engine as engine_module
 from hat_plugin import HAT, PRESETS, DeviceError, HATConfig, Upscaler, load_model
-from hat_plugin.runners import RUNNER_ENV, GraphRunner
+from hat_plugin.options import EngineOptions
+from hat_plugin.runners import GraphRunner
 from hat_plugin.transfer import HostBlend
 
 pytestmark = [
@@ -229,14 +229,13 @@ def test_auto_tile_and_batch_fit_a_capped_card_without_retries(memory_cap, caplo
 
 @pytest.mark.parametrize("pad_heads", [False, True], ids=["heads-30", "heads-padded"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_memory_estimate_per_pixel_holds_on_cuda(precision: str, pad_heads: bool, monkeypatch) -> None:
+def test_memory_estimate_per_pixel_holds_on_cuda(precision: str, pad_heads: bool) -> None:
     """The engine sizes tiles with ``_bytes_per_pixel``: the real peak of a full-size HAT forward must stay under
     it (else auto tiles run out of memory) and not be far below it (else tiles are needlessly small). HAT's
     30-channel heads may send attention to the unfused math kernel, which holds every window's score matrix: the
     padded variant shows what the memory-efficient kernel needs."""
-    monkeypatch.setattr(arch_module, "PAD_HEAD_DIM", pad_heads)
     torch.manual_seed(0)
-    up = Upscaler(HAT(PRESETS["HAT_SRx4"]), device=CUDA, precision=precision)
+    up = Upscaler(HAT(PRESETS["HAT_SRx4"]), device=CUDA, precision=precision, pad_heads=pad_heads)
     side = 128
     peak = forward_peak(up.model, torch.rand(1, 3, side, side, device=CUDA))
     estimate = up._bytes_per_pixel() * side * side
@@ -303,16 +302,13 @@ def _threaded(up: Upscaler, inputs: list[torch.Tensor], own_streams: bool, repea
 @pytest.mark.parametrize("runner", ["eager", "graphs"])
 @pytest.mark.parametrize("own_streams", [False, True], ids=["default-stream", "own-streams"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_upscale_tensor_from_four_threads_matches_serial(
-    precision: str, own_streams: bool, runner: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_upscale_tensor_from_four_threads_matches_serial(precision: str, own_streams: bool, runner: str) -> None:
     """Four threads at once on a fresh engine (the first calls race to build the cached tensors), on the default
     stream or each on its own CUDA stream as the VapourSynth filter does; some inputs tiled."""
     weights = golden_weights("tiny-x2-w8")
     options = {"precision": precision, "tile": 32, "overlap": 8, "batch": 2}
     serial = [Upscaler(weights, device=CUDA, **options).upscale_tensor(x).cpu() for x in _inputs(CUDA)]
-    monkeypatch.setenv(RUNNER_ENV, runner)
-    up = Upscaler(weights, device=CUDA, **options)
+    up = Upscaler(weights, device=CUDA, runner=runner, **options)
     if runner == "graphs":
         assert isinstance(up._runner, GraphRunner)
     for inputs in (_inputs(CUDA), _inputs(torch.device("cpu"))):
@@ -320,10 +316,9 @@ def test_upscale_tensor_from_four_threads_matches_serial(
             assert (got - want).abs().max().item() <= (1e-5 if precision == "fp32" else 2e-3)
 
 
-def test_graph_runner_replays_per_shape_and_keeps_few(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(RUNNER_ENV, "graphs")
+def test_graph_runner_replays_per_shape_and_keeps_few() -> None:
     model = load_model(golden_weights("tiny-x4-w16"))
-    graphs = Upscaler(model, device=CUDA, precision="fp16")
+    graphs = Upscaler(model, device=CUDA, precision="fp16", runner="graphs")
     eager = Upscaler(model, device=CUDA, precision="fp16")
     runner = graphs._runner
     assert isinstance(runner, GraphRunner)
@@ -356,9 +351,9 @@ class _NoSyncInTheLoop(Upscaler):
 
 
 @pytest.mark.parametrize("runner", ["eager", "graphs"])
-def test_no_host_sync_inside_the_tile_loop(runner: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(RUNNER_ENV, runner)
-    up = _NoSyncInTheLoop(golden_weights("tiny-x2-w8"), device=CUDA, precision="fp16", tile=16, overlap=4, batch=3)
+def test_no_host_sync_inside_the_tile_loop(runner: str) -> None:
+    options = EngineOptions(device=str(CUDA), precision="fp16", tile=16, overlap=4, batch=3, runner=runner)
+    up = _NoSyncInTheLoop(golden_weights("tiny-x2-w8"), options)
     x = torch.rand(2, 3, 40, 52, device=CUDA)
     first = [up.upscale_tensor(x) for _ in range(2)]  # plans made, graphs captured
     up.strict = True
@@ -368,10 +363,11 @@ def test_no_host_sync_inside_the_tile_loop(runner: str, monkeypatch: pytest.Monk
 
 @pytest.mark.slow
 def test_compiled_runner_matches_eager(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(RUNNER_ENV, "compile")
+    monkeypatch.setenv("HAT_PLUGIN_CUDA_RUNNER", "compile")
     monkeypatch.setenv("HAT_PLUGIN_COMPILE_MODE", "default")  # max-autotune takes minutes; the bench measures it
     model = load_model(golden_weights("tiny-x2-w8"))
     compiled = Upscaler(model, device=CUDA, precision="fp16")
+    assert compiled.options.runner == "compile" and compiled.options.compile_mode == "default"
     eager = Upscaler(model, device=CUDA, precision="fp16")
     x = torch.rand(1, 3, 32, 48, device=CUDA)
     with warnings.catch_warnings(record=True) as caught:
@@ -384,9 +380,7 @@ def test_compiled_runner_matches_eager(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-def test_padded_heads_match_and_unlock_the_efficient_kernel(
-    precision: str, monkeypatch: pytest.MonkeyPatch, exact_fp32
-) -> None:
+def test_padded_heads_match_and_unlock_the_efficient_kernel(precision: str, exact_fp32) -> None:
     """HAT's 30-channel heads: zero-padded to 32 they give the same output, and PyTorch's memory-efficient
     attention kernel (which needs aligned heads) accepts them."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -398,7 +392,7 @@ def test_padded_heads_match_and_unlock_the_efficient_kernel(
     x = torch.rand(1, 3, 24, 32, device=CUDA)
     with torch.inference_mode():
         plain = model(x)
-        monkeypatch.setattr(arch_module, "PAD_HEAD_DIM", True)
+        model.pad_heads = True
         padded = model(x)
         with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
             efficient = model(x)

@@ -81,6 +81,7 @@ def test_bad_images(up: Upscaler, image: object, match: str) -> None:
         up.upscale(image)
 
 
+@pytest.mark.slow
 def test_progress_and_batching(up: Upscaler) -> None:
     x = torch.rand(1, 3, 40, 56)
     calls: list[tuple[int, int]] = []
@@ -106,6 +107,7 @@ def test_cancel_between_tiles(up: Upscaler) -> None:
     assert seen == [1]
 
 
+@pytest.mark.slow
 def test_derived_tensors_are_built_once(up: Upscaler) -> None:
     x = torch.rand(1, 3, 24, 24)
     up.upscale_tensor(x)
@@ -128,6 +130,7 @@ def test_a_copy_of_the_model_starts_with_empty_caches(up: Upscaler) -> None:
     assert not twin.layers[0].residual_group.blocks[0].attn.derived.entries
 
 
+@pytest.mark.slow
 def test_out_of_memory_retries_with_smaller_tiles() -> None:
     """A model that runs out of memory above 32x32 inputs: the engine halves the tile until it fits."""
     model = load_model(golden_weights("tiny-x2-w8"))
@@ -144,6 +147,24 @@ def test_out_of_memory_retries_with_smaller_tiles() -> None:
     model.forward = forward
     expected = Upscaler(model, device="cpu", tile=32, overlap=8).upscale_tensor(x)
     assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_two_cpu_threads_give_the_one_thread_output(up: Upscaler) -> None:
+    """The multi-threaded CPU path (PyTorch's intra-op threads in every layer) computes what one thread does,
+    up to float32 rounding; tiled, so the blend runs too."""
+    x = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(5))
+    tiled = Upscaler(up.model, device="cpu", precision="fp32", tile=24, overlap=8)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = tiled.upscale_tensor(x)
+        torch.set_num_threads(2)
+        assert torch.get_num_threads() == 2
+        two = tiled.upscale_tensor(x)
+    finally:
+        torch.set_num_threads(before)
+    assert one.shape == two.shape == (2, 3, 80, 112)
+    assert (one - two).abs().max().item() <= 1e-5
 
 
 def test_devices() -> None:
@@ -203,6 +224,7 @@ def _limited_model(limit: int, calls: list[tuple[int, int]]) -> torch.nn.Module:
     return model
 
 
+@pytest.mark.slow
 def test_a_size_that_ran_out_of_memory_keeps_its_smaller_tiles() -> None:
     calls: list[tuple[int, int]] = []
     up = Upscaler(_limited_model(32, calls), device="cpu", tile=64, overlap=8)
@@ -222,6 +244,7 @@ def test_out_of_memory_at_the_smallest_tile_is_one_clear_error() -> None:
     assert "--" not in str(info.value), "the engine's message must not assume a command line"
 
 
+@pytest.mark.slow
 def test_auto_tile_is_chosen_once_per_size(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every frame of a video gets the same tiling, whatever the free memory does meanwhile."""
     up = Upscaler(golden_weights("tiny-x2-w8"), device="cpu")

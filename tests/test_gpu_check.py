@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import hat_plugin.arch as arch_module
 from bench import gpu_check, gpu_wheels
 from hat_plugin import HAT, HATConfig, OptionError, Upscaler
-from hat_plugin.runners import RUNNER_ENV, ShapeSlots, make_runner, runner_name
+from hat_plugin.options import EngineOptions
+from hat_plugin.runners import ShapeSlots, make_runner
+
+RUNNER_ENV = "HAT_PLUGIN_CUDA_RUNNER"
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu_check.sh"
@@ -39,9 +41,13 @@ def test_shape_slots_make_on_the_second_sighting_and_keep_the_most_recent() -> N
 
 def test_runner_names_and_the_cpu_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(RUNNER_ENV, raising=False)
-    assert runner_name() == "eager" and runner_name(" Graphs ") == "graphs"
+    assert EngineOptions.from_environment().runner == "eager" and EngineOptions(runner=" Graphs ").runner == "graphs"
+    monkeypatch.setenv(RUNNER_ENV, "warp")
     with pytest.raises(OptionError, match="HAT_PLUGIN_CUDA_RUNNER='warp' is not a runner"):
-        runner_name("warp")
+        EngineOptions.from_environment()
+    with pytest.raises(OptionError, match="unknown runner 'warp'") as caught:
+        EngineOptions(runner="warp")
+    assert caught.value.option == "runner"
     model = HAT(HATConfig(embed_dim=16, depths=(1,), num_heads=(2,), window_size=8, upscale=2, squeeze_factor=4))
     assert make_runner(model, torch.device("cpu"), "eager") is None
     with pytest.warns(RuntimeWarning, match="needs a CUDA device; running eagerly on cpu"):
@@ -54,7 +60,7 @@ def test_runner_names_and_the_cpu_fallback(monkeypatch: pytest.MonkeyPatch) -> N
     assert torch.equal(up.upscale_tensor(x), Upscaler(model, device="cpu").upscale_tensor(x))
 
 
-def test_padded_attention_heads_give_the_same_output(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_padded_attention_heads_give_the_same_output() -> None:
     """30-channel heads (as in HAT and HAT-L) zero-padded to 32: the same function, up to float rounding."""
     torch.manual_seed(0)
     model = HAT(HATConfig(embed_dim=60, depths=(2,), num_heads=(2,), window_size=8, upscale=2, num_feat=16)).eval()
@@ -65,7 +71,7 @@ def test_padded_attention_heads_give_the_same_output(monkeypatch: pytest.MonkeyP
     x = torch.rand(1, 3, 20, 28)
     with torch.inference_mode():
         plain = model(x)
-        monkeypatch.setattr(arch_module, "PAD_HEAD_DIM", True)
+        model.pad_heads = True
         padded = model(x)
     assert (plain - padded).abs().max().item() <= 1e-5
 

@@ -32,12 +32,13 @@ from gui.main_window import MainWindow
 from gui.worker import ExplainProgress
 from hat_plugin import attribution, images
 from hat_plugin.errors import Cancelled, OptionError
+from hat_plugin.options import EngineOptions
 
 HEIGHT, WIDTH = 16, 24
 
 
 def request(pixels: np.ndarray, point=(20, 10), model: str = str(GOLDEN), from_file=True, steps=4) -> ExplainRequest:
-    config = RunConfig(model=model, from_file=from_file, device="cpu")
+    config = RunConfig(model=model, from_file=from_file, engine=EngineOptions(device="cpu"))
     source = ExplainSource(lambda: pixels, Path("/out/picture_x2.png"), config)
     return ExplainRequest(source, point, (pixels.shape[1] * 2, pixels.shape[0] * 2), window=8, steps=steps)
 

@@ -20,6 +20,7 @@ from gui.queue_model import ItemState
 from gui.runner import EngineCache
 from gui.worker import Thumbnail, ThumbnailTask, UpscaleTask, Worker, has_abandoned, wait_or_abandon
 from hat_plugin.batch import OutputOptions
+from hat_plugin.options import EngineOptions
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ def test_an_exception_in_the_work_is_errored_not_lost(qtbot, capsys) -> None:
 
 def test_the_upscale_task_reports_batch_run_events(qtbot, tmp_path) -> None:
     write_png(tmp_path / "a.png")
-    config = RunConfig(model=str(GOLDEN), from_file=True, device="cpu", output=OutputOptions(tmp_path / "out"))
+    config = RunConfig(
+        model=str(GOLDEN), from_file=True, engine=EngineOptions(device="cpu"), output=OutputOptions(tmp_path / "out")
+    )
     task = UpscaleTask([Job(1, tmp_path / "a.png")], config, EngineCache())
     events: list[object] = []
     task.signals.reported.connect(events.append)

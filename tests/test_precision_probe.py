@@ -101,6 +101,7 @@ def test_pinned_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         cpu_auto_precision(measure=timer)
 
 
+@pytest.mark.slow
 def test_real_probe_on_this_cpu_is_honest() -> None:
     """The real feature probe and, where this CPU has a native half type, the real measurement."""
     candidates = precision_probe.native_half_precisions()

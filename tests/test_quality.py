@@ -94,6 +94,7 @@ def test_engine_beats_bicubic_on_held_out_photos(scale, crops, whole):
     assert np.mean(list(gains.values())) >= MIN_MEAN_GAIN[scale], gains
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", sorted(MODELS))
 def test_tiled_output_matches_whole_image(scale, crops, whole):
     # LR crops are 96 (x2), 64 (x3) and 48 (x4) pixels: 3x3, 3x3 and 2x2 tiles. Tiles at least twice the overlap,
@@ -110,6 +111,7 @@ def test_tiled_output_matches_whole_image(scale, crops, whole):
         assert difference < 0.05, f"{stem}: tiled differs from whole by {difference:.3f} dB"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 @pytest.mark.parametrize("scale", sorted(MODELS))
 def test_half_precision_loses_less_than_a_tenth_of_a_db(scale, precision, crops, whole, monkeypatch):

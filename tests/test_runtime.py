@@ -38,6 +38,7 @@ def test_threads_spin_briefly_on_an_idle_cpu() -> None:
     assert _policy(_IDLE) == "None|10000|brief spin (idle CPU)"
 
 
+@pytest.mark.slow
 def test_too_late_once_torch_is_loaded() -> None:
     assert _policy(f"{_IDLE}\nimport torch") == "None|None|OpenMP's default (it was loaded first)"
 

@@ -80,6 +80,7 @@ def _seam_roughness(err: torch.Tensor, grid) -> float:
     return float(torch.stack(steps).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["tiny-x2-w8", "tiny-x4-w16"])
 def test_feathered_tiles_beat_crop_only_stitching(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a real photo with the golden models: the cross-fade is at least as close to the whole-image output

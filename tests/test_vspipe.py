@@ -30,6 +30,8 @@ from weights_server import WeightsServer
 
 from vs_filter import build
 
+pytestmark = pytest.mark.slow  # real vspipe processes
+
 TESTS = Path(__file__).resolve().parent
 FRAMES, WIDTH, HEIGHT = 6, 32, 24
 

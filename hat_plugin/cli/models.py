@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG
 from hat_plugin.cli.options import rgb_mean_arg
+from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, UnverifiedError
 from hat_plugin.progress import tqdm_progress
 from hat_plugin.weights import (
@@ -77,7 +78,7 @@ def run_models(argv: list[str]) -> int:
         rows = [(entry, _state(entry)) for entry in list_models()]
         folder = cache_dir()
     except HATError as exc:
-        print(f"{PROG} models: error: {exc}", file=sys.stderr)
+        print(f"{PROG} models: error: {worded(exc)}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
         listing = [
@@ -119,10 +120,10 @@ def _run_add(argv: list[str]) -> int:
             trust_unverified=args.trust_unverified,
         )
     except UnverifiedError as exc:
-        print(f"{PROG} models add: {exc}: give --sha256, or --trust-unverified", file=sys.stderr)
+        print(f"{PROG} models add: {worded(exc)}: give --sha256, or --trust-unverified", file=sys.stderr)
         return EXIT_FAILED
     except HATError as exc:
-        print(f"{PROG} models add: {exc}", file=sys.stderr)
+        print(f"{PROG} models add: {worded(exc)}", file=sys.stderr)
         return EXIT_FAILED
     if args.trust_unverified and not args.sha256 and entry.urls:
         print(f"{entry.name}: sha256 {entry.sha256} (not verified: no hash was given to compare with)")
@@ -144,7 +145,7 @@ def _run_remove(argv: list[str]) -> int:
     try:
         entry = remove_model(args.name)
     except HATError as exc:
-        print(f"{PROG} models remove: {exc}", file=sys.stderr)
+        print(f"{PROG} models remove: {worded(exc)}", file=sys.stderr)
         return EXIT_FAILED
     print(f"removed {entry.name}")
     return EXIT_OK
@@ -181,7 +182,7 @@ def run_download(argv: list[str]) -> int:
         everything = [e for e in list_models() if not e.bundled and e.path is None and (e.urls or not e.attested)]
         names = [e.name for e in everything if e.attested or args.trust_unverified] if args.all else args.names
     except HATError as exc:
-        print(f"{PROG} download: error: {exc}", file=sys.stderr)
+        print(f"{PROG} download: error: {worded(exc)}", file=sys.stderr)
         return EXIT_FAILED
     failed = []
     for name in names:
@@ -191,10 +192,10 @@ def run_download(argv: list[str]) -> int:
             if args.trust_unverified and not get_entry(name).attested:
                 print(f"{name}: sha256 {sha256_file(Path(path))} (not verified: no public record to compare with)")
         except UnverifiedError as exc:
-            print(f"{PROG} download: {exc}: add --trust-unverified to download it anyway", file=sys.stderr)
+            print(f"{PROG} download: {worded(exc)}: add --trust-unverified to download it anyway", file=sys.stderr)
             failed.append(name)
         except HATError as exc:
-            print(f"{PROG} download: {exc}", file=sys.stderr)
+            print(f"{PROG} download: {worded(exc)}", file=sys.stderr)
             failed.append(name)
     if failed:
         print(f"{PROG} download: {len(failed)} of {len(names)} failed: {', '.join(failed)}", file=sys.stderr)

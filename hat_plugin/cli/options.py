@@ -7,9 +7,12 @@ from __future__ import annotations
 import argparse
 
 from hat_plugin.batch import DEFAULT_SUFFIX
-from hat_plugin.cli.base import PROG
+from hat_plugin.cli.base import PROG, UsageError
+from hat_plugin.cli.wording import worded
+from hat_plugin.errors import OptionError
+from hat_plugin.options import EngineOptions
 
-__all__ = ["CODEC_NAMES", "VIDEO_FLAGS", "add_video_arguments", "build_parser"]
+__all__ = ["CODEC_NAMES", "VIDEO_FLAGS", "add_video_arguments", "build_parser", "engine_options"]
 
 CODEC_NAMES = ("x264", "x265", "av1", "ffv1", "prores")
 VIDEO_FLAGS = frozenset(
@@ -93,14 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def rgb_mean_arg(text: str) -> str:
     """``--rgb-mean``: checked here so a typo is a usage error; the model reads the text."""
-    from hat_plugin.errors import OptionError
     from hat_plugin.rgb_mean import parse_rgb_mean
 
     try:
         parse_rgb_mean(text)
     except OptionError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(worded(exc)) from None
     return text
+
+
+def engine_options(args: argparse.Namespace) -> EngineOptions:
+    """The engine's options: the environment's, with the engine flags given on the command line applied."""
+    given = {key: getattr(args, key) for key in ("device", "precision", "tile", "overlap", "batch")}
+    try:
+        return EngineOptions.from_environment(**{key: value for key, value in given.items() if value is not None})
+    except OptionError as exc:
+        raise UsageError(worded(exc)) from None
 
 
 def _non_negative(text: str) -> int:

@@ -160,7 +160,7 @@ def starting_model(spec: str | os.PathLike[str], scale: int, *, init: str = "hat
     Fresh weights come from the global torch generator: seed it first for a reproducible start.
     """
     if init not in INITS:
-        raise OptionError(f"unknown --init {init!r}: use one of {', '.join(INITS)}")
+        raise OptionError(f"unknown {{init}} {init!r}: use one of {', '.join(INITS)}", option="init")
     config = preset_config(str(spec), scale)
     if config is not None:
         return _from_scratch(str(spec), config, init)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import ClusterError, HATError
+from ..options import EngineOptions
 from ..progress import CancelCheck, raise_if_cancelled
 from .board import Board
 from .index import FrameIndex
@@ -58,7 +59,7 @@ class _TaskSpec:
 
     version: str
     model_key: str
-    engine: dict[str, Any]
+    engine: EngineOptions
     cpus: int
     info: VideoInfo
     fmt: OutputFormat
@@ -96,7 +97,7 @@ class RayRunner:
         job: str,
         model: dict[str, Any],
         model_key: str,
-        engine: dict[str, Any],
+        engine: EngineOptions,
         streams: int = 1,
         rgb_mean: tuple[float, ...] | None = None,
         on_progress: Callable[[int], None] | None = None,
@@ -178,7 +179,7 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ClusterError("--ray needs Ray on this machine: pip install 'hat-plugin[cluster]'") from None
+        raise ClusterError("{ray} needs Ray on this machine: pip install 'hat-plugin[cluster]'", option="ray") from None
     return ray
 
 
@@ -199,7 +200,7 @@ def _result(ray: Any, ref: Any) -> None:
 
 # ------------------------------------------------------------------------------------------------ on the workers
 
-_engines: dict[tuple[str, str], Upscaler] = {}
+_engines: dict[tuple[str, EngineOptions], Upscaler] = {}
 _engines_lock = threading.Lock()
 
 
@@ -240,7 +241,7 @@ def _engine(spec: _TaskSpec, model_box: list[Any]) -> Upscaler:
     from ..checkpoint import load_model
     from ..engine import Upscaler
 
-    key = (spec.model_key, repr(sorted(spec.engine.items())))
+    key = (spec.model_key, spec.engine)
     with _engines_lock:
         if key not in _engines:
             if not ray.get_gpu_ids():
@@ -248,5 +249,5 @@ def _engine(spec: _TaskSpec, model_box: list[Any]) -> Upscaler:
             state = ray.get(model_box[0])
             _engines.clear()  # one model per worker: a new job's model replaces the last one
             net = load_model(state, rgb_mean=spec.rgb_mean)  # fresh aligned copies, as locally
-            _engines[key] = Upscaler(net, **spec.engine)
+            _engines[key] = Upscaler(net, spec.engine)
         return _engines[key]

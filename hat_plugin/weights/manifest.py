@@ -18,6 +18,7 @@ from typing import Any
 import platformdirs
 
 from ..errors import HATError, ManifestError, ModelNotFoundError, UnsafeURLError
+from ..options import env
 from ..rgb_mean import parse_rgb_mean
 from .urls import check_url
 
@@ -228,14 +229,14 @@ def _load_cached(path: str, _mtime_ns: int, _size: int) -> Manifest:
 
 def default_manifest_path() -> Path:
     """``HAT_PLUGIN_MANIFEST`` when set (a private list of models), else the manifest shipped in the package."""
-    override = os.environ.get("HAT_PLUGIN_MANIFEST", "").strip()
+    override = env("HAT_PLUGIN_MANIFEST")
     return Path(override).expanduser() if override else PACKAGE_MANIFEST
 
 
 def user_manifest_path() -> Path:
     """The user's own models (``hat-upscale models add``): ``HAT_PLUGIN_USER_MANIFEST`` when set, else
     ``models.json`` in the user's config folder."""
-    override = os.environ.get("HAT_PLUGIN_USER_MANIFEST", "").strip()
+    override = env("HAT_PLUGIN_USER_MANIFEST")
     if override:
         return Path(override).expanduser()
     return platformdirs.user_config_path("hat-plugin") / "models.json"
