@@ -42,7 +42,7 @@ from PyQt6.QtWidgets import (
 
 from gui.formatting import format_size
 from gui.message_bar import MessageBar
-from gui.models import Availability, friendly_name, model_status
+from gui.models import Availability, alternative_sentence, friendly_name, model_status, ready_alternative
 from gui.qt_helpers import standard_icon
 from gui.worker import (
     AvailabilityTask,
@@ -104,6 +104,8 @@ class ModelPicker(QWidget):
     """A model finished downloading (its name)."""
     availability_changed = pyqtSignal(object)
     """A new ``Availability`` arrived from the worker."""
+    failed = pyqtSignal()
+    """A download started here failed (its message shows here, so others can go)."""
 
     def __init__(self, pool: QThreadPool, checks: QThreadPool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -136,12 +138,12 @@ class ModelPicker(QWidget):
         self.browse.setText("…")
         self.browse.setToolTip("Choose a local weights file")
         self.download_button = QPushButton("Download")
-        self.fallback_button = QPushButton()
-        self.fallback_button.setToolTip("Use the model bundled with the app for the nearest scale: no download")
         self._offered: list[Path] = []
         self.download_bar = QProgressBar()
         self.download_bar.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
+        self.use_button = QPushButton()
+        self.use_button.setToolTip("Use a model that is on this computer instead")
         self.error = MessageBar()
         self.mean = QComboBox()
         for text, value in (("as the model says", ""), ("official", "official"), ("0.5 (neosr)", "0.5")):
@@ -164,7 +166,6 @@ class ModelPicker(QWidget):
         download_row = QHBoxLayout()
         download_row.setContentsMargins(0, 0, 0, 0)
         download_row.addWidget(self.download_button)
-        download_row.addWidget(self.fallback_button)
         download_row.addWidget(self.download_bar, 1)
         download_row.addWidget(self.cancel_button)
         self._download_row = QWidget()
@@ -176,7 +177,7 @@ class ModelPicker(QWidget):
         mean_row.setContentsMargins(0, 0, 0, 0)
         mean_row.addWidget(QLabel("RGB mean"))
         mean_row.addWidget(self.mean, 1)
-        for widget in (self.combo, self._file_row, self.info, self._download_row, self.error):
+        for widget in (self.combo, self._file_row, self.info, self._download_row, self.use_button, self.error):
             layout.addWidget(widget)
         layout.addLayout(mean_row)
 
@@ -186,8 +187,8 @@ class ModelPicker(QWidget):
         self.mean.activated.connect(lambda _index: self.changed.emit())
         self.browse.clicked.connect(self._browse)
         self.download_button.clicked.connect(self.start_download)
-        self.fallback_button.clicked.connect(self.use_fallback)
         self.cancel_button.clicked.connect(self.cancel_download)
+        self.use_button.clicked.connect(self.use_alternative)
         self.reload()
         self.check_availability()
 
@@ -364,6 +365,19 @@ class ModelPicker(QWidget):
             return None
         return self.availability.defaults.get(scale)
 
+    def alternative_to(self, name: str) -> ModelEntry | None:
+        """A ready model to offer instead of ``name`` when it cannot be had (``models.ready_alternative``)."""
+        entry = self._entries.get(name)
+        scale = entry.scale if entry is not None else self.current_scale
+        return ready_alternative(self.availability, self._entries.values(), scale, name)
+
+    def use_alternative(self) -> None:
+        """Show the ready model offered instead of the one shown (as if the user picked it)."""
+        alternative = self.alternative_to(self.shown_model)
+        if alternative is not None:
+            self.error.dismiss()
+            self.select_model(alternative.name)
+
     def set_choice(self, model: str, weights_file: str, use_weights_file: bool, scale: int = 0) -> None:
         """Show a saved choice without emitting ``changed``: a model by name, the weights file, or (``model`` "")
         the engine's default for ``scale`` (0: the engine's default scale)."""
@@ -436,28 +450,7 @@ class ModelPicker(QWidget):
         self._locked = locked
         self._update()
 
-    # ------------------------------------------------------------------------- offline fallback, your models
-
-    def fallback(self) -> ModelEntry | None:
-        """The bundled model of the scale nearest the current one, offered when the shown model needs a download or
-        no model is picked for the scale (None when the shown model is ready or nothing is bundled)."""
-        entry = self._entries.get(self.shown_model)
-        if entry is None:  # a scale no model is picked for automatically (x1: only community models)
-            if not (self.automatic and self.availability is not None and self.current_scale):
-                return None
-            scale = self.current_scale
-        elif self._ready(entry) is not False:
-            return None
-        else:
-            scale = entry.scale
-        bundled = [e for e in self._entries.values() if e.bundled and self._ready(e)]
-        return min(bundled, key=lambda e: (abs(e.scale - scale), e.scale), default=None)
-
-    def use_fallback(self) -> None:
-        """Switch to the offered bundled model (the Scale box follows its scale)."""
-        entry = self.fallback()
-        if entry is not None:
-            self.select_model(entry.name)
+    # -------------------------------------------------------------------------------------------- your models
 
     def offer_to_add(self, paths: list[Path]) -> None:
         """Dropped weights files: offer to add them as the user's models (under names made from the file names)."""
@@ -540,7 +533,14 @@ class ModelPicker(QWidget):
             self.downloaded.emit(event.name)
             self.check_availability()
         elif isinstance(event, DownloadFailed):
-            self.error.show_message(event.reason, "error", [("Retry", self.start_download)], event.details)
+            reason, actions = event.reason, [("Retry", self.start_download)]
+            alternative = self.alternative_to(event.name)
+            entry = self._entries.get(event.name)
+            if alternative is not None and entry is not None:
+                reason += " " + alternative_sentence(alternative, entry.scale)
+                actions.insert(0, (f"Use {friendly_name(alternative, size=False)}", self.use_alternative))
+            self.error.show_message(reason, "error", actions, event.details)
+            self.failed.emit()
         elif isinstance(event, DownloadCancelled):
             self.error.show_message("Download cancelled.", "info", [("Retry", self.start_download)])
         self._update()
@@ -578,19 +578,21 @@ class ModelPicker(QWidget):
         self.file_edit.setEnabled(not self._locked)
         self.mean.setEnabled(not self._locked)
         self.browse.setEnabled(not self._locked)
-        fallback = self.fallback() if not use_file else None
-        self._download_row.setVisible((missing and not use_file) or busy or fallback is not None)
+        self._download_row.setVisible((missing and not use_file) or busy)
         self.download_bar.setVisible(busy)
         self.cancel_button.setVisible(busy)
         self.cancel_button.setEnabled(busy)
-        self.download_button.setVisible(not busy and missing)
+        self.download_button.setVisible(not busy)
+        # a scale no model is picked for automatically (x1: only community models) offers a ready one too
+        no_pick = entry is None and self.automatic and self.availability is not None and bool(self.current_scale)
+        wanted = entry.name if entry is not None else ""
+        alternative = self.alternative_to(wanted) if (missing or no_pick) and not use_file else None
+        self.use_button.setVisible(alternative is not None and not busy)
+        if alternative is not None:
+            self.use_button.setText(f"Use {friendly_name(alternative, size=False)}")
         self.download_button.setEnabled(missing and not offline and not self._locked)
         if entry is not None:
             self.download_button.setText(f"Download ({format_size(entry.size)})")
-        self.fallback_button.setVisible(fallback is not None and not busy)
-        self.fallback_button.setEnabled(not self._locked)
-        if fallback is not None:
-            self.fallback_button.setText(f"Use {friendly_name(fallback, size=False)} (bundled, offline)")
         self.info.setText(self._sentence(entry, ready, offline))
 
     def _sentence(self, entry: ModelEntry | None, ready: bool | None, offline: bool) -> str:
@@ -615,5 +617,7 @@ class ModelPicker(QWidget):
             "checking": "Checking whether it is on this computer…",
         }.get(status, f"Not downloaded yet ({format_size(entry.size)}): it is fetched when a run starts.")
         if status == "not downloaded" and offline:
-            where = "Not downloaded, and offline mode is on: pick a model that is ready to use."
+            alternative = self.alternative_to(entry.name)
+            instead = alternative_sentence(alternative, entry.scale) if alternative else "pick a model that is ready."
+            where = f"Not downloaded, and offline mode is on: {instead}"
         return f"{entry.description.rstrip('.')}. {where}"

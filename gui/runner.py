@@ -247,6 +247,7 @@ def _process(
             image = images.read_image(job.source)
             emit(ItemUpdate(job.item_id, ItemState.RUNNING, "working on the first tile"))
             pixels = upscaler.upscale(image.pixels, progress=report, cancel=cancel)
+            raise_if_cancelled(cancel, "writing")  # cancel after the last tile: discard, as within a tile
             images.write_image(
                 target,
                 replace(image, pixels=pixels),
@@ -281,8 +282,10 @@ def _process_video(
         return
     video: VideoJob | None = None
     note = ""
+    reached = [0, 0]
 
     def frames(done: int, total: int) -> None:
+        reached[:] = done, total
         joining = "joining the chunks" if total and done >= total else note
         emit(ItemUpdate(job.item_id, ItemState.RUNNING, joining, done, total))
 
@@ -307,6 +310,11 @@ def _process_video(
         kept = video.plan if video is not None else None
         if kept is not None and kept.done:
             message = f"Cancelled; {len(kept.done)} of {len(kept.chunks)} chunks are kept: Start continues from them."
+        elif reached[0]:
+            message = (
+                f"Cancelled after {reached[0]} of {reached[1]} frames, before the first chunk of "
+                f"{config.chunk_frames} frames was finished, so nothing is kept (shorter chunks keep more)."
+            )
         else:
             message = "Cancelled; no output was written."
         finish(ItemState.CANCELLED, message)

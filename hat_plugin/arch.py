@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import torch
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import HATConfig
+from .streams import Shared, SizeCache, lookup
 
 __all__ = ["HAT", "relative_position_index_sa", "relative_position_index_oca", "pad_to_multiple"]
 
@@ -93,35 +94,43 @@ def _window_reverse(windows: Tensor, ws: int, b: int, h: int, w: int) -> Tensor:
 class DerivedCache:
     """Tensors a module derives from its weights or its configuration, kept by that module.
 
-    A copy of the module (``copy.deepcopy``, e.g. the engine's fp32 twin) starts with an empty cache rather than
-    sharing or duplicating tensors that belong to another device or dtype.
+    Each value is a ``streams.Shared``: made on one CUDA stream, handed to every other stream in order. A copy of
+    the module (``copy.deepcopy``, e.g. the engine's fp32 twin) starts with an empty cache rather than sharing or
+    duplicating tensors that belong to another device or dtype.
     """
 
     def __init__(self) -> None:
-        self.entries: dict[object, tuple[object, Any]] = {}
+        self.entries: dict[object, tuple[object, Shared[Any]]] = {}
 
     def __deepcopy__(self, memo: dict[int, object]) -> DerivedCache:
         return DerivedCache()
 
-    def get[T](self, name: object, key: object, make: Callable[[], T]) -> T:
+    def get[T](self, name: Hashable, key: Hashable, make: Callable[[], T]) -> T:
         """The value stored under ``name`` if it was made for ``key``, else ``make()`` (stored for next time)."""
-        hit = self.entries.get(name)
-        if hit is None or hit[0] != key:
-            hit = self.entries[name] = (key, make())
-        value: T = hit[1]
-        return value
+
+        def find() -> Shared[T] | None:
+            hit = self.entries.get(name)
+            return hit[1] if hit is not None and hit[0] == key else None
+
+        def build() -> Shared[T]:
+            entry = Shared(make())
+            self.entries[name] = (key, entry)
+            return entry
+
+        return lookup((id(self), name, key), find, build)
 
 
 def _per_size[R](make: Callable[..., R]) -> Callable[..., R]:
-    """``make`` (an index that depends only on sizes) kept for the last few sizes, and computed afresh while
-    tracing, where the graph must record the ops rather than a tensor of another trace. ``make`` runs outside
-    inference mode, so a kept index also serves a later forward that autograd records."""
+    """``make`` (an index that depends only on sizes and a device) kept for the last few sizes, shared across CUDA
+    streams in order (``streams.SizeCache``), and computed afresh while tracing, where the graph must record the
+    ops rather than a tensor of another trace. ``make`` runs outside inference mode, so a kept index also serves a
+    later forward that autograd records."""
     make = torch.inference_mode(False)(make)
-    kept = functools.lru_cache(maxsize=8)(make)
+    kept = SizeCache(maxsize=8)
 
     @functools.wraps(make)
-    def get(*args: Any) -> R:
-        return make(*args) if _tracing() else kept(*args)
+    def get(*args: Hashable) -> R:
+        return make(*args) if _tracing() else kept.get(args, lambda: make(*args))
 
     return get
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -12,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import QMimeData, QPoint, QRectF, QRunnable, QSettings, Qt, QThreadPool, QUrl
+from PyQt6.QtCore import QMimeData, QPoint, QRectF, QRunnable, QSettings, Qt, QThreadPool, QTimer, QUrl
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QImage
-from PyQt6.QtWidgets import QApplication, QStyle, QStyleOptionComboBox
+from PyQt6.QtWidgets import QApplication, QMessageBox, QStyle, QStyleOptionComboBox
 
 from gui.main_window import MainWindow
 from gui.queue_model import ItemState
@@ -54,7 +55,7 @@ def make_window(qtbot, folder: Path, store: QSettings | None = None) -> MainWind
 
 def use_golden(win: MainWindow, out: Path | None, **changes) -> None:
     """Point the settings panel at the golden x2 weights file on the CPU, as a user would pick it."""
-    values = dict(weights_file=str(GOLDEN), use_weights_file=True, device="cpu", tile=0)
+    values: dict[str, Any] = dict(weights_file=str(GOLDEN), use_weights_file=True, device="cpu", tile=0)
     values["output_dir"] = str(out) if out else ""
     values.update(changes)
     win.panel.set_settings(Settings(**values))
@@ -124,7 +125,7 @@ class Blocker(QRunnable):
 def as_array(image: QImage) -> np.ndarray:
     """A shown picture's RGB pixels."""
     rgb = image.convertToFormat(QImage.Format.Format_RGB888)
-    data = np.frombuffer(rgb.constBits().asarray(rgb.sizeInBytes()), np.uint8)
+    data = np.frombuffer(rgb.constBits().asarray(rgb.sizeInBytes()), np.uint8)  # type: ignore[call-overload]
     return data.reshape(rgb.height(), rgb.bytesPerLine())[:, : rgb.width() * 3].reshape(rgb.height(), rgb.width(), 3)
 
 
@@ -138,18 +139,32 @@ def click_output(qtbot, window: MainWindow, x: int, y: int) -> None:
 def cancel_during_run(qtbot, win: MainWindow, when: Callable[[object], bool]) -> None:
     """Start a run and cancel it as the Cancel button does, but only once ``when(event)`` holds for an event of
     the worker (checked on the worker thread, so the work stops right there); returns when the run has ended."""
-    blocker = Blocker(win.pool)
+    blocker = Blocker(win.runs.pool)
     if not win.start():
         raise AssertionError(f"the run did not start: {win.message_bar.text.text()}")
-    task = win.task
+    task = win.runs.task
     assert task is not None
 
     def on_event(event: object) -> None:
         if when(event):
             task.cancel()
 
-    task.signals.reported.connect(on_event, Qt.ConnectionType.DirectConnection)
+    task.signals.reported.connect(on_event, Qt.ConnectionType.DirectConnection)  # type: ignore[call-arg]
     with qtbot.waitSignal(win.run_finished, timeout=RUN_TIMEOUT_MS):
         win.cancel()  # what the Cancel button does, so the run is known as cancelled
         task._cancel.clear()  # ...but let the work go on until ``when``
         blocker.released.set()
+
+
+def answer_question(button_text: str, seen: list[str]) -> None:
+    """Click ``button_text`` in the modal question box as soon as it shows, recording its text."""
+
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, click)
+            return
+        seen.append(box.text())
+        next(b for b in box.buttons() if b.text() == button_text).click()
+
+    QTimer.singleShot(20, click)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import torch
@@ -71,7 +72,8 @@ def test_bias_cache_follows_new_weights() -> None:
 def test_official_state_dict_layout(name: str) -> None:
     """Each official variant builds (on the meta device) with exactly the published keys, shapes and dtypes."""
     entry = OFFICIAL[name]
-    config = HATConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry["config"].items()})
+    settings: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in entry["config"].items()}
+    config = HATConfig(**settings)
     assert PRESETS[name] == config
     model = build_model(config, device="meta")
     sd = model.state_dict()

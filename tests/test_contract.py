@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import golden_weights
 from safetensors.torch import save_file
 
 import hat_plugin
 from hat_plugin import errors, weights
 from hat_plugin.engine import Upscaler
 from hat_plugin.weights.manifest import PACKAGE_MANIFEST
-from tests.conftest import golden_weights
 
 REPO = Path(__file__).resolve().parent.parent
 

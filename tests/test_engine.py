@@ -12,7 +12,7 @@ from conftest import golden_weights
 
 import hat_plugin.device as device_module
 import hat_plugin.engine as engine_module
-from hat_plugin import Cancelled, DeviceError, ImageError, OptionError, Upscaler, load_model
+from hat_plugin import HAT, Cancelled, DeviceError, ImageError, OptionError, Upscaler, load_model
 from hat_plugin.errors import OutOfMemoryError
 
 
@@ -78,7 +78,7 @@ def test_opaque_alpha_matches_rgb(up: Upscaler) -> None:
 )  # fmt: skip
 def test_bad_images(up: Upscaler, image: object, match: str) -> None:
     with pytest.raises(ImageError, match=match):
-        up.upscale(image)
+        up.upscale(image)  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
@@ -97,7 +97,7 @@ def test_cancel_between_tiles(up: Upscaler) -> None:
     event = threading.Event()
     seen: list[int] = []
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: int, total: int | None) -> None:
         seen.append(done)
         event.set()
 
@@ -209,13 +209,13 @@ def test_half_overflow_recomputed_in_fp32(monkeypatch: pytest.MonkeyPatch) -> No
     assert torch.allclose(out, Upscaler(golden_weights("tiny-x2-w8"), device="cpu").upscale_tensor(x), atol=1e-5)
 
 
-def _limited_model(limit: int, calls: list[tuple[int, int]]) -> torch.nn.Module:
+def _limited_model(limit: int, calls: list[tuple[int, int]]) -> HAT:
     """The golden x2 model, failing like an out-of-memory GPU for inputs larger than ``limit`` x ``limit``."""
     model = load_model(golden_weights("tiny-x2-w8"))
     forward = model.forward
 
     def limited(x: torch.Tensor) -> torch.Tensor:
-        calls.append(tuple(x.shape[-2:]))
+        calls.append((x.shape[-2], x.shape[-1]))
         if x.shape[-1] * x.shape[-2] > limit * limit:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return forward(x)

@@ -49,7 +49,7 @@ def test_first_launch_offline_uses_the_bundled_model_and_says_why(qtbot, window,
     run(qtbot, window)
     assert states(window) == [ItemState.DONE]
     assert window.queue.items[0].output == tmp_path / "a_x4.png"
-    assert window.tracker.model.label == "hat-tiny-x4" and "works offline" in window.tracker.model.why
+    assert window.runs.tracker.model.label == "hat-tiny-x4" and "works offline" in window.runs.tracker.model.why
 
 
 def test_the_model_box_is_grouped_with_friendly_names_and_distinct_marks(window):
@@ -91,7 +91,7 @@ def test_a_scale_picks_the_model(qtbot, window):
     assert picker.info.text().startswith("Picked for ×2: hat-tiny-x2 (bundled, works offline")
     picker.select_scale(3)  # the bundled x3: no scale is a dead end offline
     assert picker.shown_model == "hat-tiny-x3" and picker.info.text().startswith("Picked for ×3: hat-tiny-x3 (bundled")
-    assert not picker.fallback_button.isVisible()
+    assert not picker.use_button.isVisible()
     picker.select_model("HAT-S_SRx4")
     assert picker.scale.currentText() == "×4" and picker.model == "HAT-S_SRx4"
     assert "offline mode is on" in picker.info.text() and not picker.download_button.isEnabled()
@@ -102,7 +102,9 @@ def test_offline_with_an_unavailable_model_one_sentence_with_actions(qtbot, wind
     window.add_paths([tmp_path / "a.png"])
     window.panel.models.select_model("HAT-S_SRx2")
     run(qtbot, window)
-    assert bar_text(window) == "HAT-S ×2 is not downloaded and offline mode is on (HAT_PLUGIN_OFFLINE)."
+    assert bar_text(window) == (
+        "HAT-S ×2 is not downloaded and offline mode is on (HAT_PLUGIN_OFFLINE). HAT-tiny ×2 works offline."
+    )
     assert states(window) == [ItemState.QUEUED] and window.progress.value() == 0
     bar = window.message_bar
     assert [b.text() for b in bar.buttons] == ["Use HAT-tiny ×2", "Retry"]
@@ -116,23 +118,21 @@ def test_offline_with_an_unavailable_model_one_sentence_with_actions(qtbot, wind
     assert (tmp_path / "a_x2.png").is_file()
 
 
-def test_a_model_that_needs_a_download_offers_the_bundled_one_of_the_nearest_scale(qtbot, window):
+def test_offline_a_missing_model_offers_a_ready_one_of_the_nearest_scale(qtbot, window):
+    """With x2, x3 and x4 bundled no scale is a dead end offline: a model that needs a download offers the bundled
+    one of its scale, and x1 (only a community model, never picked automatically) the nearest bundled one."""
     picker = window.panel.models
-    bundled = {e.scale: e.name for e in weights.list_models() if e.bundled}
-
-    def nearest(scale: int) -> str:
-        return bundled[min(bundled, key=lambda s: (abs(s - scale), s))]
-
-    for name in ("HAT-S_SRx4", "HAT_SRx3", "4xNomos8kSCHAT-S"):
+    for name, expected in (
+        ("HAT_SRx3", "hat-tiny-x3"),
+        ("HAT-S_SRx4", "hat-tiny-x4"),
+        ("4xNomos8kSCHAT-S", "hat-tiny-x4"),
+    ):
         picker.select_model(name)
-        scale = weights.get_entry(name).scale
-        assert picker.fallback_button.isVisible(), name
-        assert picker.fallback_button.text().endswith("(bundled, offline)")
-        picker.fallback_button.click()
-        assert picker.shown_model == nearest(scale) and picker.current_scale == weights.get_entry(nearest(scale)).scale
-        assert not picker.fallback_button.isVisible()
-    picker.select_scale(1)  # only a community model, which is never picked automatically
+        assert picker.use_button.isVisible(), name
+        qtbot.mouseClick(picker.use_button, Qt.MouseButton.LeftButton)
+        assert picker.shown_model == expected and not picker.use_button.isVisible()
+    picker.select_scale(1)
     assert picker.info.text() == "No model is picked automatically for ×1: choose one in the model box."
-    assert picker.fallback_button.isVisible()
-    picker.fallback_button.click()
-    assert picker.shown_model == nearest(1)
+    assert picker.use_button.isVisible()
+    qtbot.mouseClick(picker.use_button, Qt.MouseButton.LeftButton)
+    assert weights.get_entry(picker.shown_model).bundled and picker.current_scale == 2

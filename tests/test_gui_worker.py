@@ -79,7 +79,8 @@ def test_the_upscale_task_reports_batch_run_events(qtbot, tmp_path) -> None:
         pool.start(task)
     kinds = [type(e) for e in events]
     assert kinds[0] is ItemUpdate and ModelChosen in kinds and kinds[-1] is ItemFinished
-    assert events[-1].state is ItemState.DONE and (tmp_path / "out" / "a_x2.png").is_file()
+    assert isinstance(events[-1], ItemFinished) and events[-1].state is ItemState.DONE
+    assert (tmp_path / "out" / "a_x2.png").is_file()
 
 
 def test_thumbnails_are_made_off_the_ui_thread_and_a_pipe_is_never_opened(qtbot, tmp_path) -> None:

@@ -229,7 +229,7 @@ def test_the_app_lists_yours_and_adds_a_dropped_weights_file(qtbot, home, weight
     picker = window.panel.models
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(weights_file))])
-    window._add_mime(mime)
+    window.queueing.add_mime(mime)
     assert picker.error.isVisible() and "portrait-x2.safetensors: model weights" in picker.error.text.text()
     assert window.queue.items == [], "weights are not queued as images"
     button = next(b for b in picker.error.buttons if b.text() == "Add to my models")
@@ -257,7 +257,7 @@ def test_the_app_runs_your_model_with_its_mean_and_the_chosen_one(qtbot, home, w
     run(qtbot, window)
     half = Upscaler(load_model(weights_file, rgb_mean="0.5"), device="cpu", precision="fp32").upscale(pixels)
     assert np.array_equal(read_image(tmp_path / "a_x2.png").pixels, half), "the mean recorded with the model"
-    assert window.tracker.model is not None and window.tracker.model.mean == "0.5"
+    assert window.runs.tracker.model is not None and window.runs.tracker.model.mean == "0.5"
 
     picker.set_rgb_mean("official")
     assert window.panel.settings().rgb_mean == "official"
@@ -267,4 +267,4 @@ def test_the_app_runs_your_model_with_its_mean_and_the_chosen_one(qtbot, home, w
     official = Upscaler(load_model(weights_file, rgb_mean="official"), device="cpu", precision="fp32").upscale(pixels)
     assert not np.array_equal(half, official)
     assert np.array_equal(read_image(tmp_path / "a_x2.png").pixels, official), "the mean chosen in the app"
-    assert window.tracker.model is not None and window.tracker.model.mean == "official"
+    assert window.runs.tracker.model is not None and window.runs.tracker.model.mean == "official"

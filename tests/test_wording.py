@@ -48,9 +48,11 @@ def test_no_engine_string_names_a_command_line_flag() -> None:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         skip = _docstrings(tree)
         for node in ast.walk(tree):
-            text = node.value if isinstance(node, ast.Constant) and id(node) not in skip else None
+            if not isinstance(node, ast.Constant) or id(node) in skip:
+                continue
+            text = node.value
             if isinstance(text, str) and FLAG.search(text) and "ray start" not in text:
-                found.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}")
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}: {text!r}")
     assert not found, "engine strings naming a flag:\n" + "\n".join(found)
 
 
@@ -60,7 +62,7 @@ def _keys(call: ast.Call) -> tuple[list[str], str | None]:
     if isinstance(value, ast.Constant) and isinstance(value.value, str):
         return [value.value], None
     if isinstance(value, ast.Tuple) and all(isinstance(e, ast.Constant) for e in value.elts):
-        return [e.value for e in value.elts if isinstance(e, ast.Constant)], None
+        return [e.value for e in value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)], None
     if isinstance(value, ast.Name):
         return [], value.id
     raise AssertionError(f"option= must be a key, a tuple of keys or a variable, not {ast.dump(value)}")
@@ -84,7 +86,7 @@ def _template(message: ast.expr, variable: str | None, key: str) -> str:
 def engine_errors() -> list[tuple[str, HATError]]:
     """Every engine error raised with an option key, built from its message in the source (a key held in a
     variable is tried with every key the command line knows)."""
-    errors = []
+    errors: list[tuple[str, HATError]] = []
     for path in [*ENGINE, REPO / "hat_plugin" / "errors.py"]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
