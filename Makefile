@@ -39,6 +39,11 @@ $(STAMP): pyproject.toml vs_filter/hat_shim.c
 	$(BIN)/python -m pip install --quiet -e '.[vs,gui,test]'
 	$(BIN)/python -m vs_filter install
 	$(BIN)/vapoursynth config
+	@# Debian's ffmpeg and ffprobe: a test-only tool that makes the quirky video files of tests/quirk_videos.py
+	@command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get install -y -qq ffmpeg >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null; }; \
+		else echo "note: the video quirk tests need ffmpeg and ffprobe: sudo apt-get install ffmpeg (they skip without)"; fi
 	touch $(STAMP)
 
 demo: setup

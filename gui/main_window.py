@@ -337,7 +337,7 @@ class MainWindow(QMainWindow):
         self.start_button.setEnabled(not running and startable)
         self.cancel_action.setEnabled(cancellable)
         self.cancel_button.setEnabled(cancellable)
-        self.retry_action.setEnabled(any(i.state is ItemState.FAILED for i in items))
+        self.retry_action.setEnabled(any(i.state is ItemState.FAILED and i.retry for i in items))
         self.clear_action.setEnabled(any(i.state.completed for i in items))
         selected = [item for item in map(self.queue.find, self.view.selected_ids()) if item is not None]
         self.remove_action.setEnabled(any(not i.state.busy for i in selected))

@@ -217,7 +217,7 @@ class QueueController(QObject):
             (open_action, target is not None),
             (show_action, target is not None),
             (compare_action, first is not None and first.state is ItemState.DONE),
-            (retry_action, any(i.state.finished and i.state is not ItemState.DONE for i in items)),
+            (retry_action, any(i.state.finished and i.state is not ItemState.DONE and i.retry for i in items)),
             (remove_action, any(not i.state.busy for i in items)),
         ):
             if action is not None:
@@ -244,7 +244,8 @@ class QueueController(QObject):
         if item.state is ItemState.DONE:
             self.compare(item.id)
         elif item.state is ItemState.FAILED:
-            self.parts.show(f"{item.source.name}: {item.message}", "error", [("Retry", lambda: self.retry([item.id]))])
+            retry = [("Retry", lambda: self.retry([item.id]))] if item.retry else []
+            self.parts.show(f"{item.source.name}: {item.message}", "error", retry)
 
     def open_path(self, path: Path) -> bool:
         """Open a file with the system's default program."""

@@ -74,6 +74,8 @@ class QueueItem:
     model: Path | None = None
     """The weights file that made ``output`` (None when not known: no output, or a queue saved by an older
     version)."""
+    retry: bool = True
+    """Whether Retry is offered when it failed (False when the input itself cannot be upscaled)."""
 
     @property
     def is_video(self) -> bool:

@@ -76,7 +76,7 @@ class RunController(QObject):
         queue = self.parts.queue
         items = queue.startable()
         if not items:
-            failed = any(item.state is ItemState.FAILED for item in queue.items)
+            failed = any(item.state is ItemState.FAILED and item.retry for item in queue.items)
             hint = "use Retry failed to try the failed ones again" if failed else "add images or videos first"
             self.parts.show(f"Nothing to process: {hint}.", "info")
             return False
@@ -123,7 +123,7 @@ class RunController(QObject):
 
     def retry_failed(self) -> None:
         """Queue the failed items again and start."""
-        self.retry([item.id for item in self.parts.queue.items if item.state is ItemState.FAILED])
+        self.retry([item.id for item in self.parts.queue.items if item.state is ItemState.FAILED and item.retry])
 
     def retry(self, item_ids: Sequence[int]) -> None:
         """Queue the given finished items (failed, cancelled, skipped) again and start, or join the next run."""

@@ -26,9 +26,11 @@ from gui.wording import worded
 from hat_plugin import images, weights
 from hat_plugin.errors import (
     Cancelled,
+    DamagedVideoError,
     DownloadError,
     HATError,
     ModelNotFoundError,
+    VideoError,
     is_out_of_memory,
     out_of_memory_message,
 )
@@ -210,8 +212,8 @@ def _finisher(job: Job, emit: Emit) -> Callable[..., None]:
     """``finish(state, message, output=None)``: the item's last event, with the time since this call."""
     started = time.monotonic()
 
-    def finish(state: ItemState, message: str, output: Path | None = None) -> None:
-        emit(ItemFinished(job.item_id, state, message, output, time.monotonic() - started))
+    def finish(state: ItemState, message: str, output: Path | None = None, retry: bool = True) -> None:
+        emit(ItemFinished(job.item_id, state, message, output, time.monotonic() - started, retry))
 
     return finish
 
@@ -254,6 +256,7 @@ def _process(
                 format=config.output.format,
                 quality=config.quality,
                 overwrite=config.output.overwrite,
+                inputs=(job.source,),
             )
     except Cancelled:
         finish(ItemState.CANCELLED, "Cancelled; no output was written.")
@@ -297,6 +300,8 @@ def _process_video(
                 weights_path,
                 encoder=config.encoder,
                 chunk_frames=config.chunk_frames,
+                deinterlace=config.deinterlace,
+                on_damage=config.on_damage,
                 upscaler=upscaler,
                 overwrite=config.output.overwrite,
                 notify=lambda message: None,  # the item shows the progress and the outcome
@@ -321,7 +326,11 @@ def _process_video(
     except Exception as exc:
         if not isinstance(exc, HATError | OSError | MemoryError) and not is_out_of_memory(exc):
             traceback.print_exc()
-        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.engine.tile))
+        message = describe_error(exc, upscaler.device, config.engine.tile)
+        # the file itself cannot be upscaled (not a video, a format the path cannot carry): Retry cannot help;
+        # damaged data stopped by the Damaged data setting can go on with the other choice
+        retry = not isinstance(exc, VideoError) or isinstance(exc, DamagedVideoError)
+        finish(ItemState.FAILED, message.removeprefix(f"{job.source}: "), retry=retry)  # the queue names the file
     else:
         reused = [f"{result.reused} of {result.chunks} chunks reused"] if result.reused else []
         finish(ItemState.DONE, "; ".join([*reused, *notes]), target)

@@ -136,6 +136,15 @@ class SettingsPanel(QWidget):
             "Frames per chunk. A cancelled video keeps its finished chunks; Start continues from them."
         )
 
+        self.deinterlace = _combo(
+            (("auto", "when interlaced"), ("off", "off"), ("bwdif", "always (bwdif)"), ("yadif", "always (yadif)"))
+        )
+        self.deinterlace.setToolTip("Deinterlace with FFmpeg's bwdif or yadif before upscaling (DVD, broadcast).")
+        self.on_damage = _combo((("conceal", "conceal and warn"), ("stop", "stop")))
+        self.on_damage.setToolTip(
+            "Damaged or truncated data: use the decoder's concealed pictures and list them, as a player does, or stop."
+        )
+
         output_row = QHBoxLayout()
         output_row.setContentsMargins(0, 0, 0, 0)
         output_row.addWidget(self.output_dir, 1)
@@ -166,6 +175,8 @@ class SettingsPanel(QWidget):
         self.preset_label = QLabel("Preset")
         video_form.addRow(self.preset_label, self.preset)
         video_form.addRow("Chunks of", self.chunk)
+        video_form.addRow("Deinterlace", self.deinterlace)
+        video_form.addRow("Damaged data", self.on_damage)
         self.video_box.hide()
         layout = QVBoxLayout(self)
         for box in (model_box, engine_box, output_box, self.video_box):
@@ -174,7 +185,8 @@ class SettingsPanel(QWidget):
 
         self.models.changed.connect(self.changed)
         self.codec.currentIndexChanged.connect(self._codec_changed)
-        for combo in (self.device, self.precision, self.format, self.existing, self.codec, self.preset):
+        combos = (self.device, self.precision, self.format, self.existing, self.codec, self.preset)
+        for combo in (*combos, self.deinterlace, self.on_damage):
             combo.currentIndexChanged.connect(self.changed)
         for spin in (self.tile, self.quality, self.crf, self.chunk):
             spin.valueChanged.connect(self.changed)
@@ -206,6 +218,8 @@ class SettingsPanel(QWidget):
             video_crf=self.crf.value() if self.crf.isEnabled() and self.crf.value() >= self.crf.minimum() + 1 else -1,
             video_preset=self.preset.currentData() or "",
             video_chunk=self.chunk.value(),
+            video_deinterlace=self.deinterlace.currentData(),
+            video_on_damage=self.on_damage.currentData(),
         )
 
     def set_settings(self, settings: Settings) -> None:
@@ -225,6 +239,8 @@ class SettingsPanel(QWidget):
         _select(self.codec, settings.video_codec)
         self._codec_changed(crf=settings.video_crf, preset=settings.video_preset)
         self.chunk.setValue(settings.video_chunk)
+        _select(self.deinterlace, settings.video_deinterlace)
+        _select(self.on_damage, settings.video_on_damage)
         self.blockSignals(False)
         self._update_quality()
 

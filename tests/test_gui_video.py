@@ -30,6 +30,7 @@ from gui_helpers import (
 from video_helpers import make_clip
 
 from gui import runner
+from gui.batch_run import RunConfig
 from gui.main_window import MainWindow
 from gui.queue_model import ItemState
 from gui.queue_view import DETAILS
@@ -163,10 +164,15 @@ def test_the_video_settings_fit_the_codec_and_survive_a_restart(qtbot, tmp_path)
     assert panel.crf.text() == "default (18)" and panel.settings().video_crf == -1
     panel.crf.setValue(24)
     panel.chunk.setValue(120)
+    panel.deinterlace.setCurrentIndex(panel.deinterlace.findData("yadif"))
+    panel.on_damage.setCurrentIndex(panel.on_damage.findData("stop"))
     window.close()
     again = make_window(qtbot, tmp_path, settings_store(tmp_path)).panel
     saved = again.settings()
     assert (saved.video_codec, saved.video_crf, saved.video_preset, saved.video_chunk) == ("x265", 24, "fast", 120)
+    assert (saved.video_deinterlace, saved.video_on_damage) == ("yadif", "stop")
+    config = RunConfig.from_settings(saved)
+    assert (config.deinterlace, config.on_damage) == ("yadif", "stop")
     again.codec.setCurrentIndex(again.codec.findData("ffv1"))
     assert not again.crf.isEnabled() and again.crf.text() == "lossless" and not again.preset.isEnabled()
     assert again.settings().video_crf == -1
@@ -214,3 +220,20 @@ def test_preview_upscales_the_first_seconds_before_the_whole_video(qtbot, window
         assert result.frames == 125 and (result.info.width, result.info.height) == (2 * WIDTH, 2 * HEIGHT)
     assert states(window) == [ItemState.QUEUED], "the video itself waits for Start"
     assert not (out / "long_x2.mp4").exists()
+
+
+def test_a_video_that_cannot_be_upscaled_fails_in_one_sentence_without_retry(qtbot, window, tmp_path):
+    """A file named like a video that is none: the message names the file once and says why; Retry is not
+    offered (running it again cannot end otherwise)."""
+    bad = tmp_path / "holiday.mkv"
+    bad.write_text("not a video\n" * 50)
+    use_golden(window, tmp_path / "out")
+    assert drop(window, file_mime(bad)) == (True, True)
+    run(qtbot, window)
+    [item] = window.queue.items
+    assert item.state is ItemState.FAILED and not item.retry
+    assert str(bad) not in item.message and "not a video file" in item.message
+    assert not window.retry_action.isEnabled()
+    window.queueing._on_double_click(window.table_model.index(0, 0))
+    assert window.message_bar.text.text().count("holiday.mkv") == 1
+    assert [button.text() for button in window.message_bar.buttons] == []
