@@ -260,6 +260,8 @@ class VideoJob:
         from ..checkpoint import load_model
 
         self._net = load_model(self._weights)
+        if self._net.config.rgb_mean is not None:  # another mean makes other frames: another job
+            digest.update(repr(self._net.config.rgb_mean).encode())
         return self._net.config.upscale, digest.hexdigest()[:32]
 
     def _index(self, info: VideoInfo, work: WorkFolder, record: dict[str, Any], cancel: CancelCheck) -> FrameIndex:
@@ -360,6 +362,7 @@ class VideoJob:
                 segment=plan.work.segment,
                 job=plan.work.job,
                 model=self._net.state_dict(),
+                rgb_mean=self._net.config.rgb_mean,
                 model_key=plan.work.job,
                 engine=self.engine,
                 streams=self.streams,
