@@ -36,7 +36,7 @@ from .errors import (
     out_of_memory_message,
     whole_number,
 )
-from .limits import available_memory, bytes_per_pixel
+from .limits import available_memory, bytes_per_pixel, memory_size, resident_memory
 from .pixels import from_unit_float, to_unit_float
 from .progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .runners import Runner, make_runner, runner_name
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 _HALF = (torch.float16, torch.bfloat16)
 _MAX_AUTO_TILE = 512
+_CPU_FREE_SHARE = 0.25  # of the free memory, what one CPU tile's forward may take
 _REUSED_BLOCK = 32 << 20  # glibc's largest mmap threshold: buffers above it are not reused (see _fault_free_side)
 _ALPHA_EPS = 1.0 / 65535
 _PLANS_KEPT = 16  # tile plans (with their device weights) kept per engine: one per input size in use
@@ -67,6 +68,9 @@ class Upscaler:
         tile: tile side in input pixels, rounded up to a multiple of the window size; 0 picks it from free memory.
         overlap: input pixels shared by neighbouring tiles (cross-faded).
         batch: tiles per forward pass; 0 picks it from free memory (1 on CPU).
+        max_memory: on the CPU, the most memory (bytes, or a size such as ``"4G"``) the process should reach while
+            upscaling with the auto tile: the tile is chosen so that its estimated peak fits; 0 = a share of the
+            free memory only.
     """
 
     def __init__(
@@ -78,8 +82,10 @@ class Upscaler:
         tile: int = 0,
         overlap: int = 16,
         batch: int = 0,
+        max_memory: int | str = 0,
     ) -> None:
         tile = whole_number("tile", tile, 0)
+        self.max_memory = memory_size(max_memory)
         overlap = whole_number("overlap", overlap, 0)
         batch = whole_number("batch", batch, 0)
         self.device = resolve_device(device)
@@ -356,8 +362,7 @@ class Upscaler:
         return body + tail
 
     def _auto_tile(self, h: int, w: int) -> int:
-        budget = free_memory(self.device) * (0.5 if self.device.type == "cuda" else 0.25)
-        side = int(math.sqrt(max(budget, 0) / self._bytes_per_pixel()))
+        side = int(math.sqrt(max(self._tile_budget(h, w), 0) / self._bytes_per_pixel()))
         limit = min(_MAX_AUTO_TILE, self._fault_free_side()) if self.device.type == "cpu" else 2048
         side = max(2 * self.window, min(side, limit) // self.window * self.window)
         if h <= side and w <= side:
@@ -365,6 +370,19 @@ class Upscaler:
         if self.device.type == "cpu":
             return self._cheapest_tile(h, w, side)
         return side
+
+    def _tile_budget(self, h: int, w: int) -> float:
+        """Bytes one tile's forward may take. On CUDA half its free memory, on MPS a quarter. On the CPU a quarter
+        of the free memory (the rest for other programs and the allocator's retained heap), less the image's own
+        float32 input and result; with ``max_memory``, also no more than that less what the process holds now and
+        the image's buffers."""
+        if self.device.type != "cpu":
+            return free_memory(self.device) * (0.5 if self.device.type == "cuda" else 0.25)
+        image = h * w * self.config.in_chans * 4 * (1 + self.scale * self.scale)
+        budget = free_memory(self.device) * _CPU_FREE_SHARE - image
+        if self.max_memory:
+            budget = min(budget, self.max_memory - resident_memory() - image)
+        return budget
 
     def _fault_free_side(self) -> int:
         """The largest CPU tile whose residual-stream tensors (fp32, ``embed_dim`` channels) stay under the

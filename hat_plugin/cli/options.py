@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse inputs with more pixels (e.g. 50M; 0 = no limit); default: the largest RGB image the free "
         "memory can upscale at the model's scale",
     )
+    engine.add_argument(
+        "--max-memory",
+        type=_memory_size,
+        metavar="SIZE",
+        help="on the CPU, the most memory to use with the auto tile (e.g. 4G; default 0 = from the free memory)",
+    )
     output = parser.add_argument_group("output")
     output.add_argument("-f", "--format", help="png, jpg, webp, tif or bmp (default: the input's, else png)")
     output.add_argument(
@@ -102,6 +108,17 @@ def _pixel_count(text: str) -> int:
     if pixels < 0 or (pixels == 0 and value > 0):
         raise argparse.ArgumentTypeError(f"must be 0 (no limit) or a whole number of pixels, not {text}")
     return pixels
+
+
+def _memory_size(text: str) -> int:
+    """A memory size such as ``4G`` or ``512M`` (binary multiples), 0 for no limit."""
+    from hat_plugin.errors import OptionError
+    from hat_plugin.limits import memory_size
+
+    try:
+        return memory_size(text, "--max-memory")
+    except OptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--max-memory ")) from None
 
 
 def _quality(text: str) -> int:

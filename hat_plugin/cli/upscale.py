@@ -121,7 +121,7 @@ def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler
     """Load the model once for the whole run; None (after reporting) when it cannot be loaded."""
     options = {
         key: getattr(args, key)
-        for key in ("device", "precision", "tile", "overlap", "batch")
+        for key in ("device", "precision", "tile", "overlap", "batch", "max_memory")
         if getattr(args, key) is not None
     }
     from hat_plugin.runtime import configure_process
