@@ -164,7 +164,9 @@ def _load(
         emit(_stopped(exc, entry))
         return None
     label = weights.model_label(spec)
-    precision = str(upscaler.dtype).removeprefix("torch.")
+    from hat_plugin.precisions import precision_label
+
+    precision = precision_label(upscaler.dtype)
     emit(ModelChosen(label, upscaler.scale, str(upscaler.device), precision, why, tuple(notes), path))
     return upscaler, label, path
 

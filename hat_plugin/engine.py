@@ -64,7 +64,9 @@ class Upscaler:
     Args:
         model: a weights file path, a manifest model name (fetched on demand), or a loaded ``HAT`` module.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        precision: ``auto`` (fp16 on CUDA, fp32 elsewhere), ``fp32``, ``fp16`` or ``bf16``.
+        precision: ``auto`` (fp16 on CUDA; on the CPU what ``precision_probe`` measured best), ``fp32``, ``fp16``,
+            ``bf16`` or ``int8`` (CPU only: Linear layers in int8, the rest fp32; ``self.dtype`` is then
+            ``torch.qint8``).
         tile: tile side in input pixels, rounded up to a multiple of the window size; 0 picks it from free memory.
         overlap: input pixels shared by neighbouring tiles (cross-faded).
         batch: tiles per forward pass; 0 picks it from free memory (1 on CPU).
@@ -90,6 +92,7 @@ class Upscaler:
         batch = whole_number("batch", batch, 0)
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
+        compute = torch.float32 if self.dtype == torch.qint8 else self.dtype
         owned = not isinstance(model, HAT)
         net = model if isinstance(model, HAT) else load_model(model)
         self.config = net.config
@@ -105,9 +108,11 @@ class Upscaler:
         self._fp32: HAT | None = None
         self._closed = False
         try:
-            placed = _param(net).device == self.device and _param(net).dtype == self.dtype
+            placed = _param(net).device == self.device and _param(net).dtype == compute
             self.model = net if placed else (net if owned and self._fp32_source is None else copy.deepcopy(net))
-            self.model = self.model.to(device=self.device, dtype=self.dtype).eval()
+            self.model = self.model.to(device=self.device, dtype=compute).eval()
+            if self.dtype == torch.qint8:
+                self.model = _quantized(self.model)
             self._owns_model = owned or self.model is not net  # the caller's own module is never emptied
             _prime(self.model, self.device)
         except (torch.OutOfMemoryError, RuntimeError) as exc:
@@ -356,7 +361,7 @@ class Upscaler:
 
     def _bytes_per_pixel(self) -> int:
         """Peak activation memory per input pixel of one forward pass (measured shape of the estimate)."""
-        element = torch.finfo(self.dtype).bits // 8
+        element = 4 if self.dtype == torch.qint8 else torch.finfo(self.dtype).bits // 8
         body = 24 * self.config.embed_dim * 4  # stream in fp32 + block temporaries
         tail = 3 * self.config.num_feat * 4 * self.scale * self.scale * element
         return body + tail
@@ -418,6 +423,15 @@ class Upscaler:
 
 def _param(net: HAT) -> Tensor:
     return next(net.parameters())
+
+
+def _quantized(model: HAT) -> HAT:
+    """``model`` (fp32, CPU) with its Linear layers in int8 (``quantize.quantize_int8``)."""
+    from .quantize import quantize_int8
+
+    quantized = quantize_int8(model)
+    assert isinstance(quantized, HAT)
+    return quantized
 
 
 def _prime(model: HAT, device: torch.device) -> None:

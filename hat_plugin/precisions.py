@@ -1,4 +1,5 @@
-"""Precision names: ``fp32``/``fp16``/``bf16`` and their spellings, mapped to PyTorch dtypes.
+"""Precision names: ``fp32``/``fp16``/``bf16``/``int8`` and their spellings, mapped to PyTorch dtypes (``int8``
+to ``torch.qint8``: an fp32 model whose Linear layers are quantized, see ``quantize.py``).
 
 Kept apart from ``device.py`` (which decides the precision) so that the CPU precision probe, which the decision
 calls, can name dtypes without importing the decision back.
@@ -10,19 +11,39 @@ import torch
 
 from .errors import OptionError
 
-__all__ = ["PRECISIONS", "precision_name"]
+__all__ = ["PRECISIONS", "precision_label", "precision_name"]
 
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-_ALIASES = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16"}
+PRECISIONS: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+    "int8": torch.qint8,
+}
+_ALIASES = {
+    "float32": "fp32",
+    "float": "fp32",
+    "float16": "fp16",
+    "half": "fp16",
+    "bfloat16": "bf16",
+    "qint8": "int8",
+}
 
 
 def precision_name(spec: str | torch.dtype | None) -> str:
-    """``fp32``/``fp16``/``bf16``/``auto`` for any accepted spelling; ``OptionError`` otherwise."""
+    """``fp32``/``fp16``/``bf16``/``int8``/``auto`` for any accepted spelling; ``OptionError`` otherwise."""
     if isinstance(spec, torch.dtype):
         name = next((k for k, v in PRECISIONS.items() if v == spec), "")
     else:
         text = str(spec or "auto").strip().lower()
         name = _ALIASES.get(text, text)
     if name != "auto" and name not in PRECISIONS:
-        raise OptionError(f"unknown precision {spec!r}: use auto, fp32, fp16 or bf16")
+        raise OptionError(f"unknown precision {spec!r}: use auto, fp32, fp16, bf16 or int8")
     return name
+
+
+def precision_label(dtype: torch.dtype) -> str:
+    """How the front ends name an engine's precision: the dtype (``float32``, ``bfloat16``), and for int8 what it
+    quantizes."""
+    if dtype == torch.qint8:
+        return "int8 (Linear layers; the rest float32)"
+    return str(dtype).removeprefix("torch.")

@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--overlap", type=_non_negative, help="pixels shared by neighbouring tiles (default 16)")
     engine.add_argument("--batch", type=_non_negative, help="tiles per forward pass (default 0 = auto)")
     engine.add_argument("-d", "--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    engine.add_argument("-p", "--precision", choices=("auto", "fp32", "fp16", "bf16"), help="default auto")
+    engine.add_argument(
+        "-p", "--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"), help="default auto (int8: CPU only)"
+    )
     engine.add_argument(
         "--max-pixels",
         type=_pixel_count,

@@ -172,7 +172,9 @@ def _engine(weights: Path, engine: EngineOptions, console: Console) -> Upscaler 
     except HATError as exc:
         console.error(str(exc), exc)
         return None
-    precision = str(upscaler.dtype).removeprefix("torch.")
+    from hat_plugin.precisions import precision_label
+
+    precision = precision_label(upscaler.dtype)
     console.info(f"model {weights.name}: x{upscaler.scale} on {upscaler.device} in {precision}")
     return upscaler
 
