@@ -3,7 +3,7 @@
     python -m bench                         # HAT-S x4 64/128, HAT x4 64; CPU, 2 threads, 5 alternated rounds
     python -m bench --more                  # also HAT x4 128 and HAT-L x4 64
     python -m bench --impls ours openvino   # a subset of the implementations
-    python -m bench --precision fp32 auto   # our rows (auto: what the engine picks on this machine)
+    python -m bench --precision fp32 int8   # our rows (auto: what the engine picks on this machine)
     python -m bench --device cuda --precision fp16 --peer-precision bf16 --impls ours spandrel
     python -m bench --tiled                 # also 1024x1024 -> 4096x4096 with the engine's auto tile (minutes)
     python -m bench --scaling 256 512       # also time and memory vs size with a fixed tile (ours only)
@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="timed forwards per row (default 5)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
-        "--precision", nargs="+", default=["fp32"], choices=("fp32", "fp16", "bf16", "auto"), help="our rows"
+        "--precision", nargs="+", default=["fp32"], choices=("fp32", "fp16", "bf16", "int8", "auto"), help="our rows"
     )
     parser.add_argument("--peer-precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="spandrel's")
     parser.add_argument("--threads", type=int, default=2)
