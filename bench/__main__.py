@@ -483,10 +483,10 @@ def main(argv: list[str] | None = None) -> None:
     sections = {}
     if rows:
         table = comparison_table(rows, machine)
-        print(table)
         head = header(args, machine, command, (start_load, os.getloadavg()[0]))
         if competing:
             head += f"\n{len(competing)} busy process(es) (a Python loop each) ran beside the rows throughout."
+        print(head + "\n\n" + table)
         sections["## Engine vs spandrel, ONNX Runtime and OpenVINO"] = head + "\n\n" + table
     load_now = os.getloadavg()[0]
     single_head = (

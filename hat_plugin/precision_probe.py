@@ -51,7 +51,8 @@ MAX_LOSS_DB = 0.05
 MIN_SPEEDUP = 1.1
 """A reduced precision must be at least this much faster than fp32 to be worth its rounding."""
 INT8_MIN_SPEEDUP = 1.15
-"""int8 must be at least this much faster than fp32: its error grows with the input where a half type's does not."""
+"""int8's bar, stricter than the half types': its rounding follows each input's activation range, which the one
+probe photograph only samples."""
 RECORD_NAME = "cpu-precision.json"
 ENV_PIN = "HAT_PLUGIN_CPU_PRECISION"
 PROBE_PHOTO = Path(__file__).resolve().parent / "bundled" / "probe-coffee.png"
