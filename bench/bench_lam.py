@@ -80,8 +80,8 @@ def crop_study(name: str, steps: int, margins: list[int], size: int) -> None:
         started = time.perf_counter()
         full = lam(net, image, x, y, steps=steps, crop="full")
         seconds = time.perf_counter() - started
-        size = f"{image.shape[1]}x{image.shape[0]}"
-        print(f"| {name} | {size} | {x}, {y} | whole | {size} | {full.di:.3f} | - | 1 | {seconds:.0f} |", flush=True)
+        shape = f"{image.shape[1]}x{image.shape[0]}"
+        print(f"| {name} | {shape} | {x}, {y} | whole | {shape} | {full.di:.3f} | - | 1 | {seconds:.0f} |", flush=True)
         for margin in margins:
             started = time.perf_counter()
             part = lam(net, image, x, y, steps=steps, crop=margin)

@@ -277,11 +277,11 @@ def section(
         their_cpu = statistics.median(t[1] for t in routes[f"{PIPE}|{streams}"])
         for route in ("hat-upscale", PIPE):
             wall = statistics.median(t[0] for t in routes[f"{route}|{streams}"])
-            cpu = statistics.median(t[1] for t in routes[f"{route}|{streams}"])
+            cpu_s = statistics.median(t[1] for t in routes[f"{route}|{streams}"])
             name = route.replace("|", "\\|")
             lines.append(
                 f"| {name} | {streams} | {wall:.2f} | {args.frames / wall:.2f} | {their_wall / wall:.2f}x | "
-                f"{cpu:.1f} | {cpu / their_cpu:.2f}x |"
+                f"{cpu_s:.1f} | {cpu_s / their_cpu:.2f}x |"
             )
     short, long = sorted(memory)
     lines += [

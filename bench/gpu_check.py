@@ -4,7 +4,7 @@ Run it through ``bench/gpu_check.sh OUTDIR [--quick] [--device cpu]`` (which fir
 Steps, most important first (a step that fails or times out is recorded and the next one runs):
 
 1. ``env``: versions, the GPU, and its measured ceilings (``bench.gpu_env``);
-2. ``shim``: build the VapourSynth shim (needs VapourSynth and a C compiler; else the VS parts are skipped);
+2. ``shim``: build the VapourSynth shim (needs VapourSynth and a C compiler; else the VS parts are not available);
 3. ``pytest``: ``pytest -m cuda`` on tests/test_cuda.py and tests/test_cuda_vs.py;
 4. ``speed``: ours against spandrel (``bench.gpu_speed --part speed``);
 5. ``runners``: eager against CUDA graphs and the other switches (``--part runners``);
@@ -14,6 +14,11 @@ Steps, most important first (a step that fails or times out is recorded and the 
 OUTDIR receives report.md, results.json, log.txt (every step's output) and junit.xml: four files, as the device
 tool brings back at most eight. Both report files are rewritten after every step, so a run stopped from outside
 still leaves what it measured.
+
+Each step ends as one of ``STATUSES``; the check passes (exit 0) only when every step of its mode passed.
+"Not available" says what is missing (VapourSynth, a C compiler, Python's headers for Triton: checked before the
+steps run); "incomplete" says what did not run (skipped tests, configurations not measured). A step outside the
+mode (the compile step of a CPU dry run, say) is "left out" and does not count.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ REPO = Path(__file__).resolve().parent.parent
 BUDGET = {"full": 450.0, "quick": 160.0, "cpu": 540.0}
 LOG_TAIL = 200_000  # characters of each step's output kept in log.txt
 STEP_NAMES = ("env", "shim", "pytest", "speed", "runners", "vs_fps", "compile")
+STATUSES = ("passed", "failed", "timed out", "incomplete", "not available", "not run", "left out")
+OK = ("passed", "left out")  # every other status makes the check fail
+CPU_SKIP = "needs a CUDA GPU"  # the one skip reason a CPU dry run expects (test_cuda.needs_cuda)
 
 
 @dataclass
@@ -57,7 +65,7 @@ class Step:
 STEPS = (
     Step("env", "environment and ceilings", 40, 15, 60),
     Step("shim", "VapourSynth shim build", 30, 10, 60),
-    Step("pytest", "pytest -m cuda", 210, 105, 90),
+    Step("pytest", "pytest -m cuda", 210, 105, 120),
     Step("speed", "speed: ours vs spandrel", 120, 30, 150),
     Step("runners", "CUDA runners vs eager", 50, 0, 120),
     Step("vs_fps", "VapourSynth filter fps", 45, 0, 60),
@@ -79,7 +87,7 @@ def plan(mode: str) -> list[tuple[str, float]]:
 class Outcome:
     name: str
     title: str
-    status: str = "not run"  # passed | failed | timed out | skipped | incomplete | not run
+    status: str = "not run"  # one of STATUSES
     seconds: float = 0.0
     limit: float = 0.0
     returncode: int | None = None
@@ -101,6 +109,7 @@ class Check:
     started: float = field(default_factory=time.time)
     outcomes: list[Outcome] = field(default_factory=list)
     data: dict[str, object] = field(default_factory=dict)
+    compile_missing: str | None = None  # why torch.compile cannot build here, checked before the steps
 
     @property
     def mode(self) -> str:
@@ -119,10 +128,10 @@ class Check:
         limit = min(step.limit(self.mode), self.deadline - time.time())
         outcome.limit = round(max(limit, 0), 1)
         if step.limit(self.mode) == 0:
-            outcome.status, outcome.note = "skipped", f"not part of the {self.mode} check"
+            outcome.status, outcome.note = "left out", f"not part of the {self.mode} check"
             return outcome
         if limit < 10:
-            outcome.status, outcome.note = "skipped", "no time left in the check's budget"
+            outcome.status, outcome.note = "not run", "no time left in the check's budget"
             return outcome
         print(f"== {step.name}: {' '.join(argv)} (limit {limit:.0f} s)", flush=True)
         log = self.work / f"{step.name}.log"
@@ -147,8 +156,9 @@ class Check:
             outcome.note = _last_line(text)
         return outcome
 
-    def skip(self, step: Step, why: str) -> Outcome:
-        outcome = Outcome(step.name, step.title, status="skipped", note=why)
+    def set_aside(self, step: Step, status: str, why: str) -> Outcome:
+        """Record ``step`` as not run, with ``status`` (not available, left out) and the reason."""
+        outcome = Outcome(step.name, step.title, status=status, note=why)
         self.outcomes.append(outcome)
         return outcome
 
@@ -164,6 +174,7 @@ class Check:
             "seconds": round(time.time() - self.started, 1),
             "budget_s": BUDGET[self.mode],
             "steps": [asdict(o) for o in self.outcomes],
+            "passed": all(o.status in OK for o in self.outcomes),
             **self.data,
         }
         _write(self.out / "results.json", json.dumps(results, indent=1, default=str))
@@ -221,9 +232,9 @@ def step_shim(check: Check, step: Step) -> bool:
     if outcome.status == "failed":
         text = (check.work / "shim.log").read_text(encoding="utf-8", errors="replace")
         if "No module named 'vapoursynth'" in text:
-            outcome.status, outcome.note = "skipped", "VapourSynth is not installed (carry its wheel): VS parts skipped"
+            outcome.status, outcome.note = "not available", "VapourSynth is not installed (carry its wheel)"
         elif "no C compiler found" in text:
-            outcome.status, outcome.note = "skipped", "no C compiler on this machine: VS parts skipped"
+            outcome.status, outcome.note = "not available", "no C compiler on this machine"
     return outcome.status == "passed"
 
 
@@ -241,20 +252,31 @@ def step_pytest(check: Check, step: Step, with_vs: bool) -> None:
     check.data["tests"] = tests
     if junit.exists():
         shutil.copy(junit, check.out / "junit.xml")
+    outcome.status, outcome.note = judge_tests(outcome.status, outcome.note, tests, check.device, with_vs)
+
+
+def judge_tests(status: str, note: str, tests: dict, device: str, with_vs: bool) -> tuple[str, str]:
+    """The pytest step's status and note: a clean run is "incomplete" when a test was skipped for another reason
+    than the CPU's "needs a CUDA GPU" (on the GPU: for any reason) or test_cuda_vs.py could not run, and "failed"
+    when no test passed at all."""
     counts = tests["counts"]
     summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-    if check.device == "cpu":
-        if counts["passed"] == counts["failed"] == counts["error"] == 0 and counts["skipped"]:
-            outcome.status = "skipped"
-            reasons = sorted({t["message"] for t in tests["cases"] if t["outcome"] == "skipped"})
-            outcome.note = f"{counts['skipped']} collected, all skipped: {'; '.join(reasons)}"
-        else:
-            outcome.status, outcome.note = "failed", f"on the CPU every cuda test must skip ({summary})"
-        return
-    if outcome.status == "passed" and counts["skipped"]:
-        outcome.status = "incomplete"
-    notes = [summary, tests.get("not_run", ""), outcome.note if outcome.status == "timed out" else ""]
-    outcome.note = "; ".join(n for n in notes if n)
+    expected = CPU_SKIP if device == "cpu" else None  # the CPU runs each test's CPU part and skips the CUDA rest
+    unexpected = sorted(
+        {
+            t["message"] or "reason not recorded (the run was stopped)"
+            for t in tests["cases"]
+            if t["outcome"] == "skipped" and not (expected and expected in t["message"])
+        }
+    )
+    if status == "passed" and not counts["passed"]:
+        status = "failed"
+        unexpected.insert(0, "no test passed")
+    elif status == "passed" and (unexpected or not with_vs):
+        status = "incomplete"
+    notes = [summary, *(f"skipped: {m}" for m in unexpected), tests.get("not_run", "")]
+    notes.append(note if status == "timed out" else "")
+    return status, "; ".join(n for n in notes if n)
 
 
 def step_bench(check: Check, step: Step, part: str) -> None:
@@ -268,16 +290,21 @@ def step_bench(check: Check, step: Step, part: str) -> None:
     rows = _rows(rows_file)
     check.data[part] = rows
     measured = len([r for r in rows if "median_ms" in r])
-    if outcome.status == "passed" and not measured:
+    errors = [f"{r['case']} {r.get('config', '')}: {r['error']}" for r in rows if "error" in r]
+    unmeasured = [f"{r['case']}: {r['skipped']}" for r in rows if "skipped" in r]
+    if outcome.status == "passed" and (errors or not measured):
         outcome.status = "failed"
-    outcome.note = f"{measured} configurations measured" + (f"; {outcome.note}" if outcome.note else "")
+    elif outcome.status == "passed" and unmeasured:
+        outcome.status = "incomplete"
+    notes = [f"{measured} configurations measured", *errors, *unmeasured, outcome.note]
+    outcome.note = "; ".join(n for n in notes if n)
 
 
 def step_vs_fps(check: Check, step: Step) -> None:
     target = check.work / "vs_fps.json"
     argv = [check.python, "-m", "bench.bench_vs", "--json", str(target), "--device", check.device]
     if check.device == "cpu":
-        argv += ["--frames", "4", "--repeat", "1", "--streams", "1", "2"]
+        argv += ["--frames", "2" if check.quick else "4", "--repeat", "1", "--streams", "1", "2"]
     else:
         argv += ["--random-preset", "HAT-S_SRx4", "--width", "480", "--height", "270", "--precision", "fp16"]
         argv += ["--streams", "1", "2", "4", "--frames", "24", "--repeat", "2", "--threads", "8"]
@@ -386,6 +413,10 @@ def render(results: dict) -> str:
         f"| {s['title']} | **{s['status']}** | {s['seconds']} | {s['limit']} | {s['note'].replace('|', '/')} |"
         for s in results["steps"]
     ]
+    not_ok = [f"{s['name']} {s['status']}" for s in results["steps"] if s["status"] not in OK]
+    if results["steps"]:
+        verdict = f"**Check not passed** ({', '.join(not_ok)})." if not_ok else "**Check passed**: every step passed."
+        lines += ["", verdict]
     if env:
         lines += ["", "## Environment", ""]
         lines.append(
@@ -495,6 +526,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="hat-gpu-check-"))
     command = args.command or "python -m bench.gpu_check " + " ".join(argv if argv is not None else sys.argv[1:])
     check = Check(args.outdir, work, args.quick, args.device, sys.executable, args.install, only, command)
+    if "compile" in only and dict(plan(mode))["compile"]:
+        from hat_plugin.runners import compile_unavailable  # before any step: Triton needs cc and Python.h
+
+        check.compile_missing = compile_unavailable()
     steps = {s.name: s for s in STEPS}
     with_vs = False
     for name in STEP_NAMES:
@@ -513,10 +548,12 @@ def main(argv: list[str] | None = None) -> int:
             if with_vs:
                 step_vs_fps(check, step)
             else:
-                check.skip(step, "the shim step did not pass")
+                check.set_aside(step, "not available", "the shim step did not pass (see its note)")
         elif name == "compile":
-            if check.device == "cpu":
-                check.skip(step, "CUDA only")
+            if step.limit(check.mode) == 0:
+                check.set_aside(step, "left out", f"not part of the {check.mode} check (CUDA only)")
+            elif check.compile_missing:
+                check.set_aside(step, "not available", f"torch.compile cannot build here: {check.compile_missing}")
             else:
                 step_bench(check, step, "compile")
         if check.device != "cpu" and ("speed" in check.data or "runners" in check.data):
@@ -524,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
             runner_rows = check.data.get("runners", [])
             check.data["targets"] = targets(speed_rows, runner_rows)  # type: ignore[arg-type]
         check.save()
-    failed = [o.name for o in check.outcomes if o.status in ("failed", "timed out")]
+    failed = [o.name for o in check.outcomes if o.status not in OK]
     print(f"== done in {time.time() - check.started:.0f} s; report: {args.outdir / 'report.md'}", flush=True)
     print((args.outdir / "report.md").read_text(encoding="utf-8"), flush=True)
     shutil.rmtree(work, ignore_errors=True)

@@ -7,12 +7,13 @@
 #    the VapourSynth filter's fps, torch.compile; each step under its own time limit, going on past failures;
 # 3. leaves OUTDIR/report.md, results.json, log.txt and junit.xml.
 #
-# Full: under 8 minutes on an H200; --quick: under 3; --device cpu: the dry run (cuda tests skip, tiny bench).
-# Exit status: 0 when no step failed or timed out, 1 otherwise, 2 for a usage error.
+# Full: under 8 minutes on an H200; --quick: under 3; --device cpu: the dry run (the cuda tests' CPU parts).
+# Exit status: 0 when every step of the mode passed; 1 when one failed, timed out, was incomplete (skipped tests,
+# configurations not measured) or not available (VapourSynth, a C compiler, Triton's needs); 2 for a usage error.
 set -u
 
 usage() {
-    sed -n '2,11s/^# \{0,1\}//p' "$0"
+    sed -n '2,12s/^# \{0,1\}//p' "$0"
 }
 
 outdir=""

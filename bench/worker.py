@@ -66,8 +66,8 @@ def photo_input(size: int) -> torch.Tensor:
     Lanczos when ``size`` is larger than the crop)."""
     from PIL import Image
 
-    with Image.open(PHOTO) as im:
-        im = im.convert("RGB")
+    with Image.open(PHOTO) as photo:
+        im = photo.convert("RGB")
         if size > min(im.size):
             im = im.resize((size, size), Image.Resampling.LANCZOS)
         left, top = (im.width - size) // 2, (im.height - size) // 2
@@ -86,7 +86,7 @@ def _ours(args: argparse.Namespace) -> Forward:
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         out = up.upscale_tensor(x)
-        args.tile_used = up._plan(tuple(x.shape[-2:]))[0]  # the engine's choice (auto tile), for the report
+        args.tile_used = up._plan((x.shape[-2], x.shape[-1]))[0]  # the engine's choice (auto tile), for the report
         return out
 
     return forward

@@ -18,6 +18,7 @@ from gui.queue_model import ItemState, QueueItem
 from gui.settings import Settings
 from hat_plugin import batch
 from hat_plugin.batch import Input, OutputOptions
+from hat_plugin.options import EngineOptions
 from hat_plugin.video import CODECS, EncoderSettings, is_video_name, output_extension
 from hat_plugin.video.job import DEFAULT_CHUNK_FRAMES
 
@@ -65,9 +66,8 @@ class RunConfig:
     from_file: bool = False
     scale: int | None = None
     """The scale asked for when ``model`` is "" (None: the engine's default scale)."""
-    device: str = "auto"
-    precision: str = "auto"
-    tile: int = 0
+    engine: EngineOptions = field(default_factory=EngineOptions.from_environment)
+    """How the engine runs (device, precision, tile, and the environment's settings)."""
     output: OutputOptions = field(default_factory=OutputOptions)
     quality: int = 95
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
@@ -85,9 +85,9 @@ class RunConfig:
             model=settings.model_source,
             from_file=settings.use_weights_file,
             scale=settings.scale or None,
-            device=settings.device,
-            precision=settings.precision,
-            tile=settings.tile,
+            engine=EngineOptions.from_environment(
+                device=settings.device, precision=settings.precision, tile=settings.tile
+            ),
             output=OutputOptions(
                 folder=settings.output_folder,
                 suffix=settings.suffix,

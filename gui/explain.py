@@ -115,7 +115,7 @@ def explain(
     spec, _entry, _why = model_spec(config, scale)
     path = weights.resolve(spec, cancel=cancel)
     raise_if_cancelled(cancel, "loading the model")
-    net = models.get(path, config.device)
+    net = models.get(path, config.engine.device)
     if net.config.upscale != scale:
         raise OptionError(
             f"the output is x{scale} but {weights.model_label(spec)} upscales x{net.config.upscale}: choose the "

@@ -498,7 +498,7 @@ class MainWindow(QMainWindow):
         try:
             config = RunConfig.from_settings(settings)
         except OptionError as exc:
-            self._show(f"Cannot start: {exc}", "error")
+            self._show(f"Cannot start: {describe_error(exc)}", "error")
             return False
         self.queue.requeue(item for item in items if item.state is ItemState.CANCELLED)
         self._run(items, config)
@@ -886,7 +886,7 @@ class MainWindow(QMainWindow):
         try:
             config = RunConfig.from_settings(self.panel.settings())
         except OptionError as exc:
-            return f"Cannot explain: {exc}"
+            return f"Cannot explain: {describe_error(exc)}"
         if item.model is not None:
             config = dataclasses.replace(config, model=str(item.model), from_file=True)
         pair, frame, source = self.compared_video, self.compare.frame, item.source

@@ -22,6 +22,7 @@ from gui.batch_run import Emit, ItemFinished, ItemUpdate, Job, ModelChosen, RunC
 from gui.models import friendly_name, unavailable_sentence
 from gui.notices import collect_notices
 from gui.queue_model import ItemState
+from gui.wording import worded
 from hat_plugin import images, weights
 from hat_plugin.errors import (
     Cancelled,
@@ -31,6 +32,7 @@ from hat_plugin.errors import (
     is_out_of_memory,
     out_of_memory_message,
 )
+from hat_plugin.options import EngineOptions
 from hat_plugin.progress import CancelCheck, raise_if_cancelled
 from hat_plugin.video import VideoJob
 from hat_plugin.weights import ModelEntry
@@ -44,7 +46,7 @@ def describe_error(exc: BaseException, device: object = None, tile: int = 0) -> 
     """A one-line message for the user. The engine's own messages are shown as they come; out-of-memory is the
     engine's one text; other errors get a sentence that names the problem and what to do."""
     if isinstance(exc, HATError):
-        return str(exc)
+        return worded(exc)
     if is_out_of_memory(exc):
         return out_of_memory_message(device if device is not None else "this device", tile or None)
     if isinstance(exc, OSError):
@@ -77,7 +79,7 @@ class EngineCache:
     """Keeps the last loaded ``Upscaler`` so runs with unchanged settings do not load the model again."""
 
     def __init__(self) -> None:
-        self._key: tuple[str, int, str, str, int] | None = None
+        self._key: tuple[str, int, EngineOptions] | None = None
         self._upscaler: hat_plugin.Upscaler | None = None
 
     @property
@@ -87,14 +89,12 @@ class EngineCache:
 
     def get(self, weights_path: Path, config: RunConfig) -> hat_plugin.Upscaler:
         """The engine for these weights and settings, building it only when they changed."""
-        key = (str(weights_path), weights_path.stat().st_mtime_ns, config.device, config.precision, config.tile)
+        key = (str(weights_path), weights_path.stat().st_mtime_ns, config.engine)
         if key != self._key or self._upscaler is None:
             if self._upscaler is not None:
                 self._upscaler.close()
             self._upscaler, self._key = None, None
-            self._upscaler = hat_plugin.Upscaler(
-                weights_path, device=config.device, precision=config.precision, tile=config.tile
-            )
+            self._upscaler = hat_plugin.Upscaler(weights_path, config.engine)
             self._key = key
         return self._upscaler
 
@@ -258,7 +258,7 @@ def _process(
     except Exception as exc:
         if not isinstance(exc, HATError | OSError | MemoryError) and not is_out_of_memory(exc):
             traceback.print_exc()
-        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.tile))
+        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.engine.tile))
     else:
         finish(ItemState.DONE, "; ".join(notes), target)
 
@@ -312,7 +312,7 @@ def _process_video(
     except Exception as exc:
         if not isinstance(exc, HATError | OSError | MemoryError) and not is_out_of_memory(exc):
             traceback.print_exc()
-        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.tile))
+        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.engine.tile))
     else:
         reused = [f"{result.reused} of {result.chunks} chunks reused"] if result.reused else []
         finish(ItemState.DONE, "; ".join([*reused, *notes]), target)

@@ -28,6 +28,7 @@ from gui.qimage import array_to_qimage
 from gui.runner import EngineCache, Throttle, describe_error, run_batch
 from gui.thumbnails import make_thumbnail, poster_frame
 from gui.video_frames import FramePair
+from gui.wording import worded
 from hat_plugin import weights
 from hat_plugin.errors import Cancelled, DownloadError, HATError
 
@@ -166,7 +167,7 @@ class DownloadTask(Worker):
             reason = describe_error(exc)
             if isinstance(exc, DownloadError):
                 reason = unavailable_sentence(weights.get_entry(self.name), exc, weights.is_offline())
-            emit(DownloadFailed(self.name, reason, str(exc)))
+            emit(DownloadFailed(self.name, reason, worded(exc)))
         else:
             emit(Downloaded(self.name, path))
 

@@ -4,6 +4,7 @@ Few, obvious entry points::
 
     import hat_plugin
     up = hat_plugin.Upscaler("HAT-S_SRx4")          # a manifest name or a weights file
+    up = hat_plugin.Upscaler("HAT-S_SRx4", hat_plugin.EngineOptions(device="cpu", tile=256))
     big = up.upscale(pixels)                          # numpy HxWxC, uint8/uint16/float
 
     model = hat_plugin.load_model("HAT_SRx4.pth")    # the nn.Module, config detected, strict load
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from .checkpoint import load_model, read_state_dict
     from .config import PRESETS, HATConfig, detect_config
     from .engine import Upscaler
+    from .options import EngineOptions
     from .runtime import configure_process
 
 __version__ = "0.1.0"
@@ -51,6 +53,7 @@ _LAZY = {
     "HATConfig": "config",
     "detect_config": "config",
     "Upscaler": "engine",
+    "EngineOptions": "options",
     "configure_process": "runtime",
 }
 
@@ -62,6 +65,7 @@ __all__ = [
     "DataError",
     "DeviceError",
     "DownloadError",
+    "EngineOptions",
     "HATConfig",
     "HATError",
     "ImageError",

@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import torch
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import HATConfig
+from .streams import Shared, SizeCache, lookup
 
 __all__ = ["HAT", "relative_position_index_sa", "relative_position_index_oca", "pad_to_multiple"]
 
@@ -43,11 +43,6 @@ _MASKED = -1e4
 # (32 MiB), so the allocator reuses the buffer instead of mapping (and faulting in) a fresh one per chunk.
 _KV_CHUNK_BYTES = 16 << 20
 _RGB_MEAN = (0.4488, 0.4371, 0.4040)
-
-PAD_HEAD_DIM = os.environ.get("HAT_PLUGIN_PAD_HEADS") == "1"
-"""Zero-pad attention heads to a multiple of 8 channels (HAT and HAT-L have 30): exact, and on CUDA PyTorch's
-memory-efficient kernel, which needs aligned heads, can then replace the unfused math path. Opt-in
-(``HAT_PLUGIN_PAD_HEADS=1``) until ``bench/gpu_check.sh`` has measured it on a GPU."""
 
 
 def relative_position_index_sa(window_size: int) -> Tensor:
@@ -100,35 +95,43 @@ def _window_reverse(windows: Tensor, ws: int, b: int, h: int, w: int) -> Tensor:
 class DerivedCache:
     """Tensors a module derives from its weights or its configuration, kept by that module.
 
-    A copy of the module (``copy.deepcopy``, e.g. the engine's fp32 twin) starts with an empty cache rather than
-    sharing or duplicating tensors that belong to another device or dtype.
+    Each value is a ``streams.Shared``: made on one CUDA stream, handed to every other stream in order. A copy of
+    the module (``copy.deepcopy``, e.g. the engine's fp32 twin) starts with an empty cache rather than sharing or
+    duplicating tensors that belong to another device or dtype.
     """
 
     def __init__(self) -> None:
-        self.entries: dict[object, tuple[object, Any]] = {}
+        self.entries: dict[object, tuple[object, Shared[Any]]] = {}
 
     def __deepcopy__(self, memo: dict[int, object]) -> DerivedCache:
         return DerivedCache()
 
-    def get[T](self, name: object, key: object, make: Callable[[], T]) -> T:
+    def get[T](self, name: Hashable, key: Hashable, make: Callable[[], T]) -> T:
         """The value stored under ``name`` if it was made for ``key``, else ``make()`` (stored for next time)."""
-        hit = self.entries.get(name)
-        if hit is None or hit[0] != key:
-            hit = self.entries[name] = (key, make())
-        value: T = hit[1]
-        return value
+
+        def find() -> Shared[T] | None:
+            hit = self.entries.get(name)
+            return hit[1] if hit is not None and hit[0] == key else None
+
+        def build() -> Shared[T]:
+            entry = Shared(make())
+            self.entries[name] = (key, entry)
+            return entry
+
+        return lookup((id(self), name, key), find, build)
 
 
 def _per_size[R](make: Callable[..., R]) -> Callable[..., R]:
-    """``make`` (an index that depends only on sizes) kept for the last few sizes, and computed afresh while
-    tracing, where the graph must record the ops rather than a tensor of another trace. ``make`` runs outside
-    inference mode, so a kept index also serves a later forward that autograd records."""
+    """``make`` (an index that depends only on sizes and a device) kept for the last few sizes, shared across CUDA
+    streams in order (``streams.SizeCache``), and computed afresh while tracing, where the graph must record the
+    ops rather than a tensor of another trace. ``make`` runs outside inference mode, so a kept index also serves a
+    later forward that autograd records."""
     make = torch.inference_mode(False)(make)
-    kept = functools.lru_cache(maxsize=8)(make)
+    kept = SizeCache(maxsize=8)
 
     @functools.wraps(make)
-    def get(*args: Any) -> R:
-        return make(*args) if _tracing() else kept(*args)
+    def get(*args: Hashable) -> R:
+        return make(*args) if _tracing() else kept.get(args, lambda: make(*args))
 
     return get
 
@@ -213,11 +216,11 @@ def _layer_norm(norm: nn.LayerNorm, x: Tensor, out_dtype: torch.dtype) -> Tensor
     return F.layer_norm(x, norm.normalized_shape, w, b, norm.eps).to(out_dtype)
 
 
-def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
-    """``scaled_dot_product_attention`` with an additive mask; heads zero-padded when ``PAD_HEAD_DIM`` is set
-    (zero channels add nothing to ``q @ k.T``, and the padded output channels are cut off)."""
+def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float, pad_heads: bool) -> Tensor:
+    """``scaled_dot_product_attention`` with an additive mask; heads zero-padded to a multiple of 8 channels when
+    ``pad_heads`` (zero channels add nothing to ``q @ k.T``, and the padded output channels are cut off)."""
     d = q.shape[-1]
-    if PAD_HEAD_DIM and d % 8:
+    if pad_heads and d % 8:
         pad = (0, -d % 8)
         out = F.scaled_dot_product_attention(F.pad(q, pad), F.pad(k, pad), F.pad(v, pad), attn_mask=mask, scale=scale)
         return out[..., :d]
@@ -281,6 +284,7 @@ class WindowAttention(nn.Module):
         self.derived = DerivedCache()
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
+        self.pad_heads = False  # set for the whole network by HAT.pad_heads
 
     def position_bias(self, index: Tensor) -> Tensor:
         """``(1, nH, N, N)`` bias gathered from the table; cached until the weights change."""
@@ -311,7 +315,7 @@ class WindowAttention(nn.Module):
         g, n, c = windows.shape
         qkv = self.qkv(windows).view(g, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        out = _attention(q, k, v, mask.to(q.dtype), self.scale)
+        out = _attention(q, k, v, mask.to(q.dtype), self.scale, self.pad_heads)
         return self.proj(out.transpose(1, 2).reshape(g, n, c))
 
 
@@ -374,6 +378,7 @@ class OCAB(nn.Module):
             torch.zeros((cfg.window_size + cfg.overlap_window_size - 1) ** 2, num_heads)
         )
         self.derived = DerivedCache()
+        self.pad_heads = False  # set for the whole network by HAT.pad_heads
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, dim * 3, bias=cfg.qkv_bias)
         self.proj = nn.Linear(dim, dim)
@@ -417,7 +422,8 @@ class OCAB(nn.Module):
             kv = padded.index_select(0, index[start * ows * ows : (start + n) * ows * ows]).view(n, ows * ows, 2 * c)
             k = kv[..., :c].view(n, ows * ows, nh, d).transpose(1, 2)
             v = kv[..., c:].view(n, ows * ows, nh, d).transpose(1, 2)
-            parts.append(_attention(q[start : start + n], k, v, bias, self.scale).transpose(1, 2).reshape(n, -1, c))
+            attended = _attention(q[start : start + n], k, v, bias, self.scale, self.pad_heads)
+            parts.append(attended.transpose(1, 2).reshape(n, -1, c))
         out = torch.cat(parts) if len(parts) > 1 else parts[0]
         out = _window_reverse(out, ws, b, height, width)
         x = x + self.proj(out)
@@ -504,6 +510,19 @@ class HAT(nn.Module):
     @property
     def scale(self) -> int:
         return self.config.upscale
+
+    @property
+    def pad_heads(self) -> bool:
+        """Whether attention heads are zero-padded to a multiple of 8 channels (HAT and HAT-L have 30): exact, and
+        on CUDA PyTorch's memory-efficient kernel, which needs aligned heads, can then replace the unfused math
+        path. Off by default until ``bench/gpu_check.sh`` has measured it on a GPU (``EngineOptions.pad_heads``)."""
+        return any(m.pad_heads for m in self.modules() if isinstance(m, WindowAttention | OCAB))
+
+    @pad_heads.setter
+    def pad_heads(self, on: bool) -> None:
+        for module in self.modules():
+            if isinstance(module, WindowAttention | OCAB):
+                module.pad_heads = on
 
     def _shift_masks(self, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
         """Masks of the windows that straddle the roll's wrap-around: last column, last row, corner.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import re
 import warnings
 
@@ -41,7 +40,10 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
         wanted = int(index or 0)
         if wanted >= count:
             found = f"{count} CUDA device(s)" if count else "no CUDA device (or a CPU-only PyTorch)"
-            raise DeviceError(f"device {text!r} is not available: this machine has {found}; use --device cpu or auto")
+            raise DeviceError(
+                f"device {text!r} is not available: this machine has {found}; set {{device}} to cpu or auto",
+                option="device",
+            )
         return torch.device("cuda", wanted)
     if kind == "mps" and not _mps_available():
         raise DeviceError("device 'mps' is not available (Apple Silicon with a MPS-enabled PyTorch is needed)")
@@ -71,16 +73,20 @@ def _cpu_has_fast(dtype: torch.dtype) -> bool:
 
 
 def resolve_precision(
-    spec: str | torch.dtype | None, device: torch.device, *, auto: str | torch.dtype | None = None
+    spec: str | torch.dtype | None,
+    device: torch.device,
+    *,
+    auto: str | torch.dtype | None = None,
+    force: bool = False,
 ) -> torch.dtype:
     """The compute precision: the one policy every front end uses.
 
     ``auto`` on a GPU is ``auto`` if the caller gives one (the VapourSynth filter passes the clip's sample type),
     else fp16; on the CPU it is the fastest precision within the accuracy bound, measured once per machine
     (``precision_probe.cpu_auto_precision``: fp32 unless the CPU has native bf16/fp16 that pays). Half precision
-    asked for by name that this device cannot run fast falls back to fp32 with a warning (set
-    ``HAT_PLUGIN_FORCE_PRECISION=1`` to run it anyway). ``int8`` (``torch.qint8``: Linear layers in int8, see
-    ``quantize.py``) runs on the CPU only, and only with PyTorch's quantized kernels; else a ``DeviceError``.
+    asked for by name that this device cannot run fast falls back to fp32 with a warning, unless ``force``
+    (``EngineOptions.force_precision``). ``int8`` (``torch.qint8``: Linear layers in int8, see ``quantize.py``)
+    runs on the CPU only, and only with PyTorch's quantized kernels; else a ``DeviceError``.
     """
     name = precision_name(spec)
     if name == "auto":
@@ -100,7 +106,7 @@ def resolve_precision(
 
         int8_engine()
         return dtype
-    if dtype == torch.float32 or os.environ.get("HAT_PLUGIN_FORCE_PRECISION") == "1":
+    if dtype == torch.float32 or force:
         return dtype
     if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
         raise DeviceError(f"{torch.cuda.get_device_name(device)} does not support bf16; use fp16 or fp32")

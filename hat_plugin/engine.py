@@ -11,6 +11,7 @@ a grey image, in the same batch as the colour.
 from __future__ import annotations
 
 import copy
+import enum
 import logging
 import math
 import os
@@ -31,15 +32,17 @@ from .errors import (
     DeviceError,
     HATError,
     ImageError,
+    OptionError,
     OutOfMemoryError,
     is_out_of_memory,
     out_of_memory_message,
-    whole_number,
 )
-from .limits import available_memory, bytes_per_pixel, memory_size, resident_memory
+from .limits import available_memory, bytes_per_pixel, resident_memory
+from .options import EngineOptions
 from .pixels import from_unit_float, to_unit_float
+from .precisions import precision_name
 from .progress import CancelCheck, ProgressFn, raise_if_cancelled
-from .runners import Runner, make_runner, runner_name
+from .runners import Runner, make_runner
 from .tiling import Blender, PlacedWeights, TileGrid, place_weights, plan_tiles, tile_layout
 from .transfer import HostBlend, to_device, to_host
 
@@ -58,48 +61,67 @@ _OUTPUT_SHARE = 0.25  # a CUDA engine blends on the device when the float32 outp
 _CHECK_RESULT_FROM = 1 << 30  # results smaller than this skip the free-memory check (it costs a system call)
 
 
+class _Unset(enum.Enum):
+    """Marks a keyword shortcut that was not given (``None`` is a value to check, not an absence)."""
+
+    UNSET = enum.auto()
+
+
+_UNSET = _Unset.UNSET
+
+
 class Upscaler:
     """A HAT model ready to upscale images.
 
     Args:
         model: a weights file path, a manifest model name (fetched on demand), or a loaded ``HAT`` module.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
-        precision: ``auto`` (fp16 on CUDA; on the CPU what ``precision_probe`` measured best), ``fp32``, ``fp16``,
-            ``bf16`` or ``int8`` (CPU only: Linear layers in int8, the rest fp32; ``self.dtype`` is then
-            ``torch.qint8``).
-        tile: tile side in input pixels, rounded up to a multiple of the window size; 0 picks it from free memory.
-        overlap: input pixels shared by neighbouring tiles (cross-faded).
-        batch: tiles per forward pass; 0 picks it from free memory (1 on CPU).
-        max_memory: on the CPU, the most memory (bytes, or a size such as ``"4G"``) the process should reach while
-            upscaling with the auto tile: the tile is chosen so that its estimated peak fits; 0 = a share of the
-            free memory only.
+        options: how it runs (``EngineOptions``); by default ``EngineOptions.from_environment()``.
+        device, precision, tile, overlap, batch, runner, pad_heads, max_memory: shortcuts that replace those fields of
+            ``options`` (see ``EngineOptions``); ``device`` may be a ``torch.device``, ``precision`` a dtype.
     """
 
     def __init__(
         self,
         model: str | os.PathLike[str] | HAT,
+        options: EngineOptions | None = None,
         *,
-        device: str | torch.device = "auto",
-        precision: str | torch.dtype = "auto",
-        tile: int = 0,
-        overlap: int = 16,
-        batch: int = 0,
-        max_memory: int | str = 0,
+        device: str | torch.device | _Unset = _UNSET,
+        precision: str | torch.dtype | _Unset = _UNSET,
+        tile: int | _Unset = _UNSET,
+        overlap: int | _Unset = _UNSET,
+        batch: int | _Unset = _UNSET,
+        runner: str | _Unset = _UNSET,
+        pad_heads: bool | _Unset = _UNSET,
+        max_memory: int | str | _Unset = _UNSET,
     ) -> None:
-        tile = whole_number("tile", tile, 0)
-        self.max_memory = memory_size(max_memory)
-        overlap = whole_number("overlap", overlap, 0)
-        batch = whole_number("batch", batch, 0)
-        self.device = resolve_device(device)
-        self.dtype = resolve_precision(precision, self.device)
+        if options is not None and not isinstance(options, EngineOptions):
+            raise OptionError(f"options must be an EngineOptions, not {type(options).__name__}")
+        given = {
+            "tile": tile,
+            "overlap": overlap,
+            "batch": batch,
+            "runner": runner,
+            "pad_heads": pad_heads,
+            "max_memory": max_memory,
+        }
+        changes: dict[str, Any] = {key: value for key, value in given.items() if value is not _UNSET}
+        if not isinstance(device, _Unset):
+            changes["device"] = "auto" if device is None else str(device)
+        if not isinstance(precision, _Unset):
+            changes["precision"] = precision_name(precision)
+        base = options if options is not None else EngineOptions.from_environment()
+        self.options = base.replace(**changes) if changes else base
+        self.device = resolve_device(self.options.device)
+        self.dtype = resolve_precision(self.options.precision, self.device, force=self.options.force_precision)
+        self.max_memory = int(self.options.max_memory)
         compute = torch.float32 if self.dtype == torch.qint8 else self.dtype
         owned = not isinstance(model, HAT)
         net = model if isinstance(model, HAT) else load_model(model)
         self.config = net.config
         self.window = net.config.window_size
-        self.tile = -(-tile // self.window) * self.window if tile else 0
-        self.overlap = overlap
-        self.batch = batch
+        self.tile = -(-self.options.tile // self.window) * self.window if self.options.tile else 0
+        self.overlap = self.options.overlap
+        self.batch = self.options.batch
         self._sizes: dict[tuple[int, int], tuple[int, int]] = {}  # (h, w) -> (tile, batch) chosen for it
         self._plans: OrderedDict[tuple[int, int, int], tuple[TileGrid, PlacedWeights]] = OrderedDict()
         self._lock = threading.Lock()
@@ -109,15 +131,19 @@ class Upscaler:
         self._closed = False
         try:
             placed = _param(net).device == self.device and _param(net).dtype == compute
+            placed = placed and net.pad_heads == self.options.pad_heads
             self.model = net if placed else (net if owned and self._fp32_source is None else copy.deepcopy(net))
             self.model = self.model.to(device=self.device, dtype=compute).eval()
+            self.model.pad_heads = self.options.pad_heads
             if self.dtype == torch.qint8:
                 self.model = _quantized(self.model)
             self._owns_model = owned or self.model is not net  # the caller's own module is never emptied
             _prime(self.model, self.device)
         except (torch.OutOfMemoryError, RuntimeError) as exc:
             raise DeviceError(f"cannot place the model on {self.device}: {exc}") from None
-        self._runner: Runner | None = make_runner(self.model, self.device, runner_name())
+        self._runner: Runner | None = make_runner(
+            self.model, self.device, self.options.runner, self.options.compile_mode
+        )
 
     @property
     def scale(self) -> int:
@@ -342,6 +368,7 @@ class Upscaler:
                 if self._fp32_source is None:
                     raise HATError("this Upscaler was closed; create a new one")
                 fp32 = copy.deepcopy(self._fp32_source).to(self.device, torch.float32).eval()
+                fp32.pad_heads = self.options.pad_heads
                 _prime(fp32, self.device)
                 self._fp32 = fp32
             return self._fp32
@@ -360,17 +387,8 @@ class Upscaler:
             )
 
     def _bytes_per_pixel(self) -> int:
-        """Peak activation memory per input pixel of one forward pass.
-
-        On the CPU: about 8 fp32 buffers of ``embed_dim`` channels and 4 of ``num_feat`` channels at the output
-        resolution, fitted to the growth of peak RSS over one tile (2-core AMD EPYC, fp32, docs/benchmarks.md
-        "Memory per tile"): measured 13.1-16.7 kB per pixel for HAT-S x4 at 64-224 px tiles (this gives 21.0 kB)
-        and 5.8-7.0 kB for hat-tiny-x4 at 64-192 px (9.7 kB). On a GPU a looser bound, for the caching allocator
-        and the kernels' workspaces.
-        """
+        """Peak activation memory per input pixel of one forward pass (measured shape of the estimate)."""
         element = 4 if self.dtype == torch.qint8 else torch.finfo(self.dtype).bits // 8
-        if self.device.type == "cpu":
-            return 8 * self.config.embed_dim * 4 + 4 * self.config.num_feat * self.scale * self.scale * element
         body = 24 * self.config.embed_dim * 4  # stream in fp32 + block temporaries
         tail = 3 * self.config.num_feat * 4 * self.scale * self.scale * element
         return body + tail

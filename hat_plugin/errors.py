@@ -6,6 +6,8 @@ the package raises on purpose is defined here, so a front end needs this one mod
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import SupportsIndex
 
 __all__ = [
@@ -31,11 +33,43 @@ __all__ = [
     "WorkFolderError",
     "is_out_of_memory",
     "out_of_memory_message",
+    "plain_spelling",
 ]
+
+_PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+
+
+def plain_spelling(option: str) -> str:
+    """An option key as the Python API spells it (``crf``, ``pix_fmt``): what ``str(error)`` shows."""
+    return option
 
 
 class HATError(Exception):
-    """Root of every error hat-plugin raises on purpose; its message is meant for the user."""
+    """Root of every error hat-plugin raises on purpose; its message is meant for the user.
+
+    An error about a setting names its key: ``option="crf"`` (or several keys, the first the one at fault), and
+    the message writes each key as a placeholder, ``"{crf} must be from 0 to 51"``. ``str(error)`` spells the keys
+    as the Python API does; each front end spells them its own way with ``worded`` (``--crf`` on the command
+    line, ``crf=`` in the VapourSynth filter, the settings panel's label in the app), so the engine never names
+    one front end's flags.
+    """
+
+    def __init__(self, message: str = "", *, option: str | tuple[str, ...] | None = None) -> None:
+        keys = (option,) if isinstance(option, str) else tuple(option or ())
+        self.template = message
+        self.options = keys
+        super().__init__(self.worded(plain_spelling))
+
+    @property
+    def option(self) -> str | None:
+        """The key of the setting at fault, if the error is about one."""
+        return self.options[0] if self.options else None
+
+    def worded(self, spell: Callable[[str], str]) -> str:
+        """The message with each option key written by ``spell`` (a front end's spelling)."""
+        if not self.options:
+            return self.template
+        return _PLACEHOLDER.sub(lambda m: spell(m[1]) if m[1] in self.options else m[0], self.template)
 
 
 class OptionError(HATError, ValueError):
@@ -94,8 +128,8 @@ class VideoError(HATError, ValueError):
 class DamagedVideoError(VideoError):
     """The video data is damaged part-way through; ``frame`` is the first frame that cannot be trusted."""
 
-    def __init__(self, message: str, frame: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, frame: int | None = None, *, option: str | tuple[str, ...] | None = None) -> None:
+        super().__init__(message, option=option)
         self.frame = frame
 
 
@@ -137,10 +171,10 @@ def out_of_memory_message(device: object, tile: int | None = None, what: str = "
 
 def whole_number(name: str, value: object, minimum: int) -> int:
     """``value`` as an ``int`` when it is a whole number (``bool`` excluded) of at least ``minimum``; otherwise an
-    ``OptionError`` naming the option: the one check of the API's integer options."""
+    ``OptionError`` keyed to the option: the one check of the API's integer options."""
     if isinstance(value, bool) or not isinstance(value, SupportsIndex):
-        raise OptionError(f"{name} must be a whole number, not {value!r}")
+        raise OptionError(f"{{{name}}} must be a whole number, not {value!r}", option=name)
     number = value.__index__()
     if number < minimum:
-        raise OptionError(f"{name} must be {minimum} or more, not {number}")
+        raise OptionError(f"{{{name}}} must be {minimum} or more, not {number}", option=name)
     return number

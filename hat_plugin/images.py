@@ -187,7 +187,8 @@ def _decode(file: BinaryIO, max_pixels: int) -> tuple[Image, int]:
         what = "an image within the pixel limit" if known else "an image (is it one?)"
         raise ImageError(
             f"the file is {size / 1e9:,.1f} GB, more than {what} can need ({largest / 1e9:,.1f} GB for "
-            f"{max_pixels / 1e6:,.1f} megapixels); raise the limit with --max-pixels if it is a real image"
+            f"{max_pixels / 1e6:,.1f} megapixels); raise the limit with {{max_pixels}} if it is a real image",
+            option="max_pixels",
         )
     if head.startswith(_PNG_SIGNATURE) and len(head) > 24 and head[24] == 16:
         return _decode_png16(file, max_pixels)

@@ -90,7 +90,8 @@ def check_pixels(width: int, height: int, max_pixels: int, what: str = "the imag
         raise ImageError(
             f"{what} is {width}x{height} = {pixels:,} pixels, more than the limit of {max_pixels:,} "
             f"({_megapixels(max_pixels)} MP); a damaged or malicious file can claim any size. If it really is that "
-            "big, raise the limit: --max-pixels (by default what the free memory allows), max_pixels= in Python"
+            "big, raise the limit: {max_pixels} (by default what the free memory allows)",
+            option="max_pixels",
         )
 
 
@@ -105,7 +106,7 @@ def memory_size(value: int | str, name: str = "max_memory") -> int:
     """Bytes from a whole number or a text such as ``4G``, ``1.5G``, ``512M`` (binary multiples; an optional ``B``
     or ``iB`` after the letter); 0 means no limit. ``OptionError`` naming ``name`` otherwise."""
     if isinstance(value, bool):
-        raise OptionError(f"{name} must be a size in bytes such as 4G, not {value!r}")
+        raise OptionError(f"{{{name}}} must be a size in bytes such as 4G, not {value!r}", option=name)
     if isinstance(value, int):
         number: float = value
     else:
@@ -114,9 +115,11 @@ def memory_size(value: int | str, name: str = "max_memory") -> int:
         try:
             number = float(text[:-1] if multiple > 1 else text) * multiple
         except ValueError:
-            raise OptionError(f"{name} must be a size in bytes such as 4G or 512M, not {value!r}") from None
+            raise OptionError(
+                f"{{{name}}} must be a size in bytes such as 4G or 512M, not {value!r}", option=name
+            ) from None
     if not 0 <= number < float("inf"):
-        raise OptionError(f"{name} must be 0 (no limit) or a positive size such as 4G, not {value!r}")
+        raise OptionError(f"{{{name}}} must be 0 (no limit) or a positive size such as 4G, not {value!r}", option=name)
     return int(number)
 
 

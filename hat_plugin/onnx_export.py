@@ -59,7 +59,7 @@ def export_onnx(
         raise ExportError(f"exporting needs {' and '.join(missing)}: pip install 'hat-plugin[export]'")
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists; use --overwrite to replace it")
+        raise OutputError(f"{path} exists; use {{overwrite}} to replace it", option="overwrite")
     net = model.to("cpu", torch.float32).eval()
     example = torch.rand(batch, net.config.in_chans, tile, tile, generator=torch.Generator().manual_seed(0))
     try:

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import platform
 import statistics
 import threading
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OptionError
+from .options import env
 
 __all__ = [
     "MAX_LOSS_DB",
@@ -206,7 +206,7 @@ def cpu_auto_precision(
     """
     import torch
 
-    pinned = os.environ.get(ENV_PIN, "").strip().lower()
+    pinned = env(ENV_PIN).lower()
     if pinned:
         if pinned not in ("fp32", "bf16", "fp16", "int8"):
             raise OptionError(f"{ENV_PIN}={pinned!r} is not one of fp32, bf16, fp16, int8")

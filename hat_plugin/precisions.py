@@ -1,5 +1,4 @@
-"""Precision names: ``fp32``/``fp16``/``bf16``/``int8`` and their spellings, mapped to PyTorch dtypes (``int8``
-to ``torch.qint8``: an fp32 model whose Linear layers are quantized, see ``quantize.py``).
+"""Precision names: ``fp32``/``fp16``/``bf16`` and their spellings, mapped to PyTorch dtypes.
 
 Kept apart from ``device.py`` (which decides the precision) so that the CPU precision probe, which the decision
 calls, can name dtypes without importing the decision back.
@@ -10,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from .errors import OptionError
+from .options import PRECISION_ALIASES, PRECISION_NAMES
 
 __all__ = ["PRECISIONS", "precision_label", "precision_name"]
 
@@ -19,25 +19,17 @@ PRECISIONS: dict[str, torch.dtype] = {
     "bf16": torch.bfloat16,
     "int8": torch.qint8,
 }
-_ALIASES = {
-    "float32": "fp32",
-    "float": "fp32",
-    "float16": "fp16",
-    "half": "fp16",
-    "bfloat16": "bf16",
-    "qint8": "int8",
-}
 
 
 def precision_name(spec: str | torch.dtype | None) -> str:
-    """``fp32``/``fp16``/``bf16``/``int8``/``auto`` for any accepted spelling; ``OptionError`` otherwise."""
+    """``fp32``/``fp16``/``bf16``/``auto`` for any accepted spelling; ``OptionError`` otherwise."""
     if isinstance(spec, torch.dtype):
         name = next((k for k, v in PRECISIONS.items() if v == spec), "")
     else:
         text = str(spec or "auto").strip().lower()
-        name = _ALIASES.get(text, text)
-    if name != "auto" and name not in PRECISIONS:
-        raise OptionError(f"unknown precision {spec!r}: use auto, fp32, fp16, bf16 or int8")
+        name = PRECISION_ALIASES.get(text, text)
+    if name not in PRECISION_NAMES:
+        raise OptionError(f"unknown {{precision}} {spec!r}: use auto, fp32, fp16, bf16 or int8", option="precision")
     return name
 
 

@@ -17,6 +17,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from .options import env_flag
+
 __all__ = [
     "ALLOCATOR_OPT_OUT",
     "IDLE_SPIN_COUNT",
@@ -177,7 +179,7 @@ def tune_allocator() -> bool:
     glibc reuse those pages. Linux with glibc only; set ``HAT_PLUGIN_NO_MALLOPT=1`` to opt out.
     Returns whether the tuning was applied.
     """
-    if os.environ.get(ALLOCATOR_OPT_OUT) or not sys.platform.startswith("linux"):
+    if env_flag(ALLOCATOR_OPT_OUT) or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

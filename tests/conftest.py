@@ -34,6 +34,22 @@ def golden_config(case: str) -> dict:
     return json.loads((GOLDEN / case / "config.json").read_text())
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+HAS_CUDA = _cuda_available()
+
+
+def needs_cuda(what: str) -> None:
+    """Skip the rest of a CUDA test where there is no CUDA GPU: what ran before the call ran on the CPU
+    (bench/gpu_check.py expects exactly this reason on a CPU dry run)."""
+    if not HAS_CUDA:
+        pytest.skip(f"{what}: needs a CUDA GPU (torch.cuda.is_available() is False)")
+
+
 @pytest.fixture(params=GOLDEN_CASES)
 def golden_case(request: pytest.FixtureRequest) -> str:
     return request.param
@@ -53,3 +69,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def strict_runners(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CUDA runner that cannot run as asked raises instead of warning and running eagerly, so a passing "graphs"
+    or "compile" test ran graphs or compiled code. Tests of the fallback itself set ``runners.STRICT`` back."""
+    from hat_plugin import runners
+
+    monkeypatch.setattr(runners, "STRICT", True)

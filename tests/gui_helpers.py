@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -12,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 from PyQt6.QtCore import QMimeData, QPoint, QRectF, QRunnable, QSettings, Qt, QThreadPool, QUrl
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PyQt6.QtWidgets import QApplication, QStyle, QStyleOptionComboBox
@@ -21,8 +21,6 @@ from gui.main_window import MainWindow
 from gui.queue_model import ItemState
 from gui.settings import Settings
 from hat_plugin import images
-
-torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "data" / "golden" / "tiny-x2-w8" / "weights.safetensors"
@@ -57,7 +55,7 @@ def make_window(qtbot, folder: Path, store: QSettings | None = None) -> MainWind
 
 def use_golden(win: MainWindow, out: Path | None, **changes) -> None:
     """Point the settings panel at the golden x2 weights file on the CPU, as a user would pick it."""
-    values = dict(weights_file=str(GOLDEN), use_weights_file=True, device="cpu", tile=0)
+    values: dict[str, Any] = dict(weights_file=str(GOLDEN), use_weights_file=True, device="cpu", tile=0)
     values["output_dir"] = str(out) if out else ""
     values.update(changes)
     win.panel.set_settings(Settings(**values))
@@ -127,7 +125,7 @@ class Blocker(QRunnable):
 def as_array(image: QImage) -> np.ndarray:
     """A shown picture's RGB pixels."""
     rgb = image.convertToFormat(QImage.Format.Format_RGB888)
-    data = np.frombuffer(rgb.constBits().asarray(rgb.sizeInBytes()), np.uint8)
+    data = np.frombuffer(rgb.constBits().asarray(rgb.sizeInBytes()), np.uint8)  # type: ignore[call-overload]
     return data.reshape(rgb.height(), rgb.bytesPerLine())[:, : rgb.width() * 3].reshape(rgb.height(), rgb.width(), 3)
 
 
@@ -151,7 +149,7 @@ def cancel_during_run(qtbot, win: MainWindow, when: Callable[[object], bool]) ->
         if when(event):
             task.cancel()
 
-    task.signals.reported.connect(on_event, Qt.ConnectionType.DirectConnection)
+    task.signals.reported.connect(on_event, Qt.ConnectionType.DirectConnection)  # type: ignore[call-arg]
     with qtbot.waitSignal(win.run_finished, timeout=RUN_TIMEOUT_MS):
         win.cancel()  # what the Cancel button does, so the run is known as cancelled
         task._cancel.clear()  # ...but let the work go on until ``when``

@@ -32,6 +32,7 @@ def _theirs(cfg: HATConfig) -> torch.nn.Module:
     return spandrel_hat.HAT(**kwargs).eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"w{c.window_size}x{c.upscale}-{len(c.depths)}rhag")
 def test_same_output_as_independent_implementation(cfg: HATConfig) -> None:
     torch.manual_seed(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import torch
@@ -35,6 +36,7 @@ def test_golden_outputs(golden_case: str, dtype: torch.dtype, key: str, tol: flo
     assert (out - expected).abs().max().item() <= tol
 
 
+@pytest.mark.slow
 def test_golden_outputs_repeatable_with_cached_bias() -> None:
     """The second forward uses the cached biases/masks and must give the same numbers as the first."""
     case = load_file(GOLDEN / "tiny-x4-w16" / "case.safetensors")
@@ -45,6 +47,7 @@ def test_golden_outputs_repeatable_with_cached_bias() -> None:
     assert (first - case["expected_f32"]).abs().max() <= 2e-5
 
 
+@pytest.mark.slow
 def test_bias_cache_follows_new_weights() -> None:
     """Loading other weights into a model that already ran must not reuse the stale cached bias."""
     case = load_file(GOLDEN / "tiny-x2-w8" / "case.safetensors")
@@ -69,7 +72,8 @@ def test_bias_cache_follows_new_weights() -> None:
 def test_official_state_dict_layout(name: str) -> None:
     """Each official variant builds (on the meta device) with exactly the published keys, shapes and dtypes."""
     entry = OFFICIAL[name]
-    config = HATConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry["config"].items()})
+    settings: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in entry["config"].items()}
+    config = HATConfig(**settings)
     assert PRESETS[name] == config
     model = build_model(config, device="meta")
     sd = model.state_dict()
@@ -121,6 +125,7 @@ def test_any_input_size(size: tuple[int, int]) -> None:
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_close_to_fp32(golden_case: str, dtype: torch.dtype) -> None:
     case = load_file(GOLDEN / golden_case / "case.safetensors")

@@ -216,6 +216,7 @@ def test_diffusion_index_grows_with_the_receptive_field() -> None:
 # ------------------------------------------------------------------------------------------------ vs reference
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("x", "y", "window"), [(20, 18, 8), (50, 41, 16)])
 def test_fast_matches_the_reference_on_golden_models(golden_case: str, x: int, y: int, window: int) -> None:
     image = _image(16)
@@ -230,6 +231,7 @@ def test_fast_matches_the_reference_on_golden_models(golden_case: str, x: int, y
     assert _corr(res.map, ref_map) >= 1 - 1e-9
 
 
+@pytest.mark.slow
 def test_float32_default_matches_the_float64_reference() -> None:
     image = _image(16)
     model = load_model(golden_weights("tiny-x4-w16"))
@@ -242,6 +244,7 @@ def test_float32_default_matches_the_float64_reference() -> None:
 # ------------------------------------------------------------------------------------------------ API promises
 
 
+@pytest.mark.slow
 def test_result_fields_and_determinism() -> None:
     model = load_model(golden_weights("tiny-x2-w8"))
     image = _image(16)
@@ -256,6 +259,7 @@ def test_result_fields_and_determinism() -> None:
     assert (first.x, first.y, first.window, first.scale, first.steps) == (9, 11, 8, 2, 4)
 
 
+@pytest.mark.slow
 def test_batch_size_does_not_change_the_result() -> None:
     model = load_model(golden_weights("tiny-x2-w8"))
     image = _image(16)
@@ -265,6 +269,7 @@ def test_batch_size_does_not_change_the_result() -> None:
         np.testing.assert_allclose(other.map, runs[0].map, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_crop_policy() -> None:
     image = _image(32)
     full = lam(Bicubic(2), image, 30, 26, window=8, steps=4, crop="full")
@@ -294,6 +299,7 @@ def test_auto_crop_is_the_whole_image_up_to_the_limit() -> None:
     assert big.crop.top == 0 and big.crop.height == -(-(29 + 1 + AUTO_MARGIN) // 16) * 16
 
 
+@pytest.mark.slow
 def test_accepts_an_upscaler_and_a_model_name() -> None:
     image = _image(16)
     model = load_model("hat-tiny-x2")
@@ -306,6 +312,7 @@ def test_accepts_an_upscaler_and_a_model_name() -> None:
     np.testing.assert_allclose(by_name.map, direct.map, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_the_given_module_is_left_as_it_was() -> None:
     model = load_model(golden_weights("tiny-x2-w8")).train()
     flags = [p.requires_grad for p in model.parameters()]

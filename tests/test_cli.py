@@ -69,6 +69,7 @@ def temp_files(folder: Path) -> list[Path]:
 # ------------------------------------------------------------------------------------------- channels, depth
 
 
+@pytest.mark.slow
 def test_rgb_beside_input_with_default_suffix(tmp_path, capsys):
     source = save_png(tmp_path / "photo.png", rgb8())
     before = digest(source)
@@ -231,6 +232,7 @@ def test_usage_errors_exit_2(tmp_path, capsys, args):
     assert list(tmp_path.iterdir()) == [source]
 
 
+@pytest.mark.slow
 def test_recursive_keeps_folder_structure(tmp_path):
     save_png(tmp_path / "in" / "top.png", rgb8())
     save_png(tmp_path / "in" / "trip" / "day1" / "beach.png", rgb8())
@@ -275,6 +277,7 @@ def test_rerun_in_place_leaves_earlier_outputs_alone(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_x2.png"]
 
 
+@pytest.mark.slow
 def test_output_file_and_folder_forms(tmp_path):
     source = save_png(tmp_path / "a.png", rgb8())
     save_png(tmp_path / "b.png", rgb8())
@@ -307,6 +310,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
+@pytest.mark.slow
 def test_python_m_entry_point(tmp_path):
     source = save_png(tmp_path / "a.png", rgb8())
     command = [sys.executable, "-m", "hat_plugin", str(source), "--weights", str(WEIGHTS), "--device", "cpu"]
@@ -321,6 +325,7 @@ def test_help_exits_0(capsys):
     assert "--weights" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130_without_partial_output(tmp_path):
     source = save_png(tmp_path / "big.png", rgb8(96, 96))
     command = [sys.executable, "-m", "hat_plugin", str(source), "--weights", str(WEIGHTS), "--device", "cpu"]

@@ -33,6 +33,7 @@ def test_explain_is_a_command() -> None:
     assert COMMANDS["explain"][0] == "hat_plugin.cli.explain:run"
 
 
+@pytest.mark.slow
 def test_figure_and_di_for_one_model(picture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     figure = tmp_path / "out" / "lam.png"
     assert explain(picture, "--at", "10,12", "--window", "8", "--weights", GOLDEN_X2, "-o", figure) == EXIT_OK
@@ -52,6 +53,7 @@ def test_figure_and_di_for_one_model(picture: Path, tmp_path: Path, capsys: pyte
     assert reds.sum() > 0
 
 
+@pytest.mark.slow
 def test_rows_per_model_and_json(picture: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     one, two = tmp_path / "one.png", tmp_path / "two.png"
     assert explain(picture, "--at", "20,6", "--weights", GOLDEN_X2, "-o", one, "-q") == EXIT_OK
@@ -125,6 +127,7 @@ def test_bad_image_and_unknown_model_fail(picture: Path, tmp_path: Path, capsys:
     assert "no-such-model" in err and figure.is_file()
 
 
+@pytest.mark.slow
 def test_grey_image_with_alpha(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "grey.png"
     rng = np.random.default_rng(3)

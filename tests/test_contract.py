@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import golden_weights
 from safetensors.torch import save_file
 
 import hat_plugin
 from hat_plugin import errors, weights
 from hat_plugin.engine import Upscaler
-from tests.conftest import golden_weights
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,11 +27,16 @@ def up() -> Upscaler:
     return Upscaler(golden_weights("tiny-x2-w8"), device="cpu")
 
 
-def test_options_are_keyword_only() -> None:
+def test_options_are_one_object_or_keywords() -> None:
     params = inspect.signature(Upscaler).parameters
-    assert [p.name for p in params.values() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD] == ["model"]
-    with pytest.raises(TypeError):
-        Upscaler(golden_weights(), "cpu")  # type: ignore[misc]
+    positional = [p.name for p in params.values() if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    assert positional == ["model", "options"]
+    with pytest.raises(hat_plugin.OptionError, match="options must be an EngineOptions, not str"):
+        Upscaler(golden_weights(), "cpu")  # type: ignore[arg-type]
+    options = hat_plugin.EngineOptions(device="cpu", tile=20, overlap=4)
+    up = Upscaler(golden_weights(), options, tile=32)
+    assert up.options == options.replace(tile=32) and (up.tile, up.overlap) == (32, 4)
+    assert options.tile == 20, "the caller's options are not changed"
 
 
 @pytest.mark.parametrize(
@@ -174,6 +179,7 @@ def test_default_model_prefers_what_works_offline(tmp_path: Path, monkeypatch: p
 # ---- no process-wide side effects ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_building_an_engine_changes_nothing_process_wide() -> None:
     code = (
         "import hat_plugin, hat_plugin.runtime as r\n"

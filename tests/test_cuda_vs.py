@@ -1,6 +1,7 @@
 """core.hat.Upscale on a real CUDA GPU: ``num_streams`` 1, 2 and 4 through the real ``vspipe -r`` give the frames of
 a serial run (and of the CPU engine), in fp32 and fp16; frames overlap on the GPU; a bad device index is a clean
-error. Collected everywhere, run only where CUDA (and VapourSynth) exist."""
+error. Where there is no CUDA each test runs its CPU part (the scripts, the reference frames, the error) and skips
+the CUDA rest with the reason (``conftest.needs_cuda``)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-pytestmark = [
-    pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)"),
-]
+pytestmark = [pytest.mark.cuda]
 
 vs = pytest.importorskip("vapoursynth", reason="needs VapourSynth (carry its wheel to the GPU machine)")
 
+from conftest import HAS_CUDA, needs_cuda  # noqa: E402
 from vs_helpers import (  # noqa: E402  (after the skips: importing it needs VapourSynth)
     GOLDEN_X2,
     clip_from_arrays,
@@ -39,25 +38,27 @@ from vs_helpers import clip_from_arrays, image_frames
 
 core = vs.core
 clip = clip_from_arrays(core, image_frames({frames}, {width}, {height}), {fmt})
-clip = core.hat.Upscale(clip, weights=r"{weights}", device="cuda", num_streams={streams}, tile={tile}, batch=2)
+clip = core.hat.Upscale(clip, weights=r"{weights}", device="{device}", num_streams={streams}, tile={tile}, batch=2)
 clip = core.resize.Point(clip, format=vs.RGBS) if clip.format.id == vs.RGBH else clip
 core.resize.Bicubic(clip, format=vs.YUV444P16, matrix_s="709").set_output()  # y4m carries YUV only
 """
 
 
-def run_script(folder: Path, fmt: str, streams: int, requests: int) -> list[np.ndarray]:
+def run_script(
+    folder: Path, fmt: str, streams: int, requests: int, device: str = "cuda", frames: int = FRAMES
+) -> list[np.ndarray]:
     """The script's frames through ``vspipe -r requests``, as YUV444P16 ``(3, H, W)`` arrays."""
     env = vs_env(folder, shim_dir(), NVIDIA_TF32_OVERRIDE="0")  # true fp32 products, to compare with the CPU
     env["PYTHONPATH"] = f"{TESTS}:{env['PYTHONPATH']}"
-    script = folder / f"s{streams}-r{requests}.vpy"
+    script = folder / f"{device}-s{streams}-r{requests}.vpy"
     body = SCRIPT.format(
-        frames=FRAMES, width=WIDTH, height=HEIGHT, fmt=fmt, weights=GOLDEN_X2, streams=streams, tile=TILE
+        frames=frames, width=WIDTH, height=HEIGHT, fmt=fmt, weights=GOLDEN_X2, streams=streams, tile=TILE, device=device
     )
     script.write_text(textwrap.dedent(body), encoding="utf-8")
     result = vspipe(script, env, "-r", str(requests))
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     video = parse_y4m(result.stdout)
-    assert (video.width, video.height, len(video.frames)) == (2 * WIDTH, 2 * HEIGHT, FRAMES)
+    assert (video.width, video.height, len(video.frames)) == (2 * WIDTH, 2 * HEIGHT, frames)
     return video.frames
 
 
@@ -72,6 +73,11 @@ def test_vspipe_num_streams_give_the_serial_frames(
     tmp_path: Path, fmt: str, streams: tuple[int, ...], cpu_tol: int
 ) -> None:
     """Serial (one request, one stream), then four requests at a time with each ``num_streams``."""
+    if not HAS_CUDA:  # the script and the reference on the CPU: the CPU filter gives the CPU engine's frames
+        if fmt == "vs.RGBS":
+            on_cpu = run_script(tmp_path, fmt, streams=1, requests=1, device="cpu", frames=2)
+            assert _max_diff(on_cpu, cpu_frames(2)) <= 1
+        needs_cuda("the filter on CUDA streams")
     serial = run_script(tmp_path, fmt, streams=1, requests=1)
     for count in streams:
         parallel = run_script(tmp_path, fmt, streams=count, requests=4)
@@ -79,13 +85,13 @@ def test_vspipe_num_streams_give_the_serial_frames(
     assert _max_diff(serial, cpu_frames()) <= cpu_tol, "the GPU frames differ from the CPU engine's"
 
 
-def cpu_frames() -> list[np.ndarray]:
+def cpu_frames(frames: int = FRAMES) -> list[np.ndarray]:
     """The CPU engine's frames (same tiling) through the scripts' YUV conversion (y4m carries YUV only)."""
     from hat_plugin import Upscaler
 
     core = vs.core
     up = Upscaler(GOLDEN_X2, device="cpu", precision="fp32", tile=TILE, batch=2)
-    upscaled = [up.upscale(image) for image in image_frames(FRAMES, WIDTH, HEIGHT)]
+    upscaled = [up.upscale(image) for image in image_frames(frames, WIDTH, HEIGHT)]
     clip = core.resize.Bicubic(clip_from_arrays(core, upscaled), format=vs.YUV444P16, matrix_s="709")
     return [np.stack([np.asarray(f[p]) for p in range(3)]) for f in clip.frames()]
 
@@ -96,6 +102,7 @@ def test_frames_overlap_on_the_gpu_and_match_serial() -> None:
     from vs_filter.filter import frame_graph
     from vs_filter.frames import FrameUpscaler
 
+    needs_cuda("frames on CUDA streams")
     core = hat_core()
     images = image_frames(FRAMES, WIDTH, HEIGHT)
     clip = clip_from_arrays(core, images)

@@ -224,6 +224,7 @@ def test_proxy_from_environment_is_used(wenv, monkeypatch):
     assert hit.proxied
 
 
+@pytest.mark.slow
 def test_two_processes_download_once_and_both_get_the_file(wenv):
     wenv.add_model("m", DATA, [wenv.server.add("/m.pth", DATA, "paced", delay=0.05)])
     # The children import only hat_plugin.weights (not the torch-based engine the package __init__ loads),

@@ -12,7 +12,7 @@ from conftest import golden_weights
 
 import hat_plugin.device as device_module
 import hat_plugin.engine as engine_module
-from hat_plugin import Cancelled, DeviceError, ImageError, OptionError, Upscaler, load_model
+from hat_plugin import HAT, Cancelled, DeviceError, ImageError, OptionError, Upscaler, load_model
 from hat_plugin.errors import OutOfMemoryError
 
 
@@ -78,9 +78,10 @@ def test_opaque_alpha_matches_rgb(up: Upscaler) -> None:
 )  # fmt: skip
 def test_bad_images(up: Upscaler, image: object, match: str) -> None:
     with pytest.raises(ImageError, match=match):
-        up.upscale(image)
+        up.upscale(image)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_progress_and_batching(up: Upscaler) -> None:
     x = torch.rand(1, 3, 40, 56)
     calls: list[tuple[int, int]] = []
@@ -96,7 +97,7 @@ def test_cancel_between_tiles(up: Upscaler) -> None:
     event = threading.Event()
     seen: list[int] = []
 
-    def progress(done: int, total: int) -> None:
+    def progress(done: int, total: int | None) -> None:
         seen.append(done)
         event.set()
 
@@ -106,6 +107,7 @@ def test_cancel_between_tiles(up: Upscaler) -> None:
     assert seen == [1]
 
 
+@pytest.mark.slow
 def test_derived_tensors_are_built_once(up: Upscaler) -> None:
     x = torch.rand(1, 3, 24, 24)
     up.upscale_tensor(x)
@@ -128,6 +130,7 @@ def test_a_copy_of_the_model_starts_with_empty_caches(up: Upscaler) -> None:
     assert not twin.layers[0].residual_group.blocks[0].attn.derived.entries
 
 
+@pytest.mark.slow
 def test_out_of_memory_retries_with_smaller_tiles() -> None:
     """A model that runs out of memory above 32x32 inputs: the engine halves the tile until it fits."""
     model = load_model(golden_weights("tiny-x2-w8"))
@@ -144,6 +147,24 @@ def test_out_of_memory_retries_with_smaller_tiles() -> None:
     model.forward = forward
     expected = Upscaler(model, device="cpu", tile=32, overlap=8).upscale_tensor(x)
     assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_two_cpu_threads_give_the_one_thread_output(up: Upscaler) -> None:
+    """The multi-threaded CPU path (PyTorch's intra-op threads in every layer) computes what one thread does,
+    up to float32 rounding; tiled, so the blend runs too."""
+    x = torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(5))
+    tiled = Upscaler(up.model, device="cpu", precision="fp32", tile=24, overlap=8)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = tiled.upscale_tensor(x)
+        torch.set_num_threads(2)
+        assert torch.get_num_threads() == 2
+        two = tiled.upscale_tensor(x)
+    finally:
+        torch.set_num_threads(before)
+    assert one.shape == two.shape == (2, 3, 80, 112)
+    assert (one - two).abs().max().item() <= 1e-5
 
 
 def test_devices() -> None:
@@ -188,13 +209,13 @@ def test_half_overflow_recomputed_in_fp32(monkeypatch: pytest.MonkeyPatch) -> No
     assert torch.allclose(out, Upscaler(golden_weights("tiny-x2-w8"), device="cpu").upscale_tensor(x), atol=1e-5)
 
 
-def _limited_model(limit: int, calls: list[tuple[int, int]]) -> torch.nn.Module:
+def _limited_model(limit: int, calls: list[tuple[int, int]]) -> HAT:
     """The golden x2 model, failing like an out-of-memory GPU for inputs larger than ``limit`` x ``limit``."""
     model = load_model(golden_weights("tiny-x2-w8"))
     forward = model.forward
 
     def limited(x: torch.Tensor) -> torch.Tensor:
-        calls.append(tuple(x.shape[-2:]))
+        calls.append((x.shape[-2], x.shape[-1]))
         if x.shape[-1] * x.shape[-2] > limit * limit:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return forward(x)
@@ -203,6 +224,7 @@ def _limited_model(limit: int, calls: list[tuple[int, int]]) -> torch.nn.Module:
     return model
 
 
+@pytest.mark.slow
 def test_a_size_that_ran_out_of_memory_keeps_its_smaller_tiles() -> None:
     calls: list[tuple[int, int]] = []
     up = Upscaler(_limited_model(32, calls), device="cpu", tile=64, overlap=8)
@@ -222,6 +244,7 @@ def test_out_of_memory_at_the_smallest_tile_is_one_clear_error() -> None:
     assert "--" not in str(info.value), "the engine's message must not assume a command line"
 
 
+@pytest.mark.slow
 def test_auto_tile_is_chosen_once_per_size(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every frame of a video gets the same tiling, whatever the free memory does meanwhile."""
     up = Upscaler(golden_weights("tiny-x2-w8"), device="cpu")

@@ -60,6 +60,7 @@ def test_bad_opset_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_caches_made_in_inference_mode_serve_a_training_forward() -> None:
     """The exportable key/value gather caches its index; one made under inference_mode must not break autograd."""
     model = load_model(resolve("hat-tiny-x4"))

@@ -17,6 +17,7 @@ from gui.runner import EngineCache, run_batch
 from hat_plugin import Upscaler, images
 from hat_plugin.batch import OutputOptions
 from hat_plugin.cli import main as cli_main
+from hat_plugin.options import EngineOptions
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -56,7 +57,7 @@ def test_vapoursynth_filter_gives_the_engines_pixels(photo, expected) -> None:
 
 def test_gui_run_gives_the_engines_pixels(photo, expected, tmp_path) -> None:
     output = OutputOptions(folder=tmp_path, format="png")
-    config = RunConfig(model=MODEL, device="cpu", precision="fp32", output=output)
+    config = RunConfig(model=MODEL, engine=EngineOptions(device="cpu", precision="fp32"), output=output)
     events: list[object] = []
     run_batch([Job(1, photo[1])], config, EngineCache(), events.append, None)  # what the app's worker thread runs
     assert [e.state.value for e in events if isinstance(e, ItemFinished)] == ["done"]

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import golden_weights
 from hostile_files import run_limited
+
+pytestmark = pytest.mark.slow  # Hypothesis fuzzing in a subprocess: tens of seconds
 
 READER_EXAMPLES = 300
 CLI_EXAMPLES = 25

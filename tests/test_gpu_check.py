@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import hat_plugin.arch as arch_module
-from bench import gpu_check, gpu_wheels
-from hat_plugin import HAT, HATConfig, OptionError, Upscaler
-from hat_plugin.runners import RUNNER_ENV, ShapeSlots, make_runner, runner_name
+from bench import gpu_check, gpu_rehearsal, gpu_wheels
+from hat_plugin import HAT, HATConfig, OptionError, Upscaler, runners
+from hat_plugin.options import EngineOptions
+from hat_plugin.runners import RunnerFallback, ShapeSlots, make_runner
+
+RUNNER_ENV = "HAT_PLUGIN_CUDA_RUNNER"
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu_check.sh"
@@ -38,10 +40,15 @@ def test_shape_slots_make_on_the_second_sighting_and_keep_the_most_recent() -> N
 
 
 def test_runner_names_and_the_cpu_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runners, "STRICT", False)  # the fallback itself: a warning and eager
     monkeypatch.delenv(RUNNER_ENV, raising=False)
-    assert runner_name() == "eager" and runner_name(" Graphs ") == "graphs"
+    assert EngineOptions.from_environment().runner == "eager" and EngineOptions(runner=" Graphs ").runner == "graphs"
+    monkeypatch.setenv(RUNNER_ENV, "warp")
     with pytest.raises(OptionError, match="HAT_PLUGIN_CUDA_RUNNER='warp' is not a runner"):
-        runner_name("warp")
+        EngineOptions.from_environment()
+    with pytest.raises(OptionError, match="unknown runner 'warp'") as caught:
+        EngineOptions(runner="warp")
+    assert caught.value.option == "runner"
     model = HAT(HATConfig(embed_dim=16, depths=(1,), num_heads=(2,), window_size=8, upscale=2, squeeze_factor=4))
     assert make_runner(model, torch.device("cpu"), "eager") is None
     with pytest.warns(RuntimeWarning, match="needs a CUDA device; running eagerly on cpu"):
@@ -54,7 +61,35 @@ def test_runner_names_and_the_cpu_fallback(monkeypatch: pytest.MonkeyPatch) -> N
     assert torch.equal(up.upscale_tensor(x), Upscaler(model, device="cpu").upscale_tensor(x))
 
 
-def test_padded_attention_heads_give_the_same_output(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_strict_runners_raise_instead_of_falling_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite runs strict (conftest): a runner that cannot run as asked is an error, not a warning."""
+    assert runners.STRICT
+    model = HAT(HATConfig(embed_dim=16, depths=(1,), num_heads=(2,), window_size=8, upscale=2, squeeze_factor=4))
+    for name in ("graphs", "compile"):
+        with pytest.raises(RunnerFallback, match="needs a CUDA device"):
+            make_runner(model, torch.device("cpu"), name)
+    monkeypatch.setenv(RUNNER_ENV, "graphs")
+    with pytest.raises(RunnerFallback):
+        Upscaler(model, device="cpu")
+    with pytest.warns(RuntimeWarning):  # an explicit strict=False still falls back
+        assert make_runner(model, torch.device("cpu"), "graphs", strict=False) is None
+
+
+def test_compile_is_unavailable_without_a_compiler_or_headers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    assert "no C compiler" in (runners.compile_unavailable() or "")
+    cc = tmp_path / "cc"
+    cc.write_text("#!/bin/sh\n", encoding="utf-8")
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    monkeypatch.setattr(runners.sysconfig, "get_paths", lambda: {"include": str(tmp_path / "include")})
+    assert "no Python headers" in (runners.compile_unavailable() or "")
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "Python.h").write_text("", encoding="utf-8")
+    assert runners.compile_unavailable() is None
+
+
+def test_padded_attention_heads_give_the_same_output() -> None:
     """30-channel heads (as in HAT and HAT-L) zero-padded to 32: the same function, up to float rounding."""
     torch.manual_seed(0)
     model = HAT(HATConfig(embed_dim=60, depths=(2,), num_heads=(2,), window_size=8, upscale=2, num_feat=16)).eval()
@@ -65,7 +100,7 @@ def test_padded_attention_heads_give_the_same_output(monkeypatch: pytest.MonkeyP
     x = torch.rand(1, 3, 20, 28)
     with torch.inference_mode():
         plain = model(x)
-        monkeypatch.setattr(arch_module, "PAD_HEAD_DIM", True)
+        model.pad_heads = True
         padded = model(x)
     assert (plain - padded).abs().max().item() <= 1e-5
 
@@ -154,6 +189,28 @@ def test_report_counts_tests_and_judges_targets(tmp_path: Path) -> None:
     assert "| HAT-S x4 256x256: ours fp16 >= 1.5x spandrel's best (spandrel bf16) | 1.25 | **no** |" in report
 
 
+def test_pytest_verdicts_on_the_cpu_and_the_gpu() -> None:
+    def tests(*cases: tuple[str, str]) -> dict:
+        rows = [{"test": f"t{i}", "outcome": o, "message": m, "seconds": 0.0} for i, (o, m) in enumerate(cases)]
+        return {"cases": rows, "counts": gpu_check._count(rows)}
+
+    cpu_part = ("skipped", "fp16 on CUDA: needs a CUDA GPU (torch.cuda.is_available() is False)")
+    clean = tests(("passed", ""), cpu_part)
+    assert gpu_check.judge_tests("passed", "", clean, "cpu", True) == ("passed", "1 passed, 1 skipped")
+    status, note = gpu_check.judge_tests("passed", "", clean, "cuda", True)  # on the GPU nothing may skip
+    assert status == "incomplete" and "skipped: fp16 on CUDA" in note
+    no_vs = tests(("passed", ""), ("skipped", "needs VapourSynth (carry its wheel to the GPU machine)"))
+    assert gpu_check.judge_tests("passed", "", no_vs, "cpu", True)[0] == "incomplete"
+    assert gpu_check.judge_tests("passed", "", clean, "cpu", False)[0] == "incomplete"  # test_cuda_vs.py not run
+    assert gpu_check.judge_tests("passed", "", tests(cpu_part), "cpu", True)[0] == "failed"  # nothing passed
+    assert gpu_check.judge_tests("failed", "boom", clean, "cpu", True)[0] == "failed"
+    timed = gpu_check.judge_tests(
+        "timed out", "stopped after 90 s", tests(("passed", ""), ("skipped", "")), "cpu", True
+    )
+    assert timed == ("timed out", "1 passed, 1 skipped; skipped: reason not recorded (the run was stopped); "
+                     "stopped after 90 s")  # fmt: skip
+
+
 @pytest.mark.slow
 def test_dry_run_of_the_environment_step(tmp_path: Path) -> None:
     """The script end to end on the CPU, its cheapest step: both report files written and consistent."""
@@ -173,13 +230,59 @@ def test_dry_run_of_the_environment_step(tmp_path: Path) -> None:
     assert "===== env:" in (out / "log.txt").read_text(encoding="utf-8")
 
 
+def test_the_image_python_has_the_image_and_nothing_else(tmp_path: Path) -> None:
+    """The rehearsal's fresh environment sees torch (the image has it) but not what only the wheels bring."""
+    python = gpu_rehearsal.image_python(tmp_path)
+    env = gpu_rehearsal.offline_env(tmp_path, python)
+    names = ("torch", "numpy", "pytest", "spandrel", "vapoursynth", "platformdirs", "av", "hat_plugin")
+    probe = f"import importlib.util as u; print([m for m in {names!r} if u.find_spec(m)])"
+    found = subprocess.run(
+        [str(python), "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path, check=True
+    )
+    assert found.stdout.strip() == "['torch', 'numpy', 'pytest']", found.stdout + found.stderr
+
+
+@pytest.mark.slow
+def test_rehearsal_of_the_first_run_offline(tmp_path: Path) -> None:
+    """The whole check with --device cpu as the GPU machine runs it: a fresh Python holding only the image's
+    packages, the carried wheels installed with pip --no-index, no network. Every step of the mode must pass."""
+    out = tmp_path / "out"
+    code = gpu_rehearsal.rehearse(out, quick=True, timeout=300)
+    report = (out / "report.md").read_text(encoding="utf-8") if (out / "report.md").exists() else "no report"
+    assert code == 0, report
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    statuses = {s["name"]: s["status"] for s in results["steps"]}
+    assert statuses == {name: "passed" for name in gpu_check.STEP_NAMES if name != "compile"} | {"compile": "left out"}
+    assert results["install"].startswith(f"installed {len(gpu_wheels.load_record()['wheels'])} into")
+    assert results["tests"]["counts"]["passed"] > 0 and results["passed"] is True
+
+
 # ---- wheels for the GPU machine -------------------------------------------------------------------------------------
 
 
 def test_wheel_list_is_what_the_gpu_machine_lacks() -> None:
     needed = gpu_wheels.needed_by_the_check()
     assert {"torch", "numpy", "vapoursynth", "spandrel", "pytest", "pytest-timeout"} <= set(needed)
+    assert not {"openvino", "onnxruntime", "onnx", "onnxscript", "av"} & set(needed)  # never run by the check
     missing = gpu_wheels.missing_on_gpu_machine(needed)
     assert {"vapoursynth", "platformdirs", "pypng", "spandrel"} <= set(missing)
     assert not {"torch", "numpy", "pillow", "safetensors", "pytest", "pytest-timeout"} & set(missing)
     assert gpu_wheels.missing_on_gpu_machine(["einops", "typing_extensions", "Torch"]) == []
+    assert gpu_wheels.carried_set(["a", "torch"], {"a": ["b", "numpy"], "b": ["a"]}) == ["a", "b"]
+
+
+def test_recorded_wheels_are_the_computed_set_and_fit_one_device_call() -> None:
+    """The set pyproject.toml asks for (computed as gpu_wheels.py does) is the recorded one, and the tracked tree
+    plus the recorded wheel sizes stay MARGIN under what a device call may carry; the docs show that record."""
+    record = gpu_wheels.load_record()
+    recorded = sorted(w["name"] for w in record["wheels"])
+    computed = gpu_wheels.carried_set(gpu_wheels.needed_by_the_check(), record["requires"])
+    assert computed == recorded, "the wheel set changed: run python bench/gpu_wheels.py --record"
+    wheels = sum(w["bytes"] for w in record["wheels"])
+    tree = gpu_wheels.tracked_size()
+    assert tree + wheels + gpu_wheels.MARGIN <= gpu_wheels.TREE_LIMIT, (
+        f"tree {tree / 2**20:.1f} MiB + wheels {wheels / 2**20:.1f} MiB leave less than "
+        f"{gpu_wheels.MARGIN / 2**20:.0f} MiB of the {gpu_wheels.TREE_LIMIT / 2**20:.0f} MiB a device call carries"
+    )
+    docs = gpu_wheels.DOCS.read_text(encoding="utf-8")
+    assert gpu_wheels.render_docs(record) in docs, "docs/benchmarks.md: run python bench/gpu_wheels.py --record"

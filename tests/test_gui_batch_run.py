@@ -33,6 +33,7 @@ from gui.runner import EngineCache, describe_error, run_batch
 from gui.settings import Settings
 from hat_plugin.batch import OutputOptions
 from hat_plugin.errors import OptionError
+from hat_plugin.options import EngineOptions
 
 S = ItemState
 
@@ -45,7 +46,10 @@ def _photo(path: Path, seed: int, size: tuple[int, int] = (8, 12)) -> Path:
 
 def _golden(out: Path | None, **options) -> RunConfig:
     return RunConfig(
-        model=str(golden_weights()), from_file=True, device="cpu", output=OutputOptions(folder=out, **options)
+        model=str(golden_weights()),
+        from_file=True,
+        engine=EngineOptions(device="cpu"),
+        output=OutputOptions(folder=out, **options),
     )
 
 
@@ -131,7 +135,10 @@ def test_run_config_takes_the_video_settings_and_refuses_bad_ones_before_any_wor
 def test_events_from_loading_to_done_through_the_real_engine(tmp_path):
     a = _photo(tmp_path / "in" / "a.png", 1, (16, 24))
     config = RunConfig(
-        model=str(golden_weights()), from_file=True, device="cpu", tile=16, output=OutputOptions(tmp_path / "out")
+        model=str(golden_weights()),
+        from_file=True,
+        engine=EngineOptions(device="cpu", tile=16),
+        output=OutputOptions(tmp_path / "out"),
     )
     events = _run([Job(7, a)], config)
     steps = [(type(e).__name__, getattr(e, "state", None), getattr(e, "total", None)) for e in events]
@@ -148,7 +155,9 @@ def test_events_from_loading_to_done_through_the_real_engine(tmp_path):
 
 def test_the_engines_default_model_is_used_and_the_reason_reported(tmp_path):
     a = _photo(tmp_path / "a.png", 1)
-    events = _run([Job(1, a)], RunConfig(scale=2, device="cpu", output=OutputOptions(tmp_path / "out")))
+    events = _run(
+        [Job(1, a)], RunConfig(scale=2, engine=EngineOptions(device="cpu"), output=OutputOptions(tmp_path / "out"))
+    )
     chosen = next(e for e in events if isinstance(e, ModelChosen))
     assert chosen.label == "hat-tiny-x2" and "bundled, works offline" in chosen.why
     assert _finished(events)[1].state is S.DONE

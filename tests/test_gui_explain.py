@@ -32,12 +32,13 @@ from gui.main_window import MainWindow
 from gui.worker import ExplainProgress
 from hat_plugin import attribution, images
 from hat_plugin.errors import Cancelled, OptionError
+from hat_plugin.options import EngineOptions
 
 HEIGHT, WIDTH = 16, 24
 
 
 def request(pixels: np.ndarray, point=(20, 10), model: str = str(GOLDEN), from_file=True, steps=4) -> ExplainRequest:
-    config = RunConfig(model=model, from_file=from_file, device="cpu")
+    config = RunConfig(model=model, from_file=from_file, engine=EngineOptions(device="cpu"))
     source = ExplainSource(lambda: pixels, Path("/out/picture_x2.png"), config)
     return ExplainRequest(source, point, (pixels.shape[1] * 2, pixels.shape[0] * 2), window=8, steps=steps)
 
@@ -47,7 +48,7 @@ def request(pixels: np.ndarray, point=(20, 10), model: str = str(GOLDEN), from_f
 
 def test_explain_maps_the_window_around_the_point_and_renders_it_at_the_output_size(tmp_path):
     pixels = write_png(tmp_path / "in.png", HEIGHT, WIDTH)
-    steps: list[tuple[int, int]] = []
+    steps: list[tuple[int, int | None]] = []
     done = explain(request(pixels), ExplainModels(), lambda d, t: steps.append((d, t)))
     assert done.corner == attribution.window_around(20, 10, 2 * WIDTH, 2 * HEIGHT, 8) == (16, 6)
     assert done.heat.shape == (2 * HEIGHT, 2 * WIDTH, 3) and done.heat.dtype == np.uint8

@@ -20,6 +20,7 @@ from gui.queue_model import ItemState
 from gui.runner import EngineCache
 from gui.worker import Thumbnail, ThumbnailTask, UpscaleTask, Worker, has_abandoned, wait_or_abandon
 from hat_plugin.batch import OutputOptions
+from hat_plugin.options import EngineOptions
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,9 @@ def test_an_exception_in_the_work_is_errored_not_lost(qtbot, capsys) -> None:
 
 def test_the_upscale_task_reports_batch_run_events(qtbot, tmp_path) -> None:
     write_png(tmp_path / "a.png")
-    config = RunConfig(model=str(GOLDEN), from_file=True, device="cpu", output=OutputOptions(tmp_path / "out"))
+    config = RunConfig(
+        model=str(GOLDEN), from_file=True, engine=EngineOptions(device="cpu"), output=OutputOptions(tmp_path / "out")
+    )
     task = UpscaleTask([Job(1, tmp_path / "a.png")], config, EngineCache())
     events: list[object] = []
     task.signals.reported.connect(events.append)
@@ -76,7 +79,8 @@ def test_the_upscale_task_reports_batch_run_events(qtbot, tmp_path) -> None:
         pool.start(task)
     kinds = [type(e) for e in events]
     assert kinds[0] is ItemUpdate and ModelChosen in kinds and kinds[-1] is ItemFinished
-    assert events[-1].state is ItemState.DONE and (tmp_path / "out" / "a_x2.png").is_file()
+    assert isinstance(events[-1], ItemFinished) and events[-1].state is ItemState.DONE
+    assert (tmp_path / "out" / "a_x2.png").is_file()
 
 
 def test_thumbnails_are_made_off_the_ui_thread_and_a_pipe_is_never_opened(qtbot, tmp_path) -> None:

@@ -55,6 +55,7 @@ def _cli(*args: object) -> list[str]:
 # ------------------------------------------------------------------------------------ pipes and devices
 
 
+@pytest.mark.slow
 def test_folder_with_a_pipe_and_a_long_name_goes_on(tmp_path, capsys):
     folder = tmp_path / "in"
     picture(folder / "good.png")
@@ -135,6 +136,7 @@ def test_empty_model_is_a_usage_error(tmp_path, capsys, flag):
 # ---------------------------------------------------------------------------------------------- --max-pixels
 
 
+@pytest.mark.slow
 def test_max_pixels_refuses_big_inputs_and_the_batch_goes_on(tmp_path, capsys):
     small = picture(tmp_path / "small.png")
     big = tmp_path / "big.png"
@@ -146,6 +148,7 @@ def test_max_pixels_refuses_big_inputs_and_the_batch_goes_on(tmp_path, capsys):
     assert upscale(big, "--max-pixels", "0", "--overwrite") == EXIT_OK  # 0: no limit
 
 
+@pytest.mark.slow
 def test_bomb_in_a_batch_under_a_memory_cap(tmp_path):
     """The report's 778 KB-class bomb (a 16-bit 20000x20000 grey PNG, here a few bytes) made the CLI use 22 GB and
     be killed; under a 6 GB address-space cap it must be one error line, and the good file still written."""
@@ -167,6 +170,7 @@ def test_bomb_in_a_batch_under_a_memory_cap(tmp_path):
 # ------------------------------------------------------------------------------- races and failed writes
 
 
+@pytest.mark.slow
 def test_output_appearing_between_plan_and_write_is_not_replaced(tmp_path, capsys, monkeypatch):
     """Another process writes the same output while this one upscales: ours reports it exists and keeps theirs."""
     from hat_plugin.cli import upscale as command
@@ -234,6 +238,7 @@ def test_atomic_path_keeps_folders_that_hold_something(tmp_path):
 # ---------------------------------------------------------------------------------------------- damaged weights
 
 
+@pytest.mark.slow
 def test_weights_full_of_nan_fail_with_a_clear_error(tmp_path, capsys):
     nan_weights = tmp_path / "nan.safetensors"
     state = load_file(str(WEIGHTS))
@@ -252,6 +257,7 @@ def test_weights_full_of_nan_fail_with_a_clear_error(tmp_path, capsys):
 # ----------------------------------------------------------------------------------- process and streams
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_shutdown_exits_130_without_a_traceback(tmp_path):
     """SIGINT arriving after the last write, while Python runs its exit handlers."""
     source = picture(tmp_path / "a.png")
@@ -270,6 +276,7 @@ def test_ctrl_c_during_shutdown_exits_130_without_a_traceback(tmp_path):
     assert (tmp_path / "a_x2.png").is_file()
 
 
+@pytest.mark.slow
 def test_closed_stderr_still_writes_every_output(tmp_path):
     sources = [picture(tmp_path / f"{name}.png") for name in "ab"]
     command = " ".join(f"'{part}'" for part in _cli(*sources, "-o", tmp_path / "out"))
@@ -279,6 +286,7 @@ def test_closed_stderr_still_writes_every_output(tmp_path):
     assert outputs(tmp_path / "out") == ["a_x2.png", "b_x2.png"]
 
 
+@pytest.mark.slow
 def test_stderr_reader_leaving_does_not_stop_the_batch(tmp_path):
     sources = [picture(tmp_path / f"{name}.png") for name in "abc"]
     process = subprocess.Popen(_cli(*sources, "-o", tmp_path / "out"), stderr=subprocess.PIPE, env=_env())

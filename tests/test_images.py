@@ -142,6 +142,7 @@ def test_exif_orientation_applied_like_pillow_and_reset(tmp_path, orientation):
     expected = np.asarray(ImageOps.exif_transpose(PILImage.open(tmp_path / "in.png")))
     np.testing.assert_array_equal(image.pixels, expected)
     exif = PILImage.Exif()
+    assert image.exif is not None
     exif.load(image.exif)
     assert exif[0x0112] == 1
     assert exif[0x010F] == "TestCam"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from hat_plugin.precision_probe import MAX_LOSS_DB, Choice, Trial, cpu_auto_prec
 
 
 @pytest.fixture(autouse=True)
-def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty cache folder, no pinned precision and no record read earlier in this process."""
     monkeypatch.setenv("HAT_PLUGIN_CACHE", str(tmp_path))
     monkeypatch.delenv("HAT_PLUGIN_CPU_PRECISION", raising=False)
@@ -101,6 +101,7 @@ def test_pinned_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         cpu_auto_precision(measure=timer)
 
 
+@pytest.mark.slow
 def test_real_probe_on_this_cpu_is_honest() -> None:
     """The real feature probe and, where this CPU has a native half type or int8 kernels, the real measurement."""
     candidates = precision_probe.candidate_precisions()

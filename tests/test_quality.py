@@ -3,6 +3,7 @@ tools that measure it: MATLAB-style bicubic, PSNR/SSIM on Y, the evaluation scri
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -93,6 +94,11 @@ def test_engine_beats_bicubic_on_held_out_photos(scale, crops, whole):
     assert np.mean(list(gains.values())) >= MIN_MEAN_GAIN[scale], gains
 
 
+def _record_total(calls: list[int | None], done: int, total: int | None) -> None:
+    calls.append(total)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", sorted(MODELS))
 def test_tiled_output_matches_whole_image(scale, crops, whole):
     # LR crops are 96 (x2) and 48 (x4) pixels: 3x3 and 2x2 tiles. Tiles at least twice the overlap, so the
@@ -102,13 +108,14 @@ def test_tiled_output_matches_whole_image(scale, crops, whole):
     assert up.overlap == 16
     for stem, hr in crops.items():
         lr, full, _ = whole[scale][stem]
-        calls = []
-        tiled = up.upscale(lr, progress=lambda _done, total, c=calls: c.append(total))
+        calls: list[int | None] = []
+        tiled = up.upscale(lr, progress=functools.partial(_record_total, calls))
         assert calls and calls[-1] == (9 if scale == 2 else 4), f"{stem}: expected several tiles, got {calls}"
         difference = abs(psnr_y(tiled, hr, scale) - psnr_y(full, hr, scale))
         assert difference < 0.05, f"{stem}: tiled differs from whole by {difference:.3f} dB"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 @pytest.mark.parametrize("scale", sorted(MODELS))
 def test_half_precision_loses_less_than_a_tenth_of_a_db(scale, precision, crops, whole, monkeypatch):

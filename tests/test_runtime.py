@@ -141,6 +141,7 @@ def test_the_front_ends_setting_follows_the_readings() -> None:
     assert _policy(_counting(0)) == "None|10000|brief spin (idle CPU: other processes using 0.0 of 2 CPUs)"
 
 
+@pytest.mark.slow
 def test_too_late_once_torch_is_loaded() -> None:
     assert _policy(f"{_counting(0)}\nimport torch") == "None|None|OpenMP's default (it was loaded first)"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from PIL import Image
 
 import hat_plugin.engine as engine_module
 from hat_plugin import Upscaler
-from hat_plugin.tiling import Blender, plan_tiles
+from hat_plugin.tiling import Blender, TileGrid, plan_tiles
 
 SAMPLE = __import__("pathlib").Path(__file__).parents[1] / "samples" / "astronaut.png"
 
@@ -80,6 +82,7 @@ def _seam_roughness(err: torch.Tensor, grid) -> float:
     return float(torch.stack(steps).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["tiny-x2-w8", "tiny-x4-w16"])
 def test_feathered_tiles_beat_crop_only_stitching(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a real photo with the golden models: the cross-fade is at least as close to the whole-image output
@@ -94,7 +97,7 @@ def test_feathered_tiles_beat_crop_only_stitching(case: str, monkeypatch: pytest
     whole = Upscaler(golden_weights(case), device="cpu").upscale_tensor(x).clamp(0, 1)
     tiled = Upscaler(golden_weights(case), device="cpu", tile=64, overlap=16).upscale_tensor(x).clamp(0, 1)
     real_plan = plan_tiles
-    monkeypatch.setattr(engine_module, "plan_tiles", lambda *a, **k: real_plan(*a, feather=False))
+    monkeypatch.setattr(engine_module, "plan_tiles", functools.partial(real_plan, feather=False))
     cropped = Upscaler(golden_weights(case), device="cpu", tile=64, overlap=16).upscale_tensor(x).clamp(0, 1)
     assert not torch.equal(tiled, whole), "the setting must actually tile"
     assert _psnr(tiled, whole) >= _psnr(cropped, whole) - 0.05
@@ -107,7 +110,7 @@ def _context_operator(x: torch.Tensor) -> torch.Tensor:
     return _nearest(x) + 0.2 * x.mean(dim=(-2, -1), keepdim=True)
 
 
-def _stitch(x: torch.Tensor, feather: bool) -> tuple[torch.Tensor, object]:
+def _stitch(x: torch.Tensor, feather: bool) -> tuple[torch.Tensor, TileGrid]:
     grid = plan_tiles(x.shape[-2], x.shape[-1], 32, 16, 2, 8, feather)
     blender = Blender(grid, 1, 3, torch.device("cpu"))
     for k, t in enumerate(grid.tiles):

@@ -35,7 +35,8 @@ CROPS = ROOT / "tests" / "data" / "quality"  # four 192x192 photographs
 SMALL = ["--patch", "8", "--batch", "2", "--threads", "1"]
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # training at one thread: deterministic and fair
+# training at one thread: deterministic and fair; seconds per test
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 
 def _records(run_dir: Path, kind: str) -> list[dict]:
@@ -195,7 +196,6 @@ def _same_tensors(a: dict, b: dict) -> bool:
     return a == b
 
 
-@pytest.mark.slow
 def test_sigkill_and_ctrl_c_then_resume_give_bit_identical_weights(tmp_path):
     rng = random.Random(time.time_ns())
     kill_at, stop_at = rng.randint(5, 14), rng.randint(17, 26)

@@ -34,6 +34,7 @@ def error_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("error:")]
 
 
+@pytest.mark.slow
 def test_one_video_to_a_named_file(tmp_path, capsys):
     clip = make_clip(tmp_path / "in.mkv", frames=5, audio=True)
     out = tmp_path / "done" / "big.mkv"
@@ -44,6 +45,7 @@ def test_one_video_to_a_named_file(tmp_path, capsys):
     assert not (tmp_path / "done" / "big.mkv.hat-work").exists()
 
 
+@pytest.mark.slow
 def test_folder_of_videos_skips_other_files_and_work_folders(tmp_path, capsys):
     folder = tmp_path / "films"
     folder.mkdir()
@@ -93,6 +95,7 @@ def test_usage_errors_exit_2(tmp_path, capsys, options, message):
     assert not (tmp_path / "o.mkv").exists()
 
 
+@pytest.mark.slow
 def test_ray_without_a_cluster_is_one_clear_error(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     clip = make_clip(tmp_path / "in.mkv", frames=2)

@@ -11,7 +11,8 @@ import signal
 import pytest
 from video_helpers import REPO, WEIGHTS, decoded, make_clip
 
-from hat_plugin.video import EncoderSettings, EngineOptions, RayRunner, VideoJob, ray_runner
+from hat_plugin.options import EngineOptions
+from hat_plugin.video import EncoderSettings, RayRunner, VideoJob, ray_runner
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402

@@ -93,7 +93,7 @@ def test_blank_clip_keeps_length_and_rate(core: vs.Core) -> None:
     )
     out = core.hat.Upscale(clip, weights=WEIGHTS)
     assert (out.width, out.height, out.num_frames, out.fps) == (48, 32, 4, clip.fps)
-    expected = engine_output(np.broadcast_to(np.float32([0.25, 0.5, 0.75]), (16, 24, 3)).copy())
+    expected = engine_output(np.broadcast_to(np.array([0.25, 0.5, 0.75], np.float32), (16, 24, 3)).copy())
     np.testing.assert_allclose(frame_array(out.get_frame(3)), expected, atol=1e-5)
 
 

@@ -30,6 +30,8 @@ from weights_server import WeightsServer
 
 from vs_filter import build
 
+pytestmark = pytest.mark.slow  # real vspipe processes
+
 TESTS = Path(__file__).resolve().parent
 FRAMES, WIDTH, HEIGHT = 6, 32, 24
 
@@ -157,7 +159,7 @@ def test_model_by_name_is_downloaded_without_touching_stdout(tmp_path: Path) -> 
         server.close()
     video = parse_y4m(result.stdout)  # any stray byte on stdout would break the stream
     assert (video.width, video.height, len(video.frames)) == (48, 32, 2)
-    flat = np.broadcast_to(np.float32([0.2, 0.4, 0.6]), (16, 24, 3)).copy()
+    flat = np.broadcast_to(np.array([0.2, 0.4, 0.6], np.float32), (16, 24, 3)).copy()
     assert np.abs(video.frames[1].astype(np.int32) - expected_yuv([flat])[0].astype(np.int32)).max() <= 1
     assert (cache / "golden-x2.safetensors").read_bytes() == data
 

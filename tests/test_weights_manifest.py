@@ -70,7 +70,7 @@ def test_every_official_model_is_listed_with_its_sha256_and_size(shipped):
         assert drive in ([], [len(entry.urls) - 1]), f"{name}: a Google Drive URL may only come last"
 
 
-# Public records of where each official file can be downloaded (checked for issue 17): the Google Drive ids from
+# Public records of where each official file can be downloaded: the Google Drive ids from
 # chaiNNer-org/spandrel tests/test_HAT.py and public install manifests; URLs no record shows (the OpenModelDB
 # model-hub "hat" release, bhcao/facexlib assets under HAT-S names that project does not use) must not come back.
 DRIVE_IDS = {

@@ -107,14 +107,14 @@ def make_clip(
                     "id": 1,
                     "start": 0,
                     "end": int(middle * 1000),
-                    "time_base": fractions.Fraction(1, 1000),
+                    "time_base": fractions.Fraction(1, 1000),  # type: ignore[typeddict-item]
                     "metadata": {"title": "Opening"},
                 },
                 {
                     "id": 2,
                     "start": int(middle * 1000),
                     "end": int(end * 1000),
-                    "time_base": fractions.Fraction(1, 1000),
+                    "time_base": fractions.Fraction(1, 1000),  # type: ignore[typeddict-item]
                     "metadata": {"title": "Ending"},
                 },
             ]
@@ -130,7 +130,7 @@ def make_clip(
         frame = new_frame(planes, layout, width, height)
         frame.pts, frame.time_base = stamp, time_base
         written.append(planes)
-        container.mux(stream.encode(frame))
+        container.mux(stream.encode(frame))  # type: ignore[arg-type]
     container.mux(stream.encode(None))
     seconds = float((pts[-1] + step) * time_base)
     if sound is not None:
@@ -143,12 +143,12 @@ def make_clip(
             done += 1024
         container.mux(sound.encode(None))
     if text is not None:
-        for number, (start, end) in enumerate([(0.04, 0.2), (seconds / 2, seconds * 0.8)]):
+        for number, (begin, finish) in enumerate([(0.04, 0.2), (seconds / 2, seconds * 0.8)]):
             packet = av.Packet(f"line {number}".encode())
             packet.stream = text
             packet.time_base = fractions.Fraction(1, 1000)
-            packet.pts = packet.dts = int(start * 1000)
-            packet.duration = int((end - start) * 1000)
+            packet.pts = packet.dts = int(begin * 1000)
+            packet.duration = int((finish - begin) * 1000)
             container.mux(packet)
     container.close()
     return Clip(path, pts, time_base, pix_fmt, written)
@@ -157,7 +157,7 @@ def make_clip(
 def decoded(path: Path) -> list[tuple[int, av.VideoFrame]]:
     """``(pts, frame)`` of every frame of the first video stream, in order."""
     with av.open(str(path)) as container:
-        return [(frame.pts, frame) for frame in container.decode(video=0)]
+        return [(frame.pts or 0, frame) for frame in container.decode(video=0)]
 
 
 def planes_of(frame: av.VideoFrame) -> list[np.ndarray]:

@@ -210,9 +210,11 @@ class WeightsServer:
         self._thread.start()
         self.base = f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def add(self, path: str, body: bytes = b"", fault: str = "ok", **options: object) -> str:
-        """Serve ``body`` at ``path`` with ``fault``; returns the full URL."""
-        self._httpd.routes[path] = Route(body, fault, **options)
+    def add(
+        self, path: str, body: bytes = b"", fault: str = "ok", cut: int = SPLIT, delay: float = 0.0, to: str = ""
+    ) -> str:
+        """Serve ``body`` at ``path`` with ``fault`` (``cut``, ``delay``, ``to``: see ``Route``); returns the URL."""
+        self._httpd.routes[path] = Route(body, fault, cut, delay, to)
         return self.base + path
 
     def hits(self, path: str) -> list[Hit]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import vapoursynth as vs
 
-from .errors import error, message
+from .errors import engine_error, error, message, worded
 from .formats import NATIVE_PRECISION, check_clip
 
 MAX_STREAMS = 16
@@ -58,23 +58,24 @@ def upscale(
     configure_process()  # before PyTorch is imported (the OpenMP thread policy is read when it loads)
     from hat_plugin import HATError, Upscaler
     from hat_plugin.device import resolve_device, resolve_precision
+    from hat_plugin.options import EngineOptions
+    from hat_plugin.precisions import precision_name
 
     from .frames import FrameUpscaler
 
     try:
-        torch_device = resolve_device(_device_spec(device, device_index))
-        precision = "auto" if fp16 is None else ("fp16" if fp16 else "fp32")
+        options = EngineOptions.from_environment(
+            device=_device_spec(device, device_index), tile=tile, overlap=overlap, batch=batch
+        )
+        torch_device = resolve_device(options.device)
+        asked = "auto" if fp16 is None else ("fp16" if fp16 else "fp32")
+        native = NATIVE_PRECISION[clip.format.id]
+        dtype = resolve_precision(asked, torch_device, auto=native, force=options.force_precision)
+        options = options.replace(device=str(torch_device), precision=precision_name(dtype))
         with contextlib.redirect_stdout(sys.stderr):  # stdout may carry the video (vspipe ... -)
-            upscaler = Upscaler(
-                source,
-                device=torch_device,
-                precision=resolve_precision(precision, torch_device, auto=NATIVE_PRECISION[clip.format.id]),
-                tile=tile,
-                overlap=overlap,
-                batch=batch,
-            )
+            upscaler = Upscaler(source, options)
     except HATError as exc:
-        raise error(f"{exc}") from None
+        raise engine_error(exc) from None
     _check_memory(clip, upscaler.scale, num_streams, torch_device)
     return frame_graph(clip, FrameUpscaler(upscaler, clip, torch_device, num_streams))
 
@@ -122,7 +123,7 @@ def _model_source(model: str | None, weights: str | None) -> str:
     try:
         entry, why = weights_api.default_model()
     except HATError as exc:
-        raise error(f"{exc}; pass model='NAME' or weights='FILE'") from None
+        raise error(f"{worded(exc)}; pass model='NAME' or weights='FILE'") from None
     print(message(f"no model given: using {why}; pass model='NAME' to choose"), file=sys.stderr)
     return entry.name
 

@@ -23,7 +23,7 @@ import vapoursynth as vs
 from hat_plugin import HATError, Upscaler
 from hat_plugin.errors import is_out_of_memory, out_of_memory_message
 
-from .errors import FUNCTION, message
+from .errors import FUNCTION, message, worded
 
 ERROR_PROP = "HATError"  # read by hat.InternalCheck in hat_shim.c
 
@@ -106,7 +106,9 @@ class FrameUpscaler:
         size = f"{self.width}x{self.height} -> {self.width * self.scale}x{self.height * self.scale}"
         if is_out_of_memory(exc):
             return message(out_of_memory_message(self.device, what=f"frame {n}, {size}; or use fewer num_streams"))
-        if isinstance(exc, HATError | vs.Error):
+        if isinstance(exc, HATError):
+            return message(f"frame {n}: {worded(exc)}")
+        if isinstance(exc, vs.Error):
             return message(f"frame {n}: {exc}")
         _log.error("%s: frame %d failed", FUNCTION, n, exc_info=exc)
         return message(f"frame {n} ({size}) failed: {type(exc).__name__}: {exc}")

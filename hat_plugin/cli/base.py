@@ -13,6 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from hat_plugin.cli.wording import worded
 from hat_plugin.errors import OptionError
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "PROG", "Console", "UsageError", "run_parsed"]
@@ -103,7 +104,7 @@ def run_parsed(
             return body(args, console)
     except UsageError as exc:
         parser.print_usage(sys.stderr)
-        print(f"{name}: error: {exc}", file=sys.stderr)
+        print(f"{name}: error: {worded(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         console.error(interrupted)

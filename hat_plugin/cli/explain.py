@@ -27,6 +27,7 @@ from hat_plugin.cli.base import (
     UsageError,
     run_parsed,
 )
+from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError
 from hat_plugin.images import output_format, read_image, write_image
 from hat_plugin.progress import tqdm_progress
@@ -162,7 +163,7 @@ def _figure_path(args: argparse.Namespace) -> Path:
     try:
         output_format(path)
     except HATError as exc:
-        raise UsageError(f"-o {path}: {exc}") from None
+        raise UsageError(f"-o {path}: {worded(exc)}") from None
     if path.exists() and image.exists() and path.resolve() == image.resolve():
         raise UsageError(f"-o {path} is the input image; choose another file for the figure")
     return path
@@ -173,7 +174,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     try:
         picture = read_image(args.image)
     except HATError as exc:
-        console.error(str(exc), exc)
+        console.error(worded(exc), exc)
         return EXIT_FAILED
     height, width = picture.pixels.shape[:2]
     rows: list[Row] = args.rows or [Row("model", _default_model(console))]
@@ -185,7 +186,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     try:
         device = resolve_device(args.device or "auto")
     except HATError as exc:
-        console.error(str(exc), exc)
+        console.error(worded(exc), exc)
         return EXIT_FAILED
     nets = _load_models(rows, device, console)
     if all(row.error for row in rows):
@@ -243,8 +244,8 @@ def _load_models(rows: list[Row], device: torch.device, console: Console) -> dic
             path = weights.resolve(row.spec, announce=lambda e: console.info(f"downloading {e.name} (once)"))
             nets[index] = load_model(path, device=device)
         except HATError as exc:
-            row.error = str(exc)
-            console.error(str(exc), exc)
+            row.error = worded(exc)
+            console.error(worded(exc), exc)
             continue
         console.info(f"model {row.label}: x{nets[index].config.upscale} on {device}")
     return nets
@@ -272,8 +273,8 @@ def _explain(row: Row, net: nn.Module, pixels: np.ndarray, args: argparse.Namesp
                 progress=tqdm_progress(bar),
             )
     except HATError as exc:
-        row.error = str(exc)
-        console.error(f"{row.label}: {exc}", exc)
+        row.error = worded(exc)
+        console.error(f"{row.label}: {worded(exc)}", exc)
         return
     except Exception as exc:  # a bug or a resource error must not cost the other models' rows
         row.error = f"unexpected {type(exc).__name__}: {exc}"
@@ -293,7 +294,7 @@ def _write_figure(path: Path, pixels: np.ndarray, done: list[tuple[str, LAMResul
     try:
         write_image(path, Image(pixels=lam_figure(pixels, done)))
     except HATError as exc:
-        console.error(str(exc), exc)
+        console.error(worded(exc), exc)
         return False
     console.info(f"wrote {path}")
     return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console
+from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError
 
 __all__ = ["run"]
@@ -65,6 +66,6 @@ def run(argv: list[str]) -> int:
                 console.error(f"{path} does not compute what the network does (difference {check.max_abs_diff:.1e})")
                 return EXIT_FAILED
     except HATError as exc:
-        console.error(str(exc), exc)
+        console.error(worded(exc), exc)
         return EXIT_FAILED
     return EXIT_OK

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from tqdm import tqdm
 
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG
+from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError
 from hat_plugin.progress import tqdm_progress
 from hat_plugin.weights import ModelEntry, cache_dir, fetch, is_cached, list_models, local_path
@@ -47,7 +48,7 @@ def run_models(argv: list[str]) -> int:
         rows = [(entry, _state(entry)) for entry in list_models()]
         folder = cache_dir()
     except HATError as exc:
-        print(f"{PROG} models: error: {exc}", file=sys.stderr)
+        print(f"{PROG} models: error: {worded(exc)}", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
         listing = [asdict(e) | {"cached": state in ("yes", "bundled"), "path": str(local_path(e))} for e, state in rows]
@@ -83,14 +84,14 @@ def run_download(argv: list[str]) -> int:
     try:
         names = [e.name for e in list_models() if not e.bundled] if args.all else args.names
     except HATError as exc:
-        print(f"{PROG} download: error: {exc}", file=sys.stderr)
+        print(f"{PROG} download: error: {worded(exc)}", file=sys.stderr)
         return EXIT_FAILED
     failed = []
     for name in names:
         try:
             print(_download(name, args.quiet), flush=True)
         except HATError as exc:
-            print(f"{PROG} download: {exc}", file=sys.stderr)
+            print(f"{PROG} download: {worded(exc)}", file=sys.stderr)
             failed.append(name)
     if failed:
         print(f"{PROG} download: {len(failed)} of {len(names)} failed: {', '.join(failed)}", file=sys.stderr)

@@ -7,9 +7,12 @@ from __future__ import annotations
 import argparse
 
 from hat_plugin.batch import DEFAULT_SUFFIX
-from hat_plugin.cli.base import PROG
+from hat_plugin.cli.base import PROG, UsageError
+from hat_plugin.cli.wording import worded
+from hat_plugin.errors import OptionError
+from hat_plugin.options import EngineOptions
 
-__all__ = ["CODEC_NAMES", "VIDEO_FLAGS", "add_video_arguments", "build_parser"]
+__all__ = ["CODEC_NAMES", "VIDEO_FLAGS", "add_video_arguments", "build_parser", "engine_options"]
 
 CODEC_NAMES = ("x264", "x265", "av1", "ffv1", "prores")
 VIDEO_FLAGS = frozenset(
@@ -92,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def engine_options(args: argparse.Namespace) -> EngineOptions:
+    """The engine's options: the environment's, with the engine flags given on the command line applied."""
+    given = {key: getattr(args, key) for key in ("device", "precision", "tile", "overlap", "batch", "max_memory")}
+    try:
+        return EngineOptions.from_environment(**{key: value for key, value in given.items() if value is not None})
+    except OptionError as exc:
+        raise UsageError(worded(exc)) from None
+
+
 def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -118,9 +130,11 @@ def _memory_size(text: str) -> int:
     from hat_plugin.limits import memory_size
 
     try:
-        return memory_size(text, "--max-memory")
-    except OptionError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--max-memory ")) from None
+        return memory_size(text)
+    except OptionError:
+        raise argparse.ArgumentTypeError(
+            f"must be a size in bytes such as 4G or 512M (0: no limit), not {text!r}"
+        ) from None
 
 
 def _quality(text: str) -> int:

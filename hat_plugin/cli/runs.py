@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hat_plugin.batch import Input, Plan, find_files
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console
+from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError
 from hat_plugin.progress import tqdm_progress
 
@@ -45,7 +46,7 @@ class Tally:
         """Count an input whose processing raised ``exc``: our errors as they read (naming the file once), any
         other exception as unexpected (a bug or a resource error must not end the batch)."""
         if isinstance(exc, HATError):
-            message = str(exc)
+            message = worded(exc)
             self.fail(message if str(source) in message else f"{source}: {message}", exc)
         else:
             self.fail(f"{source}: unexpected {type(exc).__name__}: {exc}", exc)

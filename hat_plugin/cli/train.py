@@ -19,6 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Console, UsageError
+from hat_plugin.cli.wording import worded
 from hat_plugin.errors import Cancelled, HATError, OptionError, is_out_of_memory, out_of_memory_message
 
 if TYPE_CHECKING:  # PyTorch loads only when training starts: --help stays fast
@@ -280,15 +281,15 @@ def run(argv: list[str]) -> int:
             result = Trainer(run_dir, workers=args.workers, on_event=display, cancel=stop).run()
     except (UsageError, OptionError) as exc:
         display.close()
-        console.error(str(exc), exc)
+        console.error(worded(exc), exc)
         return EXIT_USAGE
     except Cancelled as exc:
         display.close()
-        console.error(str(exc))
+        console.error(worded(exc))
         return EXIT_INTERRUPTED
     except HATError as exc:
         display.close()
-        console.error(str(exc), exc)
+        console.error(worded(exc), exc)
         return EXIT_FAILED
     except (RuntimeError, MemoryError) as exc:
         display.close()

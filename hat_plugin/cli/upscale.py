@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from hat_plugin.batch import OutputOptions, Planned, plan_outputs
 from hat_plugin.cli import video as video_cli  # video inputs go to hat_plugin/cli/video.py
 from hat_plugin.cli.base import EXIT_FAILED, PROG, Console, UsageError, run_parsed
-from hat_plugin.cli.options import build_parser
+from hat_plugin.cli.options import build_parser, engine_options
 from hat_plugin.cli.runs import Tally, collect_inputs, model_source, report_plan
+from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, OptionError
 from hat_plugin.images import is_image_name, read_image, write_image
 from hat_plugin.limits import default_max_pixels
@@ -68,7 +69,7 @@ def _output_options(args: argparse.Namespace) -> OutputOptions:
             overwrite=args.overwrite,
         )
     except OptionError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(worded(exc)) from None
 
 
 def _output_is_file(output: str) -> bool:
@@ -121,11 +122,7 @@ def _run(args: argparse.Namespace, options: OutputOptions, console: Console) -> 
 
 def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler | None, str]:
     """Load the model once for the whole run; None (after reporting) when it cannot be loaded."""
-    options = {
-        key: getattr(args, key)
-        for key in ("device", "precision", "tile", "overlap", "batch", "max_memory")
-        if getattr(args, key) is not None
-    }
+    options = engine_options(args)
     from hat_plugin.runtime import configure_process
 
     configure_process()  # before the engine imports PyTorch (the OpenMP thread policy is read when it loads)
@@ -134,11 +131,11 @@ def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler
     try:
         source, label = model_source(args, console)
         console.info(f"loading model {label}…")
-        return Upscaler(source, **options), label
+        return Upscaler(source, options), label
     except UsageError:
         raise
     except HATError as exc:
-        console.error(str(exc), exc)
+        console.error(worded(exc), exc)
     except Exception as exc:  # a bug, not bad input: one line unless --verbose
         console.error(f"cannot load the model: {type(exc).__name__}: {exc}", exc)
     return None, ""

@@ -20,15 +20,17 @@ from typing import TYPE_CHECKING
 
 from hat_plugin.batch import OutputOptions, Planned, find_files, plan_outputs
 from hat_plugin.cli.base import EXIT_FAILED, Console, UsageError, run_parsed
-from hat_plugin.cli.options import VIDEO_FLAGS, build_parser
+from hat_plugin.cli.options import VIDEO_FLAGS, build_parser, engine_options
 from hat_plugin.cli.runs import GLOB_CHARS, Tally, collect_inputs, model_source, report_plan
+from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, OptionError
 from hat_plugin.progress import tqdm_progress
 from hat_plugin.video.names import is_video_name, output_extension
 
 if TYPE_CHECKING:
     from hat_plugin.engine import Upscaler
-    from hat_plugin.video import EncoderSettings, EngineOptions
+    from hat_plugin.options import EngineOptions
+    from hat_plugin.video import EncoderSettings
 
 __all__ = ["claims", "run"]
 
@@ -72,7 +74,7 @@ def run(argv: list[str]) -> int:
 
 def _settings(args: argparse.Namespace) -> tuple[EncoderSettings, EngineOptions, OutputOptions]:
     """Encoder, engine and output settings from the options; ``UsageError`` for combinations that cannot work."""
-    from hat_plugin.video import EncoderSettings, EngineOptions
+    from hat_plugin.video import EncoderSettings
     from hat_plugin.video.codecs import choose_layout
     from hat_plugin.video.colour import PixelLayout
 
@@ -92,7 +94,7 @@ def _settings(args: argparse.Namespace) -> tuple[EncoderSettings, EngineOptions,
             kind="video",
         )
     except OptionError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(worded(exc)) from None
     try:
         encoder = EncoderSettings(
             codec=args.codec or "x264", crf=args.crf, preset=args.preset, bitrate=args.bitrate, pix_fmt=args.pix_fmt
@@ -100,15 +102,8 @@ def _settings(args: argparse.Namespace) -> tuple[EncoderSettings, EngineOptions,
         if encoder.pix_fmt is not None:
             choose_layout(encoder, PixelLayout("yuv", 8, 1, 1))  # checks the name against the codec now
     except OptionError as exc:
-        raise UsageError(str(exc)) from None
-    engine = EngineOptions(
-        device=args.device or "auto",
-        precision=args.precision or "auto",
-        tile=args.tile or 0,
-        overlap=16 if args.overlap is None else args.overlap,
-        batch=args.batch or 0,
-    )
-    return encoder, engine, options
+        raise UsageError(worded(exc)) from None
+    return encoder, engine_options(args), options
 
 
 def _run(
@@ -132,7 +127,7 @@ def _run(
     try:
         weights, label = model_source(args, console)
     except HATError as exc:
-        console.error(str(exc), exc)
+        console.error(worded(exc), exc)
         return EXIT_FAILED
     from hat_plugin.runtime import configure_process
 
@@ -168,9 +163,9 @@ def _engine(weights: Path, engine: EngineOptions, console: Console) -> Upscaler 
     from hat_plugin.engine import Upscaler
 
     try:
-        upscaler = Upscaler(load_model(weights), **engine.as_kwargs())
+        upscaler = Upscaler(load_model(weights), engine)
     except HATError as exc:
-        console.error(str(exc), exc)
+        console.error(worded(exc), exc)
         return None
     from hat_plugin.precisions import precision_label
 

@@ -94,7 +94,9 @@ def read_settings(run_dir: Path) -> RunSettings:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise TrainingError(f"{run_dir} is not a training run folder (no {RUN_FILE}); start one with --out") from None
+        raise TrainingError(
+            f"{run_dir} is not a training run folder (no {RUN_FILE}); start one with {{out}}", option="out"
+        ) from None
     except (OSError, ValueError) as exc:
         raise TrainingError(f"{path}: cannot read the run settings: {exc}") from None
     if not isinstance(data, dict):
@@ -102,9 +104,9 @@ def read_settings(run_dir: Path) -> RunSettings:
     return RunSettings.from_dict(data)
 
 
-def _positive(name: str, value: int) -> int:
+def _positive(option: str, value: int) -> int:
     if value < 1:
-        raise OptionError(f"{name} must be 1 or more, not {value}")
+        raise OptionError(f"{{{option}}} must be 1 or more, not {value}", option=option)
     return value
 
 
@@ -116,7 +118,7 @@ def _stage(name: str, data: str, kind: Kind, steps: int | None, lr: float | None
         name=name,
         data=str(data),
         kind=kind.value,
-        steps=_positive("--steps", steps if steps is not None else official.steps),
+        steps=_positive("steps", steps if steps is not None else official.steps),
         lr=lr if lr is not None else official.lr,
         milestones=official.milestones,
     )
@@ -173,14 +175,16 @@ def plan_run(
         stages.append(_stage("train", str(data), first, steps, lr))
     settings = RunSettings(source=source, scale=scale, stages=tuple(stages), **options)
     for name in ("batch", "patch", "threads", "val_every", "save_every", "log_every"):
-        _positive(f"--{name.replace('_', '-')}", getattr(settings, name))
+        _positive(name, getattr(settings, name))
     if not 0.0 <= settings.ema_decay < 1.0:
-        raise OptionError(f"--ema-decay must be in [0, 1), not {settings.ema_decay}")
+        raise OptionError(f"{{ema_decay}} must be in [0, 1), not {settings.ema_decay}", option="ema_decay")
     window = found.window_size
     if settings.patch % window:
-        raise OptionError(f"--patch {settings.patch} must be a multiple of the model's window size ({window})")
+        raise OptionError(
+            f"{{patch}} {settings.patch} must be a multiple of the model's window size ({window})", option="patch"
+        )
     if settings.cache_mb < 0:
-        raise OptionError(f"--cache-mb must be 0 or more, not {settings.cache_mb}")
+        raise OptionError(f"{{cache_mb}} must be 0 or more, not {settings.cache_mb}", option="cache_mb")
     if check_data:
         for stage in settings.stages:
             scan_folder(stage.data, settings.patch * scale, f"{stage.name} data")

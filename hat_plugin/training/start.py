@@ -119,7 +119,9 @@ def _from_scratch(name: str, config: HATConfig, init: str) -> Start:
     init_official(model)
     if init == "bicubic":
         if config.upscale == 3:
-            raise OptionError("--init bicubic supports x2 and x4 (pixel-shuffle x2 stages), not x3; use --init hat")
+            raise OptionError(
+                "{init} bicubic supports x2 and x4 (pixel-shuffle x2 stages), not x3; use {init} hat", option="init"
+            )
         init_as_bicubic(model)
     return Start(model, Kind.SCRATCH, name, sorted(model.state_dict()))
 
@@ -157,7 +159,7 @@ def starting_model(spec: str | os.PathLike[str], scale: int, *, init: str = "hat
     Fresh weights come from the global torch generator: seed it first for a reproducible start.
     """
     if init not in INITS:
-        raise OptionError(f"unknown --init {init!r}: use one of {', '.join(INITS)}")
+        raise OptionError(f"unknown {{init}} {init!r}: use one of {', '.join(INITS)}", option="init")
     config = preset_config(str(spec), scale)
     if config is not None:
         return _from_scratch(str(spec), config, init)

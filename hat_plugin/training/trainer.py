@@ -41,6 +41,7 @@ from ..device import resolve_device
 from ..engine import Upscaler
 from ..errors import Cancelled, TrainingError
 from ..files import atomic_write
+from ..options import EngineOptions
 from ..progress import CancelCheck, raise_if_cancelled
 from .folders import scan_folder
 from .logbook import Logbook
@@ -77,7 +78,7 @@ def create_run(run_dir: str | os.PathLike[str], settings: RunSettings) -> Path:
     """Make the run folder and write its settings; refuses a folder that already holds a run or other files."""
     root = Path(run_dir).expanduser()
     if (root / RUN_FILE).exists():
-        raise TrainingError(f"{root} already holds a training run: continue it with --resume {root}")
+        raise TrainingError(f"{root} already holds a training run: continue it with {{resume}} {root}", option="resume")
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise TrainingError(f"{root} exists and is not an empty folder: choose a new folder for the run")
     write_settings(root, settings)
@@ -258,7 +259,9 @@ class Trainer:
 
     def _validate(self, val: ValidationSet) -> None:
         if self.validator is None:
-            self.validator = Upscaler(self.ema, device=self.device, precision="fp32")
+            self.validator = Upscaler(
+                self.ema, EngineOptions.from_environment(device=str(self.device), precision="fp32")
+            )
         score = val.score(self.validator)
         best = score.psnr > self.best.get("psnr", float("-inf"))
         if best:
@@ -428,4 +431,6 @@ class Trainer:
                 raise_if_cancelled(self.cancel, "training")
         except Cancelled:
             self._checkpoint(scaler, files)
-            raise Cancelled(f"training stopped at step {self.step}; continue with --resume {self.dir}") from None
+            raise Cancelled(
+                f"training stopped at step {self.step}; continue with {{resume}} {self.dir}", option="resume"
+            ) from None

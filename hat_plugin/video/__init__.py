@@ -22,7 +22,7 @@ from .names import VIDEO_EXTENSIONS, WORK_SUFFIX, WRITABLE_EXTENSIONS, is_video_
 
 if TYPE_CHECKING:
     from .codecs import CODECS, EncoderSettings
-    from .job import EngineOptions, VideoJob, VideoPlan, VideoResult
+    from .job import VideoJob, VideoPlan, VideoResult
     from .preview import FrameReader, frame_count, read_frame
     from .probe import VideoInfo, probe
     from .ray_runner import RayRunner
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 _LAZY = {
     "CODECS": "codecs",
     "EncoderSettings": "codecs",
-    "EngineOptions": "job",
     "VideoJob": "job",
     "VideoPlan": "job",
     "VideoResult": "job",
@@ -48,7 +47,6 @@ __all__ = [
     "WORK_SUFFIX",
     "WRITABLE_EXTENSIONS",
     "EncoderSettings",
-    "EngineOptions",
     "FrameReader",
     "RayRunner",
     "VideoInfo",

@@ -97,29 +97,37 @@ class EncoderSettings:
         """These settings with defaults filled in; ``OptionError`` for a value the codec cannot take."""
         spec = CODECS.get(self.codec)
         if spec is None:
-            raise OptionError(f"unknown codec {self.codec!r}: choose one of {', '.join(CODECS)}")
+            raise OptionError(f"unknown {{codec}} {self.codec!r}: choose one of {', '.join(CODECS)}", option="codec")
         crf, preset = self.crf, self.preset
         if spec.lossless and (crf is not None or self.bitrate is not None):
-            raise OptionError(f"{spec.name} is lossless: --crf and --bitrate do not apply")
+            raise OptionError(
+                f"{spec.name} is lossless: {{crf}} and {{bitrate}} do not apply", option=("crf", "bitrate")
+            )
         if spec.crf is None and crf is not None:
-            raise OptionError(f"{spec.name} has no --crf; use --preset to choose the profile")
+            raise OptionError(
+                f"{spec.name} has no {{crf}}; use {{preset}} to choose the profile", option=("crf", "preset")
+            )
         if crf is not None and self.bitrate is not None:
-            raise OptionError("give either --crf or --bitrate, not both")
+            raise OptionError("give either {crf} or {bitrate}, not both", option=("crf", "bitrate"))
         if crf is not None and not spec.crf_range[0] <= crf <= spec.crf_range[1]:
             low, high = spec.crf_range
-            raise OptionError(f"--crf for {spec.name} must be from {low:g} to {high:g}, not {crf:g}")
+            raise OptionError(f"{{crf}} for {spec.name} must be from {low:g} to {high:g}, not {crf:g}", option="crf")
         if self.bitrate is not None:
             _bits_per_second(self.bitrate)
             if spec.name == "prores":
-                raise OptionError("ProRes has no --bitrate; use --preset to choose the profile")
+                raise OptionError(
+                    "ProRes has no {bitrate}; use {preset} to choose the profile", option=("bitrate", "preset")
+                )
         elif spec.crf is not None and crf is None:
             crf = spec.crf
         if preset is None:
             preset = spec.preset
         elif not spec.presets:
-            raise OptionError(f"{spec.name} has no --preset")
+            raise OptionError(f"{spec.name} has no {{preset}}", option="preset")
         elif preset not in spec.presets:
-            raise OptionError(f"--preset for {spec.name} must be one of {', '.join(spec.presets)}, not {preset!r}")
+            raise OptionError(
+                f"{{preset}} for {spec.name} must be one of {', '.join(spec.presets)}, not {preset!r}", option="preset"
+            )
         if self.threads < 1 or self.gop < 1:
             raise OptionError("encoder threads and keyframe interval must be 1 or more")
         return EncoderSettings(self.codec, crf, preset, self.bitrate, self.pix_fmt, self.threads, self.gop)
@@ -149,9 +157,9 @@ def _bits_per_second(text: str) -> int:
     try:
         value = float(number) * factor
     except ValueError:
-        raise OptionError(f"--bitrate {text!r}: give bits per second, e.g. 8M or 2500k") from None
+        raise OptionError(f"{{bitrate}} {text!r}: give bits per second, e.g. 8M or 2500k", option="bitrate") from None
     if value <= 0:
-        raise OptionError(f"--bitrate must be positive, not {text!r}")
+        raise OptionError(f"{{bitrate}} must be positive, not {text!r}", option="bitrate")
     return int(value)
 
 
@@ -182,7 +190,8 @@ def choose_layout(settings: EncoderSettings, source: PixelLayout) -> tuple[Pixel
             name = f"{name}le"
         if name not in writable:
             raise OptionError(
-                f"--pix-fmt {settings.pix_fmt}: {spec.name} cannot write it; choose one of {', '.join(writable)}"
+                f"{{pix_fmt}} {settings.pix_fmt}: {spec.name} cannot write it; choose one of {', '.join(writable)}",
+                option="pix_fmt",
             )
         return writable[name], None
     if settings.codec == "prores" and settings.preset in ("4444", "4444xq"):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Cancelled, DamagedVideoError, OptionError, OutputError, whole_number
+from ..options import EngineOptions
 from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .codecs import EncoderSettings, choose_layout
 from .colour import output_colour
@@ -37,34 +38,12 @@ if TYPE_CHECKING:
     from ..engine import Upscaler
     from .ray_runner import RayRunner
 
-__all__ = ["EngineOptions", "VideoJob", "VideoPlan", "VideoResult", "frame_position"]
+__all__ = ["VideoJob", "VideoPlan", "VideoResult", "frame_position"]
 
 log = logging.getLogger("hat_plugin.video")
 
 DEFAULT_CHUNK_FRAMES = 240
 _RECORD_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """How the engine runs (``hat_plugin.Upscaler``'s options). These do not change what the output should be,
-    so a job may be resumed with others, e.g. continued on a GPU."""
-
-    device: str = "auto"
-    precision: str = "auto"
-    tile: int = 0
-    overlap: int = 16
-    batch: int = 0
-
-    def as_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``Upscaler``."""
-        return {
-            "device": self.device,
-            "precision": self.precision,
-            "tile": self.tile,
-            "overlap": self.overlap,
-            "batch": self.batch,
-        }
 
 
 @dataclass
@@ -121,7 +100,7 @@ class VideoJob:
         encoder: codec and quality of the output (``EncoderSettings``).
         start, end: frame range ``[start, end)``: frame numbers, or times like ``"1:23.5"`` or ``"83.5s"``.
         chunk_frames: frames per chunk (the unit of resuming and of distribution).
-        engine: device, precision and tiling (``EngineOptions``).
+        engine: how the engine runs (``EngineOptions``; by default ``EngineOptions.from_environment()``).
         upscaler: an engine already loaded with ``model`` to use instead of loading one (local runs).
         streams: frames upscaled at the same time (the decoder and encoder always run alongside).
         ray: run the chunks on a Ray cluster (a ``RayRunner``, or its address such as ``"auto"``).
@@ -155,7 +134,7 @@ class VideoJob:
         self.start, self.end = start, end
         self.chunk_frames = whole_number("chunk frames", chunk_frames, 1)
         self.streams = whole_number("streams", streams, 1)
-        self.engine = engine or EngineOptions()
+        self.engine = engine or EngineOptions.from_environment()
         self.upscaler = upscaler
         if ray is not None and upscaler is not None:
             raise OptionError("a Ray job builds its engines on the workers: give no upscaler with ray")
@@ -212,7 +191,9 @@ class VideoJob:
         first = frame_position(self.start, index, "start", 0)
         last = frame_position(self.end, index, "end", len(index))
         if last <= first:
-            raise OptionError(f"the range is empty: start frame {first}, end frame {last}")
+            raise OptionError(
+                f"the range is empty: {{start}} frame {first}, {{end}} frame {last}", option=("start", "end")
+            )
         record["start"] = first
         resumed = work.open(record)
         work.save_index(index)
@@ -315,7 +296,7 @@ class VideoJob:
                 job=plan.work.job,
                 model=self._net.state_dict(),
                 model_key=plan.work.job,
-                engine=self.engine.as_kwargs(),
+                engine=self.engine,
                 streams=self.streams,
                 on_progress=tracker.cluster,
                 on_chunk=finished,
@@ -326,7 +307,7 @@ class VideoJob:
         from .runner import FrameUpscaler, run_chunks
 
         owned = self.upscaler is None
-        upscaler = self.upscaler or Upscaler(self._net, **self.engine.as_kwargs())  # type: ignore[arg-type]
+        upscaler = self.upscaler or Upscaler(self._net, self.engine)  # type: ignore[arg-type]
         try:
             run_chunks(
                 plan.info,
@@ -382,8 +363,8 @@ _TIME = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)s?$")
 
 
 def frame_position(value: int | str | None, index: FrameIndex, name: str, default: int) -> int:
-    """A frame number from ``--start``/``--end``: a whole number is a frame; ``83.5s``, ``1:23.5`` or ``1:02:03``
-    is a time, meaning the first frame shown at or after it."""
+    """A frame number from the ``start``/``end`` setting ``name``: a whole number is a frame; ``83.5s``,
+    ``1:23.5`` or ``1:02:03`` is a time, meaning the first frame shown at or after it."""
     if value is None:
         return default
     if isinstance(value, int) and not isinstance(value, bool):
@@ -395,7 +376,9 @@ def frame_position(value: int | str | None, index: FrameIndex, name: str, defaul
         else:
             match = _TIME.match(text)
             if match is None or not ("." in text or ":" in text or text.endswith("s")):
-                raise OptionError(f"--{name} {value!r}: give a frame number or a time such as 1:23.5 or 83.5s")
+                raise OptionError(
+                    f"{{{name}}} {value!r}: give a frame number or a time such as 1:23.5 or 83.5s", option=name
+                )
             parts = [p for p in match.groups() if p is not None]
             seconds = 0.0
             for part in parts:
@@ -404,6 +387,7 @@ def frame_position(value: int | str | None, index: FrameIndex, name: str, defaul
             frame = index.frame_at(int(target) + index.pts[0])
     if not 0 <= frame <= len(index):
         raise OptionError(
-            f"--{name} {value}: the video has {len(index)} frames ({timecode(index.seconds(len(index)))})"
+            f"{{{name}}} {value}: the video has {len(index)} frames ({timecode(index.seconds(len(index)))})",
+            option=name,
         )
     return frame

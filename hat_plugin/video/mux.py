@@ -76,7 +76,8 @@ def plan_streams(output: Path, info: VideoInfo, fmt: OutputFormat) -> StreamPlan
     if odd and spec.name != "ffv1":
         raise VideoError(
             f"{output}: the upscaled size {fmt.width}x{fmt.height} is odd, which {spec.name} cannot encode with "
-            f"{fmt.layout.chroma_name} chroma; use --pix-fmt yuv444p (or a model with an even scale)"
+            f"{fmt.layout.chroma_name} chroma; set {{pix_fmt}} to yuv444p (or use a model with an even scale)",
+            option="pix_fmt",
         )
     scratch = av.open(io.BytesIO(), "w", format=muxer)
     copied: list[int] = []
@@ -89,7 +90,9 @@ def plan_streams(output: Path, info: VideoInfo, fmt: OutputFormat) -> StreamPlan
         configure_encoder(video, fmt.settings)
     except ValueError:
         raise VideoError(
-            f"{output}: {muxer} files cannot hold {spec.description.split(':')[0]}; choose another --codec or container"
+            f"{output}: {muxer} files cannot hold {spec.description.split(':')[0]}; choose another {{codec}} or "
+            "container",
+            option="codec",
         ) from None
     with av.open(str(info.path)) as source:
         for stream in source.streams:
@@ -112,7 +115,8 @@ def plan_streams(output: Path, info: VideoInfo, fmt: OutputFormat) -> StreamPlan
         reason = getattr(exc, "strerror", None) or str(exc)
         raise VideoError(
             f"{output}: {spec.name} cannot encode {fmt.width}x{fmt.height} {fmt.layout.pix_fmt} into {muxer} "
-            f"({reason}); try another --pix-fmt or --codec"
+            f"({reason}); try another {{pix_fmt}} or {{codec}}",
+            option=("pix_fmt", "codec"),
         ) from None
     finally:
         _close_quietly(scratch)

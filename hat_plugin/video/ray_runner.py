@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import ClusterError, HATError
+from ..options import EngineOptions
 from ..progress import CancelCheck, raise_if_cancelled
 from .board import Board
 from .index import FrameIndex
@@ -58,7 +59,7 @@ class _TaskSpec:
 
     version: str
     model_key: str
-    engine: dict[str, Any]
+    engine: EngineOptions
     cpus: int
     info: VideoInfo
     fmt: OutputFormat
@@ -94,7 +95,7 @@ class RayRunner:
         job: str,
         model: dict[str, Any],
         model_key: str,
-        engine: dict[str, Any],
+        engine: EngineOptions,
         streams: int = 1,
         on_progress: Callable[[int], None] | None = None,
         on_chunk: Callable[[Chunk], None] | None = None,
@@ -174,7 +175,7 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ClusterError("--ray needs Ray on this machine: pip install 'hat-plugin[cluster]'") from None
+        raise ClusterError("{ray} needs Ray on this machine: pip install 'hat-plugin[cluster]'", option="ray") from None
     return ray
 
 
@@ -195,7 +196,7 @@ def _result(ray: Any, ref: Any) -> None:
 
 # ------------------------------------------------------------------------------------------------ on the workers
 
-_engines: dict[tuple[str, str], Upscaler] = {}
+_engines: dict[tuple[str, EngineOptions], Upscaler] = {}
 _engines_lock = threading.Lock()
 
 
@@ -236,12 +237,12 @@ def _engine(spec: _TaskSpec, model_box: list[Any]) -> Upscaler:
     from ..checkpoint import load_model
     from ..engine import Upscaler
 
-    key = (spec.model_key, repr(sorted(spec.engine.items())))
+    key = (spec.model_key, spec.engine)
     with _engines_lock:
         if key not in _engines:
             if not ray.get_gpu_ids():
                 torch.set_num_threads(spec.cpus)
             state = ray.get(model_box[0])
             _engines.clear()  # one model per worker: a new job's model replaces the last one
-            _engines[key] = Upscaler(load_model(state), **spec.engine)  # fresh aligned copies, as locally
+            _engines[key] = Upscaler(load_model(state), spec.engine)  # fresh aligned copies, as locally
         return _engines[key]

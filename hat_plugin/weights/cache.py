@@ -16,6 +16,7 @@ from filelock import FileLock, Timeout
 
 from ..errors import DownloadError
 from ..files import atomic_write
+from ..options import env, env_flag
 from ..progress import CancelCheck, raise_if_cancelled
 
 __all__ = [
@@ -36,7 +37,6 @@ ENV_MIRROR = "HAT_PLUGIN_MIRROR"
 STATE_DIR = ".state"
 """Sub-folder of the cache for bookkeeping only (locks, remembered hashes); never holds weights."""
 
-_FALSE = {"", "0", "false", "no", "off"}
 _HASH_CHUNK = 1 << 20
 _MEMO_SIZE = 64
 _memo: dict[str, tuple[tuple[int, int, int], str]] = {}
@@ -61,11 +61,11 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         """Read ``HAT_PLUGIN_CACHE``, ``HAT_PLUGIN_OFFLINE`` and ``HAT_PLUGIN_MIRROR``."""
-        folder = os.environ.get(ENV_CACHE, "").strip()
+        folder = env(ENV_CACHE)
         return cls(
             cache_dir=Path(folder).expanduser() if folder else Path(platformdirs.user_cache_dir("hat-plugin")),
-            offline=os.environ.get(ENV_OFFLINE, "").strip().lower() not in _FALSE,
-            mirror=os.environ.get(ENV_MIRROR, "").strip() or None,
+            offline=env_flag(ENV_OFFLINE),
+            mirror=env(ENV_MIRROR) or None,
         )
 
     def mirror_url(self, filename: str) -> str | None:

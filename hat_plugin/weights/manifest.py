@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ManifestError, ModelNotFoundError, UnsafeURLError
+from ..options import env
 from .urls import check_url
 
 __all__ = [
@@ -179,7 +180,7 @@ def _load_cached(path: str, _mtime_ns: int, _size: int) -> Manifest:
 
 def default_manifest_path() -> Path:
     """``HAT_PLUGIN_MANIFEST`` when set (a private list of models), else the manifest shipped in the package."""
-    override = os.environ.get("HAT_PLUGIN_MANIFEST", "").strip()
+    override = env("HAT_PLUGIN_MANIFEST")
     return Path(override).expanduser() if override else PACKAGE_MANIFEST
 
 
