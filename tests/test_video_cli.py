@@ -46,32 +46,37 @@ def test_one_video_to_a_named_file(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_folder_of_videos_skips_other_files_and_work_folders(tmp_path, capsys):
+def test_folder_of_videos_and_images_upscales_both_and_skips_work_folders(tmp_path, capsys):
     folder = tmp_path / "films"
     folder.mkdir()
     make_clip(folder / "a.mkv", frames=3)
     make_clip(folder / "b.mp4", frames=3, codec="libx264")
     Image.new("RGB", (8, 8)).save(folder / "still.png")
+    (folder / "notes.txt").write_text("not a picture")
     (folder / "old.mkv.hat-work").mkdir()
     make_clip(folder / "old.mkv.hat-work" / "chunk-000000.mkv", frames=2)
     assert upscale(folder, "-o", tmp_path / "out") == EXIT_OK
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.mkv", "b_x2.mp4"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.mkv", "b_x2.mp4", "still_x2.png"]
     err = capsys.readouterr().err
-    assert "skipped" in err and "still.png: not a video file" in err and "2 written" in err
+    assert "notes.txt: not an image or video file" in err and "3 written" in err and err.count(" written") == 1
     assert upscale(folder, "-o", tmp_path / "out") == EXIT_OK  # a second run skips existing outputs
-    assert "2 skipped" in capsys.readouterr().err
+    assert "3 skipped" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [("text", "not a video file FFmpeg can read"), ("interlaced", "interlaced")],
-)
+def test_interlaced_video_is_deinterlaced_at_the_rate_asked(tmp_path, capsys):
+    source = make_clip(tmp_path / "in.mkv", frames=3, codec="libx264", interlaced=True).path
+    assert upscale(source, "-o", tmp_path / "out.mkv", "--deinterlace-rate", "field") == EXIT_OK
+    assert "deinterlacing in.mkv: bwdif, field rate, top field first" in capsys.readouterr().err
+    assert len(decoded(tmp_path / "out.mkv")) == 6
+    assert upscale(source, "-o", tmp_path / "off.mkv", "--deinterlace", "off") == EXIT_OK
+    assert "upscaling its frames as they are (deinterlace off)" in capsys.readouterr().err
+    assert len(decoded(tmp_path / "off.mkv")) == 3
+
+
+@pytest.mark.parametrize(("content", "message"), [("text", "not a video file FFmpeg can read")])
 def test_bad_video_fails_with_one_line(tmp_path, capsys, content, message):
     source = tmp_path / "bad.mkv"
-    if content == "text":
-        source.write_text("hello\n" * 100)
-    else:
-        make_clip(source, frames=3, codec="libx264", interlaced=True)
+    source.write_text("hello\n" * 100)
     assert upscale(source, "-o", tmp_path / "out.mkv") == EXIT_FAILED
     err = capsys.readouterr().err
     errors = error_lines(err)
