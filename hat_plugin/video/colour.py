@@ -13,6 +13,7 @@ PyAV reports and writes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -234,16 +235,58 @@ def _downsample_taps(luma: int, sub: int, position: str) -> tuple[Tensor, Tensor
     return taps.long().clamp(0, luma - 1), weights.float()
 
 
+class _DownAxis:
+    """One axis of the chroma downsample as a sum of strided slices (one per non-zero tap of
+    ``_downsample_taps``) over a plane whose edges are repeated into padding: the same products, summed in the
+    same order, as gathering the clamped taps, without a full-size gather per tap."""
+
+    def __init__(self, luma: int, sub: int, position: str) -> None:
+        factor = 1 << sub
+        first = math.floor(_offset(position, factor) - factor) + 1
+        weights = _downsample_taps(luma, sub, position)[1][0].tolist()
+        self.luma, self.count, self.step = luma, -(-luma >> sub), factor
+        last = first + factor * (self.count - 1) + len(weights) - 1
+        self.before, self.after = max(0, -first), max(0, last - (luma - 1))
+        self.taps = [(first + self.before + k, weight) for k, weight in enumerate(weights) if weight != 0]
+
+    @property
+    def padded(self) -> int:
+        """The padded length of this axis."""
+        return self.before + self.luma + self.after
+
+    def interior(self, buffer: Tensor, dim: int) -> Tensor:
+        """The unpadded part of ``buffer`` along ``dim``."""
+        return buffer.narrow(dim, self.before, self.luma)
+
+    def reduce(self, buffer: Tensor, dim: int, out: Tensor) -> Tensor:
+        """Fill ``buffer``'s padding along ``dim`` from its edges, then write the filtered samples into ``out``."""
+        if self.before:
+            buffer.narrow(dim, 0, self.before).copy_(buffer.narrow(dim, self.before, 1).expand_as(
+                buffer.narrow(dim, 0, self.before)))  # fmt: skip
+        if self.after:
+            edge = self.before + self.luma - 1
+            tail = buffer.narrow(dim, edge + 1, self.after)
+            tail.copy_(buffer.narrow(dim, edge, 1).expand_as(tail))
+        product = torch.empty_like(out)
+        for number, (start, weight) in enumerate(self.taps):
+            span = slice(start, start + self.step * (self.count - 1) + 1, self.step)
+            part = buffer[(..., span) + (slice(None),) * (-1 - dim)]
+            torch.mul(part, weight, out=out if number == 0 else product)
+            if number:
+                out.add_(product)
+        return out
+
+
 class _Resampler:
     """Chroma planes between their own size and the luma size, for one frame size and siting (taps made once)."""
 
     def __init__(self, width: int, height: int, sub_x: int, sub_y: int, location: int, device: torch.device) -> None:
         horizontal, vertical = _SITING[location]
-        self.sub_x, self.sub_y = sub_x, sub_y
+        self.width, self.height = width, height
         self.up_x = tuple(t.to(device) for t in _upsample_taps(width, sub_x, horizontal)) if sub_x else None
         self.up_y = tuple(t.to(device) for t in _upsample_taps(height, sub_y, vertical)) if sub_y else None
-        self.down_x = tuple(t.to(device) for t in _downsample_taps(width, sub_x, horizontal)) if sub_x else None
-        self.down_y = tuple(t.to(device) for t in _downsample_taps(height, sub_y, vertical)) if sub_y else None
+        self.down_x = _DownAxis(width, sub_x, horizontal) if sub_x else None
+        self.down_y = _DownAxis(height, sub_y, vertical) if sub_y else None
 
     def up(self, plane: Tensor) -> Tensor:
         """``(..., rows, cols)`` chroma -> luma size."""
@@ -255,19 +298,29 @@ class _Resampler:
             plane = torch.lerp(plane.index_select(-1, lo), plane.index_select(-1, hi), w)
         return plane
 
-    def down(self, plane: Tensor) -> Tensor:
-        """``(..., rows, cols)`` at luma size -> chroma size."""
+    def buffer(self, channels: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """A ``(channels, rows, cols)`` float32 buffer for ``down`` (padded for its first filtered axis) and its
+        luma-sized interior, where the caller writes the planes."""
         if self.down_x is not None:
-            taps, weights = self.down_x
-            plane = sum(  # type: ignore[assignment]
-                plane.index_select(-1, taps[:, k]) * weights[:, k] for k in range(taps.shape[1])
-            )
-        if self.down_y is not None:
-            taps, weights = self.down_y
-            plane = sum(  # type: ignore[assignment]
-                plane.index_select(-2, taps[:, k]) * weights[:, k, None] for k in range(taps.shape[1])
-            )
-        return plane
+            buffer = torch.empty(channels, self.height, self.down_x.padded, device=device)
+            return buffer, self.down_x.interior(buffer, -1)
+        assert self.down_y is not None
+        buffer = torch.empty(channels, self.down_y.padded, self.width, device=device)
+        return buffer, self.down_y.interior(buffer, -2)
+
+    def down(self, buffer: Tensor) -> Tensor:
+        """A buffer from ``buffer``, its interior filled with ``(channels, rows, cols)`` at luma size -> the planes
+        at chroma size (the buffer's padding is overwritten)."""
+        channels = buffer.shape[0]
+        if self.down_x is not None:
+            if self.down_y is None:
+                return self.down_x.reduce(buffer, -1, buffer.new_empty(channels, self.height, self.down_x.count))
+            rows = buffer.new_empty(channels, self.down_y.padded, self.down_x.count)
+            buffer = self.down_x.reduce(buffer, -1, self.down_y.interior(rows, -2))
+            buffer = rows
+        assert self.down_y is not None
+        columns = buffer.shape[-1]
+        return self.down_y.reduce(buffer, -2, buffer.new_empty(channels, self.down_y.count, columns))
 
 
 # ------------------------------------------------------------------------------------------------ conversion
@@ -333,22 +386,39 @@ class ColourConverter:
     # ---- RGB -> planes -------------------------------------------------------------------------------------
 
     def from_rgb(self, rgb: Tensor) -> list[np.ndarray]:
-        """``(1, 3, H, W)`` or ``(3, H, W)`` RGB in [0, 1] -> the planes of this layout, as numpy arrays."""
+        """``(1, 3, H, W)`` or ``(3, H, W)`` RGB in [0, 1] -> the planes of this layout, as numpy arrays.
+
+        Each full-size step writes into a buffer made for it (the input is never changed), in the order and with
+        the rounding of the plain expressions ``kr * r + kg * g + kb * b`` and ``(b - y) / (2 - 2 * kb)``.
+        """
         r, g, b = (rgb[0] if rgb.dim() == 4 else rgb).to(self.device, torch.float32)
         if self.layout.family == "rgb":
             return [self._quantise(v, self.y_offset, self.y_scale) for v in (g, b, r)]
-        y = self.kr * r + self.kg * g + self.kb * b
-        planes = [self._quantise(y, self.y_offset, self.y_scale)]
+        y = torch.mul(r, self.kr)
+        term = torch.mul(g, self.kg)
+        y.add_(term)
+        y.add_(torch.mul(b, self.kb, out=term))
+        del term
         if self.layout.family == "gray":
-            return planes
-        chroma = torch.stack([(b - y) / (2 - 2 * self.kb), (r - y) / (2 - 2 * self.kr)])
+            return [self._quantise(y, self.y_offset, self.y_scale, in_place=True)]
         if self.resampler is not None:
-            chroma = self.resampler.down(chroma)
-        planes.extend(self._quantise(c, self.c_offset, self.c_scale) for c in chroma)
+            buffer, chroma = self.resampler.buffer(2, y.device)
+        else:
+            buffer = chroma = torch.empty((2, *y.shape), device=y.device)
+        torch.sub(b, y, out=chroma[0]).div_(2 - 2 * self.kb)
+        torch.sub(r, y, out=chroma[1]).div_(2 - 2 * self.kr)
+        planes = [self._quantise(y, self.y_offset, self.y_scale, in_place=True)]
+        del y
+        if self.resampler is not None:
+            chroma = self.resampler.down(buffer)
+        planes.extend(self._quantise(c, self.c_offset, self.c_scale, in_place=True) for c in chroma)
         return planes
 
-    def _quantise(self, values: Tensor, offset: float, scale: float) -> np.ndarray:
-        codes = torch.round(values * scale + offset).clamp_(0, self.top)
+    def _quantise(self, values: Tensor, offset: float, scale: float, *, in_place: bool = False) -> np.ndarray:
+        """Floats -> codes, rounded to the nearest (ties to even) and clamped; ``in_place`` uses ``values`` as
+        the scratch space."""
+        codes = values.mul_(scale) if in_place else values * scale
+        codes.add_(offset).round_().clamp_(0, self.top)
         if self.layout.bits == 8:
             return np.ascontiguousarray(codes.to(torch.uint8).cpu().numpy())
         return codes.to(torch.int32).cpu().numpy().astype(np.uint16)
