@@ -9,7 +9,6 @@ plan the jobs, upscale each image and write it atomically, and each video as a `
 from __future__ import annotations
 
 import errno
-import stat
 import threading
 import time
 import traceback
@@ -28,10 +27,12 @@ from hat_plugin.errors import (
     Cancelled,
     DownloadError,
     HATError,
+    ImageError,
     ModelNotFoundError,
     is_out_of_memory,
     out_of_memory_message,
 )
+from hat_plugin.files import require_regular_file
 from hat_plugin.options import EngineOptions
 from hat_plugin.progress import CancelCheck, raise_if_cancelled
 from hat_plugin.video import VideoJob
@@ -193,13 +194,9 @@ def _stopped(exc: BaseException, entry: ModelEntry | None) -> RunStopped:
 def _not_a_file(path: Path) -> str | None:
     """Why ``path`` cannot be read as an image file, using ``stat`` only (a named pipe is never opened)."""
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return f"{path}: file not found (moved or deleted since it was added)"
-    except OSError as exc:
-        return f"{path}: cannot read the file ({exc.strerror or exc})"
-    if not stat.S_ISREG(mode):
-        return f"{path}: not a regular file (a pipe, socket or device), so it is not read"
+        require_regular_file(path, "an image file", ImageError)
+    except ImageError as exc:
+        return str(exc)
     return None
 
 

@@ -13,12 +13,12 @@ same inputs, the same output names and the same decisions (skip, leave out, refu
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import HATError, OptionError, OutputError
+from .files import NOT_REGULAR, is_regular_file
 from .images import extension_for, is_image_name, output_format
 from .video.names import WORK_SUFFIX
 
@@ -148,9 +148,9 @@ def find_files(
             if not accepts(name):
                 if on_skipped is not None:
                     on_skipped(path, f"not {_article(kind)} file")
-            elif not _is_regular_file(path):
+            elif not is_regular_file(path):
                 if on_skipped is not None:
-                    on_skipped(path, "not a regular file (a pipe, socket or device)")
+                    on_skipped(path, NOT_REGULAR)
             else:
                 yield path, here.relative_to(root)
 
@@ -167,13 +167,6 @@ def find_images(
 
 def _article(kind: str) -> str:
     return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
-
-
-def _is_regular_file(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(path.stat().st_mode)
-    except OSError:
-        return False
 
 
 def image_extension(source: Path, fmt: str | None) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import stat
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +18,8 @@ from safetensors.torch import load_file
 from .arch import HAT, relative_position_index_oca, relative_position_index_sa
 from .config import HATConfig, detect_config
 from .errors import CheckpointError
+from .files import require_regular_file
+from .weights.api import WEIGHTS_FILE
 
 __all__ = ["read_state_dict", "canonicalize", "load_model", "build_model"]
 
@@ -32,16 +33,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     The format is told by the content, not the name: a safetensors file renamed ``.pth`` loads as safetensors, and
     a PyTorch file named ``.safetensors`` through ``torch.load(weights_only=True)``."""
     path = Path(path)
-    try:
-        mode, size = path.stat().st_mode, path.stat().st_size
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: weights file not found") from None
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read weights file: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(mode):
-        raise CheckpointError(f"{path}: is a folder, not a weights file (.pth or .safetensors)")
-    if not stat.S_ISREG(mode):
-        raise CheckpointError(f"{path}: not a regular file (a pipe or device?); give a .pth or .safetensors file")
+    size = require_regular_file(path, WEIGHTS_FILE, CheckpointError).st_size
     if size == 0:
         raise CheckpointError(f"{path}: weights file is empty")
     try:

@@ -11,12 +11,24 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import OutputError
+from .errors import HATError, OutputError
 
-__all__ = ["atomic_path", "atomic_write", "describe_os_error"]
+__all__ = [
+    "NOT_REGULAR",
+    "atomic_path",
+    "atomic_write",
+    "describe_os_error",
+    "is_regular_file",
+    "regular_file_problem",
+    "require_regular_file",
+]
+
+NOT_REGULAR = "not a regular file (a pipe, socket or device)"
+"""Why a pipe, socket or device is refused wherever a file is read: reading one could block forever."""
 
 _REASONS = {
     errno.ENOSPC: "the disk is full",
@@ -36,6 +48,39 @@ _REASONS = {
 def describe_os_error(exc: OSError) -> str:
     """A short reason for a failed file operation, in words a user can act on."""
     return _REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+
+
+def regular_file_problem(path: Path, mode: int, what: str) -> str | None:
+    """Why a path whose ``stat`` mode is ``mode`` cannot be read as ``what`` ("an image file"), or None when it
+    is a regular file."""
+    if stat.S_ISDIR(mode):
+        return f"{path}: is a folder, not {what}"
+    if not stat.S_ISREG(mode):
+        return f"{path}: {NOT_REGULAR}; give {what}"
+    return None
+
+
+def is_regular_file(path: Path) -> bool:
+    """True when ``path`` (after links) is a regular file; ``stat`` only, so a pipe is never opened."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def require_regular_file(path: Path, what: str, error: type[HATError]) -> os.stat_result:
+    """``path``'s ``stat`` when it is a regular file; otherwise ``error`` with one line naming the path and
+    ``what`` should be given ("an image file"). ``stat`` only, so a pipe is never opened."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    problem = regular_file_problem(path, info.st_mode, what)
+    if problem is not None:
+        raise error(problem)
+    return info
 
 
 def _temp_name(path: Path) -> Path:
