@@ -9,7 +9,6 @@ plan the jobs, upscale each image and write it atomically, and each video as a `
 from __future__ import annotations
 
 import errno
-import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -34,7 +33,7 @@ from hat_plugin.errors import (
 )
 from hat_plugin.files import require_regular_file
 from hat_plugin.options import EngineOptions
-from hat_plugin.progress import CancelCheck, raise_if_cancelled
+from hat_plugin.progress import CancelCheck, is_cancelled, raise_if_cancelled
 from hat_plugin.video import VideoJob
 from hat_plugin.weights import ModelEntry
 
@@ -113,18 +112,12 @@ def run_batch(jobs: Sequence[Job], config: RunConfig, engines: EngineCache, emit
     for event in ended:
         emit(event)
     for job, target in todo:
-        if _wanted(cancel):
+        if is_cancelled(cancel):
             return
         if job.is_video:
             _process_video(job, target, upscaler, path, config, emit, cancel)
         else:
             _process(job, target, upscaler, config, emit, cancel)
-
-
-def _wanted(cancel: CancelCheck) -> bool:
-    if cancel is None:
-        return False
-    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
 
 
 def model_spec(config: RunConfig, scale: int | None = None) -> tuple[str | Path, ModelEntry | None, str]:
