@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import HATError, OutputError
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 __all__ = [
     "NOT_REGULAR",
@@ -25,6 +30,8 @@ __all__ = [
     "is_regular_file",
     "regular_file_problem",
     "require_regular_file",
+    "sha256_digest",
+    "sha256_file",
 ]
 
 NOT_REGULAR = "not a regular file (a pipe, socket or device)"
@@ -81,6 +88,17 @@ def require_regular_file(path: Path, what: str, error: type[HATError]) -> os.sta
     if problem is not None:
         raise error(problem)
     return info
+
+
+def sha256_digest(path: Path) -> _Hash:
+    """The running sha256 of a file's bytes (more can be fed to it, as a resumed download does)."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    return sha256_digest(path).hexdigest()
 
 
 def _temp_name(path: Path) -> Path:

@@ -11,7 +11,6 @@ a ``VideoResult``. Everything it raises is a ``HATError`` with a message for the
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Cancelled, DamagedVideoError, OptionError, OutputError, whole_number
+from ..files import sha256_file
 from ..options import EngineOptions
 from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .codecs import EncoderSettings, choose_layout
@@ -214,16 +214,13 @@ class VideoJob:
         from ..weights import resolve
 
         self._weights = resolve(self.model)
-        digest = hashlib.sha256()
-        with self._weights.open("rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
+        digest = sha256_file(self._weights)[:32]
         if self.upscaler is not None:
-            return self.upscaler.scale, digest.hexdigest()[:32]
+            return self.upscaler.scale, digest
         from ..checkpoint import load_model
 
         self._net = load_model(self._weights)
-        return self._net.config.upscale, digest.hexdigest()[:32]
+        return self._net.config.upscale, digest
 
     def _index(self, info: VideoInfo, work: WorkFolder, record: dict[str, Any], cancel: CancelCheck) -> FrameIndex:
         """The frame index: cached in the work folder of the same job, else built from the source."""
