@@ -106,7 +106,7 @@ DROP_HINT = (
     "<p>or use <b>Add files…</b> (Ctrl+O), <b>Add folder…</b> (Ctrl+Shift+O), or paste an image (Ctrl+V).</p>"
     "<p>The bundled models work offline; bigger ones are downloaded when first used.</p>"
 )
-IMAGE_PATTERNS = " ".join(f"*{ext}" for ext in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"))
+IMAGE_PATTERNS = " ".join(f"*{ext}" for ext in images.IMAGE_EXTENSIONS)
 VIDEO_PATTERNS = " ".join(f"*{ext}" for ext in sorted(VIDEO_EXTENSIONS))
 QUEUE_KEY = "queue/items"
 THEME_KEY = "ui/theme"
