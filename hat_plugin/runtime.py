@@ -74,7 +74,7 @@ def thread_wait_policy() -> str:
     2-core machine, PyTorch's forward slowed 5-13x under load while OpenVINO (TBB) slowed 2-3x; sleeping threads
     fixed most of it. On an idle CPU, though, sleeping at once costs about 10 % (threads wake up late), and a
     brief spin of 10,000 rounds gets that back. So: a brief spin when the machine is idle as the process starts,
-    sleep at once when it is busy (``wait_setting``; docs/benchmarks.md, optimisation log). The OpenMP runtime
+    sleep at once when it is busy (``wait_setting``; docs/benchmarks.md, Optimisations measured). The OpenMP runtime
     reads this once, when it is loaded, so it only works before ``import torch``; an explicit
     ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` in the environment is kept.
     """
