@@ -4,6 +4,7 @@
     python -m bench.bench_lam --timing --models HAT-S_SRx4 --batches 1 2 0
     python -m bench.bench_lam --crop-study        # hat-tiny-x4 on samples/astronaut.png: whole image vs crops
     python -m bench.bench_lam --crop-study --crop-model HAT-S_SRx4 --crop-size 64 --crop-steps 5 --margins 8 16
+    python -m bench.bench_lam --steps-study      # the app's Quick (10 steps) against LAM's 50, hat-tiny-x4
 
 Timing: in one process, the batch sizes compared (default 1 and automatic) take turns, in every round in rotated
 order, after one warm-up LAM; medians are reported, because the shared machines this runs on are noisy: compare
@@ -96,6 +97,32 @@ def crop_study(name: str, steps: int, margins: list[int], size: int) -> None:
             )
 
 
+def steps_study(name: str, size: int, full_steps: int, quick_steps: int) -> None:
+    """What fewer blur-path steps change: the DI and the map against LAM's default, at a few windows."""
+    image = _image(size)
+    net = _model(name)
+    side = size * net.config.upscale
+    print(
+        f"| model | input | window (x, y) | DI {full_steps} steps | DI {quick_steps} steps | DI difference | "
+        "map correlation | seconds |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for x, y in ((side // 2 - 8, side // 2 - 8), (side // 4, side * 3 // 4 - 16), (side * 3 // 4 - 16, side // 4)):
+        started = time.perf_counter()
+        full = lam(net, image, x, y, steps=full_steps)
+        full_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        quick = lam(net, image, x, y, steps=quick_steps)
+        quick_seconds = time.perf_counter() - started
+        corr = float(np.corrcoef(quick.map.ravel(), full.map.ravel())[0, 1])
+        change = (quick.di - full.di) / full.di * 100
+        print(
+            f"| {name} | {size}x{size} | {x}, {y} | {full.di:.2f} | {quick.di:.2f} | {change:+.1f} % | {corr:.4f} | "
+            f"{full_seconds:.0f} / {quick_seconds:.0f} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timing", action="store_true")
@@ -109,6 +136,8 @@ def main() -> None:
     parser.add_argument("--crop-steps", type=int, default=20)
     parser.add_argument("--crop-size", type=int, default=128, help="input side (samples/astronaut.png resized)")
     parser.add_argument("--margins", type=int, nargs="+", default=[8, 16, 24, 32, 48])
+    parser.add_argument("--steps-study", action="store_true")
+    parser.add_argument("--quick-steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -118,6 +147,8 @@ def main() -> None:
         timing(args.models, args.size, args.steps, args.rounds, args.batches)
     if args.crop_study:
         crop_study(args.crop_model, args.crop_steps, args.margins, args.crop_size)
+    if args.steps_study:
+        steps_study(args.crop_model, args.size, args.steps, args.quick_steps)
 
 
 if __name__ == "__main__":

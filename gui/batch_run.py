@@ -74,6 +74,8 @@ class RunConfig:
     """How upscaled videos are encoded."""
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     """Frames per resumable chunk of a video."""
+    deinterlace: str = "auto"
+    on_damage: str = "conceal"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunConfig:
@@ -99,6 +101,8 @@ class RunConfig:
                 codec=settings.video_codec, crf=crf, preset=settings.video_preset or None
             ).checked(),
             chunk_frames=max(settings.video_chunk, 1),
+            deinterlace=settings.video_deinterlace,
+            on_damage=settings.video_on_damage,
         )
 
 
@@ -129,6 +133,8 @@ class ItemFinished:
     message: str = ""
     output: Path | None = None
     seconds: float = 0.0
+    retry: bool = True
+    """Whether running the item again can end otherwise (False: the input itself cannot be upscaled)."""
 
 
 @dataclass(frozen=True)
@@ -314,7 +320,7 @@ class RunTracker:
             counted = event.state is ItemState.DONE and item.state is ItemState.RUNNING
             self._eta.finish_item(counted, item.total)
             _set(item, event.state, event.message)
-            item.output, item.seconds = event.output, event.seconds
+            item.output, item.seconds, item.retry = event.output, event.seconds, event.retry
             weights = self.model.weights if self.model is not None else None
             item.model = weights if event.state is ItemState.DONE and event.output is not None else None
         return item

@@ -1,8 +1,4 @@
-"""Before/after comparison: one canvas shows the input left of a split line and the output right of it.
-
-Both images are drawn in the output's pixel grid with one zoom and one pan, so they stay in sync by
-construction. The input is enlarged with nearest neighbour by default, so what differs is the model's work; a
-toggle shows it smoothed (bilinear) instead, as a plain resize would. ``ComparePanel`` is docked in the main
+"""Before/after comparison around the canvas (``compare_canvas.CompareCanvas``): ``ComparePanel`` is docked in the main
 window (it can float as its own window); it steps through the finished items and closes with Esc. For a video it
 shows source frame k beside output frame k, with a frame slider and previous/next frame; the window reads the
 frames off the UI thread and hands them to ``show_frame``.
@@ -16,307 +12,16 @@ from pathlib import Path
 from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import (
     QAction,
-    QBrush,
-    QColor,
     QImage,
     QKeySequence,
-    QMouseEvent,
-    QPainter,
-    QPaintEvent,
-    QPen,
-    QPixmap,
-    QResizeEvent,
     QShortcut,
-    QWheelEvent,
 )
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolBar, QToolButton, QVBoxLayout, QWidget
 
+from gui.compare_canvas import SPLIT_STEPS, ZOOM_STEP, CompareCanvas
 from gui.explain_bar import ExplainBar
 from gui.qimage import array_to_qimage
 from hat_plugin import images
-
-MIN_ZOOM, MAX_ZOOM = 1 / 64, 64.0
-ZOOM_STEP = 1.25
-HANDLE_GRAB_PX = 8
-SPLIT_STEPS = 1000
-CLICK_SLOP_PX = 4
-"""A press and release this close together is a click (explain this point), not a drag (pan)."""
-
-
-class CompareCanvas(QWidget):
-    """Paints ``before`` (enlarged to ``after``'s size) and ``after`` split at ``split`` with a shared view."""
-
-    view_changed = pyqtSignal()
-    split_changed = pyqtSignal(float)
-    point_clicked = pyqtSignal(QPointF)
-    """In explain mode: a click (not a drag) on the image, in output-pixel coordinates."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setMouseTracking(True)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.before = QImage()
-        self.after = QImage()
-        self._before_pixmap = QPixmap()
-        self._after_pixmap = QPixmap()
-        self.zoom = 1.0
-        """Widget (logical) pixels per output pixel."""
-        self.offset = QPointF(0, 0)
-        """Where the output's top-left corner is, in widget coordinates."""
-        self.split = 0.5
-        """The split line's position as a fraction of the widget's width."""
-        self._fitted = True
-        self.smooth = False
-        """Enlarge the input with bilinear filtering instead of nearest neighbour."""
-        self._drag: str | None = None
-        self._last = QPointF()
-        self.empty_text = "No image"
-        """What the canvas says while it has no images."""
-        self.explaining = False
-        """Explain mode: a click on the image is reported (``point_clicked``) instead of only panning."""
-        self.marker: QRectF | None = None
-        """A rectangle drawn over the output, in output pixels (the explained window)."""
-        self.before_label = ""
-        """The left side's label when it shows something other than the input (a heat map)."""
-        self._pressed = QPointF()
-        self._checker = self._checker_brush()
-
-    def set_images(self, before: QImage, after: QImage) -> None:
-        """Show a new pair and fit it to the window."""
-        self.before, self.after = before, after
-        self._before_pixmap = QPixmap.fromImage(before)
-        self._after_pixmap = QPixmap.fromImage(after)
-        self.fit()
-
-    def set_before(self, before: QImage) -> None:
-        """Replace the left picture only, keeping the view (e.g. a heat map over the same input)."""
-        self.before = before
-        self._before_pixmap = QPixmap.fromImage(before)
-        self.update()
-
-    def set_marker(self, marker: QRectF | None) -> None:
-        """Outline ``marker`` (output pixels) over the output, or nothing (None)."""
-        self.marker = marker
-        self.update()
-
-    def sizeHint(self) -> QSize:
-        return QSize(640, 400)
-
-    @property
-    def fitted(self) -> bool:
-        """True while the view fits the whole image (it then follows the widget's size)."""
-        return self._fitted
-
-    def set_smooth(self, smooth: bool) -> None:
-        """Show the input enlarged smoothly (True) or with nearest neighbour (False)."""
-        self.smooth = smooth
-        self.update()
-
-    def image_rect(self) -> QRectF:
-        """The output's rectangle in widget coordinates."""
-        return QRectF(self.offset.x(), self.offset.y(), self.after.width() * self.zoom, self.after.height() * self.zoom)
-
-    def map_to_image(self, point: QPointF) -> QPointF:
-        """Widget coordinates to output-pixel coordinates (the same for both images)."""
-        return (point - self.offset) / self.zoom
-
-    def split_x(self) -> float:
-        """The split line's x in widget coordinates."""
-        return self.split * self.width()
-
-    def set_split(self, fraction: float) -> None:
-        """Move the split line (0 = all output, 1 = all input)."""
-        fraction = min(max(fraction, 0.0), 1.0)
-        if fraction != self.split:
-            self.split = fraction
-            self.split_changed.emit(fraction)
-            self.update()
-
-    def fit(self) -> None:
-        """Zoom so the whole image fits, centred."""
-        self._fitted = True
-        if self.after.isNull() or self.width() <= 0 or self.height() <= 0:
-            return
-        zoom = min(self.width() / self.after.width(), self.height() / self.after.height())
-        self._set_view(
-            zoom,
-            QPointF((self.width() - self.after.width() * zoom) / 2, (self.height() - self.after.height() * zoom) / 2),
-        )
-        self._fitted = True
-
-    def actual_pixels(self, anchor: QPointF | None = None) -> None:
-        """1:1: one output pixel per screen pixel, keeping the point under ``anchor`` (default: the centre) still.
-
-        The offset is snapped to whole screen pixels so every image pixel lands on exactly one screen pixel.
-        """
-        ratio = self.devicePixelRatioF()
-        self.zoom_to(1.0 / ratio, anchor if anchor is not None else self._centre())
-        snapped = QPointF(round(self.offset.x() * ratio) / ratio, round(self.offset.y() * ratio) / ratio)
-        self._set_view(self.zoom, snapped)
-
-    def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
-        """Multiply the zoom by ``factor`` keeping the image point under ``anchor`` (default: the centre) still."""
-        self.zoom_to(self.zoom * factor, anchor if anchor is not None else self._centre())
-
-    def zoom_to(self, zoom: float, anchor: QPointF) -> None:
-        """Set the zoom keeping the image point under ``anchor`` (widget coordinates) still."""
-        zoom = min(max(zoom, MIN_ZOOM), MAX_ZOOM)
-        fixed = self.map_to_image(anchor)
-        self._set_view(zoom, anchor - fixed * zoom)
-
-    def pan_by(self, delta: QPointF) -> None:
-        """Move both images by ``delta`` widget pixels."""
-        self._set_view(self.zoom, self.offset + delta)
-
-    def _set_view(self, zoom: float, offset: QPointF) -> None:
-        self._fitted = False
-        self.zoom, self.offset = zoom, offset
-        self.view_changed.emit()
-        self.update()
-
-    def _centre(self) -> QPointF:
-        return QPointF(self.width() / 2, self.height() / 2)
-
-    def _near_split(self, x: float) -> bool:
-        return abs(x - self.split_x()) <= HANDLE_GRAB_PX
-
-    def paintEvent(self, event: QPaintEvent | None) -> None:
-        painter = QPainter(self)
-        painter.fillRect(self.rect(), self.palette().window())
-        if self.after.isNull():
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.empty_text)
-            return
-        target = self.image_rect()
-        painter.fillRect(target, self._checker)
-        split = self.split_x()
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth or self.zoom < 1.0)
-        painter.setClipRect(QRectF(0, 0, split, self.height()))
-        painter.drawPixmap(target, self._before_pixmap, QRectF(self._before_pixmap.rect()))
-        painter.restore()
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 1.0)
-        painter.setClipRect(QRectF(split, 0, self.width() - split, self.height()))
-        painter.drawPixmap(target, self._after_pixmap, QRectF(self._after_pixmap.rect()))
-        painter.restore()
-        self._paint_marker(painter)
-        self._paint_split(painter, split)
-        how = "smooth" if self.smooth else "nearest neighbour"
-        self._paint_label(painter, self.before_label or f"Before (input, {how})", left=True)
-        self._paint_label(painter, "After", left=False)
-
-    def _paint_marker(self, painter: QPainter) -> None:
-        if self.marker is None:
-            return
-        box = QRectF(self.offset + self.marker.topLeft() * self.zoom, self.marker.size() * self.zoom)
-        painter.save()
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        for colour, width in ((QColor(0, 0, 0), 3), (QColor(255, 255, 255), 1)):
-            painter.setPen(QPen(colour, width))
-            painter.drawRect(box)
-        painter.restore()
-
-    def _paint_split(self, painter: QPainter, x: float) -> None:
-        accent = self.palette().highlight().color()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(QPen(accent, 2))
-        painter.drawLine(QPointF(x, 0), QPointF(x, self.height()))
-        centre = QPointF(x, self.height() / 2)
-        painter.setBrush(accent)
-        painter.drawEllipse(centre, 11, 11)
-        painter.setPen(QPen(self.palette().highlightedText().color(), 2))
-        for sign in (-1, 1):
-            tip = centre + QPointF(7 * sign, 0)
-            painter.drawLine(tip, tip + QPointF(-4 * sign, -4))
-            painter.drawLine(tip, tip + QPointF(-4 * sign, 4))
-
-    def _paint_label(self, painter: QPainter, text: str, left: bool) -> None:
-        metrics = painter.fontMetrics()
-        box = QRectF(0, 0, metrics.horizontalAdvance(text) + 16, metrics.height() + 8)
-        box.moveTop(8)
-        if left:
-            box.moveLeft(8)
-        else:
-            box.moveRight(self.width() - 8)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(0, 0, 0, 150))
-        painter.drawRoundedRect(box, 4, 4)
-        painter.setPen(QColor(255, 255, 255))
-        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
-
-    def _checker_brush(self) -> QBrush:
-        """A chequerboard behind the images so transparent areas read as transparent."""
-        tile = QPixmap(16, 16)
-        light, dark = QColor(200, 200, 200), QColor(150, 150, 150)
-        tile.fill(light)
-        painter = QPainter(tile)
-        painter.fillRect(0, 0, 8, 8, dark)
-        painter.fillRect(8, 8, 8, 8, dark)
-        painter.end()
-        return QBrush(tile)
-
-    def resizeEvent(self, event: QResizeEvent | None) -> None:
-        super().resizeEvent(event)
-        if self._fitted:
-            self.fit()
-
-    def wheelEvent(self, event: QWheelEvent | None) -> None:
-        if event is None:
-            return
-        steps = event.angleDelta().y() / 120
-        if steps:
-            self.zoom_by(ZOOM_STEP**steps, event.position())
-        event.accept()
-
-    def mousePressEvent(self, event: QMouseEvent | None) -> None:
-        if event is None:
-            return
-        if event.button() == Qt.MouseButton.LeftButton:
-            self._drag = "split" if self._near_split(event.position().x()) else "pan"
-            self._last = self._pressed = event.position()
-            if self._drag == "pan":
-                self.setCursor(Qt.CursorShape.ClosedHandCursor)
-        event.accept()
-
-    def mouseMoveEvent(self, event: QMouseEvent | None) -> None:
-        if event is None:
-            return
-        position = event.position()
-        if self._drag == "split":
-            self.set_split(position.x() / max(self.width(), 1))
-        elif self._drag == "pan":
-            self.pan_by(position - self._last)
-        elif self._near_split(position.x()):
-            self.setCursor(Qt.CursorShape.SplitHCursor)
-        else:
-            self.setCursor(self._hover_cursor())
-        self._last = position
-        event.accept()
-
-    def mouseReleaseEvent(self, event: QMouseEvent | None) -> None:
-        if event is None:
-            return
-        moved = (event.position() - self._pressed).manhattanLength()
-        if self.explaining and self._drag == "pan" and moved <= CLICK_SLOP_PX:
-            point = self.map_to_image(event.position())
-            if 0 <= point.x() < self.after.width() and 0 <= point.y() < self.after.height():
-                self.point_clicked.emit(point)
-        self._drag = None
-        self.setCursor(self._hover_cursor())
-        event.accept()
-
-    def _hover_cursor(self) -> Qt.CursorShape:
-        return Qt.CursorShape.CrossCursor if self.explaining else Qt.CursorShape.OpenHandCursor
-
-    def mouseDoubleClickEvent(self, event: QMouseEvent | None) -> None:
-        if event is None:
-            return
-        if self._fitted:
-            self.actual_pixels(event.position())
-        else:
-            self.fit()
-        event.accept()
 
 
 class ComparePanel(QWidget):
@@ -343,20 +48,21 @@ class ComparePanel(QWidget):
         self.slider.setToolTip("Drag to move the split between input and output")
         self.zoom_label = QLabel()
         self.title = QLabel()
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.info = QLabel()
         self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         toolbar = QToolBar()
         toolbar.setIconSize(QSize(16, 16))
         self.previous_action = self._action(
             toolbar,
-            "◀ Previous",
+            "◀",
             QKeySequence.StandardKey.MoveToPreviousPage,
             self.previous_requested.emit,
             "The previous finished item (Page Up)",
         )
         self.next_action = self._action(
             toolbar,
-            "Next ▶",
+            "▶",
             QKeySequence.StandardKey.MoveToNextPage,
             self.next_requested.emit,
             "The next finished item (Page Down)",
@@ -364,10 +70,12 @@ class ComparePanel(QWidget):
         toolbar.addSeparator()
         self.fit_action = self._action(toolbar, "Fit", "F", self.canvas.fit, "Fit the image in the window")
         self.actual_action = self._action(toolbar, "1:1", "1", self.canvas.actual_pixels, "One pixel per screen pixel")
-        self._action(toolbar, "Zoom in", QKeySequence.StandardKey.ZoomIn, lambda: self.canvas.zoom_by(ZOOM_STEP))
-        self._action(toolbar, "Zoom out", QKeySequence.StandardKey.ZoomOut, lambda: self.canvas.zoom_by(1 / ZOOM_STEP))
+        self._action(toolbar, "+", QKeySequence.StandardKey.ZoomIn, lambda: self.canvas.zoom_by(ZOOM_STEP), "Zoom in")
+        self._action(
+            toolbar, "−", QKeySequence.StandardKey.ZoomOut, lambda: self.canvas.zoom_by(1 / ZOOM_STEP), "Zoom out"
+        )
         self.smooth_action = self._action(
-            toolbar, "Smooth before", "S", lambda: None, "Enlarge the input smoothly instead of nearest neighbour"
+            toolbar, "Smooth", "S", lambda: None, "Enlarge the input smoothly instead of nearest neighbour"
         )
         self.smooth_action.setCheckable(True)
         self.smooth_action.toggled.connect(self.canvas.set_smooth)
@@ -382,7 +90,7 @@ class ComparePanel(QWidget):
         self.explain_action.toggled.connect(self._on_explain_toggled)
         toolbar.addSeparator()
         toolbar.addWidget(self.zoom_label)
-        toolbar.addWidget(self.title)
+        self.toolbar = toolbar
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         toolbar.addWidget(spacer)
@@ -398,7 +106,9 @@ class ComparePanel(QWidget):
         self.frame_bar = self._build_frame_bar()
         self.explain_bar = ExplainBar()
         self.explain_bar.hide()
-        self._plain_before: QImage | None = None
+        self._splits: dict[str, float] = {}
+        """Where the user left the split for each compared file (a fraction of its picture)."""
+        self._split_key = ""
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
@@ -407,9 +117,13 @@ class ComparePanel(QWidget):
         layout.addWidget(self.frame_bar)
         layout.addWidget(self.explain_bar)
         layout.addWidget(self.slider)
-        layout.addWidget(self.info)
+        info_row = QHBoxLayout()
+        info_row.addWidget(self.title, 1)
+        info_row.addWidget(self.info, 3)
+        layout.addLayout(info_row)
         self.slider.valueChanged.connect(lambda value: self.canvas.set_split(value / SPLIT_STEPS))
         self.canvas.split_changed.connect(self._on_split)
+        self.explain_bar.opacity.valueChanged.connect(lambda value: self.canvas.set_overlay_opacity(value / 100))
         self.canvas.view_changed.connect(self._show_zoom)
         self.canvas.point_clicked.connect(lambda point: self.explain_requested.emit(int(point.x()), int(point.y())))
 
@@ -483,18 +197,25 @@ class ComparePanel(QWidget):
         self._show_zoom()
 
     def show_files(self, before: Path, after: Path, title: str = "") -> None:
-        """Read the input and the output and compare them (raises ``hat_plugin.ImageError`` if unreadable)."""
+        """Read the input and the output and compare them (raises ``hat_plugin.ImageError`` if unreadable), with
+        the split where it was left for this output (the middle at first)."""
         pictures = (
             array_to_qimage(images.read_image(before).pixels),
             array_to_qimage(images.read_image(after).pixels),
         )
         self.frames, self.frame = 0, -1
         self.frame_bar.hide()
+        self._use_split_of(after)
         self.show_pair(*pictures, title=title or after.name)
 
-    def begin_video(self, title: str = "") -> None:
+    def _use_split_of(self, output: Path) -> None:
+        self._split_key = str(output)
+        self.canvas.set_split(self._splits.get(self._split_key, 0.5))
+
+    def begin_video(self, title: str = "", output: Path | None = None) -> None:
         """Compare a video: its frames come through ``show_frame``; until the first does, the canvas says so."""
         self.frames, self.frame = 0, -1
+        self._use_split_of(output if output is not None else Path(title))
         self.frame_bar.show()
         self.frame_slider.setEnabled(False)
         self.frame_label.setText("")
@@ -540,19 +261,14 @@ class ComparePanel(QWidget):
         self.next_frame_action.setEnabled(value < self.frames - 1)
 
     def show_explanation(self, heat: QImage, corner: tuple[int, int], window: int, text: str) -> None:
-        """Show a LAM heat map over the input in place of the input, the explained window outlined on the output,
-        and ``text`` (its Diffusion Index) in the Explain bar."""
-        if self._plain_before is None:
-            self._plain_before = self.canvas.before
-        self.canvas.set_before(heat)
-        self.canvas.before_label = "LAM heat map over the input"
+        """Show a LAM heat layer over the whole comparison (both sides of the split, at the Explain bar's
+        opacity), the explained window outlined, and ``text`` (its Diffusion Index) in the Explain bar."""
+        self.canvas.set_overlay(heat)
         self.canvas.set_marker(QRectF(corner[0], corner[1], window, window))
         self.explain_bar.finished(text)
 
     def clear_explanation(self, text: str | None = None) -> None:
-        """Show the input again in place of a heat map (the Explain bar says ``text``, else its hint)."""
-        if self._plain_before is not None:
-            self.canvas.set_before(self._plain_before)
+        """Take the heat layer away (the Explain bar says ``text``, else its hint)."""
         self._forget_explanation()
         if text is None:
             self.explain_bar.idle()
@@ -560,8 +276,7 @@ class ComparePanel(QWidget):
             self.explain_bar.failed(text)
 
     def _forget_explanation(self) -> None:
-        self._plain_before = None
-        self.canvas.before_label = ""
+        self.canvas.set_overlay(None)
         self.canvas.set_marker(None)
 
     def _on_explain_toggled(self, on: bool) -> None:
@@ -573,6 +288,8 @@ class ComparePanel(QWidget):
         self.explain_toggled.emit(on)
 
     def _on_split(self, fraction: float) -> None:
+        if self._split_key:
+            self._splits[self._split_key] = fraction
         self.slider.blockSignals(True)
         self.slider.setValue(round(fraction * SPLIT_STEPS))
         self.slider.blockSignals(False)

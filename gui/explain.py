@@ -65,6 +65,9 @@ class Explanation:
     window: int
     di: float
     heat: np.ndarray[Any, Any]
+    overlay: np.ndarray[Any, Any]
+    """The map alone at the output's size as RGBA uint8: heat colours, transparent where the map is 0 and opaque
+    from its middle up, so it reads over any picture at any zoom (the app draws it over both sides)."""
     model: str
     seconds: float
     exact: bool
@@ -132,7 +135,21 @@ def explain(
         cancel=cancel,
     )
     heat = attribution.render_heatmap(pixels, result.map, size=(out_height, out_width))
-    return Explanation(corner, request.window, result.di, heat, weights.model_label(spec), result.seconds, result.exact)
+    overlay = map_overlay(result.map, scale)
+    return Explanation(
+        corner, request.window, result.di, heat, overlay, weights.model_label(spec), result.seconds, result.exact
+    )
+
+
+def map_overlay(amap: np.ndarray[Any, Any], scale: int) -> np.ndarray[Any, Any]:
+    """``amap`` (values in [0, 1]) enlarged ``scale`` times in square blocks as an RGBA heat layer: the LAM colours,
+    alpha rising from 0 at 0 to opaque at 0.5, so the parts the model did not use leave the picture untouched."""
+    from hat_plugin import attribution
+
+    values = np.clip(np.nan_to_num(np.asarray(amap, dtype=np.float64), nan=0.0), 0.0, 1.0)
+    big = np.repeat(np.repeat(values, scale, axis=0), scale, axis=1)
+    alpha = np.round(np.clip(2.0 * big, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.dstack([attribution.colorize(big), alpha])
 
 
 def heatmap_name(output: Path, explanation: Explanation) -> str:

@@ -3,12 +3,38 @@ map is computed, the Diffusion Index of the map shown, and Save map."""
 
 from __future__ import annotations
 
-from PyQt6.QtCore import pyqtSignal
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox, QWidget
+import numpy as np
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtGui import QPixmap
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.explain import map_overlay
+from gui.qimage import array_to_qimage
 
 __all__ = ["ExplainBar"]
 
 HINT = "Click a point of the output: the input pixels the model used for the window there are shown in heat colours."
+FULL_STEPS, QUICK_STEPS = 50, 10
+"""LAM's default blur-path steps, and Quick's (docs/attribution.md measures what Quick changes in the DI)."""
+
+
+def legend_pixmap(width: int = 96, height: int = 12) -> QPixmap:
+    """The heat layer's colour scale from "not used" (0, transparent) to "used most" (1), over white."""
+    layer = map_overlay(np.tile(np.linspace(0.0, 1.0, width), (height, 1)), 1).astype(np.float64)
+    alpha = layer[..., 3:] / 255.0
+    shown = np.round(layer[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return QPixmap.fromImage(array_to_qimage(np.ascontiguousarray(shown)))
 
 
 class ExplainBar(QWidget):
@@ -27,27 +53,57 @@ class ExplainBar(QWidget):
         self.window_size.setToolTip("Side of the output window explained (LAM's default: 16)")
         self.steps = QSpinBox()
         self.steps.setRange(1, 500)
-        self.steps.setValue(50)
+        self.steps.setValue(FULL_STEPS)
         self.steps.setToolTip("Blur-path steps (LAM's default: 50; fewer are quicker and rougher)")
+        self.quick = QCheckBox("Quick")
+        self.quick.setToolTip(
+            f"{QUICK_STEPS} steps instead of {FULL_STEPS}: several times quicker; the map keeps its shape and the "
+            "DI moves a little (measured in docs/attribution.md)"
+        )
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(200)
         self.progress.setTextVisible(True)
+        widest = self.progress.fontMetrics().horizontalAdvance("step 500 of 500")
+        self.progress.setMinimumWidth(widest + 48)  # the text fits beside the style's chunk margins
+        self.legend = QLabel()
+        self.legend.setPixmap(legend_pixmap())
+        self.legend.setToolTip("Heat colours: how much the model used each input pixel (none: no colour)")
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(80)
+        self.opacity.setMaximumWidth(90)
+        self.opacity.setToolTip("How strongly the heat map covers the picture")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop computing this map")
         self.status = QLabel(HINT)
         self.status.setWordWrap(True)
         self.save_button = QPushButton("Save map…")
         self.save_button.setToolTip("Save the heat map over the input as a PNG image")
-        row = QHBoxLayout(self)
-        row.setContentsMargins(4, 0, 4, 0)
-        row.addWidget(QLabel("Window"))
-        row.addWidget(self.window_size)
-        row.addWidget(QLabel("Steps"))
-        row.addWidget(self.steps)
-        row.addWidget(self.progress)
-        row.addWidget(self.cancel_button)
-        row.addWidget(self.status, 1)
-        row.addWidget(self.save_button)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status.setMinimumWidth(120)
+        settings = QHBoxLayout()
+        parts: tuple[QWidget, ...] = (QLabel("Window"), self.window_size, QLabel("Steps"), self.steps, self.quick)
+        for part in parts:
+            settings.addWidget(part)
+        settings.addStretch(1)
+        settings.addWidget(self.save_button)
+        work = QHBoxLayout()
+        work.addWidget(self.progress)
+        work.addWidget(self.cancel_button)
+        work.addWidget(self.status, 1)
+        self.map_tools = QWidget()
+        """The colour scale and the opacity: shown while a map is."""
+        tools = QHBoxLayout(self.map_tools)
+        tools.setContentsMargins(0, 0, 0, 0)
+        for part in (QLabel("less"), self.legend, QLabel("more"), QLabel("   opacity"), self.opacity):
+            tools.addWidget(part)
+        tools.addStretch(1)
+        rows = QVBoxLayout(self)
+        rows.setContentsMargins(4, 0, 4, 0)
+        rows.setSpacing(2)
+        rows.addLayout(settings)
+        rows.addLayout(work)
+        rows.addWidget(self.map_tools)
+        self.quick.toggled.connect(lambda on: self.steps.setValue(QUICK_STEPS if on else FULL_STEPS))
         self.cancel_button.clicked.connect(self.cancel_requested.emit)
         self.save_button.clicked.connect(self.save_requested.emit)
         self.idle()
@@ -55,6 +111,7 @@ class ExplainBar(QWidget):
     def idle(self, text: str = HINT) -> None:
         """Nothing computed or shown: the hint (or ``text``)."""
         self._set_busy(False)
+        self.map_tools.hide()
         self.save_button.setEnabled(False)
         self.status.setText(text)
 
@@ -77,6 +134,7 @@ class ExplainBar(QWidget):
         """A map is shown; ``text`` says what it is (the DI first)."""
         self._set_busy(False)
         self.save_button.setEnabled(True)
+        self.map_tools.show()
         self.status.setText(text)
 
     def failed(self, text: str) -> None:
@@ -93,5 +151,6 @@ class ExplainBar(QWidget):
         self.cancel_button.setVisible(busy)
         self.window_size.setEnabled(not busy)
         self.steps.setEnabled(not busy)
+        self.quick.setEnabled(not busy)
         if busy:
             self.progress.setFormat("")

@@ -37,7 +37,7 @@ from PyQt6.QtWidgets import (
 
 from gui.formatting import format_size
 from gui.message_bar import MessageBar
-from gui.models import Availability, friendly_name, model_status
+from gui.models import Availability, alternative_sentence, friendly_name, model_status, ready_alternative
 from gui.qt_helpers import standard_icon
 from gui.worker import (
     AvailabilityTask,
@@ -93,6 +93,8 @@ class ModelPicker(QWidget):
     """A model finished downloading (its name)."""
     availability_changed = pyqtSignal(object)
     """A new ``Availability`` arrived from the worker."""
+    failed = pyqtSignal()
+    """A download started here failed (its message shows here, so others can go)."""
 
     def __init__(self, pool: QThreadPool, checks: QThreadPool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -128,6 +130,8 @@ class ModelPicker(QWidget):
         self.download_bar = QProgressBar()
         self.download_bar.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
+        self.use_button = QPushButton()
+        self.use_button.setToolTip("Use a model that is on this computer instead")
         self.error = MessageBar()
 
         scale_row = QHBoxLayout()
@@ -150,7 +154,7 @@ class ModelPicker(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(scale_row)
-        for widget in (self.combo, self._file_row, self.info, self._download_row, self.error):
+        for widget in (self.combo, self._file_row, self.info, self._download_row, self.use_button, self.error):
             layout.addWidget(widget)
 
         self.scale.activated.connect(self._on_scale)
@@ -159,6 +163,7 @@ class ModelPicker(QWidget):
         self.browse.clicked.connect(self._browse)
         self.download_button.clicked.connect(self.start_download)
         self.cancel_button.clicked.connect(self.cancel_download)
+        self.use_button.clicked.connect(self.use_alternative)
         self.reload()
         self.check_availability()
 
@@ -315,6 +320,19 @@ class ModelPicker(QWidget):
             return None
         return self.availability.defaults.get(scale)
 
+    def alternative_to(self, name: str) -> ModelEntry | None:
+        """A ready model to offer instead of ``name`` when it cannot be had (``models.ready_alternative``)."""
+        entry = self._entries.get(name)
+        scale = entry.scale if entry is not None else self.current_scale
+        return ready_alternative(self.availability, self._entries.values(), scale, name)
+
+    def use_alternative(self) -> None:
+        """Show the ready model offered instead of the one shown (as if the user picked it)."""
+        alternative = self.alternative_to(self.shown_model)
+        if alternative is not None:
+            self.error.dismiss()
+            self.select_model(alternative.name)
+
     def set_choice(self, model: str, weights_file: str, use_weights_file: bool, scale: int = 0) -> None:
         """Show a saved choice without emitting ``changed``: a model by name, the weights file, or (``model`` "")
         the engine's default for ``scale`` (0: the engine's default scale)."""
@@ -428,7 +446,14 @@ class ModelPicker(QWidget):
             self.downloaded.emit(event.name)
             self.check_availability()
         elif isinstance(event, DownloadFailed):
-            self.error.show_message(event.reason, "error", [("Retry", self.start_download)], event.details)
+            reason, actions = event.reason, [("Retry", self.start_download)]
+            alternative = self.alternative_to(event.name)
+            entry = self._entries.get(event.name)
+            if alternative is not None and entry is not None:
+                reason += " " + alternative_sentence(alternative, entry.scale)
+                actions.insert(0, (f"Use {friendly_name(alternative, size=False)}", self.use_alternative))
+            self.error.show_message(reason, "error", actions, event.details)
+            self.failed.emit()
         elif isinstance(event, DownloadCancelled):
             self.error.show_message("Download cancelled.", "info", [("Retry", self.start_download)])
         self._update()
@@ -470,6 +495,10 @@ class ModelPicker(QWidget):
         self.cancel_button.setVisible(busy)
         self.cancel_button.setEnabled(busy)
         self.download_button.setVisible(not busy)
+        alternative = self.alternative_to(entry.name) if missing and entry is not None else None
+        self.use_button.setVisible(alternative is not None and not busy)
+        if alternative is not None:
+            self.use_button.setText(f"Use {friendly_name(alternative, size=False)}")
         self.download_button.setEnabled(missing and not offline and not self._locked)
         if entry is not None:
             self.download_button.setText(f"Download ({format_size(entry.size)})")
@@ -495,5 +524,7 @@ class ModelPicker(QWidget):
             "checking": "Checking whether it is on this computer…",
         }.get(status, f"Not downloaded yet ({format_size(entry.size)}): it is fetched when a run starts.")
         if status == "not downloaded" and offline:
-            where = "Not downloaded, and offline mode is on: pick a model that is ready to use."
+            alternative = self.alternative_to(entry.name)
+            instead = alternative_sentence(alternative, entry.scale) if alternative else "pick a model that is ready."
+            where = f"Not downloaded, and offline mode is on: {instead}"
         return f"{entry.description.rstrip('.')}. {where}"

@@ -7,6 +7,7 @@ The default-model policy is the engine's (``weights.default_model``); this modul
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gui.formatting import format_size
@@ -16,9 +17,11 @@ from hat_plugin.weights import ModelEntry
 
 __all__ = [
     "Availability",
+    "alternative_sentence",
     "check_availability",
     "friendly_name",
     "model_status",
+    "ready_alternative",
     "unavailable_sentence",
 ]
 
@@ -103,3 +106,28 @@ def unavailable_sentence(entry: ModelEntry, exc: BaseException, offline: bool) -
 def _no_connection(line: str) -> bool:
     """Whether one "tried" line of a ``DownloadError`` says the server could not be reached at all."""
     return "cannot connect" in line or "timed out" in line
+
+
+def ready_alternative(
+    availability: Availability | None, entries: Iterable[ModelEntry], scale: int, unavailable: str
+) -> ModelEntry | None:
+    """What works without the network instead of ``unavailable`` (a model of ``scale``): the engine's default for
+    ``scale`` when it is ready, else the ready bundled model of the nearest scale (the larger on a tie); None while
+    the check has not answered or when nothing is ready."""
+    if availability is None:
+        return None
+    listed = {entry.name: entry for entry in entries if entry.name != unavailable}
+    default = availability.defaults.get(scale)
+    if default is not None and default[0] in listed and availability.is_ready(default[0]):
+        return listed[default[0]]
+    bundled = [entry for entry in listed.values() if entry.bundled and availability.is_ready(entry.name)]
+    return min(bundled, key=lambda entry: (abs(entry.scale - scale), -entry.scale), default=None)
+
+
+def alternative_sentence(alternative: ModelEntry, scale: int) -> str:
+    """What using ``alternative`` instead of a model of ``scale`` gives, e.g. "HAT-tiny ×4 works offline and gives
+    ×4 instead of ×3."."""
+    name = friendly_name(alternative, size=False)
+    if alternative.scale == scale:
+        return f"{name} works offline."
+    return f"{name} works offline and gives ×{alternative.scale} instead of ×{scale}."

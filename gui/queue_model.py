@@ -19,7 +19,7 @@ from hat_plugin import batch, images
 from hat_plugin.files import NOT_REGULAR
 from hat_plugin.video.names import is_video_name
 
-__all__ = ["AddResult", "ItemState", "JobQueue", "QueueItem", "distinct_names", "is_media_name"]
+__all__ = ["AddResult", "ItemState", "JobQueue", "QueueItem", "describe_items", "distinct_names", "is_media_name"]
 
 
 def is_media_name(path: str | os.PathLike[str]) -> bool:
@@ -75,6 +75,8 @@ class QueueItem:
     model: Path | None = None
     """The weights file that made ``output`` (None when not known: no output, or a queue saved by an older
     version)."""
+    retry: bool = True
+    """Whether Retry is offered when it failed (False when the input itself cannot be upscaled)."""
 
     @property
     def is_video(self) -> bool:
@@ -90,6 +92,15 @@ class QueueItem:
     def subfolder(self) -> Path:
         """The folder of ``source`` below the added folder (``Path()`` for a file added by itself)."""
         return self.source.parent.relative_to(self.root) if self.root is not None else Path()
+
+
+def describe_items(items: Iterable[QueueItem]) -> str:
+    """``3 images``, ``1 video``, ``2 images and 1 video``."""
+    kinds = [item.is_video for item in items]
+    videos = sum(kinds)
+    parts = [(len(kinds) - videos, "image"), (videos, "video")]
+    shown = [f"{n} {word}{'s' if n != 1 else ''}" for n, word in parts if n]
+    return " and ".join(shown) or "nothing"
 
 
 @dataclass

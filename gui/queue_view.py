@@ -45,7 +45,7 @@ _ICONS = {
     ItemState.DONE: QStyle.StandardPixmap.SP_DialogApplyButton,
     ItemState.SKIPPED: QStyle.StandardPixmap.SP_MediaSkipForward,
     ItemState.FAILED: QStyle.StandardPixmap.SP_MessageBoxCritical,
-    ItemState.CANCELLED: QStyle.StandardPixmap.SP_BrowserStop,
+    ItemState.CANCELLED: QStyle.StandardPixmap.SP_MediaPause,  # not the failed mark: Start continues it
 }
 
 

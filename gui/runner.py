@@ -24,10 +24,12 @@ from gui.wording import worded
 from hat_plugin import images, weights
 from hat_plugin.errors import (
     Cancelled,
+    DamagedVideoError,
     DownloadError,
     HATError,
     ImageError,
     ModelNotFoundError,
+    VideoError,
     is_out_of_memory,
     out_of_memory_message,
 )
@@ -197,8 +199,8 @@ def _finisher(job: Job, emit: Emit) -> Callable[..., None]:
     """``finish(state, message, output=None)``: the item's last event, with the time since this call."""
     started = time.monotonic()
 
-    def finish(state: ItemState, message: str, output: Path | None = None) -> None:
-        emit(ItemFinished(job.item_id, state, message, output, time.monotonic() - started))
+    def finish(state: ItemState, message: str, output: Path | None = None, retry: bool = True) -> None:
+        emit(ItemFinished(job.item_id, state, message, output, time.monotonic() - started, retry))
 
     return finish
 
@@ -234,6 +236,7 @@ def _process(
             image = images.read_image(job.source)
             emit(ItemUpdate(job.item_id, ItemState.RUNNING, "working on the first tile"))
             pixels = upscaler.upscale(image.pixels, progress=report, cancel=cancel)
+            raise_if_cancelled(cancel, "writing")  # cancel after the last tile: discard, as within a tile
             images.write_image(
                 target,
                 replace(image, pixels=pixels),
@@ -268,8 +271,10 @@ def _process_video(
         return
     video: VideoJob | None = None
     note = ""
+    reached = [0, 0]
 
     def frames(done: int, total: int) -> None:
+        reached[:] = done, total
         joining = "joining the chunks" if total and done >= total else note
         emit(ItemUpdate(job.item_id, ItemState.RUNNING, joining, done, total))
 
@@ -281,6 +286,8 @@ def _process_video(
                 weights_path,
                 encoder=config.encoder,
                 chunk_frames=config.chunk_frames,
+                deinterlace=config.deinterlace,
+                on_damage=config.on_damage,
                 upscaler=upscaler,
                 overwrite=config.output.overwrite,
                 notify=lambda message: None,  # the item shows the progress and the outcome
@@ -294,13 +301,22 @@ def _process_video(
         kept = video.plan if video is not None else None
         if kept is not None and kept.done:
             message = f"Cancelled; {len(kept.done)} of {len(kept.chunks)} chunks are kept: Start continues from them."
+        elif reached[0]:
+            message = (
+                f"Cancelled after {reached[0]} of {reached[1]} frames, before the first chunk of "
+                f"{config.chunk_frames} frames was finished, so nothing is kept (shorter chunks keep more)."
+            )
         else:
             message = "Cancelled; no output was written."
         finish(ItemState.CANCELLED, message)
     except Exception as exc:
         if not isinstance(exc, HATError | OSError | MemoryError) and not is_out_of_memory(exc):
             traceback.print_exc()
-        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.engine.tile))
+        message = describe_error(exc, upscaler.device, config.engine.tile)
+        # the file itself cannot be upscaled (not a video, a format the path cannot carry): Retry cannot help;
+        # damaged data stopped by the Damaged data setting can go on with the other choice
+        retry = not isinstance(exc, VideoError) or isinstance(exc, DamagedVideoError)
+        finish(ItemState.FAILED, message.removeprefix(f"{job.source}: "), retry=retry)  # the queue names the file
     else:
         reused = [f"{result.reused} of {result.chunks} chunks reused"] if result.reused else []
         finish(ItemState.DONE, "; ".join([*reused, *notes]), target)

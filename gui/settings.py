@@ -47,6 +47,10 @@ class Settings:
     """Encoder speed preset (ProRes: the profile); "" for the codec's default."""
     video_chunk: int = 240
     """Frames per resumable chunk of a video: a cancelled video continues from its last finished chunk."""
+    video_deinterlace: str = "auto"
+    """Deinterlacing of interlaced videos: ``auto``, ``off``, ``bwdif`` or ``yadif`` (the engine's ``deinterlace``)."""
+    video_on_damage: str = "conceal"
+    """Damaged or truncated video data: ``conceal`` (warn, as a player) or ``stop`` (the engine's ``on_damage``)."""
 
     @property
     def model_source(self) -> str:

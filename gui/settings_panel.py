@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from PyQt6.QtCore import Qt, QThreadPool, pyqtSignal
+from PyQt6.QtGui import QPaintEvent
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -16,6 +17,9 @@ from PyQt6.QtWidgets import (
     QLabel,
     QLineEdit,
     QSpinBox,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -28,7 +32,7 @@ from hat_plugin import images
 from hat_plugin.video import CODECS
 
 PRECISIONS = (
-    ("auto", "auto (fp16 on CUDA; on a CPU, measured once)"),
+    ("auto", "auto (fp16 on CUDA)"),
     ("fp32", "fp32"),
     ("fp16", "fp16"),
     ("bf16", "bf16"),
@@ -38,8 +42,34 @@ LOSSY = {"jpeg", "webp", "same"}
 CODEC_CHOICES = tuple((spec.name, spec.description.split(":")[0]) for spec in CODECS.values())
 
 
+class ElidingComboBox(QComboBox):
+    """A combo box that shows its current text cut with "…" where its box is too narrow (the list shows it all),
+    instead of clipping it mid-word."""
+
+    def shown_text(self) -> str:
+        """The current text as drawn: whole, or elided to the width of the box's text field."""
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        style = self.style()
+        if style is None:
+            return self.currentText()
+        field = style.subControlRect(
+            QStyle.ComplexControl.CC_ComboBox, option, QStyle.SubControl.SC_ComboBoxEditField, self
+        )
+        room = field.width() - (self.iconSize().width() + 4 if not option.currentIcon.isNull() else 0)
+        return self.fontMetrics().elidedText(self.currentText(), Qt.TextElideMode.ElideRight, max(room, 0))
+
+    def paintEvent(self, event: QPaintEvent | None) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        option.currentText = self.shown_text()
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+
 def _combo(choices: Iterable[tuple[str, str]]) -> QComboBox:
-    combo = QComboBox()
+    combo = ElidingComboBox()
     combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.setMinimumContentsLength(8)
     for value, label in choices:
@@ -64,7 +94,10 @@ class SettingsPanel(QWidget):
         self.device = _combo([("auto", f"auto ({found[0]})"), *((name, name) for name in found)])
         self.device.setToolTip("auto picks CUDA, then Apple MPS, then the CPU.")
         self.precision = _combo(PRECISIONS)
-        self.precision.setToolTip("fp16/bf16 halve memory on GPUs; the CPU runs fp32.")
+        self.precision.setToolTip(
+            "auto: fp16 on CUDA; on a CPU the fastest that keeps the quality, measured once. fp16/bf16 halve memory "
+            "on GPUs."
+        )
         self.tile = QSpinBox()
         self.tile.setRange(0, 4096)
         self.tile.setSingleStep(16)
@@ -74,6 +107,8 @@ class SettingsPanel(QWidget):
         self.output_dir = QLineEdit()
         self.output_dir.setPlaceholderText("beside each input")
         self.output_dir.setClearButtonEnabled(True)
+        placeholder = self.output_dir.fontMetrics().horizontalAdvance(self.output_dir.placeholderText())
+        self.output_dir.setMinimumWidth(placeholder + 40)  # the hint is never cut
         self.browse_output = QToolButton()
         self.browse_output.setText("…")
         self.browse_output.setToolTip("Choose the output folder")
@@ -99,6 +134,15 @@ class SettingsPanel(QWidget):
         self.chunk.setSuffix(" frames")
         self.chunk.setToolTip(
             "Frames per chunk. A cancelled video keeps its finished chunks; Start continues from them."
+        )
+
+        self.deinterlace = _combo(
+            (("auto", "when interlaced"), ("off", "off"), ("bwdif", "always (bwdif)"), ("yadif", "always (yadif)"))
+        )
+        self.deinterlace.setToolTip("Deinterlace with FFmpeg's bwdif or yadif before upscaling (DVD, broadcast).")
+        self.on_damage = _combo((("conceal", "conceal and warn"), ("stop", "stop")))
+        self.on_damage.setToolTip(
+            "Damaged or truncated data: use the decoder's concealed pictures and list them, as a player does, or stop."
         )
 
         output_row = QHBoxLayout()
@@ -131,6 +175,8 @@ class SettingsPanel(QWidget):
         self.preset_label = QLabel("Preset")
         video_form.addRow(self.preset_label, self.preset)
         video_form.addRow("Chunks of", self.chunk)
+        video_form.addRow("Deinterlace", self.deinterlace)
+        video_form.addRow("Damaged data", self.on_damage)
         self.video_box.hide()
         layout = QVBoxLayout(self)
         for box in (model_box, engine_box, output_box, self.video_box):
@@ -139,7 +185,8 @@ class SettingsPanel(QWidget):
 
         self.models.changed.connect(self.changed)
         self.codec.currentIndexChanged.connect(self._codec_changed)
-        for combo in (self.device, self.precision, self.format, self.existing, self.codec, self.preset):
+        combos = (self.device, self.precision, self.format, self.existing, self.codec, self.preset)
+        for combo in (*combos, self.deinterlace, self.on_damage):
             combo.currentIndexChanged.connect(self.changed)
         for spin in (self.tile, self.quality, self.crf, self.chunk):
             spin.valueChanged.connect(self.changed)
@@ -170,6 +217,8 @@ class SettingsPanel(QWidget):
             video_crf=self.crf.value() if self.crf.isEnabled() and self.crf.value() >= self.crf.minimum() + 1 else -1,
             video_preset=self.preset.currentData() or "",
             video_chunk=self.chunk.value(),
+            video_deinterlace=self.deinterlace.currentData(),
+            video_on_damage=self.on_damage.currentData(),
         )
 
     def set_settings(self, settings: Settings) -> None:
@@ -188,6 +237,8 @@ class SettingsPanel(QWidget):
         _select(self.codec, settings.video_codec)
         self._codec_changed(crf=settings.video_crf, preset=settings.video_preset)
         self.chunk.setValue(settings.video_chunk)
+        _select(self.deinterlace, settings.video_deinterlace)
+        _select(self.on_damage, settings.video_on_damage)
         self.blockSignals(False)
         self._update_quality()
 

@@ -12,7 +12,7 @@ from gui.qimage import array_to_qimage
 from hat_plugin import images
 from hat_plugin.errors import HATError
 from hat_plugin.files import is_regular_file
-from hat_plugin.video import FrameReader, is_video_name
+from hat_plugin.video import is_video_name, read_poster
 
 __all__ = ["ThumbnailCache", "make_thumbnail", "poster_frame"]
 
@@ -49,8 +49,7 @@ def make_thumbnail(path: Path, size: QSize) -> QImage:
 def _video_thumbnail(path: Path, size: QSize) -> QImage:
     """The poster frame of a video, scaled to fit ``size`` (a null image when it cannot be read)."""
     try:
-        with FrameReader(path) as video:
-            image = array_to_qimage(video.read(poster_frame(video.frames)))
+        image = array_to_qimage(read_poster(path))
     except (HATError, ValueError, MemoryError):
         return QImage()
     return image.scaled(size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)

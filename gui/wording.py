@@ -18,6 +18,8 @@ LABELS = {
     "crf": "Quality",
     "preset": "Preset",
     "chunk_frames": "Chunks of",
+    "deinterlace": "Deinterlace",
+    "on_damage": "Damaged data",
     "model": "Model",
     "weights": "Model",
 }

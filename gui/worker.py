@@ -27,6 +27,7 @@ from gui.models import check_availability, unavailable_sentence
 from gui.qimage import array_to_qimage
 from gui.runner import EngineCache, Throttle, describe_error, run_batch
 from gui.thumbnails import make_thumbnail, poster_frame
+from gui.video_estimate import VideoEstimate, estimate_video, preview_video
 from gui.video_frames import FramePair
 from gui.wording import worded
 from hat_plugin import weights
@@ -41,6 +42,7 @@ __all__ = [
     "Downloaded",
     "ExplainFailed",
     "ExplainProgress",
+    "EstimateFailed",
     "ExplainTask",
     "Explained",
     "FrameTask",
@@ -48,6 +50,9 @@ __all__ = [
     "Thumbnail",
     "ThumbnailTask",
     "UpscaleTask",
+    "PreviewDone",
+    "PreviewTask",
+    "VideoEstimateTask",
     "VideoFrame",
     "Worker",
     "WorkerSignals",
@@ -251,7 +256,7 @@ class ExplainProgress:
 
 @dataclass(frozen=True)
 class Explained:
-    """The map is ready: the explanation and its heat map as a picture to show."""
+    """The map is ready: the explanation and its heat layer (RGBA) as a picture to show over the comparison."""
 
     explanation: Explanation
     heat: QImage
@@ -285,7 +290,7 @@ class ExplainTask(Worker):
         except (HATError, OSError, ValueError, MemoryError) as exc:
             emit(ExplainFailed(f"Cannot explain: {describe_error(exc)}"))
             return
-        emit(Explained(done, array_to_qimage(done.heat)))
+        emit(Explained(done, array_to_qimage(done.overlay)))
 
 
 _ABANDONED: list[tuple[QThreadPool, list[Worker]]] = []
@@ -309,3 +314,57 @@ def wait_or_abandon(pool: QThreadPool, tasks: Iterable[Worker | None], timeout_m
 def has_abandoned() -> bool:
     """True when work left behind at a close is still running (the process should then exit without waiting)."""
     return any(pool.activeThreadCount() > 0 for pool, _tasks in _ABANDONED)
+
+
+@dataclass(frozen=True)
+class EstimateFailed:
+    """No estimate: the one-line reason."""
+
+    source: Path
+    message: str
+
+
+class VideoEstimateTask(Worker):
+    """Times a few frames of a queued video with the run's settings (``video_estimate.estimate_video``); runs on
+    the work pool, so it shares the loaded model and never competes with a run."""
+
+    def __init__(self, source: Path, config: RunConfig, engines: EngineCache) -> None:
+        super().__init__()
+        self.source, self.config, self.engines = source, config, engines
+
+    def work(self, emit: Callable[[object], None], cancel: threading.Event) -> None:
+        try:
+            estimate: VideoEstimate = estimate_video(self.source, self.config, self.engines, cancel)
+        except Cancelled:
+            return
+        except (HATError, OSError) as exc:
+            emit(EstimateFailed(self.source, describe_error(exc)))
+        else:
+            emit(estimate)
+
+
+@dataclass(frozen=True)
+class PreviewDone:
+    """The preview of a video's first seconds is written."""
+
+    source: Path
+    output: Path
+
+
+class PreviewTask(Worker):
+    """Upscales the first seconds of a queued video with the run's settings (``video_estimate.preview_video``) on
+    the work pool; failures come as ``EstimateFailed``."""
+
+    def __init__(self, source: Path, config: RunConfig, engines: EngineCache) -> None:
+        super().__init__()
+        self.source, self.config, self.engines = source, config, engines
+
+    def work(self, emit: Callable[[object], None], cancel: threading.Event) -> None:
+        try:
+            output = preview_video(self.source, self.config, self.engines, cancel=cancel)
+        except Cancelled:
+            return
+        except (HATError, OSError) as exc:
+            emit(EstimateFailed(self.source, describe_error(exc)))
+        else:
+            emit(PreviewDone(self.source, output))

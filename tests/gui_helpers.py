@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import QMimeData, QPoint, QRectF, QRunnable, QSettings, Qt, QThreadPool, QUrl
+from PyQt6.QtCore import QMimeData, QPoint, QRectF, QRunnable, QSettings, Qt, QThreadPool, QTimer, QUrl
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QImage
-from PyQt6.QtWidgets import QApplication, QStyle, QStyleOptionComboBox
+from PyQt6.QtWidgets import QApplication, QMessageBox, QStyle, QStyleOptionComboBox
 
 from gui.main_window import MainWindow
 from gui.queue_model import ItemState
@@ -139,10 +139,10 @@ def click_output(qtbot, window: MainWindow, x: int, y: int) -> None:
 def cancel_during_run(qtbot, win: MainWindow, when: Callable[[object], bool]) -> None:
     """Start a run and cancel it as the Cancel button does, but only once ``when(event)`` holds for an event of
     the worker (checked on the worker thread, so the work stops right there); returns when the run has ended."""
-    blocker = Blocker(win.pool)
+    blocker = Blocker(win.runs.pool)
     if not win.start():
         raise AssertionError(f"the run did not start: {win.message_bar.text.text()}")
-    task = win.task
+    task = win.runs.task
     assert task is not None
 
     def on_event(event: object) -> None:
@@ -154,3 +154,17 @@ def cancel_during_run(qtbot, win: MainWindow, when: Callable[[object], bool]) ->
         win.cancel()  # what the Cancel button does, so the run is known as cancelled
         task._cancel.clear()  # ...but let the work go on until ``when``
         blocker.released.set()
+
+
+def answer_question(button_text: str, seen: list[str]) -> None:
+    """Click ``button_text`` in the modal question box as soon as it shows, recording its text."""
+
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, click)
+            return
+        seen.append(box.text())
+        next(b for b in box.buttons() if b.text() == button_text).click()
+
+    QTimer.singleShot(20, click)

@@ -11,7 +11,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 import pytest
 from PyQt6.QtCore import QPoint, QPointF, Qt
-from PyQt6.QtGui import QWheelEvent
+from PyQt6.QtGui import QImage, QWheelEvent
 from PyQt6.QtWidgets import QApplication
 
 from gui.compare_view import ComparePanel
@@ -161,8 +161,9 @@ def test_split_follows_the_handle_and_the_slider(qtbot, compare, pair):
     qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=handle)
     qtbot.mouseMove(canvas, QPoint(canvas.width() // 4, canvas.height() // 2))
     qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(canvas.width() // 4, canvas.height() // 2))
-    assert canvas.split == pytest.approx(0.25, abs=0.01)
-    assert compare.slider.value() == pytest.approx(250, abs=10)
+    quarter = canvas.fraction_at(canvas.width() // 4)
+    assert canvas.split == pytest.approx(quarter, abs=0.01) and canvas.split_x() == pytest.approx(canvas.width() // 4)
+    assert compare.slider.value() == pytest.approx(1000 * quarter, abs=10)
     compare.slider.setValue(600)
     assert canvas.split == pytest.approx(0.6)
     canvas.zoom_to(8.0, canvas.rect().center().toPointF())
@@ -233,17 +234,77 @@ def test_compare_is_docked_steps_through_results_and_closes_with_escape(qtbot, t
     )
     assert window.compare.canvas.isVisible() and window.compare.canvas.window() is window
     ids = [item.id for item in window.queue.items]
-    assert window.compare_item == ids[0] and not window.compare.previous_action.isEnabled()
+    assert window.comparison.item == ids[0] and not window.compare.previous_action.isEnabled()
     qtbot.keyClick(window.compare.canvas, Qt.Key.Key_PageDown)
-    assert window.compare_item == ids[2], "next skips the failed item"
+    assert window.comparison.item == ids[2], "next skips the failed item"
     assert "b.png" in window.compare.title.text()
     window.compare.next_action.trigger()
-    assert window.compare_item == ids[3] and not window.compare.next_action.isEnabled()
+    assert window.comparison.item == ids[3] and not window.compare.next_action.isEnabled()
     window.compare.previous_action.trigger()
-    assert window.compare_item == ids[2]
+    assert window.comparison.item == ids[2]
     dock.setFloating(True)
     assert dock.isWindow(), "it can also be its own window"
     dock.setFloating(False)
     window.compare.canvas.setFocus()
     qtbot.keyClick(window.compare.canvas, Qt.Key.Key_Escape)
-    assert not dock.isVisible() and window.compare_item is None
+    assert not dock.isVisible() and window.comparison.item is None
+
+
+def test_the_split_is_a_place_in_each_picture_and_labels_follow_the_sides(qtbot, tmp_path):
+    """Each result keeps its own split as a fraction of its picture (the middle at first), also when the window is
+    maximised or the view zoomed; a side's label shows only while that side does."""
+    from gui_helpers import make_window, run, use_golden, write_png
+
+    window = make_window(qtbot, tmp_path)
+    for seed, name in enumerate(("a", "b")):
+        write_png(tmp_path / f"{name}.png", seed=seed)
+    use_golden(window, tmp_path / "out")
+    window.add_paths([tmp_path / "a.png", tmp_path / "b.png"])
+    run(qtbot, window)
+    first, second = (item.id for item in window.queue.items)
+    assert window.comparison.open(first)
+    canvas = window.compare.canvas
+    middle = canvas.image_rect().center().x()
+    assert canvas.split == 0.5 and canvas.split_x() == pytest.approx(middle)
+    press, to = (
+        QPoint(round(canvas.split_x()), canvas.height() // 2),
+        canvas.image_rect().left() + 0.3 * canvas.image_rect().width(),
+    )
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=press)
+    qtbot.mouseMove(canvas, QPoint(round(to), canvas.height() // 2))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(round(to), canvas.height() // 2))
+    assert canvas.split == pytest.approx(0.3, abs=0.02)
+    window.compare.next_action.trigger()
+    assert window.comparison.item == second and canvas.split == 0.5, "the next picture starts in its middle"
+    window.showMaximized()
+    qtbot.waitUntil(lambda: canvas.image_rect().center().x() == pytest.approx(canvas.split_x(), abs=1))
+    window.compare.previous_action.trigger()
+    assert canvas.split == pytest.approx(0.3, abs=0.02), "the first picture keeps its own split"
+    rect = canvas.image_rect()
+    assert canvas.split_x() == pytest.approx(rect.left() + canvas.split * rect.width())
+    canvas.zoom_to(canvas.zoom * 3, QPointF(canvas.split_x(), canvas.height() / 2))
+    rect = canvas.image_rect()
+    assert canvas.split_x() == pytest.approx(rect.left() + canvas.split * rect.width()), "zoom keeps the place"
+
+    def label_shown(left: bool) -> bool:
+        """White label text inside the dark box at that side's top corner."""
+        picture = canvas.grab().toImage()
+        rect = canvas.image_rect()
+        xs = (
+            range(round(rect.left()) + 10, round(rect.left()) + 60)
+            if left
+            else range(round(rect.right()) - 40, round(rect.right()) - 10)
+        )
+        colours = [picture.pixelColor(x, y) for x in xs for y in range(10, 26)]
+        return sum(min(c.red(), c.green(), c.blue()) > 200 for c in colours) > 5
+
+    plain = []  # dark pictures, so only a label puts white in a corner
+    for colour in (Qt.GlobalColor.darkBlue, Qt.GlobalColor.darkGreen):
+        picture = QImage(canvas.after.size(), QImage.Format.Format_RGB888)
+        picture.fill(colour)
+        plain.append(picture)
+    canvas.set_images(*plain)
+    canvas.set_split(1.0)  # all input: no "After" label over it
+    assert label_shown(left=True) and not label_shown(left=False)
+    canvas.set_split(0.0)
+    assert label_shown(left=False) and not label_shown(left=True)

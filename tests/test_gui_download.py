@@ -9,10 +9,11 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import io
+import json
 
 import pytest
 import torch
-from gui_helpers import GOLDEN, RUN_TIMEOUT_MS, bar_text, make_window, run, states, write_png
+from gui_helpers import GOLDEN, ROOT, RUN_TIMEOUT_MS, bar_text, make_window, run, states, write_png
 from PyQt6.QtCore import Qt
 from safetensors.torch import load_file
 
@@ -201,3 +202,33 @@ def test_offline_mode_never_downloads_and_says_so(qtbot, served, window, tmp_pat
     assert bar_text(window) == "HAT-S ×4 tiny is not downloaded and offline mode is on (HAT_PLUGIN_OFFLINE)."
     assert "HAT_PLUGIN_OFFLINE" in window.message_bar.details.toPlainText()
     assert served.server.all_hits == []
+
+
+def test_a_download_that_cannot_connect_offers_the_bundled_model_once(qtbot, wenv, window, tmp_path):
+    """The Download button with no network: one message, in the model box, offering the bundled model of the
+    nearest scale and saying what it gives; Start afterwards shows its own message instead, not a second one."""
+    bundled = json.loads((ROOT / "hat_plugin" / "weights_manifest.json").read_text())["models"]
+    wenv.put(next(entry for entry in bundled if entry["name"] == "hat-tiny-x4"))
+    entry = wenv.add_model("far-x3", PTH, ["http://127.0.0.1:9/far-x3.pth"])  # nothing listens on port 9
+    wenv.put({**entry, "scale": 3})
+    picker = window.panel.models
+    picker.reload()
+    picker.check_availability()
+    qtbot.waitUntil(lambda: not picker.checking and "far-x3" in picker.availability.ready)
+    window.panel.set_settings(Settings(model="far-x3", device="cpu"))
+    qtbot.mouseClick(picker.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: picker.error.isVisible() and not picker.downloading, timeout=RUN_TIMEOUT_MS)
+    offer = "HAT-tiny ×4 works offline and gives ×4 instead of ×3."
+    assert picker.error.text.text() == f"HAT-S ×3 far is not downloaded and this computer is offline. {offer}"
+    assert [b.text() for b in picker.error.buttons] == ["Use HAT-tiny ×4", "Retry"]
+    assert not window.message_bar.isVisible()
+    write_png(tmp_path / "a.png")
+    window.add_paths([tmp_path / "a.png"])
+    run(qtbot, window)
+    assert bar_text(window).endswith(offer) and not picker.error.isVisible(), "one message, never two"
+    picker.select_model("far-x3")
+    qtbot.mouseClick(picker.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: picker.error.isVisible() and not picker.downloading, timeout=RUN_TIMEOUT_MS)
+    assert not window.message_bar.isVisible(), "the new message replaces the old one"
+    picker.error.button("Use HAT-tiny ×4").click()
+    assert picker.shown_model == "hat-tiny-x4" and not picker.error.isVisible()

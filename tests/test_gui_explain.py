@@ -81,7 +81,7 @@ def compared(qtbot, tmp_path) -> MainWindow:
     use_golden(window, tmp_path / "out")
     window.add_paths([tmp_path / "in.png"])
     run(qtbot, window)
-    assert window.open_compare(window.queue.items[0].id)
+    assert window.comparison.open(window.queue.items[0].id)
     window.compare.canvas.set_split(1.0)  # all input: a click is never on the split handle
     window.compare.explain_action.trigger()
     window.compare.explain_bar.steps.setValue(4)
@@ -102,7 +102,11 @@ def test_a_click_in_explain_mode_shows_the_heat_map_and_di_and_saves_it(qtbot, c
     qtbot.waitUntil(lambda: explainer.explanation is not None, timeout=30_000)
     done = explainer.explanation
     assert done.corner == (16, 6) and done.window == 8
-    assert np.array_equal(as_array(compare.canvas.before), done.heat), "the heat map over the input is shown"
+    assert np.array_equal(as_array(compare.canvas.before), plain), "the input stays beside the output"
+    layer = rgba(compare.canvas.overlay.toImage()).astype(int)
+    assert np.array_equal(layer[..., 3], done.overlay[..., 3]), "the heat layer over both sides"
+    opaque = layer[..., 3] == 255
+    assert opaque.any() and np.abs(layer[opaque] - done.overlay[opaque]).max() <= 1
     assert compare.canvas.marker == QRectF(16, 6, 8, 8), "the explained window is outlined"
     assert compare.explain_bar.status.text().startswith(f"DI {done.di:.2f}")
     assert not compare.explain_bar.busy and compare.explain_bar.save_button.isEnabled()
@@ -114,7 +118,7 @@ def test_a_click_in_explain_mode_shows_the_heat_map_and_di_and_saves_it(qtbot, c
     assert "saved as saved.png" in compare.explain_bar.status.text()
 
     compare.explain_action.trigger()  # Explain off: the input again
-    assert np.array_equal(as_array(compare.canvas.before), plain) and compare.canvas.marker is None
+    assert compare.canvas.overlay is None and compare.canvas.marker is None
 
 
 def test_explain_uses_the_model_that_made_the_output_not_the_settings_one(qtbot, compared, tmp_path):
@@ -124,22 +128,21 @@ def test_explain_uses_the_model_that_made_the_output_not_the_settings_one(qtbot,
     assert made_with is not None and made_with.resolve() == GOLDEN.resolve()
     other = tmp_path / "other.safetensors"
     use_golden(compared, tmp_path / "out", weights_file=str(other))
-    source = compared._explain_source()
+    source = compared.comparison.explain_source()
     assert isinstance(source, ExplainSource)
     assert (source.config.model, source.config.from_file) == (str(made_with), True)
-    compared.save_queue()
+    compared.persistence.save_queue()
     again = make_window(qtbot, tmp_path, settings_store(tmp_path))
     assert again.queue.items[0].model == made_with
     again.queue.items[0].model = None
-    assert again.open_compare(again.queue.items[0].id)
-    fallback = again._explain_source()
+    assert again.comparison.open(again.queue.items[0].id)
+    fallback = again.comparison.explain_source()
     assert isinstance(fallback, ExplainSource) and fallback.config.model == again.panel.settings().model_source
 
 
 def test_cancel_stops_the_map_being_computed(qtbot, compared):
     compare, explainer = compared.compare, compared.explainer
     compare.explain_bar.steps.setValue(40)  # five passes or more (at most 8 steps a pass on a CPU)
-    plain = as_array(compare.canvas.before)
     click_output(qtbot, compared, 30, 20)
     task = explainer.task
     started, cancelled = threading.Event(), threading.Event()
@@ -160,4 +163,44 @@ def test_cancel_stops_the_map_being_computed(qtbot, compared):
     assert len(seen) == 1 and seen[0][0] < 40, "stopped after the pass under way"
     assert explainer.task is None and explainer.explanation is None
     assert compare.explain_bar.status.text() == "Explain cancelled." and not compare.explain_bar.busy
-    assert np.array_equal(as_array(compare.canvas.before), plain) and compare.canvas.marker is None
+    assert compare.canvas.overlay is None and compare.canvas.marker is None
+
+
+def rgba(image) -> np.ndarray:
+    """A picture's RGBA pixels (straight alpha)."""
+    from gui.qimage import qimage_to_array
+
+    return qimage_to_array(image)
+
+
+def test_the_map_reads_at_any_split_and_zoom_with_a_legend_and_opacity(qtbot, compared):
+    """The heat layer covers both sides, so a split at either end never hides it; its opacity is adjustable; the
+    colour scale has a legend; Quick sets fewer steps; the progress text fits its bar."""
+    compare, explainer = compared.compare, compared.explainer
+    canvas, bar = compare.canvas, compare.explain_bar
+    click_output(qtbot, compared, 20, 10)
+    qtbot.waitUntil(lambda: explainer.explanation is not None, timeout=30_000)
+    done = explainer.explanation
+    hot = np.argwhere(done.overlay[..., 3] == 255)
+    assert len(hot), "the explained window's own pixels are opaque in the layer"
+    y, x = hot[len(hot) // 2]
+    point = canvas.offset + QRectF(int(x), int(y), 1, 1).center() * canvas.zoom
+    for split in (0.0, 1.0):
+        canvas.set_split(split)
+        with_map = canvas.grab().toImage().pixelColor(point.toPoint())
+        bar.opacity.setValue(0)
+        without = canvas.grab().toImage().pixelColor(point.toPoint())
+        bar.opacity.setValue(80)
+        assert with_map != without, f"the map shows with the split at {split}"
+        assert with_map.red() > with_map.blue(), "in heat colours"
+    legend = rgba(bar.legend.pixmap().toImage())
+    row = legend[legend.shape[0] // 2, :, :3].astype(int)
+    assert tuple(row[0]) == (255, 255, 255) and row[-1, 0] > 100 and row[-1, 1] < 30, "none to most used"
+    assert bar.legend.isVisibleTo(compare)
+    bar.quick.setChecked(True)
+    assert bar.steps.value() == 10
+    bar.quick.setChecked(False)
+    assert bar.steps.value() == 50
+    bar.progressed(42, 500)
+    needed = bar.progress.fontMetrics().horizontalAdvance(bar.progress.text())
+    assert bar.progress.minimumWidth() > needed + 20, "step 42 of 500 fits"

@@ -49,7 +49,7 @@ def test_first_launch_offline_uses_the_bundled_model_and_says_why(qtbot, window,
     run(qtbot, window)
     assert states(window) == [ItemState.DONE]
     assert window.queue.items[0].output == tmp_path / "a_x4.png"
-    assert window.tracker.model.label == "hat-tiny-x4" and "works offline" in window.tracker.model.why
+    assert window.runs.tracker.model.label == "hat-tiny-x4" and "works offline" in window.runs.tracker.model.why
 
 
 def test_the_model_box_is_grouped_with_friendly_names_and_distinct_marks(window):
@@ -99,7 +99,9 @@ def test_offline_with_an_unavailable_model_one_sentence_with_actions(qtbot, wind
     window.add_paths([tmp_path / "a.png"])
     window.panel.models.select_model("HAT-S_SRx2")
     run(qtbot, window)
-    assert bar_text(window) == "HAT-S ×2 is not downloaded and offline mode is on (HAT_PLUGIN_OFFLINE)."
+    assert bar_text(window) == (
+        "HAT-S ×2 is not downloaded and offline mode is on (HAT_PLUGIN_OFFLINE). HAT-tiny ×2 works offline."
+    )
     assert states(window) == [ItemState.QUEUED] and window.progress.value() == 0
     bar = window.message_bar
     assert [b.text() for b in bar.buttons] == ["Use HAT-tiny ×2", "Retry"]
@@ -111,3 +113,26 @@ def test_offline_with_an_unavailable_model_one_sentence_with_actions(qtbot, wind
         bar.button("Use HAT-tiny ×2").click()
     assert states(window) == [ItemState.DONE] and window.panel.models.shown_model == "hat-tiny-x2"
     assert (tmp_path / "a_x2.png").is_file()
+
+
+def test_x3_offline_offers_the_bundled_model_of_the_nearest_scale_once(qtbot, window, tmp_path):
+    picker = window.panel.models
+    picker.select_scale(3)
+    x3 = weights.get_entry(picker.shown_model)
+    assert x3.scale == 3 and not x3.bundled
+    offer = "HAT-tiny ×4 works offline and gives ×4 instead of ×3."
+    assert picker.use_button.isVisible() and picker.use_button.text() == "Use HAT-tiny ×4"
+    picker.select_model(x3.name)
+    assert picker.info.text().endswith(f"offline mode is on: {offer}")
+    write_png(tmp_path / "a.png")
+    window.add_paths([tmp_path / "a.png"])
+    run(qtbot, window)
+    assert bar_text(window).endswith("is not downloaded and offline mode is on (HAT_PLUGIN_OFFLINE). " + offer)
+    assert [b.text() for b in window.message_bar.buttons] == ["Use HAT-tiny ×4", "Retry"]
+    assert not picker.error.isVisible(), "one message, not two"
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
+        window.message_bar.button("Use HAT-tiny ×4").click()
+    assert states(window) == [ItemState.DONE] and (tmp_path / "a_x4.png").is_file()
+    picker.select_model(x3.name)
+    qtbot.mouseClick(picker.use_button, Qt.MouseButton.LeftButton)
+    assert picker.shown_model == "hat-tiny-x4", "the picker's own button switches too"

@@ -21,6 +21,7 @@ from gui_helpers import (
     ROOT,
     RUN_TIMEOUT_MS,
     Blocker,
+    answer_question,
     bar_text,
     cancel_during_run,
     combo_fits,
@@ -35,7 +36,7 @@ from gui_helpers import (
 )
 from PyQt6.QtCore import QObject, QSettings, Qt, QTimer, QUrl, pyqtSlot
 from PyQt6.QtGui import QDesktopServices, QImage
-from PyQt6.QtWidgets import QApplication, QMessageBox
+from PyQt6.QtWidgets import QApplication
 
 from gui import runner
 from gui.app import main
@@ -69,20 +70,6 @@ def opened():
     QDesktopServices.setUrlHandler("file", catcher, "open")
     yield catcher.urls
     QDesktopServices.unsetUrlHandler("file")
-
-
-def answer_question(button_text: str, seen: list[str]) -> None:
-    """Click ``button_text`` in the modal question box as soon as it shows, recording its text."""
-
-    def click() -> None:
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            QTimer.singleShot(20, click)
-            return
-        seen.append(box.text())
-        next(b for b in box.buttons() if b.text() == button_text).click()
-
-    QTimer.singleShot(20, click)
 
 
 # ------------------------------------------------------------------------------------------------ adding
@@ -304,7 +291,7 @@ def test_existing_output_is_skipped_unless_overwrite(qtbot, window, tmp_path):
     assert existing.read_bytes() == b"keep me"
     window.panel.existing.setCurrentIndex(window.panel.existing.findData("overwrite"))
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
-        window.retry([window.queue.items[0].id])
+        window.runs.retry([window.queue.items[0].id])
     assert states(window) == [ItemState.DONE]
     assert images.read_image(existing).pixels.shape == (32, 48, 3)
 
@@ -330,7 +317,7 @@ def test_problems_with_the_settings_are_reported_before_starting(window, tmp_pat
     use_golden(window, None, suffix="/../../x")
     assert not window.start()
     assert bar_text(window).startswith("Cannot start: the suffix '/../../x' contains a path separator")
-    assert states(window) == [ItemState.QUEUED] and window.task is None
+    assert states(window) == [ItemState.QUEUED] and window.runs.task is None
 
 
 # ------------------------------------------------------------------------------------ menus and folders
@@ -345,7 +332,7 @@ def test_context_menu_opens_shows_compares_retries_and_removes(qtbot, window, tm
     run(qtbot, window)
     rect = window.view.visualRect(window.table_model.index(0, DETAILS))
     window.view.customContextMenuRequested.emit(rect.center())
-    menu = window.context_menu
+    menu = window.queueing.context_menu
     assert menu is not None and menu.isVisible()
     actions = {a.text(): a for a in menu.actions() if a.text()}
     assert list(actions) == ["Open", "Show in folder", "Compare", "Retry", "Remove"]
@@ -354,15 +341,17 @@ def test_context_menu_opens_shows_compares_retries_and_removes(qtbot, window, tm
     actions["Show in folder"].trigger()
     assert opened == [out / "good_x2.png", out]
     actions["Compare"].trigger()
-    assert window.compare_dock.isVisible() and window.compare_item == window.queue.items[0].id
+    assert window.compare_dock.isVisible() and window.comparison.item == window.queue.items[0].id
     menu.close()
-    failed = window.build_context_menu([window.queue.items[1].id])
+    failed = window.queueing.build_context_menu([window.queue.items[1].id])
     retry = next(a for a in failed.actions() if a.text() == "Retry")
     assert retry.isEnabled()
     with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
         retry.trigger()
     assert states(window) == [ItemState.DONE, ItemState.FAILED]
-    next(a for a in window.build_context_menu([window.queue.items[1].id]).actions() if a.text() == "Remove").trigger()
+    next(
+        a for a in window.queueing.build_context_menu([window.queue.items[1].id]).actions() if a.text() == "Remove"
+    ).trigger()
     assert [i.source.name for i in window.queue.items] == ["good.png"]
 
 
@@ -370,7 +359,7 @@ def test_open_output_folder(qtbot, window, tmp_path, opened):
     write_png(tmp_path / "a.png")
     window.add_paths([tmp_path / "a.png"])
     use_golden(window, tmp_path / "results")
-    assert not window.open_output_folder(), "the chosen folder does not exist yet"
+    assert not window.queueing.open_output_folder(), "the chosen folder does not exist yet"
     assert "does not exist yet" in bar_text(window)
     run(qtbot, window)
     window.open_output_action.trigger()
@@ -455,7 +444,7 @@ def test_closing_during_a_run_asks_and_the_queue_comes_back_at_the_next_start(qt
     window.add_paths([tmp_path / "done.png", tmp_path / "bad.png"])
     run(qtbot, window)
     window.add_paths([tmp_path / "later.png"])
-    blocker = Blocker(window.pool)
+    blocker = Blocker(window.runs.pool)
     assert window.start()
     asked: list[str] = []
     answer_question("Keep running", asked)
@@ -477,7 +466,7 @@ def test_closing_during_a_run_asks_and_the_queue_comes_back_at_the_next_start(qt
     assert name == "later.png" and state in (ItemState.CANCELLED, ItemState.QUEUED, ItemState.DONE)
     assert (output is not None and output.is_file()) if state is ItemState.DONE else output is None
     assert "Restored the queue" in again.statusBar().currentMessage()
-    assert again.open_compare(again.queue.items[0].id), "a restored result can be compared"
+    assert again.comparison.open(again.queue.items[0].id), "a restored result can be compared"
 
 
 def test_closing_never_waits_forever_for_a_stuck_worker(qtbot, tmp_path, monkeypatch):
@@ -505,7 +494,7 @@ def test_closing_never_waits_forever_for_a_stuck_worker(qtbot, tmp_path, monkeyp
     assert not window.isVisible() and time.monotonic() - started < 3
     assert window.queue.items[0].state is ItemState.CANCELLED, "saved as cancelled, not stuck running"
     release.set()
-    qtbot.waitUntil(lambda: all(p.activeThreadCount() == 0 for p in (window.pool,)), timeout=RUN_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: all(p.activeThreadCount() == 0 for p in (window.runs.pool,)), timeout=RUN_TIMEOUT_MS)
     assert not (tmp_path / "out" / "a_x2.png").exists()
 
 

@@ -62,16 +62,20 @@ def test_folder_of_videos_skips_other_files_and_work_folders(tmp_path, capsys):
     assert "2 skipped" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [("text", "not a video file FFmpeg can read"), ("interlaced", "interlaced")],
-)
+def test_interlaced_video_is_deinterlaced_at_the_rate_asked(tmp_path, capsys):
+    source = make_clip(tmp_path / "in.mkv", frames=3, codec="libx264", interlaced=True).path
+    assert upscale(source, "-o", tmp_path / "out.mkv", "--deinterlace-rate", "field") == EXIT_OK
+    assert "deinterlacing in.mkv: bwdif, field rate, top field first" in capsys.readouterr().err
+    assert len(decoded(tmp_path / "out.mkv")) == 6
+    assert upscale(source, "-o", tmp_path / "off.mkv", "--deinterlace", "off") == EXIT_OK
+    assert "upscaling its frames as they are (deinterlace off)" in capsys.readouterr().err
+    assert len(decoded(tmp_path / "off.mkv")) == 3
+
+
+@pytest.mark.parametrize(("content", "message"), [("text", "not a video file FFmpeg can read")])
 def test_bad_video_fails_with_one_line(tmp_path, capsys, content, message):
     source = tmp_path / "bad.mkv"
-    if content == "text":
-        source.write_text("hello\n" * 100)
-    else:
-        make_clip(source, frames=3, codec="libx264", interlaced=True)
+    source.write_text("hello\n" * 100)
     assert upscale(source, "-o", tmp_path / "out.mkv") == EXIT_FAILED
     err = capsys.readouterr().err
     errors = error_lines(err)

@@ -243,18 +243,23 @@ def test_ending_at_a_frame_reuses_the_chunks_before_it(tmp_path, engine):
 # ------------------------------------------------------------------------------------------------ bad input
 
 
-def test_damaged_data_names_the_frame_and_keeps_the_chunks_before(tmp_path, engine):
+def test_damaged_data_is_concealed_and_named_or_stops_with_on_damage_stop(tmp_path, engine, caplog):
+    """As a player does: the decoder's concealed pictures are used and the damaged frames named in one warning;
+    ``on_damage="stop"`` refuses, naming the first damaged frame, and the frames before it can be done alone."""
     clip = make_clip(tmp_path / "in.mkv", frames=12, options={"slicecrc": "1", "level": "3", "g": "1"})
     damage(clip.path, fraction=0.7)
-    out = tmp_path / "out.mkv"
+    result = job(clip.path, tmp_path / "out.mkv", engine).run()
+    assert result.frames == 12 and len(decoded(tmp_path / "out.mkv")) == 12
+    [warning] = [r.getMessage() for r in caplog.records if "damaged video data" in r.getMessage()]
+    assert "concealed pictures are used" in warning and "\n" not in warning
+    out = tmp_path / "stopped.mkv"
     with pytest.raises(DamagedVideoError) as caught:
-        job(clip.path, out, engine).run()
+        job(clip.path, out, engine, on_damage="stop").run()
     frame = caught.value.frame
-    assert frame is not None and 4 <= frame < 12
+    assert frame is not None and 4 <= frame < 12 and f"frames {frame}" in warning
     assert f"damaged at frame {frame}" in str(caught.value) and "\n" not in str(caught.value)
     assert not out.exists()
-    kept = sorted((tmp_path / "out.mkv.hat-work").glob("chunk-*.mkv"))
-    assert len(kept) == frame // 4 and "kept in" in str(caught.value)
+    assert job(clip.path, out, engine, on_damage="stop", end=frame).run().frames == frame
 
 
 @pytest.mark.parametrize(
@@ -262,7 +267,6 @@ def test_damaged_data_names_the_frame_and_keeps_the_chunks_before(tmp_path, engi
     [
         (lambda p: p.write_text("not a video at all\n" * 40), "not a video file"),
         (lambda p: p.write_bytes(b""), "not a video file"),
-        (lambda p: make_clip(p, frames=4, interlaced=True, codec="libx264"), "interlaced"),
     ],
 )
 def test_unusable_sources_are_refused_with_one_line(tmp_path, engine, maker, message):

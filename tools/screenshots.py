@@ -31,6 +31,8 @@ PHOTOS = (
 )
 """Photographs only: four held out from the bundled models' training, and the sample portrait."""
 SIZE = (1100, 660)
+LAYOUTS = ((800, 500), (1280, 800), (1920, 1080), (3840, 2160))
+"""Window sizes whose layout is shown (the smallest supported up to 4K)."""
 
 
 def _wait(app: object, done: Callable[[], bool], timeout_s: float = 600.0) -> None:
@@ -117,7 +119,7 @@ def _make(out: Path, work: Path) -> int:
 
     window.table_model.dataChanged.connect(grab_mid_run)
     window.start()
-    _wait(app, lambda: window.task is None)
+    _wait(app, lambda: window.runs.task is None)
     window.table_model.dataChanged.disconnect(grab_mid_run)
     if mid_run:
         written.append("main_window_running.png")
@@ -129,24 +131,25 @@ def _make(out: Path, work: Path) -> int:
     window.resize(1100, 820)
     cat = next(item for item in window.queue.items if item.source.name == "chelsea.png")  # held out of training
     window.view.selectRow(window.queue.row_of(cat.id))
-    window.open_compare(cat.id)
+    window.comparison.open(cat.id)
     canvas = window.compare.canvas
     _settle(app)
     canvas.zoom_to(2.5, QPointF(0, 0))  # 250 %: each input pixel is 10 screen pixels wide
     centre = QPointF(canvas.width() / 2, canvas.height() / 2)
     canvas.pan_by(centre - (canvas.offset + QPointF(170, 215) * canvas.zoom))  # the left eye (output pixels)
-    canvas.set_split((canvas.offset.x() + 110 * canvas.zoom) / canvas.width())  # the split through the pupil
+    canvas.set_split(canvas.fraction_at(canvas.offset.x() + 110 * canvas.zoom))  # the split through the pupil
     shot("compare_view.png")
     compare = window.compare
-    compare.explain_action.trigger()  # Explain: the LAM map of the window on the eye, with LAM's default 50 steps
-    canvas.set_split((canvas.offset.x() + 230 * canvas.zoom) / canvas.width())  # the map beside the window
+    compare.explain_action.trigger()  # Explain: the LAM map of the window on the eye, in Quick mode (10 steps)
+    compare.explain_bar.quick.setChecked(True)
+    canvas.set_split(canvas.fraction_at(canvas.offset.x() + 230 * canvas.zoom))  # the map beside the window
     window.explainer.explain_at(170, 215)
     _wait(app, lambda: window.explainer.explanation is not None or not compare.explain_bar.busy)
     if window.explainer.explanation is None:
         raise RuntimeError(f"explain failed: {compare.explain_bar.status.text()}")
     shot("explain.png")
     compare.explain_action.trigger()
-    window.close_compare()
+    window.comparison.close()
 
     window.resize(*SIZE)
     window.set_theme("dark", save=False)
@@ -156,12 +159,16 @@ def _make(out: Path, work: Path) -> int:
     window.add_paths([photos / "coffee.png"])
     picker.select_model("HAT-S_SRx2")
     window.start()
-    _wait(app, lambda: window.task is None)
+    _wait(app, lambda: window.runs.task is None)
     shot("offline_message.png")
     window.message_bar.dismiss()
 
-    window.resize(800, 500)  # last: a narrow window also narrows the settings panel
-    shot("small_window.png")
+    for width, height in LAYOUTS:  # the layout at each size, the comparison open below the queue
+        window.resize(width, height)
+        window.comparison.open(cat.id)
+        _settle(app, 300)
+        shot(f"layout_{width}x{height}.png")
+    window.comparison.close()
 
     window.queue.items.clear()
     window.close()

@@ -28,6 +28,9 @@ VIDEO_FLAGS = frozenset(
         "--keep-work",
         "--streams",
         "--ray",
+        "--on-damage",
+        "--deinterlace",
+        "--deinterlace-rate",
     }
 )
 
@@ -140,6 +143,25 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--keep-work", action="store_true", help="keep the chunk folder OUT.hat-work after success")
     group.add_argument("--streams", type=_positive, default=1, help="frames upscaled at once (default 1)")
+    group.add_argument(
+        "--deinterlace",
+        choices=("auto", "off", "bwdif", "yadif"),
+        default="auto",
+        help="deinterlace before upscaling: auto (when the video says it is interlaced; bwdif), off, bwdif, yadif",
+    )
+    group.add_argument(
+        "--deinterlace-rate",
+        choices=("frame", "field"),
+        default="frame",
+        help="one frame per interlaced frame (default) or per field (twice the frame rate, smoother motion)",
+    )
+    group.add_argument(
+        "--on-damage",
+        choices=("conceal", "stop"),
+        default="conceal",
+        help="damaged or truncated video data: use the decoder's concealed pictures and warn, as a player does "
+        "(default), or stop",
+    )
     group.add_argument(
         "--ray", metavar="ADDRESS", help="run the chunks on a Ray cluster: auto, or HOST:6379 / ray://HOST:10001"
     )

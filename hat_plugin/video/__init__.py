@@ -23,7 +23,7 @@ from .names import VIDEO_EXTENSIONS, WORK_SUFFIX, WRITABLE_EXTENSIONS, is_video_
 if TYPE_CHECKING:
     from .codecs import CODECS, EncoderSettings
     from .job import VideoJob, VideoPlan, VideoResult
-    from .preview import FrameReader, frame_count, read_frame
+    from .preview import FrameReader, frame_count, read_frame, read_poster
     from .probe import VideoInfo, probe
     from .ray_runner import RayRunner
 
@@ -39,6 +39,7 @@ _LAZY = {
     "FrameReader": "preview",
     "frame_count": "preview",
     "read_frame": "preview",
+    "read_poster": "preview",
 }
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "output_extension",
     "probe",
     "read_frame",
+    "read_poster",
 ]
 
 

@@ -1,6 +1,8 @@
-"""Decoding frames ``[start, stop)`` of the source, exactly: every frame is identified by its timestamp in the
-index, so a seek that lands early only costs decoding, one that lands late is retried from the start, and a
-missing, doubled or damaged frame is an error naming the frame instead of a silent shift."""
+"""Decoding frames ``[start, stop)`` of the source, exactly: frame ``k`` is the ``k``-th picture the decoder outputs,
+as in the index. A seek only gets near; where it landed is found from the pictures' hashes (a run of decoded
+pictures that matches one place in the index), never from a timestamp, and every frame handed out is checked
+against its hash. A seek that lands after the frame, or cannot be placed, is tried from an earlier keyframe, and
+at last from the start of the file, which is where the index itself was made."""
 
 from __future__ import annotations
 
@@ -11,27 +13,28 @@ import av.error
 import numpy as np
 
 from ..errors import DamagedVideoError, VideoError
-from .ffmpeg_log import error_log
 from .frames import read_planes
-from .index import FrameIndex, timecode
+from .index import FrameIndex, frame_hash, timecode
 from .probe import VideoInfo, video_stream
 
 __all__ = ["SourceReader"]
+
+_LOCATE_MARGIN = 48  # decoded pictures a seek may take beyond the target before it counts as lost
 
 
 class SourceReader:
     """Reads frames of one video stream in order; consecutive ranges continue without seeking again.
 
-    One reader belongs to one thread. Decoding uses slice threads only, so an error FFmpeg reports belongs to the
-    packet being decoded (frame threads would report it a few frames late).
+    One reader belongs to one thread. It decodes exactly as the index was made (slice threads, a packet that
+    fails to decode is skipped), so the same file gives the same pictures.
     """
 
     def __init__(self, info: VideoInfo, index: FrameIndex) -> None:
         self.info, self.index = info, index
         self._container: av.container.InputContainer | None = None
-        self._decoded: Iterator[tuple[int, av.VideoFrame]] | None = None
+        self._decoded: Iterator[tuple[int, list[np.ndarray]]] | None = None
         self._next = -1  # the frame the open decoder yields next; -1 when none is open
-        self._errors = error_log()
+        self._damaged = frozenset(index.damaged)
 
     def close(self) -> None:
         """Close the source file."""
@@ -50,90 +53,126 @@ class SourceReader:
         if not 0 <= start < stop <= len(self.index):
             raise ValueError(f"frames {start}-{stop} are outside the video (0-{len(self.index)})")
         if self._next != start:
-            self._open(start, seek=True)
+            self._open(start)
         produced = start
         while produced < stop:
             assert self._decoded is not None
             try:
-                number, frame = next(self._decoded)
-            except _SeekMissed:
-                self._open(start, seek=False)  # the seek landed past the frame: decode from the beginning
+                number, planes = next(self._decoded)
+            except _Lost:
+                self._open(produced, from_start=True)  # a seeked decoder gave another picture: decode from the start
                 continue
             except StopIteration:
                 self.close()
                 raise DamagedVideoError(
                     f"{self.info.path}: the video stream ends at frame {produced} "
-                    f"({timecode(self.index.seconds(produced))}), but {len(self.index)} frames were indexed",
+                    f"({timecode(self.index.seconds(produced))}), but {len(self.index)} frames were indexed; the "
+                    "file changed since it was indexed",
                     produced,
                 ) from None
-            yield number, read_planes(frame, self.info.layout)
+            if number < produced:
+                continue
+            yield number, planes
             produced = number + 1
             self._next = produced
 
-    def _open(self, start: int, seek: bool) -> None:
-        self.close()
-        try:
-            container = av.open(str(self.info.path))
-        except av.error.FFmpegError as exc:
-            raise VideoError(f"{self.info.path}: cannot be opened again ({exc})") from None
-        stream = video_stream(container, self.info.stream_index)
-        stream.thread_type = "SLICE"
-        point = self.index.seek_point(start) if seek else None
-        if point is not None:
-            container.seek(self.index.pts[point], stream=stream, backward=True, any_frame=False)
-        self._container = container
-        self._decoded = self._decode(container, stream, start, first_pass=point is not None)
+    def _open(self, start: int, from_start: bool = False) -> None:
+        """Position a decoder so that it yields ``start`` next."""
+        if not from_start:
+            for point in self.index.seek_points(start):
+                self._container = self._file()
+                located = self._seek(point, start)
+                if located is not None:
+                    self._decoded, self._next = located, start
+                    return
+                self.close()
+        self._container = self._file()
+        stream = self._stream()
+        self._decoded = self._checked(self._pictures(stream), 0, seeked=False)
         self._next = start
 
-    def _decode(
-        self, container: av.container.InputContainer, stream: av.video.stream.VideoStream, start: int, first_pass: bool
-    ) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Frames from ``start`` on, each checked against the index."""
-        pts, path = self.index.pts, self.info.path
-        names = (stream.codec_context.name, container.format.name)
-        expected = start
-        for packet in container.demux(stream):
-            before = self._errors.count(*names)
-            try:
-                decoded = packet.decode()
-            except av.error.FFmpegError as exc:
-                if packet.pts is None or packet.pts >= pts[expected]:
-                    raise self._damaged(expected, packet.pts, str(exc)) from None
-                continue  # a picture before the range, missing its references after the seek
-            damaged = packet.is_corrupt or self._errors.count(*names) != before
-            if damaged and packet.pts is not None and packet.pts >= pts[expected]:
-                raise self._damaged(expected, packet.pts, self._errors.last(*names) or "a damaged packet")
-            for frame in decoded:
-                if expected >= len(pts):
-                    return
-                if frame.pts is None:
-                    raise VideoError(f"{path}: a decoded frame has no timestamp; remux the file into MKV first")
-                if frame.pts < pts[expected]:
-                    continue  # before the range (decoded from the keyframe on)
-                if frame.pts != pts[expected]:
-                    if first_pass and expected == start:
-                        raise _SeekMissed
-                    raise DamagedVideoError(
-                        f"{path}: frame {expected} ({timecode(self.index.seconds(expected))}) is missing from the "
-                        "decoded stream (damaged data)",
-                        expected,
-                    )
-                if frame.is_corrupt:
-                    raise self._damaged(expected, frame.pts, "the decoder marked the picture as corrupt")
-                yield expected, frame
-                expected += 1
-
-    def _damaged(self, expected: int, packet_pts: int | None, reason: str) -> DamagedVideoError:
-        """The error for damage found while decoding: the first frame that cannot be trusted is the next one due,
-        or the damaged packet's own frame if it comes earlier."""
-        frame = expected if packet_pts is None else min(expected, self.index.frame_at(packet_pts))
+    def _file(self) -> av.container.InputContainer:
         self.close()
-        return DamagedVideoError(
-            f"{self.info.path}: the video data is damaged at frame {frame} ({timecode(self.index.seconds(frame))}): "
-            f"{reason.strip()}",
-            frame,
-        )
+        try:
+            return av.open(str(self.info.path))
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{self.info.path}: cannot be opened again ({exc})") from None
+
+    def _stream(self) -> av.video.stream.VideoStream:
+        assert self._container is not None
+        stream = video_stream(self._container, self.info.stream_index)
+        stream.thread_type = "SLICE"
+        return stream
+
+    def _seek(self, point: int, start: int) -> Iterator[tuple[int, list[np.ndarray]]] | None:
+        """Seek to keyframe ``point`` and find from the decoded pictures where the decoder is; a decoder at or
+        before ``start`` (as frames from there on), or None when it landed after it or cannot be placed."""
+        assert self._container is not None
+        stream = self._stream()
+        try:
+            self._container.seek(self.index.seek_timestamp(point), stream=stream, backward=True, any_frame=False)
+        except av.error.FFmpegError:
+            return None
+        pictures = self._pictures(stream)
+        candidates: set[int] = set()
+        for count, planes in enumerate(pictures):
+            where = self.index.frames_with_hash(frame_hash(planes))
+            following = {p for p in where if p - 1 in candidates}
+            candidates = following or set(where)
+            if candidates and min(candidates) > start:
+                return None
+            if len(candidates) == 1:
+                (position,) = candidates
+                return self._checked(pictures, position + 1, seeked=True, first=(position, planes))
+            if count > start - point + _LOCATE_MARGIN:
+                return None
+        return None
+
+    def _pictures(self, stream: av.video.stream.VideoStream) -> Iterator[list[np.ndarray]]:
+        """Every picture the decoder outputs from where the file is, as planes (damage skipped as when indexing)."""
+        assert self._container is not None
+        try:
+            for packet in self._container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError:
+                    continue
+                for frame in frames:
+                    yield read_planes(frame, self.info.layout)
+        except av.error.FFmpegError:
+            try:
+                frames = stream.codec_context.decode(None)
+            except av.error.FFmpegError:
+                return
+            for frame in frames:
+                yield read_planes(frame, self.info.layout)
+
+    def _checked(
+        self,
+        pictures: Iterator[list[np.ndarray]],
+        number: int,
+        *,
+        seeked: bool,
+        first: tuple[int, list[np.ndarray]] | None = None,
+    ) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """Number the pictures from ``number`` on, checking each against the index's hash."""
+        if first is not None:
+            yield first
+        for planes in pictures:
+            if number >= len(self.index):
+                return
+            if frame_hash(planes) != self.index.hashes[number] and number not in self._damaged:
+                if seeked:
+                    raise _Lost
+                self.close()
+                raise VideoError(
+                    f"{self.info.path}: frame {number} ({timecode(self.index.seconds(number))}) decodes differently "
+                    "than when the file was indexed; the file changed (start the job again) or its decoding is not "
+                    "repeatable"
+                )
+            yield number, planes
+            number += 1
 
 
-class _SeekMissed(Exception):
-    """The seek landed after the first wanted frame (some demuxers seek imprecisely)."""
+class _Lost(Exception):
+    """A decoder started by a seek gave a picture other than the index's (it is decoded from the start instead)."""

@@ -27,6 +27,7 @@ from ..options import EngineOptions
 from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .codecs import EncoderSettings, choose_layout
 from .colour import output_colour
+from .deinterlace import choose, looks_telecined, output_index
 from .index import FrameIndex, build_index, timecode
 from .mux import StreamPlan, assemble, container_format, plan_streams
 from .probe import VideoInfo, probe, source_fingerprint
@@ -43,7 +44,9 @@ __all__ = ["VideoJob", "VideoPlan", "VideoResult", "frame_position"]
 log = logging.getLogger("hat_plugin.video")
 
 DEFAULT_CHUNK_FRAMES = 240
+DAMAGE_CHOICES = ("conceal", "stop")
 _RECORD_FORMAT = 1
+_LISTED = 8  # damaged stretches named in a warning
 
 
 @dataclass
@@ -59,6 +62,8 @@ class VideoPlan:
     work: WorkFolder
     scale: int
     notes: list[str] = field(default_factory=list)
+    source_index: FrameIndex | None = None
+    """The source's frames (``index`` is the output's: they differ at field-rate deinterlacing)."""
 
     @property
     def frames(self) -> int:
@@ -104,6 +109,11 @@ class VideoJob:
         upscaler: an engine already loaded with ``model`` to use instead of loading one (local runs).
         streams: frames upscaled at the same time (the decoder and encoder always run alongside).
         ray: run the chunks on a Ray cluster (a ``RayRunner``, or its address such as ``"auto"``).
+        deinterlace, deinterlace_rate: ``auto`` (deinterlace when the source says it is interlaced), ``off``,
+            ``bwdif`` or ``yadif``; at ``frame`` rate (a frame per frame) or ``field`` rate (a frame per field).
+        on_damage: ``conceal`` (as a player does: the decoder's concealed pictures are used, the damaged frames
+            and a file that ends early are named in a warning) or ``stop`` (refuse a range holding damaged frames
+            or running into a missing end).
         keep_work: keep the work folder (the chunks) after success.
         overwrite: replace an existing output file.
         notify: receives progress messages meant for the user (resuming, what is copied); warnings go to the
@@ -124,6 +134,9 @@ class VideoJob:
         upscaler: Upscaler | None = None,
         streams: int = 1,
         ray: RayRunner | str | None = None,
+        deinterlace: str = "auto",
+        deinterlace_rate: str = "frame",
+        on_damage: str = "conceal",
         keep_work: bool = False,
         overwrite: bool = False,
         notify: Callable[[str], None] | None = None,
@@ -143,6 +156,12 @@ class VideoJob:
 
             ray = RayRunner(ray)
         self.ray = ray
+        if on_damage not in DAMAGE_CHOICES:
+            raise OptionError(
+                f"{{on_damage}} {on_damage!r}: choose one of {', '.join(DAMAGE_CHOICES)}", option="on_damage"
+            )
+        self.on_damage = on_damage
+        self.deinterlace, self.deinterlace_rate = deinterlace, deinterlace_rate
         self.keep_work, self.overwrite = keep_work, overwrite
         self.notify = notify or (lambda message: log.info("%s", message))
         self.plan: VideoPlan | None = None
@@ -162,18 +181,31 @@ class VideoJob:
             raise OutputError(f"{self.output} already exists (allow overwriting to replace it)")
         container_format(self.output)
         info = probe(self.source)
+        deinterlace = choose(info, self.deinterlace, self.deinterlace_rate)
         scale, model_key = self._model()
         layout, note = choose_layout(self.encoder, info.layout)
         notes = [note] if note else []
+        if info.field_order and deinterlace is None:
+            notes.append(
+                f"{info.path} is interlaced ({info.field_order}): upscaling its frames as they are (deinterlace off)"
+            )
+        factor = deinterlace.factor if deinterlace is not None else 1
+        if info.field_order and looks_telecined(info):
+            notes.append(
+                f"{info.path} looks telecined (film in 3:2 pulldown: a repeated field in 2 of every 5 frames); it is "
+                "deinterlaced as video, so the film's frames are not restored (an inverse telecine such as FFmpeg's "
+                "fieldmatch and decimate filters would do that before upscaling)"
+            )
         fmt = OutputFormat(
             settings=self.encoder,
             layout=layout,
             colour=output_colour(info.colour, info.layout, layout),
             width=info.width * scale,
             height=info.height * scale,
-            time_base=info.time_base,
-            frame_rate=info.frame_rate,
+            time_base=info.time_base / factor,
+            frame_rate=info.frame_rate * factor if info.frame_rate else None,
             sample_aspect_ratio=info.sample_aspect_ratio,
+            deinterlace=deinterlace,
         )
         streams = plan_streams(self.output, info, fmt)
         notes.extend(f"not copied: {reason}" for reason in streams.dropped)
@@ -186,22 +218,27 @@ class VideoJob:
             "pix_fmt": layout.pix_fmt,
             "chunk_frames": self.chunk_frames,
         }
+        if deinterlace is not None:
+            record["deinterlace"] = deinterlace.describe()
+            self.notify(f"deinterlacing {info.path.name}: {deinterlace.describe()}")
         work = WorkFolder.for_output(self.output)
-        index = self._index(info, work, record, cancel)
+        source_index = self._index(info, work, record, cancel)
+        index = output_index(source_index, deinterlace)
         first = frame_position(self.start, index, "start", 0)
         last = frame_position(self.end, index, "end", len(index))
         if last <= first:
             raise OptionError(
                 f"the range is empty: {{start}} frame {first}, {{end}} frame {last}", option=("start", "end")
             )
+        notes.extend(self._damage(info, source_index, first // factor, -(-last // factor), factor))
         record["start"] = first
         resumed = work.open(record)
-        work.save_index(index)
+        work.save_index(source_index)
         chunks = plan_chunks(first, last, self.chunk_frames)
         done = work.finished(chunks, lambda chunk, why: log.warning("chunk %d is done again: %s", chunk.number, why))
         for note in notes:
             log.warning("%s", note)
-        self.plan = VideoPlan(info, index, fmt, chunks, done, streams, work, scale, notes)
+        self.plan = VideoPlan(info, index, fmt, chunks, done, streams, work, scale, notes, source_index)
         if resumed and done:
             self.notify(
                 f"resuming: {len(done)} of {len(chunks)} chunks are done ({self.plan.frames_done} of "
@@ -229,8 +266,36 @@ class VideoJob:
         cached = work.load_index() if same_source else None
         if cached is not None:
             return cached
-        self.notify(f"indexing {info.path.name}: {info.describe()}")
-        return build_index(info.path, info.stream_index, cancel)
+        self.notify(f"indexing {info.path.name} (decoding every frame once): {info.describe()}")
+        return build_index(info, cancel)
+
+    def _damage(self, info: VideoInfo, index: FrameIndex, first: int, last: int, factor: int) -> list[str]:
+        """Warnings for damaged source frames in ``[first, last)`` and a file that ends early; with ``on_damage``
+        stop, ``DamagedVideoError`` instead (naming the output frame: ``factor`` per source frame)."""
+        damaged = [number for number in index.damaged if first <= number < last]
+        missing = index.missing_seconds() if last == len(index) else 0.0
+        if self.on_damage == "stop":
+            if damaged:
+                frame = damaged[0]
+                raise DamagedVideoError(
+                    f"{info.path}: the video data is damaged at frame {frame} ({timecode(index.seconds(frame))}); "
+                    f"the frames before it can be upscaled on their own ({{end}} {frame * factor}), or the "
+                    "decoder's concealed pictures used ({on_damage} conceal)",
+                    frame * factor,
+                    option=("on_damage", "end"),
+                )
+            if missing:
+                raise DamagedVideoError(f"{info.path}: {_ends_early(index, missing)}", len(index))
+            return []
+        notes = []
+        if damaged:
+            notes.append(
+                f"{info.path}: damaged video data at {len(damaged)} frame{'s' if len(damaged) > 1 else ''} "
+                f"({_stretches(index, damaged)}); the decoder's concealed pictures are used"
+            )
+        if missing:
+            notes.append(f"{info.path}: {_ends_early(index, missing)}; the output has the frames that decode")
+        return notes
 
     # ---- running -------------------------------------------------------------------------------------------
 
@@ -286,7 +351,7 @@ class VideoJob:
             assert self._net is not None, "a Ray job loads its model from the weights file"
             self.ray.run(
                 info=plan.info,
-                index=plan.index,
+                index=plan.source_index or plan.index,
                 fmt=plan.fmt,
                 chunks=pending,
                 segment=plan.work.segment,
@@ -308,7 +373,7 @@ class VideoJob:
         try:
             run_chunks(
                 plan.info,
-                plan.index,
+                plan.source_index or plan.index,
                 plan.fmt,
                 pending,
                 plan.work.segment,
@@ -322,6 +387,36 @@ class VideoJob:
         finally:
             if owned:
                 upscaler.close()
+
+
+def _stretches(index: FrameIndex, frames: list[int]) -> str:
+    """``frames 12, 40-42 at 0:00.480, 0:01.600-0:01.680``: consecutive frames joined, the first few named."""
+    runs: list[list[int]] = []
+    for number in frames:
+        if runs and number == runs[-1][1] + 1:
+            runs[-1][1] = number
+        else:
+            runs.append([number, number])
+    shown = runs[:_LISTED]
+    numbers = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in shown)
+    times = ", ".join(
+        timecode(index.seconds(a)) if a == b else f"{timecode(index.seconds(a))}-{timecode(index.seconds(b))}"
+        for a, b in shown
+    )
+    more = f" and {len(runs) - _LISTED} more stretches" if len(runs) > _LISTED else ""
+    return f"frames {numbers} at {times}{more}"
+
+
+def _ends_early(index: FrameIndex, missing: float) -> str:
+    """The file is shorter than its container says: expected and got frame counts and durations."""
+    declared = (index.declared_seconds or 0.0) - index.seconds(0)
+    steps = sorted(index.duration(number) for number in range(len(index)))
+    per_frame = float(steps[len(steps) // 2] * index.time_base)  # the usual frame duration
+    expected = round(declared / per_frame) if per_frame else len(index)
+    return (
+        f"the file ends early (truncated or damaged): the container declares {timecode(declared)} (about "
+        f"{expected} frames), {len(index)} frames ({timecode(index.decoded_seconds())}) decode"
+    )
 
 
 class _Tracker:

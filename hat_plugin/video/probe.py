@@ -1,5 +1,6 @@
 """What a video file holds, checked before any work: its main video stream, pixel layout and colour, the other
-streams to copy, and the refusals (not a video, no video stream, interlaced, a format the path cannot carry)."""
+streams to copy, whether it is interlaced, and the refusals (not a video, no video stream, a format the path
+cannot carry)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ __all__ = ["StreamInfo", "VideoInfo", "fraction", "probe", "source_fingerprint",
 
 log = logging.getLogger("hat_plugin.video")
 
-_FIELD_ORDERS = {2: "top field first", 3: "bottom field first", 4: "top field first", 5: "bottom field first"}
+# AVFieldOrder: TT, BB, TB (top coded first, bottom shown first), BT; named by the field shown first
+_FIELD_ORDERS = {2: "top field first", 3: "bottom field first", 4: "bottom field first", 5: "top field first"}
 _HDR_TRANSFERS = {16: "PQ (HDR10)", 18: "HLG"}
 
 
@@ -61,6 +63,9 @@ class VideoInfo:
     others: tuple[StreamInfo, ...] = field(default_factory=tuple)
     rotation: int = 0
     """Display rotation in degrees (phone videos), kept as a tag: the pictures are upscaled as stored."""
+    field_order: str = ""
+    """``top field first``, ``bottom field first`` or ``interlaced`` when the stream or its first frame says it is
+    interlaced; empty for progressive video."""
 
     def describe(self) -> str:
         """One line for the user: size, codec, pixel format, colour, rate and what else is in the file."""
@@ -70,7 +75,8 @@ class VideoInfo:
             kinds[stream.type] = kinds.get(stream.type, 0) + 1
         extra = "".join(f", {count} {kind}" for kind, count in kinds.items())
         colour = self.colour.describe(self.layout)
-        return f"{self.width}x{self.height} {self.codec} {self.pix_fmt} ({colour}){rate}{extra}"
+        scan = f", interlaced ({self.field_order})" if self.field_order else ""
+        return f"{self.width}x{self.height} {self.codec} {self.pix_fmt} ({colour}){scan}{rate}{extra}"
 
 
 def fraction(value: object, default: Fraction | None = None) -> Fraction | None:
@@ -114,12 +120,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         context = stream.codec_context
         first = _first_frame(container, stream, path)
         field_order = int(context.field_order or 0)
-        if first.interlaced_frame or field_order in _FIELD_ORDERS:
-            order = _FIELD_ORDERS.get(field_order, "interlaced")
-            raise VideoError(
-                f"{path}: the video is interlaced ({order}); HAT would upscale the combing. Deinterlace it first "
-                "(e.g. with a bwdif or QTGMC filter), then upscale the progressive result"
-            )
+        interlaced = bool(first.interlaced_frame) or field_order in _FIELD_ORDERS
+        order = _FIELD_ORDERS.get(field_order, "interlaced") if interlaced else ""
         try:
             layout, jpeg_range = layout_of(first.format)
             colour = source_colour(
@@ -162,6 +164,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             sample_aspect_ratio=fraction(sar),
             others=others,
             rotation=int(first.rotation or 0),
+            field_order=order,
         )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,7 @@ import numpy as np
 from ..progress import CancelCheck, raise_if_cancelled
 from .colour import ColourConverter
 from .decode import SourceReader
+from .deinterlace import deinterlaced, output_index, source_range
 from .index import FrameIndex
 from .probe import VideoInfo
 from .segment import Chunk, OutputFormat, SegmentWriter
@@ -108,11 +109,13 @@ def run_chunks(
     on_chunk: Callable[[Chunk], None] | None = None,
     cancel: CancelCheck = None,
 ) -> None:
-    """Upscale ``chunks`` (in order) into their segments. ``on_frame(chunk, frames done in it)`` after each frame
+    """Upscale ``chunks`` (in order) into their segments; ``index`` is the source's (``fmt.deinterlace`` says how
+    its frames become the chunks' frames). ``on_frame(chunk, frames done in it)`` after each frame
     is upscaled, ``on_chunk(chunk)`` once its segment is published. Raises what stopped the work (``Cancelled``,
     ``DamagedVideoError``, an engine or disk error) after the pipeline is down."""
     if not chunks:
         return
+    times = output_index(index, fmt.deinterlace).pts
     stop = threading.Event()
     decoded: queue.Queue[object] = queue.Queue(maxsize=2 + streams)
     encoded: queue.Queue[object] = queue.Queue(maxsize=2 + streams)
@@ -122,7 +125,7 @@ def run_chunks(
         try:
             with SourceReader(info, index) as reader:
                 for chunk in chunks:
-                    for number, planes in reader.frames(chunk.start, chunk.stop):
+                    for number, planes in _frames(reader, fmt, chunk):
                         if not _put(decoded, _Frame(chunk, number, planes), stop):
                             return
             _put(decoded, _DONE, stop)
@@ -138,7 +141,7 @@ def run_chunks(
                     return
                 if writer is None:
                     writer = SegmentWriter(segment(item.chunk), fmt, item.chunk, job)
-                writer.add(item.planes, index.pts[item.number])
+                writer.add(item.planes, times[item.number])
                 if item.number == item.chunk.stop - 1:
                     done, writer = writer, None
                     done.finish()
@@ -168,6 +171,17 @@ def run_chunks(
         pool.shutdown(wait=True, cancel_futures=True)
     if failures:
         raise failures[0]
+
+
+def _frames(reader: SourceReader, fmt: OutputFormat, chunk: Chunk) -> Iterator[tuple[int, Planes]]:
+    """The frames of ``chunk``: decoded, or made by the deinterlacer from the source frames around them."""
+    if fmt.deinterlace is None:
+        yield from reader.frames(chunk.start, chunk.stop)
+        return
+    total = len(reader.index)
+    first, last = source_range(fmt.deinterlace, chunk.start, chunk.stop, total)
+    frames = reader.frames(first, last)
+    yield from deinterlaced(reader.info, fmt.deinterlace, frames, first, total, chunk.start, chunk.stop)
 
 
 def _infer(

@@ -12,6 +12,7 @@ import contextlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import av.error
@@ -23,6 +24,9 @@ from .codecs import CODECS, EncoderSettings, configure_encoder
 from .colour import Colour, PixelLayout
 from .ffmpeg_log import error_log
 from .frames import new_frame
+
+if TYPE_CHECKING:
+    from .deinterlace import Deinterlace
 
 __all__ = ["Chunk", "OutputFormat", "SegmentWriter", "check_segment"]
 
@@ -62,6 +66,8 @@ class OutputFormat:
     time_base: Fraction
     frame_rate: Fraction | None
     sample_aspect_ratio: Fraction | None
+    deinterlace: Deinterlace | None = None
+    """How source frames become the frames upscaled (None: as decoded)."""
 
 
 class SegmentWriter:
