@@ -243,6 +243,7 @@ def _process(
                 format=config.output.format,
                 quality=config.quality,
                 overwrite=config.output.overwrite,
+                inputs=(job.source,),
             )
     except Cancelled:
         finish(ItemState.CANCELLED, "Cancelled; no output was written.")

@@ -9,10 +9,17 @@ from types import FrameType
 from hat_plugin.cli import EXIT_INTERRUPTED, main
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so it stops as for Ctrl-C: temporary files removed, finished video
+    chunks kept, nothing half-written under a final name."""
+
+
 def run() -> int:
     """The console entry point: ``main`` in a process whose standard streams are safe to use, a quiet exit when
-    stdout is closed early, and exit code 130 for Ctrl-C at any moment, even after the work is done."""
+    stdout is closed early, and exit code 130 for Ctrl-C or SIGTERM at any moment, even after the work is done
+    (a command may handle them its own way meanwhile, as training does)."""
     _usable_streams()
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = main()
     except BrokenPipeError:  # e.g. `python -m hat_plugin models | head`: the reader left, which is fine
@@ -21,7 +28,13 @@ def run() -> int:
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
     signal.signal(signal.SIGINT, _interrupted_at_exit)
+    signal.signal(signal.SIGTERM, _interrupted_at_exit)
     return code
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the cleaning up
+    raise Terminated
 
 
 def _usable_streams() -> None:
@@ -46,7 +59,8 @@ def _usable_streams() -> None:
 
 
 def _interrupted_at_exit(_signum: int, _frame: FrameType | None) -> None:
-    """Ctrl-C while Python shuts down (the outputs are all written): exit 130 at once, no atexit traceback."""
+    """Ctrl-C or SIGTERM while Python shuts down (the outputs are all written): exit 130 at once, no atexit
+    traceback."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError, AttributeError):
             stream.flush()

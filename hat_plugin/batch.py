@@ -5,20 +5,23 @@ same inputs, the same output names and the same decisions (skip, leave out, refu
 
 - an input found in a folder or by a glob that is the output of another input of the run is left out (re-running
   on a folder that holds earlier results must not upscale them again); one named explicitly is kept;
-- an output that would replace an input, or another input's output, is refused;
+- an output that would replace an input, or another input's output, is refused; files are compared, not paths
+  (``files.file_key``), so a bind mount, a hard link, a symbolic link or ``..`` cannot hide that it is the same;
 - an existing output is skipped unless ``overwrite`` is set (and the write itself refuses to replace a file that
   appeared meanwhile, see ``files.atomic_path``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import HATError, OptionError, OutputError
-from .files import NOT_REGULAR, is_regular_file
+from .files import NOT_REGULAR, FileKey, file_key
 from .images import extension_for, is_image_name, output_format
 from .video.names import WORK_SUFFIX
 
@@ -33,6 +36,7 @@ __all__ = [
     "find_images",
     "format_suffix",
     "output_path",
+    "path_too_long",
     "plan_outputs",
 ]
 
@@ -127,17 +131,17 @@ def find_files(
     exclude: Path | None = None,
     on_skipped: Callable[[Path, str], None] | None = None,
     kind: str = "image",
+    on_failed: Callable[[Path, str], None] | None = None,
 ) -> Iterator[tuple[Path, Path]]:
     """``(file, subfolder relative to root)`` for each file in ``root`` (and below when ``recursive``) whose name
     ``accepts``, sorted. Hidden files and folders, work folders and the ``exclude`` folder (e.g. the output folder)
-    are left out; other entries (other files, pipes, devices) are passed to ``on_skipped`` with the reason."""
-    excluded = exclude.resolve() if exclude is not None else None
+    are left out; other entries (other files, pipes, devices) are passed to ``on_skipped`` with the reason, and
+    accepted names that cannot be used (a path longer than the system allows) to ``on_failed``."""
+    excluded = file_key(exclude) if exclude is not None else None
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
         dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".") and not d.endswith(WORK_SUFFIX) and (here / d).resolve() != excluded
+            d for d in dirs if not d.startswith(".") and not d.endswith(WORK_SUFFIX) and file_key(here / d) != excluded
         )
         if not recursive:
             dirs.clear()
@@ -148,9 +152,10 @@ def find_files(
             if not accepts(name):
                 if on_skipped is not None:
                     on_skipped(path, f"not {_article(kind)} file")
-            elif not is_regular_file(path):
-                if on_skipped is not None:
-                    on_skipped(path, NOT_REGULAR)
+            elif (problem := _irregular(path)) is not None:
+                report = on_failed if problem.startswith("the path is") else on_skipped
+                if report is not None:
+                    report(path, problem)
             else:
                 yield path, here.relative_to(root)
 
@@ -167,6 +172,33 @@ def find_images(
 
 def _article(kind: str) -> str:
     return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
+
+
+def _irregular(path: Path) -> str | None:
+    """Why ``path`` is not a regular file that can be opened, or None when it is one."""
+    try:
+        if stat.S_ISREG(path.stat().st_mode):
+            return None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return path_too_long(path)
+    return NOT_REGULAR
+
+
+def path_too_long(path: str | os.PathLike[str]) -> str:
+    """Why a name the system refused as too long is so: the whole path, or one name in it."""
+    size = len(os.fsencode(path))
+    limit = _path_max()
+    if size >= limit:
+        return f"the path is {size:,} bytes long, more than this system allows ({limit - 1:,})"
+    return "the name is too long for this file system"
+
+
+def _path_max() -> int:
+    try:
+        return os.pathconf("/", "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 4096
 
 
 def image_extension(source: Path, fmt: str | None) -> str:
@@ -228,10 +260,10 @@ def plan_outputs(
             )
         except HATError as exc:
             plan.failed.append((item, str(exc)))
-    producer = {_key(out): _key(item.source) for item, out in outputs.items()}
+    producer = {file_key(out): file_key(item.source) for item, out in outputs.items()}
     kept = []
     for item in outputs:
-        source = _key(item.source)
+        source = file_key(item.source)
         if not item.explicit and producer.get(source, source) != source:
             plan.left_out.append((item, "it is the output of another input of this run"))
         else:
@@ -249,14 +281,6 @@ def plan_outputs(
     return plan
 
 
-def _key(path: Path) -> Path:
-    """A path's identity for comparisons: resolved when possible (a too-long or looping path stays as given)."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path.absolute()
-
-
 def _exists(path: Path) -> bool:
     try:
         return path.exists()
@@ -266,18 +290,22 @@ def _exists(path: Path) -> bool:
 
 class OutputClaims:
     """Remembers which input each output belongs to in one run, so no output replaces an input or another
-    input's output."""
+    input's output. Files are compared by ``files.file_key``, whatever path names them."""
 
     def __init__(self, sources: list[Path]) -> None:
-        self._sources = {_key(p) for p in sources}
-        self._claimed: dict[Path, Path] = {}
+        self._sources = {file_key(p): p for p in sources}
+        self._claimed: dict[FileKey, tuple[FileKey, Path]] = {}
 
     def conflict(self, source: Path, target: Path) -> str | None:
         """Why ``source`` may not write ``target`` (a message), or None after recording the claim."""
-        key = _key(target)
+        key = file_key(target)
         if key in self._sources:
-            return f"the output {target} would overwrite an input; change the suffix or the output folder"
-        if key in self._claimed and self._claimed[key] != _key(source):
-            return f"its output {target} is already the output of {self._claimed[key]}"
-        self._claimed[key] = _key(source)
+            same = self._sources[key]
+            through = "" if same.absolute() == target.absolute() else f" (the same file as {same})"
+            return f"the output {target} would overwrite an input{through}; change the suffix or the output folder"
+        claim = self._claimed.get(key)
+        if claim is not None and claim[1].absolute() != source.absolute():
+            twin = " (the same file by another path)" if claim[0] == file_key(source) else ""
+            return f"its output {target} is already the output of {claim[1]}{twin}"
+        self._claimed[key] = (file_key(source), source)
         return None

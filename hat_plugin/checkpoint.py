@@ -6,6 +6,7 @@ safetensors. Every failure becomes one ``CheckpointError`` that names the file a
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import zipfile
@@ -16,14 +17,18 @@ import torch
 from safetensors.torch import load_file
 
 from .arch import HAT, relative_position_index_oca, relative_position_index_sa
-from .config import HATConfig, detect_config
+from .config import HATConfig, check_affordable, detect_config
 from .errors import CheckpointError
 from .files import require_regular_file
+from .limits import available_memory
 from .weights.api import WEIGHTS_FILE
 
 __all__ = ["read_state_dict", "canonicalize", "load_model", "build_model"]
 
 _WRAPPERS = ("params_ema", "params")
+_MARKERS = ("conv_first.weight", "layers.0.residual_group.overlap_attn.relative_position_bias_table")
+MAX_HEADER_BYTES = 100 << 20
+"""safetensors' own limit on the JSON header."""
 _INDEX_KEYS = ("relative_position_index_SA", "relative_position_index_OCA")
 
 
@@ -36,6 +41,8 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     size = require_regular_file(path, WEIGHTS_FILE, CheckpointError).st_size
     if size == 0:
         raise CheckpointError(f"{path}: weights file is empty")
+    if _is_safetensors(path, size):
+        _check_safetensors_header(path, size)
     try:
         if _is_safetensors(path, size):
             raw = load_file(str(path), device="cpu")
@@ -78,6 +85,48 @@ def _is_safetensors(path: Path, size: int) -> bool:
         return False
     length = int.from_bytes(head[:8], "little")
     return head[8:9] == b"{" and 2 <= length <= size - 8
+
+
+class _Claimed:
+    """A tensor as a file's header describes it (shape only), for judging the file before reading its data."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+
+def _check_safetensors_header(path: Path, size: int) -> None:
+    """Judge a safetensors file by its header alone, before any tensor is read: the data it claims must lie within
+    the file, and the HAT network its shapes describe must be plausible and fit in the free memory (a header can
+    claim any window size). A header that is not HAT's is left to the reader's own checks."""
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        try:
+            header = json.loads(f.read(min(length, MAX_HEADER_BYTES)))
+        except (ValueError, UnicodeDecodeError):
+            return  # the reader reports the damage in its words
+    if not isinstance(header, dict):
+        return
+    shapes: dict[str, _Claimed] = {}
+    claimed = 0
+    for name, entry in header.items():
+        if name == "__metadata__" or not isinstance(entry, dict):
+            continue
+        shape, offsets = entry.get("shape"), entry.get("data_offsets")
+        if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+            return
+        if isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(n, int) for n in offsets):
+            claimed = max(claimed, offsets[1])
+        shapes[name.removeprefix("module.")] = _Claimed(tuple(shape))
+    if claimed > size - 8 - length:
+        raise CheckpointError(
+            f"{path}: not a readable weights file (truncated or corrupt?): its header claims {claimed:,} bytes of "
+            f"tensors but the file holds {size - 8 - length:,}; download it again"
+        )
+    if all(key in shapes for key in _MARKERS):
+        try:
+            check_affordable(detect_config(shapes), available_memory())
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
 
 
 def _looks_like_text(path: Path) -> bool:
@@ -130,6 +179,8 @@ def load_model(
     sd = canonicalize(source) if isinstance(source, Mapping) else read_state_dict(_resolve_source(source))
     try:
         config = detect_config(sd)
+        check_affordable(config, available_memory())
+        _check_supported(sd, config)
     except CheckpointError as exc:
         raise CheckpointError(f"{name}: {exc}") from None
     _check_index_buffers(sd, config, name)
@@ -152,6 +203,24 @@ def load_model(
     model.eval().requires_grad_(False)
     model.source = name  # type: ignore[assignment]  # nn.Module.__setattr__ is typed for tensors and modules
     return model.to(device=device, dtype=dtype)
+
+
+def _check_supported(sd: Mapping[str, torch.Tensor], config: HATConfig) -> None:
+    """Refuse what loads but cannot run: quantized or integer weights, networks for other than 3-channel RGB."""
+    for key, value in sd.items():
+        if key in _INDEX_KEYS:
+            continue
+        if value.is_quantized or not value.is_floating_point():
+            kind = "quantized" if value.is_quantized else str(value.dtype).removeprefix("torch.")
+            raise CheckpointError(
+                f"{key} holds {kind} values: quantized or integer weights are not supported; use the float "
+                "(fp32/fp16/bf16) weights of the model, or dequantize them first"
+            )
+    if config.in_chans != 3:
+        raise CheckpointError(
+            f"the weights are for {config.in_chans}-channel images; only RGB (3-channel) HAT models are supported "
+            "(grey images are upscaled by RGB models)"
+        )
 
 
 def _resolve_source(source: str | os.PathLike[str]) -> Path:

@@ -13,7 +13,23 @@ from typing import Any
 
 from .errors import CheckpointError
 
-__all__ = ["HATConfig", "PRESETS", "detect_config"]
+__all__ = [
+    "HATConfig",
+    "MAX_WINDOW",
+    "PRESETS",
+    "check_affordable",
+    "check_plausible",
+    "detect_config",
+    "implied_memory",
+]
+
+MAX_WINDOW = 64
+"""Largest attention window a weights file may describe (the published models use 16; the index tables grow with
+its fourth power: a 64-px window's take 0.4 GB)."""
+MAX_OVERLAP_RATIO = 1.0
+"""Largest OCAB overlap ratio (the published models use 0.5: a 24-px key window for 16-px queries)."""
+MAX_EMBED_DIM = 1024
+MAX_BLOCKS = 512
 
 
 @dataclass(frozen=True)
@@ -148,15 +164,80 @@ def _inverse_floor_div(total: int, result: int) -> int:
     raise CheckpointError(f"no integer ratio maps {total} channels to {result}")
 
 
-def detect_config(state_dict: Mapping[str, object]) -> HATConfig:
-    """Read a HAT config from the key names and tensor shapes of a (canonical) state_dict.
+def implied_memory(config: HATConfig) -> int:
+    """Bytes of memory that building ``config``'s network and one forward pass on a single window take at least:
+    the float32 weights, the two position index tables (int64, ``ws⁴`` and ``ws²·ows²`` entries) and, per block,
+    the attention bias gathered from its table and one window's attention matrix. Known from the configuration
+    alone, so a weights file can be judged by its header before anything is allocated."""
+    ws, ows, dim = config.window_size, config.overlap_window_size, config.embed_dim
+    sa, oca = ws**4, ws * ws * ows * ows
+    per_block = dim * dim * (4 + 2 * config.mlp_ratio) + 2 * dim * config.cab_channels * 9
+    weights = sum(config.depths) * per_block + len(config.depths) * dim * dim * (4 + 9)
+    attention = sum(
+        depth * heads * sa + heads * oca for depth, heads in zip(config.depths, config.num_heads, strict=True)
+    )
+    return int(4 * weights + 8 * (sa + oca) + 2 * 4 * attention)
 
-    Raises ``CheckpointError`` naming the first missing marker when the dict is not a HAT checkpoint.
+
+def check_plausible(config: HATConfig) -> None:
+    """Raise ``CheckpointError`` for a geometry no HAT model has (a damaged or malicious header can claim any):
+    windows over ``MAX_WINDOW`` pixels, an overlap window more than twice the window, absurd widths or depths."""
+    problems = []
+    if config.window_size > MAX_WINDOW:
+        problems.append(f"a {config.window_size}-px attention window (at most {MAX_WINDOW})")
+    if config.overlap_window_size > config.window_size * (1 + MAX_OVERLAP_RATIO):
+        problems.append(
+            f"a {config.overlap_window_size}-px overlapping window for {config.window_size}-px windows "
+            f"(at most {int(config.window_size * (1 + MAX_OVERLAP_RATIO))})"
+        )
+    if config.embed_dim > MAX_EMBED_DIM:
+        problems.append(f"{config.embed_dim} channels (at most {MAX_EMBED_DIM})")
+    if sum(config.depths) > MAX_BLOCKS:
+        problems.append(f"{sum(config.depths)} attention blocks (at most {MAX_BLOCKS})")
+    if problems:
+        raise CheckpointError(
+            f"the weights describe an implausible HAT network ({'; '.join(problems)}) that would need about "
+            f"{_gigabytes(implied_memory(config))} of memory: a damaged or foreign file; refused before loading it"
+        )
+
+
+def check_affordable(config: HATConfig, available: int) -> None:
+    """Raise ``CheckpointError`` when ``config``'s network needs more than ``available`` bytes just to load
+    (``implied_memory``), before anything is allocated."""
+    needed = implied_memory(config)
+    if needed > available:
+        raise CheckpointError(
+            f"the network these weights describe needs about {_gigabytes(needed)} of memory to load "
+            f"({config.window_size}-px windows, {config.embed_dim} channels, {sum(config.depths)} blocks), more than "
+            f"the {_gigabytes(available)} free: close other programs or use a smaller model"
+        )
+
+
+def _gigabytes(size: int) -> str:
+    return f"{size / 1e9:,.1f} GB"
+
+
+def detect_config(state_dict: Mapping[str, object]) -> HATConfig:
+    """Read a HAT config from the key names and tensor shapes of a (canonical) state_dict: anything with a
+    ``shape`` will do, so a file's header can be judged before its tensors are read.
+
+    Raises ``CheckpointError`` naming the first missing marker when the dict is not a HAT checkpoint, and for a
+    geometry no HAT model has (``check_plausible``).
     """
     for key in _REQUIRED:
         if key not in state_dict:
             raise CheckpointError(f"not a HAT checkpoint: no {key}")
+    try:
+        config = _detect(state_dict)
+    except (ValueError, IndexError, ZeroDivisionError) as exc:  # shapes of the wrong rank, zero-sized, ...
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"not a HAT checkpoint: its tensor shapes do not fit HAT ({exc})") from None
+    check_plausible(config)
+    return config
 
+
+def _detect(state_dict: Mapping[str, object]) -> HATConfig:
     def shape(key: str) -> tuple[int, ...]:
         return tuple(state_dict[key].shape)  # type: ignore[attr-defined]
 
@@ -177,8 +258,17 @@ def detect_config(state_dict: Mapping[str, object]) -> HATConfig:
         upscale *= math.isqrt(out_ch // in_ch)
         i += 2
 
+    if embed_dim > MAX_EMBED_DIM:
+        raise CheckpointError(
+            f"the weights describe an implausible HAT network ({embed_dim} channels, at most "
+            f"{MAX_EMBED_DIM}): a damaged or foreign file"
+        )
     layer_ids = {int(m.group(1)) for k in state_dict if (m := _LAYER_KEY.match(k))}
     num_layers = max(layer_ids) + 1
+    if num_layers > MAX_BLOCKS:
+        raise CheckpointError(
+            f"the weights describe an implausible HAT network ({num_layers} layers): a damaged or foreign file"
+        )
     depths = [0] * num_layers
     for k in state_dict:
         if m := _BLOCK_KEY.match(k):

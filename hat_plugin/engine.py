@@ -5,7 +5,8 @@ Data path: ``upscale`` (numpy image, any depth and channel layout) -> float tens
 
 RGBA: colour is premultiplied by alpha before upscaling (so transparent pixels, whose colour is arbitrary, cannot
 bleed into visible ones) and divided by the upscaled alpha afterwards; alpha itself is upscaled by the network as
-a grey image, in the same batch as the colour.
+a grey image, in the same batch as the colour. Where the input is fully transparent (a pixel and its neighbours),
+the output is too: the network's faint ringing must not put specks into an empty background.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ class Upscaler:
         if colour_channels == 1:
             result = result.mean(0, keepdim=True)
         if alpha is not None:
-            up_alpha = out[1].mean(0, keepdim=True)
+            up_alpha = _clear_where_transparent(out[1].mean(0, keepdim=True), alpha, self.scale)
             result = torch.where(up_alpha > _ALPHA_EPS, result / up_alpha.clamp_min(_ALPHA_EPS), 0.0).clamp_(0, 1)
             result = torch.cat([result, up_alpha])
         elif opaque:
@@ -214,6 +215,12 @@ class Upscaler:
             raise ImageError(f"expected a (B, {self.config.in_chans}, H, W) tensor, got {tuple(x.shape)}")
         if x.shape[-1] < 1 or x.shape[-2] < 1:
             raise ImageError(f"cannot upscale an empty image of size {tuple(x.shape[-2:])}")
+        if x.shape[0] < 1:
+            raise ImageError(f"cannot upscale an empty batch: the tensor is {tuple(x.shape)}")
+        if not x.dtype.is_floating_point:
+            raise ImageError(f"expected float pixels in [0, 1], got a {str(x.dtype).removeprefix('torch.')} tensor")
+        if x.device.type == "meta":
+            raise ImageError("the tensor is on the meta device: it has a shape but no pixels to upscale")
         size = (x.shape[-2], x.shape[-1])
         result_bytes = x.shape[0] * x.shape[1] * size[0] * size[1] * self.scale**2 * 4
         if result_bytes > _CHECK_RESULT_FROM and result_bytes > free_memory(x.device):
@@ -421,6 +428,17 @@ class Upscaler:
     def _empty_cache(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _clear_where_transparent(up_alpha: Tensor, alpha: np.ndarray, scale: int) -> Tensor:
+    """``up_alpha`` with 0 wherever the input pixel and its eight neighbours are fully transparent (nearest-scaled),
+    so an empty background stays empty instead of gaining the network's faint ringing."""
+    clear = torch.from_numpy(np.ascontiguousarray(alpha <= 0.0))[None, None].to(up_alpha.device, torch.float32)
+    clear = -torch.nn.functional.max_pool2d(-clear, 3, stride=1, padding=1)  # all nine clear
+    if not bool(clear.any()):
+        return up_alpha
+    grown = torch.nn.functional.interpolate(clear, scale_factor=scale, mode="nearest")[0] > 0
+    return up_alpha.masked_fill(grown, 0.0)
 
 
 def _param(net: HAT) -> Tensor:

@@ -31,6 +31,7 @@ __all__ = [
     "UnsafeURLError",
     "VideoError",
     "WorkFolderError",
+    "describe_exception",
     "is_out_of_memory",
     "out_of_memory_message",
     "plain_spelling",
@@ -151,6 +152,15 @@ class Cancelled(HATError):
     """The caller cancelled the work (raised between tiles or download chunks)."""
 
 
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` for an exception that is not ours, the type named once (pypng's messages, for one, start
+    with their class name already)."""
+    name, text = type(exc).__name__, str(exc).strip()
+    if not text:
+        return name
+    return text if text.startswith(f"{name}:") else f"{name}: {text}"
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` is an allocation failure (CUDA, MPS or CPU), as PyTorch reports them."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
@@ -160,13 +170,14 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def out_of_memory_message(device: object, tile: int | None = None, what: str = "") -> str:
-    """The one out-of-memory text every front end shows: where it happened and the three ways out."""
+    """The one out-of-memory text every front end shows: where it happened and the ways out (running on the CPU
+    only where it is not already the CPU)."""
     where = f" ({what})" if what else ""
     tiles = f" even with {tile}px tiles" if tile else ""
-    return (
-        f"out of memory on {device}{tiles}{where}: use a smaller tile (e.g. 128), close other programs, "
-        "use a smaller model, or run on the CPU"
-    )
+    ways = ["use a smaller tile (e.g. 128)", "close other programs", "use a smaller model"]
+    if not str(device).startswith("cpu"):  # said on the CPU itself, the last way out would be no way
+        ways.append("run on the CPU")
+    return f"out of memory on {device}{tiles}{where}: {', '.join(ways[:-1])}, or {ways[-1]}"
 
 
 def whole_number(name: str, value: object, minimum: int) -> int:

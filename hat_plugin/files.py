@@ -13,7 +13,7 @@ import hashlib
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,10 +25,13 @@ if TYPE_CHECKING:
 __all__ = [
     "NOT_REGULAR",
     "atomic_path",
+    "FileKey",
     "atomic_write",
     "describe_os_error",
+    "file_key",
     "is_regular_file",
     "regular_file_problem",
+    "refuse_inputs",
     "require_regular_file",
     "sha256_digest",
     "sha256_file",
@@ -101,6 +104,42 @@ def sha256_file(path: Path) -> str:
     return sha256_digest(path).hexdigest()
 
 
+FileKey = tuple[int, int, tuple[str, ...]]
+"""What identifies a file whatever path reaches it (see ``file_key``)."""
+
+
+def file_key(path: str | os.PathLike[str]) -> FileKey:
+    """The identity of the file ``path`` names, whatever way the path reaches it (a bind mount, a hard link, a
+    symbolic link, ``..``): ``(st_dev, st_ino, ())`` of the file when it exists, else those of its nearest existing
+    folder and the names below it. Two paths with equal keys are the same file, or would create the same file."""
+    path = Path(path).absolute()  # not normalised: ``..`` after a symbolic link is the kernel's to resolve
+    rest: list[str] = []
+    while True:
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):  # missing, too long, a loop, a NUL byte: try the folder above
+            if path.parent == path:
+                return (-1, -1, (str(path), *reversed(rest)))
+            rest.append(path.name)
+            path = path.parent
+            continue
+        return (info.st_dev, info.st_ino, tuple(reversed(rest)))
+
+
+def refuse_inputs(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Raise ``OutputError`` when ``output`` is one of ``inputs`` (the same file, through any path): the one check
+    that keeps every writer of the product from replacing a file it reads."""
+    key = file_key(output)
+    for source in inputs:
+        if file_key(source) == key:
+            which = (
+                "the input itself"
+                if os.path.abspath(source) == os.path.abspath(output)
+                else f"the input {source} itself (the same file through another path)"
+            )
+            raise OutputError(f"{output} is {which}; choose another output name or folder")
+
+
 def _temp_name(path: Path) -> Path:
     """A hidden temporary name in the destination's folder, short enough for any file system."""
     stem = path.name[:80]
@@ -153,7 +192,12 @@ def _remove_empty(created: list[Path]) -> None:
 
 @contextlib.contextmanager
 def atomic_path(
-    path: str | os.PathLike[str], *, mode: int = 0o666, make_parents: bool = True, overwrite: bool = True
+    path: str | os.PathLike[str],
+    *,
+    mode: int = 0o666,
+    make_parents: bool = True,
+    overwrite: bool = True,
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` for a writer that needs a file name (safetensors, a muxer, a
     compiler); when the block succeeds the file is flushed to disk and renamed over ``path``, when it fails (or is
@@ -162,8 +206,12 @@ def atomic_path(
 
     With ``overwrite=False`` the final step refuses to replace a file that appeared meanwhile (another process
     writing the same output): ``OutputError`` saying it exists, and the existing file is left as it was.
+    ``inputs`` are the files the writer reads: ``path`` is never one of them (``refuse_inputs``, checked before the
+    write starts and again just before the rename).
     """
     path = Path(path)
+    inputs = tuple(inputs)
+    refuse_inputs(path, inputs)
     temp = _temp_name(path)
     created: list[Path] = []
     try:
@@ -178,6 +226,7 @@ def atomic_path(
         yield temp
         with open(temp, "rb") as written:
             os.fsync(written.fileno())
+        refuse_inputs(path, inputs)
         _publish(temp, path, overwrite)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -191,8 +240,17 @@ def atomic_path(
 
 
 def atomic_write(
-    path: str | os.PathLike[str], data: bytes, *, mode: int = 0o666, make_parents: bool = True, overwrite: bool = True
+    path: str | os.PathLike[str],
+    data: bytes,
+    *,
+    mode: int = 0o666,
+    make_parents: bool = True,
+    overwrite: bool = True,
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> None:
     """Write ``data`` to ``path`` atomically (see ``atomic_path``)."""
-    with atomic_path(path, mode=mode, make_parents=make_parents, overwrite=overwrite) as temp, open(temp, "wb") as file:
+    with (
+        atomic_path(path, mode=mode, make_parents=make_parents, overwrite=overwrite, inputs=inputs) as temp,
+        open(temp, "wb") as file,
+    ):
         file.write(data)

@@ -5,6 +5,9 @@ Each guard runs before the expensive step it protects and raises ``ImageError``:
 - ``open_input``: regular files only, opened without blocking (a FIFO or device gets an error, never a hang);
 - ``pillow_open``: Pillow's format detection with our pixel limit (``limits.check_pixels``) in place of Pillow's
   process-wide one, which only warns below twice its limit and cannot follow ``--max-pixels``;
+- ``check_png_chunks``: one rule for every PNG, whatever decoder then reads it: each chunk's checksum (CRC) must
+  match, and compressed metadata (zTXt, iTXt, iCCP) may inflate to Pillow's text limits at most, measured in
+  bounded steps (a metadata bomb);
 - ``scan_png16``: a 16-bit PNG's size from IHDR, then its compressed pixel data inflated in bounded steps and
   counted (pypng would inflate a zlib bomb whole), and its ICC profile inflated with a size cap;
 - ``count_tiff_pages`` and ``check_tiff_segments``: pages counted, and each compressed strip or tile of a deep
@@ -28,16 +31,25 @@ from typing import BinaryIO
 import png
 import tifffile
 from PIL import Image as PILImage
-from PIL import UnidentifiedImageError
+from PIL import PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
 from .files import NOT_REGULAR, describe_os_error, regular_file_problem
 from .limits import check_pixels
 
-__all__ = ["MAX_ICC_BYTES", "check_tiff_segments", "count_tiff_pages", "open_input", "pillow_open", "scan_png16"]
+__all__ = [
+    "MAX_ICC_BYTES",
+    "check_png_chunks",
+    "check_tiff_segments",
+    "count_tiff_pages",
+    "open_input",
+    "pillow_open",
+    "scan_png16",
+]
 
-MAX_ICC_BYTES = 16 << 20
-"""Largest ICC profile accepted from a compressed iCCP chunk (real profiles are kilobytes to a few megabytes)."""
+MAX_ICC_BYTES = PngImagePlugin.MAX_TEXT_CHUNK
+"""Largest ICC profile accepted from a compressed iCCP chunk: Pillow's limit, so 8- and 16-bit PNGs agree (real
+profiles are kilobytes)."""
 MAX_TIFF_PAGES = 1000
 """Pages counted at most (a count is all a refusal needs)."""
 _STEP = 1 << 20
@@ -99,6 +111,84 @@ def pillow_open(file: BinaryIO, max_pixels: int) -> Iterator[PILImage.Image]:
 
 
 # ------------------------------------------------------------------------------------------------------- PNG
+
+
+def check_png_chunks(file: BinaryIO) -> None:
+    """Walk every chunk of a PNG (positioned at its start; left there afterwards): a chunk whose checksum does not
+    match, or compressed metadata that inflates past ``PngImagePlugin.MAX_TEXT_CHUNK`` per chunk or
+    ``MAX_TEXT_MEMORY`` in all, is an ``ImageError``, for 8-bit (Pillow) and 16-bit (pypng) files alike.
+    Chunks are read in bounded steps; pixel data is left to the decoders' own bounded checks, a truncated file to
+    their messages."""
+    start = file.tell()
+    file.seek(start + 8)
+    inflated = 0
+    while True:
+        head = file.read(8)
+        if len(head) < 8:
+            break
+        length, kind = struct.unpack("!I4s", head)
+        if kind in _PNG_METADATA and length > 2 * PngImagePlugin.MAX_TEXT_CHUNK:
+            _metadata_bomb(kind)  # deflate never shrinks data to less than about its own size
+        crc, body, left = zlib.crc32(kind), [], length
+        while left:
+            block = file.read(min(left, _STEP))
+            if not block:
+                break
+            left -= len(block)
+            crc = zlib.crc32(block, crc)
+            if kind in _PNG_METADATA:
+                body.append(block)
+        stored = file.read(4)
+        if left or len(stored) < 4:
+            break
+        if struct.unpack("!I", stored)[0] != crc:
+            raise ImageError(
+                f"the PNG is damaged: its {kind.decode('latin-1')} chunk does not match its checksum (CRC); re-save "
+                "or download it again"
+            )
+        if kind in _PNG_METADATA:
+            inflated += _metadata_size(kind, b"".join(body), inflated)
+        if kind == b"IEND":
+            break
+    file.seek(start)
+
+
+_PNG_METADATA = frozenset({b"zTXt", b"iTXt", b"iCCP"})
+
+
+def _metadata_size(kind: bytes, body: bytes, before: int) -> int:
+    """Bytes a compressed metadata chunk inflates to (0 when it is stored uncompressed or damaged: the decoders
+    leave it out or say so); past the limits, an ``ImageError``."""
+    keyword_end = body.find(b"\0")
+    if keyword_end < 0:
+        return 0
+    if kind == b"iTXt":
+        if body[keyword_end + 1 : keyword_end + 2] != b"\1":
+            return 0  # not compressed
+        language_end = body.find(b"\0", keyword_end + 3)
+        translated_end = body.find(b"\0", language_end + 1) if language_end >= 0 else -1
+        if translated_end < 0:
+            return 0
+        data = body[translated_end + 1 :]
+    else:
+        data = body[keyword_end + 2 :]
+    inflater, inflated = zlib.decompressobj(), 0
+    try:
+        while data:
+            inflated += len(inflater.decompress(data, _STEP))
+            if inflated > PngImagePlugin.MAX_TEXT_CHUNK or before + inflated > PngImagePlugin.MAX_TEXT_MEMORY:
+                _metadata_bomb(kind)
+            data = inflater.unconsumed_tail
+    except zlib.error:
+        return 0
+    return inflated
+
+
+def _metadata_bomb(kind: bytes) -> None:
+    raise ImageError(
+        f"the PNG's {kind.decode('latin-1')} metadata expands to more than {PngImagePlugin.MAX_TEXT_CHUNK >> 20} MiB "
+        "(a decompression bomb in its metadata?); save the picture again without it"
+    )
 
 
 def scan_png16(file: BinaryIO, max_pixels: int) -> tuple[bytes | None, bytes | None]:

@@ -25,6 +25,7 @@ import os
 import struct
 import warnings
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -35,9 +36,10 @@ import tifffile
 from PIL import Image as PILImage
 from PIL import ImageCms, UnidentifiedImageError
 
-from hat_plugin.errors import ImageError, OutputError
+from hat_plugin.errors import ImageError, OutputError, describe_exception
 from hat_plugin.files import atomic_write
 from hat_plugin.image_guards import (
+    check_png_chunks,
     check_tiff_segments,
     count_tiff_pages,
     open_input,
@@ -170,7 +172,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     except MemoryError as exc:
         raise ImageError(f"{path}: not enough memory to decode this image") from exc
     except Exception as exc:  # decoders raise many types (OSError, ValueError, SyntaxError, zlib.error, ...)
-        raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from exc
+        raise ImageError(f"{path}: not a readable image ({describe_exception(exc)})") from exc
     image.pixels = np.ascontiguousarray(_orient(image.pixels, orientation))
     return image
 
@@ -193,8 +195,10 @@ def _decode(file: BinaryIO, max_pixels: int) -> tuple[Image, int]:
             f"{max_pixels / 1e6:,.1f} megapixels); raise the limit with {{max_pixels}} if it is a real image",
             option="max_pixels",
         )
-    if head.startswith(_PNG_SIGNATURE) and len(head) > 24 and head[24] == 16:
-        return _decode_png16(file, max_pixels)
+    if head.startswith(_PNG_SIGNATURE):
+        check_png_chunks(file)
+        if len(head) > 24 and head[24] == 16:
+            return _decode_png16(file, max_pixels)
     if head[:4] in _TIFF_MAGICS:
         decoded = _decode_tiff(file, max_pixels)
         if decoded is not None:
@@ -292,6 +296,7 @@ def _decode_tiff(file: BinaryIO, max_pixels: int) -> tuple[Image, int] | None:
         pages = count_tiff_pages(tif)
         if pages > 1:
             raise ImageError(_frames_message(pages, "a multi-page TIFF"))
+        _check_tiff_channels(page)
         is_float = page.sampleformat == tifffile.SAMPLEFORMAT.IEEEFP
         if page.bitspersample <= 8 and not is_float:
             return None
@@ -314,6 +319,29 @@ def _decode_tiff(file: BinaryIO, max_pixels: int) -> tuple[Image, int] | None:
         icc = page.tags.valueof(_TAG_ICC)
         orientation = page.tags.valueof(_TAG_ORIENTATION, default=1)
         return Image(pixels, bytes(icc) if icc else None, None, "TIFF"), orientation
+
+
+_TIFF_COLOUR_CHANNELS: dict[int, int] = {
+    tifffile.PHOTOMETRIC.MINISBLACK: 1,
+    tifffile.PHOTOMETRIC.MINISWHITE: 1,
+    tifffile.PHOTOMETRIC.PALETTE: 1,
+    tifffile.PHOTOMETRIC.RGB: 3,
+    tifffile.PHOTOMETRIC.YCBCR: 3,
+    tifffile.PHOTOMETRIC.CIELAB: 3,
+    tifffile.PHOTOMETRIC.SEPARATED: 4,
+}
+
+
+def _check_tiff_channels(page: tifffile.TiffPage) -> None:
+    """One rule for every TIFF, whatever its depth: colour channels plus at most one alpha channel; more (a
+    multispectral scan, an image with extra masks) is refused with the count rather than guessed at."""
+    colour = _TIFF_COLOUR_CHANNELS.get(page.photometric, 0)
+    samples = page.samplesperpixel
+    if colour and samples > colour + 1:
+        raise ImageError(
+            f"the TIFF has {samples} channels per pixel ({colour} colour and {samples - colour} extra); only grey, "
+            "RGB or CMYK images with at most one alpha channel can be upscaled: save it without the extra channels"
+        )
 
 
 def _tiff_samples(pixels: np.ndarray, page: tifffile.TiffPage) -> np.ndarray:
@@ -451,9 +479,11 @@ def write_image(
     quality: int | None = None,
     *,
     overwrite: bool = True,
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> None:
     """Write ``image`` to ``path`` atomically; creates missing parent folders. With ``overwrite=False`` an existing
-    ``path`` (one that appeared since the run was planned, say) is left alone and ``OutputError`` says so.
+    ``path`` (one that appeared since the run was planned, say) is left alone and ``OutputError`` says so; ``path``
+    is never one of ``inputs`` (the files the result was made from), whatever path reaches them.
 
     Args:
         path: destination file; its extension picks the format unless ``format`` is given.
@@ -472,7 +502,7 @@ def write_image(
         data = _encode(pixels, image, fmt, _DEFAULT_QUALITY if quality is None else quality)
     except (OSError, ValueError) as exc:
         raise OutputError(f"cannot write {path}: {fmt} encoding failed ({exc})") from exc
-    atomic_write(path, data, overwrite=overwrite)
+    atomic_write(path, data, overwrite=overwrite, inputs=inputs)
 
 
 def _check_layout(pixels: np.ndarray) -> np.ndarray:

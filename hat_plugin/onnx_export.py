@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 
 from .arch import HAT
 from .errors import ExportError, OptionError, OutputError
-from .files import atomic_path
+from .files import atomic_path, refuse_inputs
 
 __all__ = ["MIN_OPSET", "Check", "check_onnx", "export_onnx"]
 
@@ -44,8 +45,10 @@ def export_onnx(
     batch: int = 1,
     opset: int = DEFAULT_OPSET,
     overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> Path:
-    """Write ``model`` (float32, CPU) as ONNX for ``batch`` inputs of ``tile`` x ``tile`` pixels; atomically.
+    """Write ``model`` (float32, CPU) as ONNX for ``batch`` inputs of ``tile`` x ``tile`` pixels; atomically,
+    never over one of ``inputs`` (the weights file it came from), whatever path reaches it.
 
     Raises ``OptionError`` for a bad shape or opset, ``ExportError`` when the exporter is missing or fails,
     ``OutputError`` when the file cannot be written (or exists and ``overwrite`` is false).
@@ -58,12 +61,14 @@ def export_onnx(
     if missing:
         raise ExportError(f"exporting needs {' and '.join(missing)}: pip install 'hat-plugin[export]'")
     path = Path(path)
+    inputs = tuple(inputs)
+    refuse_inputs(path, inputs)
     if path.exists() and not overwrite:
         raise OutputError(f"{path} exists; use {{overwrite}} to replace it", option="overwrite")
     net = model.to("cpu", torch.float32).eval()
     example = torch.rand(batch, net.config.in_chans, tile, tile, generator=torch.Generator().manual_seed(0))
     try:
-        with atomic_path(path, overwrite=overwrite) as temp, torch.no_grad(), warnings.catch_warnings():
+        with atomic_path(path, overwrite=overwrite, inputs=inputs) as temp, torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on its own internals are not the user's concern
             torch.onnx.export(
                 net,

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
@@ -155,3 +156,30 @@ print(json.dumps(out))
     done = run_limited(code, memory)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
+    """The JSON header of a safetensors file."""
+    with open(path, "rb") as file:
+        length = struct.unpack("<Q", file.read(8))[0]
+        return json.loads(file.read(length))
+
+
+def sparse_safetensors(path: Path, shapes: dict[str, list[int]], dtype: str = "F32") -> int:
+    """A safetensors file whose header declares ``shapes`` (offsets laid out in order) and whose data is a hole:
+    the file is as long as the header says, but takes no disk and no time to write, whatever size it claims.
+    Returns the bytes of tensor data it claims."""
+    sizes = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I8": 1, "U8": 1}
+    header: dict[str, object] = {}
+    offset = 0
+    for name, shape in shapes.items():
+        size = sizes["I64" if "index" in name else dtype] * int(np.prod(shape, dtype=np.int64))
+        kind = "I64" if "index" in name else dtype
+        header[name] = {"dtype": kind, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
+    body = json.dumps(header).encode()
+    body += b" " * (-len(body) % 8)
+    with open(path, "wb") as file:
+        file.write(struct.pack("<Q", len(body)) + body)
+        file.truncate(8 + len(body) + offset)
+    return offset

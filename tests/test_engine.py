@@ -60,7 +60,9 @@ def test_alpha_is_premultiplied_so_hidden_colour_cannot_bleed(up: Upscaler) -> N
     other[:, :12, :3] = [255, 0, 0]
     a, b = up.upscale(image), up.upscale(other)
     assert np.array_equal(a, b)
-    assert np.array_equal(a[..., 3], up.upscale(image[..., 3]))  # alpha: upscaled by the network as grey
+    grey = up.upscale(image[..., 3])  # alpha: upscaled by the network as grey ...
+    assert np.array_equal(a[:, 22:, 3], grey[:, 22:])
+    assert (a[:, :22, 3] == 0).all()  # ... except where the input is transparent all around: empty stays empty
 
 
 def test_opaque_alpha_matches_rgb(up: Upscaler) -> None:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import errno
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hostile_files import SMALL, png_file, run_limited
+from hostile_files import SMALL, png_chunk, png_file, run_limited, tiff_file
 from PIL import Image as PILImage
 from safetensors.torch import load_file, save_file
 
@@ -312,3 +314,190 @@ def test_offline_model_not_cached_is_refused_without_announcing_a_download(tmp_p
     err = capsys.readouterr().err
     assert "HAT_PLUGIN_OFFLINE" in err and "not in the cache" in err
     assert "downloading" not in err
+
+
+# ------------------------------------------------------------------------------------- mixed folders
+
+
+def test_folder_of_images_and_a_video_upscales_both_with_their_own_options(tmp_path, capsys):
+    """Images through the image path (--format), videos through VideoJob (--codec); one summary, one exit code."""
+    from video_helpers import decoded, make_clip
+
+    folder = tmp_path / "mixed"
+    picture(folder / "ok.png")
+    picture(folder / "also.png")
+    make_clip(folder / "film.mkv", frames=3)
+    code = upscale(folder, "-o", tmp_path / "out", "--format", "webp", "--quality", "100", "--codec", "ffv1")
+    err = capsys.readouterr().err
+    assert code == EXIT_OK, err
+    assert outputs(tmp_path / "out") == ["also_x2.webp", "film_x2.mkv", "ok_x2.webp"]
+    assert "not a video file" not in err and "3 written" in err and err.count(" written") == 1
+    assert len(decoded(tmp_path / "out" / "film_x2.mkv")) == 3
+    with PILImage.open(tmp_path / "out" / "ok_x2.webp") as written:
+        assert written.size == (16, 16)
+
+
+def test_mixed_run_with_a_bad_image_exits_1_and_still_does_the_video(tmp_path, capsys):
+    from video_helpers import make_clip
+
+    folder = tmp_path / "mixed"
+    picture(folder / "ok.png")
+    (folder / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    make_clip(folder / "film.mkv", frames=2)
+    assert upscale(folder, "-o", tmp_path / "out", "--codec", "ffv1") == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert outputs(tmp_path / "out") == ["film_x2.mkv", "ok_x2.png"]
+    assert "bad.png" in err and "2 written, 1 failed" in err and "Traceback" not in err
+
+
+def test_explicit_image_and_video_in_one_command(tmp_path, capsys):
+    from video_helpers import make_clip
+
+    image = picture(tmp_path / "a.png")
+    clip = make_clip(tmp_path / "b.mkv", frames=2)
+    assert upscale(image, clip.path, "--codec", "ffv1") == EXIT_OK
+    assert (tmp_path / "a_x2.png").is_file() and (tmp_path / "b_x2.mkv").is_file()
+    assert "2 written" in capsys.readouterr().err
+
+
+def test_format_for_a_video_only_run_is_still_a_usage_error(tmp_path, capsys):
+    from video_helpers import make_clip
+
+    clip = make_clip(tmp_path / "b.mkv", frames=2)
+    assert upscale(clip.path, "--format", "png") == EXIT_USAGE
+    assert "--format and --quality apply to images" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------- odd command lines
+
+
+def test_empty_input_argument_is_a_usage_error_not_the_current_folder(tmp_path, capsys, monkeypatch):
+    picture(tmp_path / "here.png")
+    monkeypatch.chdir(tmp_path)
+    assert upscale("") == EXIT_USAGE
+    assert "an input is empty ('')" in capsys.readouterr().err
+    assert outputs(tmp_path) == ["here.png"]
+    source = picture(tmp_path / "a.png")
+    assert upscale(source, "  ") == EXIT_USAGE
+    assert outputs(tmp_path) == ["a.png", "here.png"]
+
+
+def test_options_between_inputs_are_accepted(tmp_path, capsys):
+    first, second = picture(tmp_path / "a.png"), picture(tmp_path / "b.png")
+    assert (
+        main([str(first), "-o", str(tmp_path / "out"), str(second), "--weights", str(WEIGHTS), "--device", "cpu"]) == 0
+    )
+    assert outputs(tmp_path / "out") == ["a_x2.png", "b_x2.png"]
+    assert "unrecognized arguments" not in capsys.readouterr().err
+
+
+def _deep_folder(root: Path, total: int) -> Path:
+    """A folder nested so deep that its path is about ``total`` bytes long (made relative to each parent: a
+    single mkdir of the whole path would be refused)."""
+    fd = os.open(root, os.O_RDONLY)
+    path = root
+    try:
+        while len(os.fsencode(path)) < total - 1:
+            name = "d" * min(200, total - 1 - len(os.fsencode(path)))
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd, path = inner, path / name
+    finally:
+        os.close(fd)
+    return path
+
+
+def test_files_whose_path_is_over_path_max_are_failures_that_say_so(tmp_path, capsys):
+    folder = _deep_folder(tmp_path, 4000)  # the folder itself can be named ...
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        name = "p" * 150 + ".png"  # ... but not the files in it
+        with os.fdopen(os.open(name, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "wb") as file:
+            PILImage.fromarray(SMALL).save(file, "PNG")
+    finally:
+        os.close(fd)
+    assert len(os.fsencode(folder / name)) > 4096
+    assert upscale(folder) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "bytes long, more than this system allows (4,095)" in err
+    assert "no image files in this folder" not in err and "Traceback" not in err
+
+
+def test_input_path_over_path_max_says_the_path_is_too_long(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    picture(tmp_path / "x.png")
+    text = str(tmp_path) + "/a/.." * 900 + "/x.png"  # the file exists; its name is over PATH_MAX
+    assert len(text) > 4096
+    assert upscale(text) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "bytes long, more than this system allows (4,095)" in err and "no image files" not in err
+
+
+# --------------------------------------------------------------------------------------------- messages
+
+
+def test_decoder_errors_name_their_type_once(tmp_path, capsys):
+    """pypng's messages begin with their class name; the error line must not read "FormatError: FormatError:"."""
+    rows = b"".join(b"\x09" + bytes(8 * 6) for _ in range(8))  # filter type 9 does not exist
+    ihdr = png_chunk(b"IHDR", struct.pack("!2I5B", 8, 8, 16, 2, 0, 0, 0))
+    data = b"\x89PNG\r\n\x1a\n" + ihdr + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b"")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(data)
+    assert upscale(bad) == EXIT_FAILED
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if line.startswith("error:"))
+    name = line.split("(")[-1].split(":")[0]
+    assert line.count(f"{name}:") == 1, line
+
+
+# ------------------------------------------------------------------------------------------------ SIGTERM
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_video_leaves_no_temporary_chunk_and_the_next_run_resumes(tmp_path):
+    """SIGTERM while a chunk is being written (its temporary file exists): the process cleans up as for Ctrl-C and
+    exits 130; finished chunks are kept; a leftover from a harder kill is removed by the next run, which resumes."""
+    import signal
+    import time
+
+    from video_helpers import make_clip
+
+    clip = make_clip(tmp_path / "in.mkv", frames=24)
+    out, work = tmp_path / "out.mkv", tmp_path / "out.mkv.hat-work"
+    command = _cli(clip.path, "-o", out, "--chunk-frames", 2, "--codec", "ffv1")
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=_env())
+    deadline = time.monotonic() + 240
+    while not (list(work.glob("chunk-*.mkv")) and list(work.glob(".chunk-*.tmp"))):
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "no chunk was being written in time"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == EXIT_INTERRUPTED, err
+    assert "interrupted; the finished chunks are kept" in err and "Traceback" not in err
+    assert list(work.glob("chunk-*.mkv")) and not list(work.glob(".*.tmp")) and not out.exists()
+    (work / ".chunk-000011.mkv.0badf00d.tmp").write_bytes(b"")  # what a SIGKILL leaves
+    again = subprocess.run([*command, "--keep-work"], capture_output=True, text=True, timeout=300, env=_env())
+    assert again.returncode == EXIT_OK, again.stderr
+    assert "resuming:" in again.stderr and out.is_file()
+    assert len(list(work.glob("chunk-*.mkv"))) == 12 and not list(work.glob(".*.tmp"))
+
+
+def test_quiet_hides_library_warnings_too(tmp_path):
+    """tifffile reports a damaged tag through logging, which Python prints to stderr when nobody listens; the CLI
+    listens, so the line is a ``warning:`` that --quiet hides like the others."""
+    data = bytearray(tiff_file(8, 8, bits=16, samples=1, strip=bytes(128)))
+    entries = struct.unpack_from("<H", data, 8)[0]
+    struct.pack_into("<HHII", data, 10 + 12 * (entries - 1), 50000, 77, 1, 0)  # a tag of a type that does not exist
+    source = tmp_path / "odd.tif"
+    source.write_bytes(bytes(data))
+    loud = subprocess.run(
+        _cli(source, "-o", tmp_path / "loud"), capture_output=True, text=True, timeout=300, env=_env()
+    )
+    assert loud.returncode == EXIT_OK and "warning: <TiffTag.fromfile> raised" in loud.stderr, loud.stderr
+    quiet = subprocess.run(
+        _cli(source, "-o", tmp_path / "quiet", "--quiet"), capture_output=True, text=True, timeout=300, env=_env()
+    )
+    assert quiet.returncode == EXIT_OK and quiet.stderr == "", quiet.stderr
+    assert outputs(tmp_path / "quiet") == ["odd_x2.tif"]

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import threading
 import time
 import warnings
 import zlib
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import png
@@ -239,16 +242,19 @@ def test_png16_with_sbit_keeps_every_stored_bit(tmp_path):
 
 
 def test_png16_with_damaged_icc_drops_it_with_a_warning(tmp_path):
+    """A profile that does not inflate is left out (as Pillow does for 8-bit files); one that inflates past the
+    metadata limit is a bomb, refused for either depth (see the one-rule tests below)."""
     pixels = np.full((4, 5), 40000, np.uint16)
     damaged = tmp_path / "damaged.png"
     damaged.write_bytes(_png16(pixels, [(b"iCCP", b"ICC profile\0\0" + b"not zlib data at all")]))
+    with pytest.warns(UserWarning, match="ICC profile is damaged; it is left out"):
+        image = read_image(damaged)
+    assert image.icc_profile is None
+    np.testing.assert_array_equal(image.pixels, pixels)
     huge = tmp_path / "huge-icc.png"
     huge.write_bytes(_png16(pixels, [(b"iCCP", b"ICC profile\0\0" + zlib_bomb(64 << 20))]))
-    for path in (damaged, huge):
-        with pytest.warns(UserWarning, match="ICC profile is damaged; it is left out"):
-            image = read_image(path)
-        assert image.icc_profile is None
-        np.testing.assert_array_equal(image.pixels, pixels)
+    with pytest.raises(ImageError, match="iCCP metadata expands to more than 1 MiB"):
+        read_image(huge)
     with warnings.catch_warnings():  # the same 8-bit file: Pillow drops the profile too
         warnings.simplefilter("ignore")
         eight = tmp_path / "eight.png"
@@ -285,3 +291,73 @@ def test_image_read_from_a_file_given_as_read_only_stays_correct(tmp_path):
     PILImage.fromarray(SMALL).save(path)
     os.chmod(path, 0o444)
     np.testing.assert_array_equal(read_image(path).pixels, SMALL)
+
+
+# ------------------------------------------------------------------ one rule for 8-bit and 16-bit PNGs
+
+
+def _png_with(depth: int, extra: Sequence[tuple[bytes, bytes]] = (), damaged: bytes | None = None) -> bytes:
+    """An 8x8 RGB PNG of ``depth`` bits with ``extra`` chunks before its pixels; ``damaged`` names a chunk whose
+    checksum is made wrong."""
+    from hostile_files import png_chunk
+
+    rows = bytes(8 * (1 + 8 * 3 * depth // 8))
+    chunks = [(b"IHDR", struct.pack("!2I5B", 8, 8, depth, 2, 0, 0, 0)), *extra]
+    chunks += [(b"IDAT", zlib.compress(rows)), (b"IEND", b"")]
+    out = b"\x89PNG\r\n\x1a\n"
+    for kind, body in chunks:
+        chunk = png_chunk(kind, body)
+        out += chunk[:-1] + bytes([chunk[-1] ^ 1]) if kind == damaged else chunk
+    return out
+
+
+PNG_RULES: dict[str, tuple[dict[str, Any], str]] = {
+    "crc-tEXt": (
+        {"extra": [(b"tEXt", b"key\0value")], "damaged": b"tEXt"},
+        "its tEXt chunk does not match its checksum",
+    ),
+    "crc-IDAT": ({"damaged": b"IDAT"}, "its IDAT chunk does not match its checksum"),
+    "crc-IHDR": ({"damaged": b"IHDR"}, "its IHDR chunk does not match its checksum"),
+    "zTXt-bomb": ({"extra": [(b"zTXt", b"k\0\0" + zlib_bomb(64 << 20))]}, "zTXt metadata expands to more than 1 MiB"),
+    "iTXt-bomb": ({"extra": [(b"iTXt", b"k\0\1\0\0\0" + zlib_bomb(64 << 20))]}, "iTXt metadata expands to more"),
+    "iCCP-bomb": ({"extra": [(b"iCCP", b"p\0\0" + zlib_bomb(64 << 20))]}, "iCCP metadata expands to more than 1 MiB"),
+    "many-zTXt": ({"extra": [(b"zTXt", b"k\0\0" + zlib.compress(bytes(1 << 20)))] * 70}, "zTXt metadata expands"),
+}
+
+
+@pytest.fixture(scope="module")
+def png_rule_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("png-rules")
+    paths = {}
+    for key, (options, _) in PNG_RULES.items():
+        for depth in (8, 16):
+            paths[f"{key}-{depth}"] = folder / f"{key}-{depth}.png"
+            paths[f"{key}-{depth}"].write_bytes(_png_with(depth, **options))
+    return read_all_limited(paths, 50_000_000)
+
+
+@pytest.mark.parametrize("key", PNG_RULES)
+def test_8_and_16_bit_pngs_follow_one_rule_for_checksums_and_metadata_bombs(png_rule_results, key):
+    expected = PNG_RULES[key][1]
+    for depth in (8, 16):
+        result = png_rule_results[f"{key}-{depth}"]
+        assert result.startswith("ImageError: ") and expected in result, (depth, result)
+        assert "ChunkError" not in result and "MAX_TEXT_CHUNK" not in result
+
+
+def test_big_uncompressed_metadata_is_accepted_by_both_depths(tmp_path):
+    for depth in (8, 16):
+        path = tmp_path / f"exif-{depth}.png"
+        path.write_bytes(_png_with(depth, extra=[(b"eXIf", b"MM\0*" + bytes(4 << 20))]))
+        assert read_image(path).pixels.shape == (8, 8, 3)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("samples", [5, 6])
+def test_tiff_with_more_than_colour_and_alpha_says_how_many_channels(tmp_path, bits, samples):
+    path = tmp_path / f"multi-{bits}-{samples}.tif"
+    path.write_bytes(tiff_file(8, 8, bits=bits, samples=samples, strip=bytes(8 * 8 * samples * bits // 8)))
+    with pytest.raises(
+        ImageError, match=f"the TIFF has {samples} channels per pixel \\(3 colour and {samples - 3} extra\\)"
+    ):
+        read_image(path)

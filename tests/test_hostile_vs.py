@@ -58,14 +58,32 @@ def test_frames_too_big_for_memory_are_refused_before_any_frame(core):
         core.hat.Upscale(clip, weights=WEIGHTS, device="cpu")
 
 
-def test_mistyped_tile_is_converted_or_refused_by_vapoursynth_as_documented(core):
-    """VapourSynth converts arguments to the signature's types before hat.Upscale runs, so the filter cannot
-    check them first: a float is truncated, text raises VapourSynth's own ValueError. The README says so."""
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"tile": "a"}, "tile must be a whole number, not 'a'"),
+        ({"tile": 2.5}, "tile must be a whole number, not 2.5"),
+        ({"tile": -1}, "tile must be 0 or more, not -1"),
+        ({"overlap": [8, 16]}, "overlap must be a whole number, not \\[8, 16\\]"),
+        ({"num_streams": 0}, "num_streams must be 1 or more, not 0"),
+        ({"batch": "2"}, "batch must be a whole number, not '2'"),
+        ({"device_index": 0.5}, "device_index must be a whole number, not 0.5"),
+        ({"fp16": 2}, "fp16 must be 0 or 1, not 2"),
+        ({"tiles": 8}, "unknown argument tiles: the arguments are clip, model, weights, device, tile, overlap"),
+    ],
+)
+def test_mistyped_numbers_are_the_filters_errors_naming_the_argument(core, arguments, message):
+    """The numbers reach the filter as the script gave them (the signature takes them as ``any``), so a wrong type
+    is a ``vs.Error`` that names the argument, never VapourSynth's raw ValueError or a silent truncation."""
     clip = clip_from_arrays(core, image_frames(1, 24, 16))
-    with pytest.raises(ValueError, match="invalid literal for int"):
-        core.hat.Upscale(clip, weights=WEIGHTS, device="cpu", tile="a")
-    truncated = core.hat.Upscale(clip, weights=WEIGHTS, device="cpu", tile=8.9)
-    exact = core.hat.Upscale(clip, weights=WEIGHTS, device="cpu", tile=8)
-    np.testing.assert_array_equal(frame_array(truncated.get_frame(0)), frame_array(exact.get_frame(0)))
+    with pytest.raises(vs.Error, match=f"^hat.Upscale: {message}"):
+        core.hat.Upscale(clip, weights=WEIGHTS, device="cpu", **arguments)
+
+
+def test_whole_numbers_work_and_the_readme_says_how_types_are_checked(core):
+    clip = clip_from_arrays(core, image_frames(1, 24, 16))
+    out = core.hat.Upscale(clip, weights=WEIGHTS, device="cpu", tile=8, overlap=4, num_streams=1, batch=1, fp16=0)
+    assert (out.width, out.height) == (48, 32)
+    out.get_frame(0)
     text = README.read_text()
-    assert 'tile="a"' in text and "invalid literal for int()" in text and "tile=3.5" in text
+    assert 'tile="a"' in text and "tile=2.5" in text and "whole number" in text

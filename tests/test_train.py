@@ -94,7 +94,8 @@ def test_plan_uses_the_official_numbers_for_each_kind_of_start(tmp_path):
 
 
 def test_run_folder_is_never_reused_and_settings_round_trip(tmp_path):
-    settings = plan_run("tiny", 3, tmp_path, steps=7, val=str(tmp_path), seed=5, check_data=False)
+    data = str(tmp_path / "data")  # not the run's parent: a run folder inside its image folders is refused
+    settings = plan_run("tiny", 3, data, steps=7, val=data, seed=5, check_data=False)
     run_dir = create_run(tmp_path / "run", settings)
     assert read_settings(run_dir) == settings
     with pytest.raises(TrainingError, match="already holds a training run: continue it with resume "):

@@ -46,20 +46,21 @@ def test_one_video_to_a_named_file(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_folder_of_videos_skips_other_files_and_work_folders(tmp_path, capsys):
+def test_folder_of_videos_and_images_upscales_both_and_skips_work_folders(tmp_path, capsys):
     folder = tmp_path / "films"
     folder.mkdir()
     make_clip(folder / "a.mkv", frames=3)
     make_clip(folder / "b.mp4", frames=3, codec="libx264")
     Image.new("RGB", (8, 8)).save(folder / "still.png")
+    (folder / "notes.txt").write_text("not a picture")
     (folder / "old.mkv.hat-work").mkdir()
     make_clip(folder / "old.mkv.hat-work" / "chunk-000000.mkv", frames=2)
     assert upscale(folder, "-o", tmp_path / "out") == EXIT_OK
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.mkv", "b_x2.mp4"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.mkv", "b_x2.mp4", "still_x2.png"]
     err = capsys.readouterr().err
-    assert "skipped" in err and "still.png: not a video file" in err and "2 written" in err
+    assert "notes.txt: not an image or video file" in err and "3 written" in err and err.count(" written") == 1
     assert upscale(folder, "-o", tmp_path / "out") == EXIT_OK  # a second run skips existing outputs
-    assert "2 skipped" in capsys.readouterr().err
+    assert "3 skipped" in capsys.readouterr().err
 
 
 def test_interlaced_video_is_deinterlaced_at_the_rate_asked(tmp_path, capsys):

@@ -50,19 +50,9 @@ def upscale_error(core: vs.Core, clip: vs.VideoNode, **kwargs: object) -> str:
 
 def test_signature_documents_every_argument(core: vs.Core) -> None:
     signature = core.hat.Upscale.signature
-    for arg in (
-        "clip:vnode",
-        "model:data:opt",
-        "weights:data:opt",
-        "tile:int:opt",
-        "overlap:int:opt",
-        "device:data:opt",
-        "device_index:int:opt",
-        "num_streams:int:opt",
-        "batch:int:opt",
-        "fp16:int:opt",
-    ):
+    for arg in ("clip:vnode", "model:data:opt", "weights:data:opt", "device:data:opt"):
         assert arg in signature
+    assert signature.endswith(";any")  # the numbers, checked by the filter itself (see test_hostile_vs.py)
     clip = core.std.BlankClip(format=vs.RGBS, width=24, height=16, length=1)
     assert clip.hat.Upscale.signature == signature
 

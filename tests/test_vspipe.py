@@ -222,7 +222,7 @@ def test_install_puts_the_shim_where_vapoursynth_autoloads_it(tmp_path: Path) ->
             """
             import vapoursynth as vs
             core = vs.core
-            assert "num_streams:int:opt" in core.hat.Upscale.signature
+            assert "weights:data:opt" in core.hat.Upscale.signature
             clip = core.std.BlankClip(format=vs.RGBS, width=24, height=16, length=2)
             clip = clip.hat.Upscale(weights=r"{weights}")
             core.resize.Bicubic(clip, format=vs.YUV444P16, matrix_s="709").set_output()

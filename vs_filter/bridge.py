@@ -45,5 +45,7 @@ def _call_upscale(**kwargs: Any) -> dict[str, object]:
             )
         }
     except Exception as exc:  # a bug: keep the traceback in the log, give the user one line
+        from hat_plugin.errors import describe_exception
+
         _log.error("%s failed", FUNCTION, exc_info=exc)
-        return {"error": message(f"unexpected {type(exc).__name__}: {exc}")}
+        return {"error": message(f"unexpected {describe_exception(exc)}")}

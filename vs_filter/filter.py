@@ -26,32 +26,41 @@ if TYPE_CHECKING:
     from .frames import FrameUpscaler
 
 
+NUMBERS = {"tile": 0, "overlap": 0, "device_index": 0, "num_streams": 1, "batch": 0}
+"""The whole-number arguments and their minimums: they reach the filter as the script gave them (the shim's
+signature takes them as ``any``), so a wrong type is refused here with the argument's name."""
+
+
 def upscale(
     clip: vs.VideoNode,
     model: str | None = None,
     weights: str | None = None,
-    tile: int = 0,
-    overlap: int = 16,
+    tile: object = 0,
+    overlap: object = 16,
     device: str = "auto",
-    device_index: int | None = None,
-    num_streams: int = 1,
-    batch: int = 0,
-    fp16: int | None = None,
+    device_index: object = None,
+    num_streams: object = 1,
+    batch: object = 0,
+    fp16: object = None,
+    **unknown: object,
 ) -> vs.VideoNode:
     """Upscale an RGBS/RGBH clip with HAT; every problem is a ``vs.Error`` whose message says what to do."""
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        known = ", ".join(("clip", "model", "weights", "device", *NUMBERS, "fp16"))
+        raise error(f"unknown argument {names}: the arguments are {known}")
     clip = check_clip(clip)
     source = _model_source(model, weights)
-    _check_range("tile", tile, 0)
-    _check_range("overlap", overlap, 0)
-    _check_range("num_streams", num_streams, 1)
-    if num_streams > MAX_STREAMS:
+    tile_px, overlap_px = _whole("tile", tile), _whole("overlap", overlap)
+    streams, tiles_per_pass = _whole("num_streams", num_streams), _whole("batch", batch)
+    index = None if device_index is None else _whole("device_index", device_index)
+    if streams > MAX_STREAMS:
         raise error(
-            f"num_streams must be at most {MAX_STREAMS}, not {num_streams}: each stream holds a frame and the "
+            f"num_streams must be at most {MAX_STREAMS}, not {streams}: each stream holds a frame and the "
             "model's activations, and more streams than a few do not run faster; try 2 to 4"
         )
-    _check_range("batch", batch, 0)
-    if fp16 not in (None, 0, 1):
-        raise error(f"fp16 must be 0 or 1, not {fp16}")
+    if fp16 is not None and (isinstance(fp16, float) or fp16 not in (0, 1)):
+        raise error(f"fp16 must be 0 or 1, not {fp16!r}")
 
     from hat_plugin.runtime import configure_process
 
@@ -65,7 +74,7 @@ def upscale(
 
     try:
         options = EngineOptions.from_environment(
-            device=_device_spec(device, device_index), tile=tile, overlap=overlap, batch=batch
+            device=_device_spec(device, index), tile=tile_px, overlap=overlap_px, batch=tiles_per_pass
         )
         torch_device = resolve_device(options.device)
         asked = "auto" if fp16 is None else ("fp16" if fp16 else "fp32")
@@ -76,8 +85,8 @@ def upscale(
             upscaler = Upscaler(source, options)
     except HATError as exc:
         raise engine_error(exc) from None
-    _check_memory(clip, upscaler.scale, num_streams, torch_device)
-    return frame_graph(clip, FrameUpscaler(upscaler, clip, torch_device, num_streams))
+    _check_memory(clip, upscaler.scale, streams, torch_device)
+    return frame_graph(clip, FrameUpscaler(upscaler, clip, torch_device, streams))
 
 
 def _check_memory(clip: vs.VideoNode, scale: int, num_streams: int, device: torch.device) -> None:
@@ -128,16 +137,23 @@ def _model_source(model: str | None, weights: str | None) -> str:
     return entry.name
 
 
-def _check_range(name: str, value: int, minimum: int) -> None:
-    if value < minimum:
-        raise error(f"{name} must be {minimum} or more, not {value}")
+def _whole(name: str, value: object) -> int:
+    """``value`` as a whole number of at least the argument's minimum (``NUMBERS``), else a ``vs.Error`` naming it:
+    the engine's rule (``errors.whole_number``), so ``tile=2.5`` and ``tile="a"`` read as the engine's own do."""
+    from hat_plugin.errors import OptionError, whole_number
+
+    if isinstance(value, bytes):  # data from the script's map
+        value = value.decode("utf-8", "replace")
+    try:
+        return whole_number(name, value, NUMBERS[name])
+    except OptionError as exc:
+        raise error(str(exc)) from None
 
 
 def _device_spec(device: str, device_index: int | None) -> str:
     """Combine ``device`` and ``device_index`` (VapourSynth convention) into one spec like ``cuda:1``."""
     if device_index is None:
         return device
-    _check_range("device_index", device_index, 0)
     kind = device.strip().lower()
     if kind not in ("auto", "cuda"):
         raise error(

@@ -21,7 +21,7 @@ import torch
 import vapoursynth as vs
 
 from hat_plugin import HATError, Upscaler
-from hat_plugin.errors import is_out_of_memory, out_of_memory_message
+from hat_plugin.errors import describe_exception, is_out_of_memory, out_of_memory_message
 
 from .errors import FUNCTION, message, worded
 
@@ -111,4 +111,4 @@ class FrameUpscaler:
         if isinstance(exc, vs.Error):
             return message(f"frame {n}: {exc}")
         _log.error("%s: frame %d failed", FUNCTION, n, exc_info=exc)
-        return message(f"frame {n} ({size}) failed: {type(exc).__name__}: {exc}")
+        return message(f"frame {n} ({size}) failed: {describe_exception(exc)}")

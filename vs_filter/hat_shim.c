@@ -34,9 +34,10 @@
 /* A frame carrying this property stands for a failed frame; InternalCheck turns it into a frame error. */
 #define HAT_ERROR_PROP "HATError"
 
-#define HAT_UPSCALE_ARGS                                                                          \
-    "clip:vnode;model:data:opt;weights:data:opt;tile:int:opt;overlap:int:opt;device:data:opt;"    \
-    "device_index:int:opt;num_streams:int:opt;batch:int:opt;fp16:int:opt;"
+/* The numbers (tile, overlap, device_index, num_streams, batch, fp16) come through "any", untouched: typed "int",
+   VapourSynth itself would truncate tile=2.5 and fail tile="a" with its own ValueError before the filter could
+   name the argument. vs_filter/filter.py checks their names and types. */
+#define HAT_UPSCALE_ARGS "clip:vnode;model:data:opt;weights:data:opt;device:data:opt;any"
 
 typedef struct PyObjectOpaque PyObject;
 

@@ -6,8 +6,8 @@ first word: ``models`` and ``download`` (``cli/models.py``), ``train`` (``cli/tr
 with a function taking the remaining arguments and returning the exit code; ``COMMANDS`` maps the word to
 it, imported only when used, so ``models`` and ``--help`` start without loading PyTorch.
 
-Exit codes: 0 everything succeeded, 1 an input or the model failed, 2 usage error, 130 interrupted (Ctrl-C; no
-half-written file is left behind).
+Exit codes: 0 everything succeeded, 1 an input or the model failed, 2 usage error, 130 interrupted (Ctrl-C or
+SIGTERM; no half-written file is left behind).
 """
 
 from __future__ import annotations

@@ -70,8 +70,9 @@ class Console:
 
     @contextlib.contextmanager
     def capturing_warnings(self) -> Iterator[None]:
-        """Show Python warnings (e.g. 16-bit to JPEG) and the engine's log warnings as ``warning:`` lines."""
-        logger = logging.getLogger("hat_plugin")
+        """Show Python warnings (e.g. 16-bit to JPEG) and log warnings (the engine's, and the libraries' such as
+        tifffile's) as ``warning:`` lines, which --quiet hides."""
+        logger = logging.getLogger()  # the root: records of every logger that propagates
         handler = _ConsoleHandler(self)
         logger.addHandler(handler)
         try:
@@ -91,11 +92,11 @@ def run_parsed(
     interrupted: str,
     name: str = PROG,
 ) -> int:
-    """Parse ``argv`` and run ``body(args, console)`` the way every command runs: argparse's own exit codes, a
-    ``UsageError`` as the usage line plus one ``error:`` line (exit 2), Ctrl-C as ``interrupted`` (exit 130), and
-    Python and engine warnings shown as ``warning:`` lines."""
+    """Parse ``argv`` (options and inputs in any order) and run ``body(args, console)`` the way every command runs:
+    argparse's own exit codes, a ``UsageError`` as the usage line plus one ``error:`` line (exit 2), Ctrl-C or
+    SIGTERM as ``interrupted`` (exit 130), and Python and engine warnings shown as ``warning:`` lines."""
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_intermixed_args(argv)  # options between the inputs, as people type them
     except SystemExit as exc:  # argparse has printed the usage error or the help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     console = Console(quiet=args.quiet, verbose=args.verbose)

@@ -28,7 +28,8 @@ from hat_plugin.cli.base import (
     run_parsed,
 )
 from hat_plugin.cli.wording import worded
-from hat_plugin.errors import HATError
+from hat_plugin.errors import HATError, describe_exception
+from hat_plugin.files import refuse_inputs
 from hat_plugin.images import output_format, read_image, write_image
 from hat_plugin.progress import tqdm_progress
 
@@ -164,8 +165,11 @@ def _figure_path(args: argparse.Namespace) -> Path:
         output_format(path)
     except HATError as exc:
         raise UsageError(f"-o {path}: {worded(exc)}") from None
-    if path.exists() and image.exists() and path.resolve() == image.resolve():
-        raise UsageError(f"-o {path} is the input image; choose another file for the figure")
+    try:
+        refuse_inputs(path, (image,))
+    except HATError:
+        same = "" if path.absolute() == image.absolute() else f" ({image} through another path)"
+        raise UsageError(f"-o {path} is the input image{same}; choose another file for the figure") from None
     return path
 
 
@@ -208,7 +212,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         if row.error is None:
             _explain(row, nets.get(index) or _bicubic(scale), picture.pixels, args, console)
     done = [(row.label, row.result) for row in rows if row.result is not None]
-    written = _write_figure(figure_path, picture.pixels, done, console) if done else False
+    written = _write_figure(figure_path, Path(args.image), picture.pixels, done, console) if done else False
     _report(args, rows, figure_path if written else None, (width, height))
     failed = any(row.error for row in rows) or not written
     return EXIT_FAILED if failed else EXIT_OK
@@ -277,7 +281,7 @@ def _explain(row: Row, net: nn.Module, pixels: np.ndarray, args: argparse.Namesp
         console.error(f"{row.label}: {worded(exc)}", exc)
         return
     except Exception as exc:  # a bug or a resource error must not cost the other models' rows
-        row.error = f"unexpected {type(exc).__name__}: {exc}"
+        row.error = f"unexpected {describe_exception(exc)}"
         console.error(f"{row.label}: {row.error}", exc)
         return
     res = row.result
@@ -287,12 +291,14 @@ def _explain(row: Row, net: nn.Module, pixels: np.ndarray, args: argparse.Namesp
         print(f"{row.label}: DI {res.di:.2f}", flush=True)
 
 
-def _write_figure(path: Path, pixels: np.ndarray, done: list[tuple[str, LAMResult]], console: Console) -> bool:
+def _write_figure(
+    path: Path, image: Path, pixels: np.ndarray, done: list[tuple[str, LAMResult]], console: Console
+) -> bool:
     from hat_plugin.attribution import lam_figure
     from hat_plugin.images import Image
 
     try:
-        write_image(path, Image(pixels=lam_figure(pixels, done)))
+        write_image(path, Image(pixels=lam_figure(pixels, done)), inputs=(image,))
     except HATError as exc:
         console.error(worded(exc), exc)
         return False

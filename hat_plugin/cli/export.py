@@ -8,6 +8,7 @@ import argparse
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError
+from hat_plugin.files import refuse_inputs
 
 __all__ = ["run"]
 
@@ -45,7 +46,9 @@ def run(argv: list[str]) -> int:
 
     spec = args.weights if args.weights is not None else args.model
     try:
-        model = load_model(weights.resolve(spec))
+        source = weights.resolve(spec)
+        refuse_inputs(args.onnx, (source,))
+        model = load_model(source)
         cfg = model.config
         if args.tile % cfg.window_size:
             console.warning(
@@ -53,7 +56,9 @@ def run(argv: list[str]) -> int:
                 "tile, wasting work"
             )
         console.info(f"exporting {weights.model_label(spec)} (x{cfg.upscale}) for {args.tile}x{args.tile} tiles...")
-        path = export_onnx(model, args.onnx, args.tile, batch=args.batch, opset=args.opset, overwrite=args.overwrite)
+        path = export_onnx(
+            model, args.onnx, args.tile, batch=args.batch, opset=args.opset, overwrite=args.overwrite, inputs=(source,)
+        )
         side = args.tile * cfg.upscale
         console.info(
             f"wrote {path}: input 'input' ({args.batch}, {cfg.in_chans}, {args.tile}, {args.tile}) float32 in [0, 1], "

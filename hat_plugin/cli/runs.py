@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hat_plugin.batch import Input, Plan, find_files
-from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console
+from hat_plugin.batch import Input, Plan, find_files, path_too_long
+from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console, UsageError
 from hat_plugin.cli.wording import worded
-from hat_plugin.errors import HATError
+from hat_plugin.errors import HATError, describe_exception
 from hat_plugin.files import NOT_REGULAR, is_regular_file
 from hat_plugin.progress import tqdm_progress
 
@@ -37,10 +37,17 @@ class Tally:
     written: int = 0
     skipped: int = 0
     failed: list[str] = field(default_factory=list)
+    broken: bool = False
+    """Something every input of a kind needs (the model) failed: said once, not counted per input."""
 
     def fail(self, message: str, exc: BaseException | None = None) -> None:
         """Count a failed input and say why (the traceback too with --verbose)."""
         self.failed.append(message)
+        self.console.error(message, exc)
+
+    def break_off(self, message: str, exc: BaseException | None = None) -> None:
+        """Say why the inputs of a kind cannot be done at all (the model cannot be loaded); the run fails."""
+        self.broken = True
         self.console.error(message, exc)
 
     def input_failed(self, source: Path, exc: Exception) -> None:
@@ -50,7 +57,7 @@ class Tally:
             message = worded(exc)
             self.fail(message if str(source) in message else f"{source}: {message}", exc)
         else:
-            self.fail(f"{source}: unexpected {type(exc).__name__}: {exc}", exc)
+            self.fail(f"{source}: unexpected {describe_exception(exc)}", exc)
 
     def finish(self) -> int:
         """Print the summary line; EXIT_FAILED if anything failed or nothing was done, else EXIT_OK."""
@@ -60,7 +67,7 @@ class Tally:
         if self.failed:
             parts.append(f"{len(self.failed)} failed")
         self.console.info(", ".join(parts))
-        return EXIT_FAILED if self.failed or self.written + self.skipped == 0 else EXIT_OK
+        return EXIT_FAILED if self.failed or self.broken or self.written + self.skipped == 0 else EXIT_OK
 
 
 def _mode(path: Path) -> int | None:
@@ -91,21 +98,29 @@ def collect_inputs(
     console = tally.console
     seen: set[Path] = set()
     inputs: list[Input] = []
-    excluded = out_dir.resolve() if out_dir is not None else None
+    if any(not text.strip() for text in texts):
+        raise UsageError(f"an input is empty (''): name {kind} files, folders or glob patterns ('.' for this folder)")
     for text in texts:
         path = Path(text)
         mode = _mode(path)
         if mode is None and _too_long(path):
-            tally.fail(f"{text[:60]}...: the name is too long for this file system")
+            tally.fail(f"{text[:60]}...: {path_too_long(text)}")
             continue
         if mode is not None and stat.S_ISDIR(mode):
+            failures = len(tally.failed)
             found = [
                 Input(file, sub, explicit=False)
                 for file, sub in find_files(
-                    path, recursive, accepts, excluded, lambda p, why: console.info(f"skipped {p}: {why}"), kind
+                    path,
+                    recursive,
+                    accepts,
+                    out_dir,
+                    lambda p, why: console.info(f"skipped {p}: {why}"),
+                    kind,
+                    on_failed=lambda p, why: tally.fail(f"{str(p)[:60]}...{p.name[-40:]}: {why}"),
                 )
             ]
-            if not found:
+            if not found and len(tally.failed) == failures:
                 tally.fail(f"{path}: no {kind} files in this folder")
             subfolders = 0 if recursive else _count_subfolders(path)
             if subfolders:
@@ -133,7 +148,7 @@ def collect_inputs(
             tally.fail(f"{path}: no such file or folder")
             continue
         for item in found:
-            key = item.source.resolve()
+            key = item.source.resolve()  # the same name once; another name of the same file has its own output
             if key not in seen:
                 seen.add(key)
                 inputs.append(item)

@@ -1,8 +1,9 @@
-"""The command line (``hat-upscale`` / ``python -m hat_plugin``): upscale image files, folders and globs in one run.
+"""The command line (``hat-upscale`` / ``python -m hat_plugin``): upscale image files, folders and globs in one run
+(with videos among them, ``cli/video.py`` runs and hands the images back to ``run_images``).
 
 Bad inputs are reported and skipped, never fatal to the batch; the exit code says how the run went:
 0 every input upscaled (or skipped because its output exists), 1 an input or the model failed,
-2 usage error, 130 interrupted (Ctrl-C; no half-written file is left behind).
+2 usage error, 130 interrupted (Ctrl-C or SIGTERM; no half-written file is left behind).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hat_plugin.batch import OutputOptions, Planned, plan_outputs
+from hat_plugin.batch import Input, OutputOptions, Planned, plan_outputs
 from hat_plugin.cli import video as video_cli  # video inputs go to hat_plugin/cli/video.py
-from hat_plugin.cli.base import EXIT_FAILED, PROG, Console, UsageError, run_parsed
+from hat_plugin.cli.base import PROG, Console, UsageError, run_parsed
 from hat_plugin.cli.options import build_parser, engine_options
 from hat_plugin.cli.runs import Tally, collect_inputs, model_source, report_plan
 from hat_plugin.cli.wording import worded
-from hat_plugin.errors import HATError, OptionError
+from hat_plugin.errors import HATError, OptionError, describe_exception
 from hat_plugin.images import is_image_name, read_image, write_image
 from hat_plugin.limits import default_max_pixels
 from hat_plugin.progress import ProgressFn, tqdm_progress
@@ -35,8 +36,8 @@ __all__ = ["run"]
 
 def run(argv: list[str]) -> int:
     """The upscale command (the default one) with ``argv``; returns the exit code."""
-    if video_cli.claims(argv):  # video hook: video files and folders of videos go to the video command
-        return video_cli.run(argv)
+    if video_cli.claims(argv):  # inputs that include videos: the video command, which hands the images back here
+        return video_cli.run(argv, images=run_images)
     return run_parsed(build_parser(), argv, _start, interrupted="interrupted; no partial output was kept")
 
 
@@ -93,11 +94,22 @@ def _run(args: argparse.Namespace, options: OutputOptions, console: Console) -> 
     )
     if options.file is not None and (len(inputs) > 1 or any(not item.explicit for item in inputs)):
         raise UsageError(f"-o {args.output} names one file, but the inputs are several; give a folder instead")
-    if not inputs:
-        return tally.finish()
-    upscaler, label = _load_upscaler(args, console)
+    if inputs:
+        _upscale_images(args, inputs, options, tally)
+    return tally.finish()
+
+
+def run_images(args: argparse.Namespace, inputs: list[Input], tally: Tally) -> None:
+    """The images of a run that also holds videos (``cli/video.py``): upscaled with the image options."""
+    _upscale_images(args, inputs, _output_options(args), tally)
+
+
+def _upscale_images(args: argparse.Namespace, inputs: list[Input], options: OutputOptions, tally: Tally) -> None:
+    """Load the model, plan and upscale ``inputs``, counting each in ``tally``."""
+    console = tally.console
+    upscaler, label = _load_upscaler(args, tally)
     if upscaler is None:
-        return EXIT_FAILED
+        return
     if args.scale is not None and args.scale != upscaler.scale:
         raise UsageError(f"the model {label} upscales x{upscaler.scale}, not x{args.scale}; choose another model")
     precision = str(upscaler.dtype).removeprefix("torch.")
@@ -115,10 +127,9 @@ def _run(args: argparse.Namespace, options: OutputOptions, console: Console) -> 
         for job in plan.todo:
             _process(job, upscaler, args, options, console, tally)
             images_bar.update(1)
-    return tally.finish()
 
 
-def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler | None, str]:
+def _load_upscaler(args: argparse.Namespace, tally: Tally) -> tuple[Upscaler | None, str]:
     """Load the model once for the whole run; None (after reporting) when it cannot be loaded."""
     options = engine_options(args)
     from hat_plugin.runtime import configure_process
@@ -126,6 +137,7 @@ def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler
     configure_process()  # before the engine imports PyTorch (the OpenMP thread policy is read when it loads)
     from hat_plugin.engine import Upscaler
 
+    console = tally.console
     try:
         source, label = model_source(args, console)
         console.info(f"loading model {label}…")
@@ -133,9 +145,9 @@ def _load_upscaler(args: argparse.Namespace, console: Console) -> tuple[Upscaler
     except UsageError:
         raise
     except HATError as exc:
-        console.error(worded(exc), exc)
+        tally.break_off(worded(exc), exc)
     except Exception as exc:  # a bug, not bad input: one line unless --verbose
-        console.error(f"cannot load the model: {type(exc).__name__}: {exc}", exc)
+        tally.break_off(f"cannot load the model: {describe_exception(exc)}", exc)
     return None, ""
 
 
@@ -155,6 +167,7 @@ def _process(
             format=options.format,
             quality=args.quality,
             overwrite=options.overwrite,
+            inputs=(source,),
         )
     except Exception as exc:
         tally.input_failed(source, exc)

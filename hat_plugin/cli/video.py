@@ -1,10 +1,11 @@
 """Video files on the command line: ``hat-upscale film.mkv -o film_x4.mkv --model NAME`` (and folders of videos).
 
-The default command (``cli/upscale.py``) hands its command line here when the inputs are videos; the options are
+The default command (``cli/upscale.py``) hands its command line here when the inputs include videos; the options are
 the image command's (model, engine, ``-o``, ``--suffix``, ``--overwrite``, ...) plus the video group, all in
-``cli/options.py``. Each video is a ``hat_plugin.video.VideoJob``: resumable chunks in ``OUT.hat-work/`` beside
-the output, the output written atomically. Exit codes as for images; Ctrl-C (130) keeps the finished chunks, and
-the same command continues from them.
+``cli/options.py``. The inputs are split by kind: the images among them (a folder holding both, say) go back to the
+image command's ``run_images`` with the image options, the videos each become a ``hat_plugin.video.VideoJob``:
+resumable chunks in ``OUT.hat-work/`` beside the output, the output written atomically. One summary, one exit code
+for both kinds; Ctrl-C (130) keeps the finished chunks, and the same command continues from them.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ import glob
 import io
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hat_plugin.batch import OutputOptions, Planned, find_files, plan_outputs
-from hat_plugin.cli.base import EXIT_FAILED, Console, UsageError, run_parsed
+from hat_plugin.batch import Input, OutputOptions, Planned, find_files, plan_outputs
+from hat_plugin.cli.base import UsageError, run_parsed
 from hat_plugin.cli.options import VIDEO_FLAGS, build_parser, engine_options
 from hat_plugin.cli.runs import GLOB_CHARS, Tally, collect_inputs, model_source, report_plan
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, OptionError
+from hat_plugin.images import is_image_name
 from hat_plugin.progress import tqdm_progress
 from hat_plugin.video.names import is_video_name, output_extension
 
@@ -32,14 +35,18 @@ if TYPE_CHECKING:
     from hat_plugin.options import EngineOptions
     from hat_plugin.video import EncoderSettings
 
-__all__ = ["claims", "run"]
+__all__ = ["ImageRun", "claims", "run"]
+
+ImageRun = Callable[[argparse.Namespace, list[Input], Tally], None]
+"""The image command's part of a mixed run: upscale these image inputs, counting them in the tally."""
+INTERRUPTED = "interrupted; the finished chunks are kept: run the same command again to continue"
 
 
 def claims(argv: list[str]) -> bool:
     """Whether this command line is about videos: a video input, a folder holding videos, or a video option."""
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            args, _ = build_parser().parse_known_args(argv)
+            args, _ = build_parser().parse_known_intermixed_args(argv)
     except SystemExit:
         return False  # --help or a usage error: the image command prints it
     if any(arg.split("=", 1)[0] in VIDEO_FLAGS for arg in argv):
@@ -62,14 +69,18 @@ def claims(argv: list[str]) -> bool:
 # ------------------------------------------------------------------------------------------------ the run
 
 
-def run(argv: list[str]) -> int:
-    """Upscale the video inputs of ``argv``; returns the exit code."""
+def run(argv: list[str], images: ImageRun | None = None) -> int:
+    """Upscale the video inputs of ``argv``, and its image inputs through ``images``; returns the exit code."""
     return run_parsed(
         build_parser(),
         argv,
-        lambda args, console: _run(args, *_settings(args), Tally(console)),
-        interrupted="interrupted; the finished chunks are kept: run the same command again to continue",
+        lambda args, console: _run(args, *_settings(args), Tally(console), images),
+        interrupted=INTERRUPTED,
     )
+
+
+def _is_media_name(name: str | os.PathLike[str]) -> bool:
+    return is_image_name(name) or is_video_name(name)
 
 
 def _settings(args: argparse.Namespace) -> tuple[EncoderSettings, EngineOptions, OutputOptions]:
@@ -80,8 +91,6 @@ def _settings(args: argparse.Namespace) -> tuple[EncoderSettings, EngineOptions,
 
     if not args.inputs:
         raise UsageError("no input given: name video files or folders")
-    if args.format is not None or args.quality is not None:
-        raise UsageError("--format and --quality apply to images; for videos the output name sets the container")
     if args.output is not None and not args.output.strip():
         raise UsageError("-o is empty: name an output folder or file, or leave -o out to write beside the inputs")
     named_file = args.output is not None and _names_file(args.output)
@@ -107,34 +116,57 @@ def _settings(args: argparse.Namespace) -> tuple[EncoderSettings, EngineOptions,
 
 
 def _run(
-    args: argparse.Namespace, encoder: EncoderSettings, engine: EngineOptions, options: OutputOptions, tally: Tally
+    args: argparse.Namespace,
+    encoder: EncoderSettings,
+    engine: EngineOptions,
+    options: OutputOptions,
+    tally: Tally,
+    images: ImageRun | None = None,
 ) -> int:
-    console = tally.console
-    videos = collect_inputs(
+    media = collect_inputs(
         args.inputs,
         recursive=args.recursive,
         out_dir=options.folder,
-        accepts=is_video_name,
-        kind="video",
+        accepts=_is_media_name if images is not None else is_video_name,
+        kind="image or video" if images is not None else "video",
         tally=tally,
-        explicit_accepts=is_video_name,
-        refusal="not a video file (images and videos are upscaled in separate runs)",
+        explicit_accepts=_is_media_name if images is not None else is_video_name,
+        refusal="not an image or video file" if images is not None else "not a video file",
     )
-    if options.file is not None and (len(videos) != 1 or len(args.inputs) != 1):
+    videos = [item for item in media if is_video_name(item.source)]
+    stills = [item for item in media if not is_video_name(item.source)]
+    if options.file is not None and (len(media) != 1 or len(args.inputs) != 1):
         raise UsageError(f"-o {args.output} names one file, but the inputs are several; give a folder instead")
-    if not videos:
-        return tally.finish()
+    if not stills and (args.format is not None or args.quality is not None):
+        raise UsageError("--format and --quality apply to images; for videos the output name sets the container")
+    if stills and images is not None:
+        images(args, stills, tally)
+    if videos:
+        _run_videos(args, videos, encoder, engine, options, tally)
+    return tally.finish()
+
+
+def _run_videos(
+    args: argparse.Namespace,
+    videos: list[Input],
+    encoder: EncoderSettings,
+    engine: EngineOptions,
+    options: OutputOptions,
+    tally: Tally,
+) -> None:
+    """Upscale the video inputs (one model for all of them), counting each in ``tally``."""
+    console = tally.console
     try:
         weights, label = model_source(args, console)
     except HATError as exc:
-        console.error(worded(exc), exc)
-        return EXIT_FAILED
+        tally.break_off(worded(exc), exc)
+        return
     from hat_plugin.runtime import configure_process
 
     configure_process()
-    upscaler = None if args.ray else _engine(weights, engine, console)
+    upscaler = None if args.ray else _engine(weights, engine, tally)
     if upscaler is None and not args.ray:
-        return EXIT_FAILED
+        return
     try:
         scale = upscaler.scale if upscaler is not None else _scale_of(weights)
         if args.scale is not None and args.scale != scale:
@@ -148,7 +180,6 @@ def _run(
     finally:
         if upscaler is not None:
             upscaler.close()
-    return tally.finish()
 
 
 def _names_file(output: str) -> bool:
@@ -157,15 +188,16 @@ def _names_file(output: str) -> bool:
     return not (output.endswith(("/", os.sep)) or path.is_dir()) and is_video_name(path)
 
 
-def _engine(weights: Path, engine: EngineOptions, console: Console) -> Upscaler | None:
-    """One engine for all the videos of a local run (None after reporting when it cannot be made)."""
+def _engine(weights: Path, engine: EngineOptions, tally: Tally) -> Upscaler | None:
+    """One engine for all the videos of a local run (None after counting the failure when it cannot be made)."""
     from hat_plugin.checkpoint import load_model
     from hat_plugin.engine import Upscaler
 
+    console = tally.console
     try:
         upscaler = Upscaler(load_model(weights), engine)
     except HATError as exc:
-        console.error(worded(exc), exc)
+        tally.break_off(worded(exc), exc)
         return None
     precision = str(upscaler.dtype).removeprefix("torch.")
     console.info(f"model {weights.name}: x{upscaler.scale} on {upscaler.device} in {precision}")

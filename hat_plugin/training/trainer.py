@@ -40,7 +40,7 @@ from ..config import HATConfig
 from ..device import resolve_device
 from ..engine import Upscaler
 from ..errors import Cancelled, TrainingError
-from ..files import atomic_write
+from ..files import atomic_write, file_key
 from ..options import EngineOptions
 from ..progress import CancelCheck, raise_if_cancelled
 from .folders import scan_folder
@@ -81,8 +81,22 @@ def create_run(run_dir: str | os.PathLike[str], settings: RunSettings) -> Path:
         raise TrainingError(f"{root} already holds a training run: continue it with {{resume}} {root}", option="resume")
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise TrainingError(f"{root} exists and is not an empty folder: choose a new folder for the run")
+    _refuse_inside_data(root, settings)
     write_settings(root, settings)
     return root
+
+
+def _refuse_inside_data(root: Path, settings: RunSettings) -> None:
+    """A run folder must not be a training or validation folder or lie inside one (compared as files, whatever
+    path reaches them): its plot and weights would be written among the images the run reads."""
+    folders = [stage.data for stage in settings.stages] + ([settings.val] if settings.val else [])
+    keys = {file_key(folder): folder for folder in folders}
+    for place in (root.absolute(), *root.absolute().parents):
+        if file_key(place) in keys:
+            raise TrainingError(
+                f"{root} is inside the image folder {keys[file_key(place)]} of this run: its outputs would be "
+                "mixed with the images it reads; choose a run folder elsewhere"
+            )
 
 
 def save_weights(path: Path, model: nn.Module, metadata: Mapping[str, str]) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Cancelled, DamagedVideoError, OptionError, OutputError, whole_number
-from ..files import sha256_file
+from ..files import refuse_inputs, sha256_file
 from ..options import EngineOptions
 from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .codecs import EncoderSettings, choose_layout
@@ -175,8 +175,7 @@ class VideoJob:
         an earlier run finished. Nothing is upscaled; the work folder is created."""
         if self.plan is not None:
             return self.plan
-        if self.source.resolve() == self.output.resolve():
-            raise OutputError(f"{self.output} is the input itself; choose another output name")
+        refuse_inputs(self.output, (self.source,))
         if self.output.exists() and not self.overwrite:
             raise OutputError(f"{self.output} already exists (allow overwriting to replace it)")
         container_format(self.output)

@@ -176,7 +176,7 @@ def assemble(
     times = [pts - shift for pts in index.pts[first:last]]
     muxer = container_format(output)
     try:
-        with atomic_path(output, overwrite=overwrite) as temp:
+        with atomic_path(output, overwrite=overwrite, inputs=(info.path,)) as temp:
             target = av.open(str(temp), "w", format=muxer, container_options=_options(muxer))
             try:
                 with av.open(str(info.path)) as source:
