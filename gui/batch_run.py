@@ -66,6 +66,8 @@ class RunConfig:
     from_file: bool = False
     scale: int | None = None
     """The scale asked for when ``model`` is "" (None: the engine's default scale)."""
+    rgb_mean: str = ""
+    """The user's RGB mean for the model; "" for the one its manifest entry or file states."""
     engine: EngineOptions = field(default_factory=EngineOptions.from_environment)
     """How the engine runs (device, precision, tile, and the environment's settings)."""
     output: OutputOptions = field(default_factory=OutputOptions)
@@ -87,6 +89,7 @@ class RunConfig:
             model=settings.model_source,
             from_file=settings.use_weights_file,
             scale=settings.scale or None,
+            rgb_mean=settings.rgb_mean,
             engine=EngineOptions.from_environment(
                 device=settings.device, precision=settings.precision, tile=settings.tile
             ),
@@ -150,6 +153,8 @@ class ModelChosen:
     notes: tuple[str, ...] = ()
     weights: Path | None = None
     """The weights file the run loaded: what each of its outputs was made with (Explain uses it)."""
+    mean: str = "official"
+    """The model's RGB mean, as ``rgb_mean.describe_rgb_mean`` spells it."""
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,16 @@
 """Choosing the model: a scale (the engine picks the best model for it) or a model from the manifest, grouped into
-ready-to-use and downloadable, or a local weights file; and downloading a missing model with progress and cancel.
+ready-to-use, the user's own ("Yours") and downloadable, or a local weights file; downloading a missing model with
+progress and cancel, or switching to the bundled model of the nearest scale that works offline; adding a weights
+file (dropped on the app) as one of the user's models.
 
 Which models are ready is checked by a worker (``AvailabilityTask``: checking may hash a large file), never on the
 UI thread; the answer is kept until a download asks for a new check.
 """
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 from PyQt6.QtCore import QPointF, QRectF, Qt, QThreadPool, pyqtSignal
 from PyQt6.QtGui import (
@@ -56,7 +61,13 @@ __all__ = ["WEIGHTS_FILE", "ModelPicker", "status_icon"]
 WEIGHTS_FILE = "\0weights-file"
 """Combo data of the entry that switches to a local weights file."""
 NAME_ROLE = Qt.ItemDataRole.UserRole
-READY_GROUP, DOWNLOAD_GROUP, OTHER_GROUP = "Ready to use", "Download (needs the internet)", "Other"
+READY_GROUP, YOURS_GROUP, DOWNLOAD_GROUP, OTHER_GROUP = (
+    "Ready to use",
+    "Yours",
+    "Download (needs the internet)",
+    "Other",
+)
+_ORIGIN = {"official": "the HAT authors", "community": "the community", "project": "hat-plugin", "user": "you"}
 
 
 def status_icon(ready: bool) -> QIcon:
@@ -127,12 +138,20 @@ class ModelPicker(QWidget):
         self.browse.setText("…")
         self.browse.setToolTip("Choose a local weights file")
         self.download_button = QPushButton("Download")
+        self._offered: list[Path] = []
         self.download_bar = QProgressBar()
         self.download_bar.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
         self.use_button = QPushButton()
         self.use_button.setToolTip("Use a model that is on this computer instead")
         self.error = MessageBar()
+        self.mean = QComboBox()
+        for text, value in (("as the model says", ""), ("official", "official"), ("0.5 (neosr)", "0.5")):
+            self.mean.addItem(text, value)
+        self.mean.setToolTip(
+            "The RGB mean the model was trained with: the official HAT files use the DF2K mean, HATs trained with "
+            "neosr since 2024 use 0.5. A wrong mean gives a colour cast."
+        )
 
         scale_row = QHBoxLayout()
         scale_row.setContentsMargins(0, 0, 0, 0)
@@ -154,12 +173,18 @@ class ModelPicker(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(scale_row)
+        mean_row = QHBoxLayout()
+        mean_row.setContentsMargins(0, 0, 0, 0)
+        mean_row.addWidget(QLabel("RGB mean"))
+        mean_row.addWidget(self.mean, 1)
         for widget in (self.combo, self._file_row, self.info, self._download_row, self.use_button, self.error):
             layout.addWidget(widget)
+        layout.addLayout(mean_row)
 
         self.scale.activated.connect(self._on_scale)
         self.combo.activated.connect(self._on_model)
         self.file_edit.editingFinished.connect(self.changed)
+        self.mean.activated.connect(lambda _index: self.changed.emit())
         self.browse.clicked.connect(self._browse)
         self.download_button.clicked.connect(self.start_download)
         self.cancel_button.clicked.connect(self.cancel_download)
@@ -202,16 +227,16 @@ class ModelPicker(QWidget):
         self.combo.blockSignals(True)
         model.clear()
         entries = sorted(self._entries.values(), key=lambda e: e.scale)
-        ready = [e for e in entries if self._ready(e)]
-        rest = [e for e in entries if not self._ready(e)]
-        for title, group, mark in ((READY_GROUP, ready, True), (DOWNLOAD_GROUP, rest, False)):
+        yours = [e for e in entries if e.origin == "user"]
+        ready = [e for e in entries if self._ready(e) and e.origin != "user"]
+        rest = [e for e in entries if not self._ready(e) and e.origin != "user"]
+        for title, group in ((READY_GROUP, ready), (YOURS_GROUP, yours), (DOWNLOAD_GROUP, rest)):
             if group:
                 model.appendRow(self._header(title))
             for entry in group:
-                item = QStandardItem(status_icon(mark), friendly_name(entry))
+                item = QStandardItem(status_icon(bool(self._ready(entry))), friendly_name(entry))
                 item.setData(entry.name, NAME_ROLE)
-                status = model_status(entry, self._ready(entry))
-                item.setToolTip(f"{entry.name}: {entry.description} ({status}; licence {entry.license})")
+                item.setToolTip(self._tooltip(entry))
                 model.appendRow(item)
         model.appendRow(self._header(OTHER_GROUP))
         other = QStandardItem(standard_icon(QStyle.StandardPixmap.SP_DirOpenIcon), "Weights file…")
@@ -222,6 +247,13 @@ class ModelPicker(QWidget):
         view = self.combo.view()
         if view is not None:
             view.setMinimumWidth(view.sizeHintForColumn(0) + 24)
+
+    def _tooltip(self, entry: ModelEntry) -> str:
+        status = model_status(entry, self._ready(entry))
+        mean = f"; RGB mean {entry.rgb_mean}" if entry.rgb_mean and entry.rgb_mean != "official" else ""
+        hashed = "" if entry.attested else "; hash unattested"
+        origin = _ORIGIN.get(entry.origin, entry.origin)
+        return f"{entry.name}: {entry.description} ({status}; licence {entry.license}; by {origin}{mean}{hashed})"
 
     @staticmethod
     def _header(title: str) -> QStandardItem:
@@ -298,6 +330,19 @@ class ModelPicker(QWidget):
     def use_weights_file(self) -> bool:
         """True when the user chose a local weights file."""
         return self.combo.currentData(NAME_ROLE) == WEIGHTS_FILE
+
+    @property
+    def rgb_mean(self) -> str:
+        """The RGB mean chosen for the model ("" for what the model's manifest entry or file says)."""
+        return str(self.mean.currentData() or "")
+
+    def set_rgb_mean(self, value: str) -> None:
+        """Show a saved RGB mean choice (an unknown spelling is added as it is)."""
+        index = self.mean.findData(value)
+        if index < 0:
+            self.mean.addItem(value, value)
+            index = self.mean.count() - 1
+        self.mean.setCurrentIndex(index)
 
     @property
     def weights_file(self) -> str:
@@ -405,6 +450,48 @@ class ModelPicker(QWidget):
         self._locked = locked
         self._update()
 
+    # -------------------------------------------------------------------------------------------- your models
+
+    def offer_to_add(self, paths: list[Path]) -> None:
+        """Dropped weights files: offer to add them as the user's models (under names made from the file names)."""
+        self._offered = list(paths)
+        names = ", ".join(path.name for path in paths)
+        self.error.show_message(
+            f"{names}: model weights, not images. Add {'it' if len(paths) == 1 else 'them'} to your models?",
+            "info",
+            [("Add to my models", self._add_offered)],
+        )
+
+    def _add_offered(self) -> None:
+        offered, self._offered = self._offered, []
+        for path in offered:
+            self.add_model_file(path, self.suggest_name(path))
+
+    def suggest_name(self, path: Path) -> str:
+        """A model name from a file name, not taken by a listed model (``-2``, ``-3``... appended)."""
+        base = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem).strip("._-") or "model"
+        taken = {name.lower() for name in self._entries}
+        name, n = base, 1
+        while name.lower() in taken:
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def add_model_file(self, path: Path, name: str, rgb_mean: str | None = None) -> bool:
+        """Add a weights file as the user's model ``name`` and choose it; a refusal is shown, nothing recorded."""
+        from hat_plugin.user_models import add_model  # PyTorch loads to check the file, not at start-up
+
+        try:
+            entry = add_model(path, name, rgb_mean=rgb_mean)
+        except HATError as exc:
+            self.error.show_message(f"{path.name} was not added to your models.", "error", details=str(exc))
+            return False
+        self.reload()
+        self.check_availability()
+        self.select_model(entry.name)
+        self.error.show_message(f"Added {path.name} to your models as {entry.name}.", "info")
+        return True
+
     # ------------------------------------------------------------------------------------------ download
 
     @property
@@ -489,13 +576,17 @@ class ModelPicker(QWidget):
         self.scale.setEnabled(not self._locked and not busy)
         self.combo.setEnabled(not self._locked and not busy)
         self.file_edit.setEnabled(not self._locked)
+        self.mean.setEnabled(not self._locked)
         self.browse.setEnabled(not self._locked)
         self._download_row.setVisible((missing and not use_file) or busy)
         self.download_bar.setVisible(busy)
         self.cancel_button.setVisible(busy)
         self.cancel_button.setEnabled(busy)
         self.download_button.setVisible(not busy)
-        alternative = self.alternative_to(entry.name) if missing and entry is not None else None
+        # a scale no model is picked for automatically (x1: only community models) offers a ready one too
+        no_pick = entry is None and self.automatic and self.availability is not None and bool(self.current_scale)
+        wanted = entry.name if entry is not None else ""
+        alternative = self.alternative_to(wanted) if (missing or no_pick) and not use_file else None
         self.use_button.setVisible(alternative is not None and not busy)
         if alternative is not None:
             self.use_button.setText(f"Use {friendly_name(alternative, size=False)}")
@@ -511,6 +602,8 @@ class ModelPicker(QWidget):
             return "A HAT checkpoint on disk; its scale is read from the file."
         if self.automatic:
             default = self.default_for(self.current_scale)
+            if default is None and self.availability is not None:
+                return f"No model is picked automatically for ×{self.current_scale}: choose one in the model box."
             if default is None:
                 return "Checking which models are on this computer…"
             return f"Picked for ×{self.current_scale}: {default[1]}."
@@ -519,7 +612,7 @@ class ModelPicker(QWidget):
         status = model_status(entry, ready)
         where = {
             "bundled": "Bundled with the app: works offline.",
-            "downloaded": "Downloaded: works offline.",
+            "downloaded": "Yours: works offline." if entry.origin == "user" else "Downloaded: works offline.",
             "missing": "Its bundled file is missing: reinstall hat-plugin.",
             "checking": "Checking whether it is on this computer…",
         }.get(status, f"Not downloaded yet ({format_size(entry.size)}): it is fetched when a run starts.")

@@ -31,7 +31,11 @@ _SEPARATORS = re.compile(r"[_\-\s]+")
 
 def friendly_name(entry: ModelEntry, *, size: bool = True) -> str:
     """A name people read, derived from the manifest entry: the variant, the scale, what else the name says, and
-    the download size, e.g. ``"HAT-S ×4 (81 MB)"`` or ``"HAT ×4 Real GAN sharper (170 MB)"``."""
+    the download size, e.g. ``"HAT-S ×4 (81 MB)"`` or ``"HAT ×4 Real GAN sharper (170 MB)"``. Community and the
+    user's models keep their own names (which carry their scale), e.g. ``"4xNomos8kSCHAT-S (81 MB)"``."""
+    if entry.origin in ("community", "user"):
+        name = entry.name.replace("_", " ")
+        return f"{name} ({format_size(entry.size)})" if size and entry.size else name
     boundary = r"(?<![A-Za-z0-9]){}(?![A-Za-z0-9])"
     rest = re.sub(boundary.format(re.escape(entry.variant)), " ", entry.name, count=1, flags=re.IGNORECASE)
     words = [w for w in _SEPARATORS.split(rest) if w and not _SCALE_TOKEN.match(w)]

@@ -122,6 +122,12 @@ class QueueController(QObject):
         if mime is None:
             return None
         files = [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+        models = [f for f in files if f.suffix.lower() in (".pth", ".safetensors") and f.is_file()]
+        if models:  # weights, not images: offered as the user's models
+            self.parts.panel.models.offer_to_add(models)
+            files = [f for f in files if f not in models]
+            if not files:
+                return None
         if files:
             return self.add_paths(files)
         if mime.hasImage():

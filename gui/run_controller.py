@@ -215,7 +215,8 @@ class RunController(QObject):
                 self.changed.emit()
         elif isinstance(event, ModelChosen):
             model = event.why or event.label  # the engine's sentence starts with the model's name
-            self.parts.status(f"Processing with {model}, ×{event.scale} on {event.device} in {event.precision}")
+            where = f"on {event.device} in {event.precision}"
+            self.parts.status(f"Processing with {model}, ×{event.scale}, RGB mean {event.mean}, {where}")
             if event.notes:
                 self.parts.show("; ".join(event.notes), "info")
         elif isinstance(event, RunStopped):

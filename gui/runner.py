@@ -36,6 +36,7 @@ from hat_plugin.errors import (
 from hat_plugin.files import require_regular_file
 from hat_plugin.options import EngineOptions
 from hat_plugin.progress import CancelCheck, is_cancelled, raise_if_cancelled
+from hat_plugin.rgb_mean import describe_rgb_mean
 from hat_plugin.video import VideoJob
 from hat_plugin.weights import ModelEntry
 
@@ -81,7 +82,7 @@ class EngineCache:
     """Keeps the last loaded ``Upscaler`` so runs with unchanged settings do not load the model again."""
 
     def __init__(self) -> None:
-        self._key: tuple[str, int, EngineOptions] | None = None
+        self._key: tuple[str, int, EngineOptions, str] | None = None
         self._upscaler: hat_plugin.Upscaler | None = None
 
     @property
@@ -91,12 +92,13 @@ class EngineCache:
 
     def get(self, weights_path: Path, config: RunConfig) -> hat_plugin.Upscaler:
         """The engine for these weights and settings, building it only when they changed."""
-        key = (str(weights_path), weights_path.stat().st_mtime_ns, config.engine)
+        key = (str(weights_path), weights_path.stat().st_mtime_ns, config.engine, config.rgb_mean)
         if key != self._key or self._upscaler is None:
             if self._upscaler is not None:
                 self._upscaler.close()
             self._upscaler, self._key = None, None
-            self._upscaler = hat_plugin.Upscaler(weights_path, config.engine)
+            network = hat_plugin.load_model(weights_path, rgb_mean=config.rgb_mean) if config.rgb_mean else weights_path
+            self._upscaler = hat_plugin.Upscaler(network, config.engine)
             self._key = key
         return self._upscaler
 
@@ -161,7 +163,8 @@ def _load(
         return None
     label = weights.model_label(spec)
     precision = str(upscaler.dtype).removeprefix("torch.")
-    emit(ModelChosen(label, upscaler.scale, str(upscaler.device), precision, why, tuple(notes), path))
+    mean = describe_rgb_mean(upscaler.config.input_mean)
+    emit(ModelChosen(label, upscaler.scale, str(upscaler.device), precision, why, tuple(notes), path, mean))
     return upscaler, label, path
 
 

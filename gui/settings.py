@@ -26,6 +26,8 @@ class Settings:
     weights_file: str = ""
     """A local .pth/.safetensors file used instead of ``model`` when ``use_weights_file`` is set."""
     use_weights_file: bool = False
+    rgb_mean: str = ""
+    """The RGB mean the model was trained with (``official``, ``0.5``, ``R,G,B``); "" for what the model says."""
     device: str = "auto"
     precision: str = "auto"
     tile: int = 0

@@ -204,6 +204,7 @@ class SettingsPanel(QWidget):
             scale=self.models.current_scale,
             weights_file=self.models.weights_file,
             use_weights_file=self.models.use_weights_file,
+            rgb_mean=self.models.rgb_mean,
             device=self.device.currentData(),
             precision=self.precision.currentData(),
             tile=self.tile.value(),
@@ -225,6 +226,7 @@ class SettingsPanel(QWidget):
         """Show ``settings`` without emitting ``changed``."""
         self.blockSignals(True)
         self.models.set_choice(settings.model, settings.weights_file, settings.use_weights_file, settings.scale)
+        self.models.set_rgb_mean(settings.rgb_mean)
         _select(self.device, settings.device)
         _select(self.precision, settings.precision)
         self.tile.setValue(settings.tile)

@@ -42,7 +42,6 @@ _MASKED = -1e4
 # OCAB gathers its key/value windows in chunks of at most this many bytes: under glibc's largest mmap threshold
 # (32 MiB), so the allocator reuses the buffer instead of mapping (and faulting in) a fresh one per chunk.
 _KV_CHUNK_BYTES = 16 << 20
-_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 
 def relative_position_index_sa(window_size: int) -> Tensor:
@@ -495,7 +494,7 @@ class HAT(nn.Module):
         self.register_buffer(
             "relative_position_index_OCA", relative_position_index_oca(cfg.window_size, cfg.overlap_window_size)
         )
-        self._mean = _RGB_MEAN if cfg.in_chans == 3 else (0.0,) * cfg.in_chans
+        self._mean = cfg.input_mean
         self.derived = DerivedCache()  # seam masks and the RGB mean per dtype and device
 
         self.conv_first = nn.Conv2d(cfg.in_chans, dim, 3, 1, 1)

@@ -1,7 +1,9 @@
 """Reading HAT weights files safely and turning them into a loaded network.
 
 ``.pth`` files are read with ``torch.load(weights_only=True)`` (no arbitrary unpickling); ``.safetensors`` with
-safetensors. Every failure becomes one ``CheckpointError`` that names the file and what is wrong.
+safetensors. Every failure becomes one ``CheckpointError`` that names the file and what is wrong. The layouts the
+trainers write all load: BasicSR/neosr/traiNNer-redux ``params_ema`` (preferred) or ``params``, a bare state_dict,
+``module.`` (DataParallel) and ``_orig_mod.`` (``torch.compile``) prefixes, fp16/bf16 tensors, x1 models.
 """
 
 from __future__ import annotations
@@ -10,22 +12,26 @@ import json
 import os
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from .arch import HAT, relative_position_index_oca, relative_position_index_sa
 from .config import HATConfig, check_affordable, detect_config
-from .errors import CheckpointError
+from .errors import CheckpointError, HATError
 from .files import require_regular_file
 from .limits import available_memory
+from .rgb_mean import RgbMean, mean_from_metadata, parse_rgb_mean
 from .weights.api import WEIGHTS_FILE
 
-__all__ = ["read_state_dict", "canonicalize", "load_model", "build_model"]
+__all__ = ["read_state_dict", "read_metadata", "stated_rgb_mean", "canonicalize", "load_model", "build_model"]
 
 _WRAPPERS = ("params_ema", "params")
+_PREFIXES = ("module.", "_orig_mod.")
 _MARKERS = ("conv_first.weight", "layers.0.residual_group.overlap_attn.relative_position_bias_table")
 MAX_HEADER_BYTES = 100 << 20
 """safetensors' own limit on the JSON header."""
@@ -59,6 +65,34 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         return canonicalize(raw)
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata of a safetensors header (``{}`` for other files or a header without any)."""
+    path = Path(path)
+    try:
+        if not (path.is_file() and _is_safetensors(path, path.stat().st_size)):
+            return {}
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:  # a damaged header: read_state_dict names the problem when the weights are read
+        raise CheckpointError(f"{path}: {_unreadable_reason(path, exc)}") from None
+
+
+def stated_rgb_mean(path: str | os.PathLike[str]) -> RgbMean | None:
+    """The RGB mean recorded for a weights file: its manifest entry's (bundled, downloaded or added by the user),
+    else its safetensors metadata's; None when nothing says (the official mean then applies)."""
+    from . import weights  # the network code is usable without the download stack
+
+    entry = weights.entry_for_file(path)
+    if entry is not None and entry.rgb_mean is not None:
+        return parse_rgb_mean(entry.rgb_mean)
+    try:
+        return mean_from_metadata(read_metadata(path))
+    except CheckpointError:
+        return None
+    except HATError as exc:
+        raise CheckpointError(f"{path}: the rgb_mean in its metadata is unusable: {exc}") from None
 
 
 def _unreadable_reason(path: Path, exc: Exception) -> str:
@@ -142,7 +176,8 @@ def _is_zip(path: Path) -> bool:
 
 
 def canonicalize(obj: object) -> dict[str, torch.Tensor]:
-    """Unwrap BasicSR's ``params_ema`` (else ``params``) and strip a ``module.`` prefix (DataParallel)."""
+    """Unwrap BasicSR's ``params_ema`` (else ``params``: files holding both are the EMA's) and strip ``module.``
+    (DataParallel) and ``_orig_mod.`` (``torch.compile``) prefixes."""
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"not a state_dict: the file holds a {type(obj).__name__}")
     for key in _WRAPPERS:
@@ -154,7 +189,9 @@ def canonicalize(obj: object) -> dict[str, torch.Tensor]:
     for key, value in obj.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise CheckpointError(f"not a state_dict: entry {key!r} is a {type(value).__name__}, not a tensor")
-        sd[key.removeprefix("module.")] = value
+        for prefix in _PREFIXES:
+            key = key.removeprefix(prefix)
+        sd[key] = value
     return sd
 
 
@@ -169,20 +206,34 @@ def load_model(
     *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    rgb_mean: str | Sequence[float] | None = None,
 ) -> HAT:
     """Load a HAT checkpoint: a weights file, a manifest model name, or a state_dict.
 
-    The configuration is detected from the key shapes and the weights are loaded with ``strict=True``.
+    The configuration is detected from the key shapes and the weights are loaded with ``strict=True``. The RGB
+    mean is ``rgb_mean`` when given (``official``, ``0.5``, ``R,G,B`` or numbers), else the one recorded for the
+    file (``stated_rgb_mean``), else the official one; ``model.config.rgb_mean`` holds it.
     Returns the network in eval mode with gradients off, on ``device`` in ``dtype``.
     """
     name = str(source) if not isinstance(source, Mapping) else "state_dict"
-    sd = canonicalize(source) if isinstance(source, Mapping) else read_state_dict(_resolve_source(source))
+    mean = parse_rgb_mean(rgb_mean) if rgb_mean is not None else None
+    if isinstance(source, Mapping):
+        sd = canonicalize(source)
+    else:
+        path = _resolve_source(source)
+        sd = read_state_dict(path)
+        if mean is None:
+            mean = _named_mean(source) or stated_rgb_mean(path)
     try:
         config = detect_config(sd)
         check_affordable(config, available_memory())
         _check_supported(sd, config)
     except CheckpointError as exc:
         raise CheckpointError(f"{name}: {exc}") from None
+    if mean is not None:
+        if config.in_chans != 3:
+            raise CheckpointError(f"{name}: an RGB mean applies to 3-channel models, this one has {config.in_chans}")
+        config = replace(config, rgb_mean=mean)
     _check_index_buffers(sd, config, name)
     model = build_model(config, device="meta")
     # Fresh copies: tensors read from a file can sit at unaligned offsets of its buffer, and CPU kernels then round
@@ -228,6 +279,19 @@ def _resolve_source(source: str | os.PathLike[str]) -> Path:
     from . import weights  # imported here: the network code is usable without the download stack
 
     return weights.resolve(source)
+
+
+def _named_mean(source: str | os.PathLike[str]) -> RgbMean | None:
+    """The mean of the manifest entry a model name (not a path) stands for."""
+    from . import weights
+
+    if isinstance(source, os.PathLike) or Path(source).exists():
+        return None
+    try:
+        mean = weights.get_entry(str(source)).rgb_mean
+    except HATError:
+        return None
+    return parse_rgb_mean(mean) if mean is not None else None
 
 
 def _check_index_buffers(sd: dict[str, torch.Tensor], config: HATConfig, name: str) -> None:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import CheckpointError
+from .rgb_mean import OFFICIAL_RGB_MEAN
 
 __all__ = [
     "HATConfig",
@@ -53,17 +54,24 @@ class HATConfig:
     qkv_bias: bool = True
     qk_scale: float | None = None
     img_size: int = field(default=64, compare=False)
+    rgb_mean: tuple[float, ...] | None = None
+    """The mean subtracted from the input, per channel; None: the official DF2K mean (zeros beyond 3 channels).
+    Not in the state_dict: it comes from the manifest, the file's metadata or the user (``hat_plugin.rgb_mean``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "depths", tuple(int(d) for d in self.depths))
         object.__setattr__(self, "num_heads", tuple(int(h) for h in self.num_heads))
+        if self.rgb_mean is not None:
+            object.__setattr__(self, "rgb_mean", tuple(float(m) for m in self.rgb_mean))
         problems = []
+        if self.rgb_mean is not None and len(self.rgb_mean) != self.in_chans:
+            problems.append(f"rgb_mean has {len(self.rgb_mean)} values for {self.in_chans} channels")
         if len(self.depths) != len(self.num_heads) or not self.depths:
             problems.append("depths and num_heads must be non-empty and of the same length")
         if any(self.embed_dim % h for h in self.num_heads):
             problems.append(f"embed_dim {self.embed_dim} is not divisible by every num_heads {self.num_heads}")
         if self.upscale not in (1, 2, 3, 4, 8, 16):
-            problems.append(f"upscale {self.upscale} is not a power of 2 or 3")
+            problems.append(f"upscale {self.upscale} is not 1, 3 or a power of 2 up to 16")
         if self.resi_connection not in ("1conv", "identity"):
             problems.append(f"resi_connection {self.resi_connection!r} is not '1conv' or 'identity'")
         if self.window_size < 2 or self.img_size <= self.window_size:
@@ -81,6 +89,13 @@ class HATConfig:
     def scale(self) -> int:
         """Output pixels per input pixel along each axis."""
         return self.upscale
+
+    @property
+    def input_mean(self) -> tuple[float, ...]:
+        """The per-channel mean the network subtracts: ``rgb_mean``, else the official one (zeros beyond RGB)."""
+        if self.rgb_mean is not None:
+            return self.rgb_mean
+        return OFFICIAL_RGB_MEAN if self.in_chans == 3 else (0.0,) * self.in_chans
 
     @property
     def shift_size(self) -> int:
@@ -108,6 +123,7 @@ class HATConfig:
         d = asdict(self)
         d["depths"] = list(self.depths)
         d["num_heads"] = list(self.num_heads)
+        d["rgb_mean"] = None if self.rgb_mean is None else list(self.rgb_mean)
         return d
 
     @classmethod

@@ -29,6 +29,7 @@ __all__ = [
     "OutputError",
     "TrainingError",
     "UnsafeURLError",
+    "UnverifiedError",
     "VideoError",
     "WorkFolderError",
     "describe_exception",
@@ -107,6 +108,14 @@ class ManifestError(HATError, ValueError):
 
 class DownloadError(HATError, OSError):
     """Weights could not be fetched and verified from any source."""
+
+
+class UnverifiedError(DownloadError):
+    """A download whose sha256 no public record states: refused until the user chooses to trust the source."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class UnsafeURLError(HATError, ValueError):

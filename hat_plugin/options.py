@@ -58,6 +58,11 @@ ENVIRONMENT: tuple[Variable, ...] = (
     ),
     Variable("HAT_PLUGIN_MANIFEST", "another weights manifest file (a private list of models)", "the packaged one"),
     Variable(
+        "HAT_PLUGIN_USER_MANIFEST",
+        "the file of your own models (`hat-upscale models add`), merged over the manifest",
+        "`models.json` in the user config folder",
+    ),
+    Variable(
         "HAT_PLUGIN_CPU_PRECISION",
         "`fp32`, `bf16` or `fp16`: what precision `auto` means on the CPU, without measuring",
         "measured once per machine",

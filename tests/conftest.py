@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,9 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 # its results do not depend on the machine and it never writes into the user's cache. test_precision_probe.py
 # unsets it to test the probe itself.
 os.environ["HAT_PLUGIN_CPU_PRECISION"] = "fp32"
+# The user's own models (`hat-upscale models add`) go to a file of this run, never the user's config folder; the
+# tests of the user manifest point it (or XDG_CONFIG_HOME) at their own folder.
+os.environ["HAT_PLUGIN_USER_MANIFEST"] = str(Path(tempfile.mkdtemp(prefix="hat-user-models-")) / "models.json")
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "golden"

@@ -32,4 +32,4 @@ def test_the_command_line_says_the_model_is_loading(tmp_path, capsys) -> None:
     code = cli_main([str(photo), "-o", str(tmp_path / "out"), "--model", "hat-tiny-x2", "-d", "cpu"])
     assert code == 0
     err = capsys.readouterr().err
-    assert err.index("loading model hat-tiny-x2…") < err.index("model hat-tiny-x2: x2 on cpu")
+    assert err.index("loading model hat-tiny-x2…") < err.index("model hat-tiny-x2: x2, RGB mean official, on cpu")

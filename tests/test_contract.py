@@ -4,6 +4,7 @@ the model, clamped and NaN-safe results, one error hierarchy, one model-spec rul
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from safetensors.torch import save_file
 import hat_plugin
 from hat_plugin import errors, weights
 from hat_plugin.engine import Upscaler
+from hat_plugin.weights.manifest import PACKAGE_MANIFEST
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -172,8 +174,14 @@ def test_default_model_prefers_what_works_offline(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("HAT_PLUGIN_CACHE", str(tmp_path))
     entry, why = weights.default_model(4)
     assert entry.name == "hat-tiny-x4" and "bundled, works offline" in why
-    entry, why = weights.default_model(3)  # no bundled x3 model: the recommended download
-    assert entry.scale == 3 and not entry.bundled and "downloaded on first use" in why
+    entry, why = weights.default_model(3)
+    assert entry.name == "hat-tiny-x3" and "bundled, works offline" in why
+    official = [e for e in json.loads(PACKAGE_MANIFEST.read_text())["models"] if not e.get("bundled")]
+    manifest = tmp_path / "official.json"
+    manifest.write_text(json.dumps({"format": 1, "models": official}))
+    monkeypatch.setenv("HAT_PLUGIN_MANIFEST", str(manifest))
+    entry, why = weights.default_model(3)  # nothing of that scale ready: the recommended download
+    assert entry.scale == 3 and not entry.bundled and entry.origin == "official" and "downloaded on first use" in why
 
 
 # ---- no process-wide side effects ---------------------------------------------------------------------------

@@ -35,7 +35,11 @@ def test_every_manifest_model_has_a_distinct_friendly_name_with_scale_and_size()
     names = [friendly_name(m) for m in models]
     assert len(set(names)) == len(models)
     for model, name in zip(models, names, strict=True):
-        assert f"×{model.scale}" in name and name.endswith(")") and "_" not in name
+        assert "_" not in name
+        if model.origin == "community":  # their own names, which start with the scale; a size when one is known
+            assert name.startswith(f"{model.scale}x") and name.endswith(")") == (model.size is not None)
+        else:
+            assert f"×{model.scale}" in name and name.endswith(")")
 
 
 def test_status_words_call_bundled_models_bundled():
@@ -47,15 +51,16 @@ def test_status_words_call_bundled_models_bundled():
 
 def test_first_launch_offline_with_an_empty_cache(tmp_path, monkeypatch):
     """What the worker finds on a first start with no network: the bundled models are ready and are the
-    engine's default for their scales; the others are not; x3 has nothing ready, so its default is a download."""
+    engine's default for their scales (x2, x3, x4: no scale is a dead end offline); the others are not; x1 has only
+    a community model, which is never a default."""
     monkeypatch.setenv("HAT_PLUGIN_OFFLINE", "1")
     monkeypatch.setenv("HAT_PLUGIN_CACHE", str(tmp_path / "cache"))
     found = check_availability()
     assert found.offline and found.problem == ""
-    assert {name for name, ready in found.ready.items() if ready} == {"hat-tiny-x2", "hat-tiny-x4"}
-    assert found.defaults[2][0] == "hat-tiny-x2" and "works offline" in found.defaults[2][1]
-    assert found.defaults[4][0] == "hat-tiny-x4" and found.default_scale == 4
-    assert "downloaded on first use" in found.defaults[3][1]
+    assert {name for name, ready in found.ready.items() if ready} == {"hat-tiny-x2", "hat-tiny-x3", "hat-tiny-x4"}
+    for scale in (2, 3, 4):
+        assert found.defaults[scale][0] == f"hat-tiny-x{scale}" and "works offline" in found.defaults[scale][1]
+    assert found.default_scale == 4 and 1 not in found.defaults
     assert found.is_ready("HAT-S_SRx4") is False and Availability().is_ready("HAT-S_SRx4") is None
 
 

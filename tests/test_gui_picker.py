@@ -58,7 +58,11 @@ def test_the_model_box_is_grouped_with_friendly_names_and_distinct_marks(window)
     headers = [text for text, name in listed if name is None]
     assert headers == [READY_GROUP, DOWNLOAD_GROUP, "Other"]
     ready = listed[1 : listed.index((DOWNLOAD_GROUP, None))]
-    assert ready == [("HAT-tiny ×2 (1.3 MB)", "hat-tiny-x2"), ("HAT-tiny ×4 (1.4 MB)", "hat-tiny-x4")]
+    assert ready == [
+        ("HAT-tiny ×2 (1.3 MB)", "hat-tiny-x2"),
+        ("HAT-tiny ×3 (1.5 MB)", "hat-tiny-x3"),
+        ("HAT-tiny ×4 (1.4 MB)", "hat-tiny-x4"),
+    ]
     assert ("HAT-S ×4 (81 MB)", "HAT-S_SRx4") in listed
     assert len({text for text, name in listed if name}) == len(weights.list_models()) + 1
     assert all(not combo.model().item(r).isEnabled() for r in range(combo.count()) if combo.itemData(r, NAME) is None)
@@ -85,10 +89,9 @@ def test_a_scale_picks_the_model(qtbot, window):
     picker.select_scale(2)
     assert picker.shown_model == "hat-tiny-x2" and picker.model == "" and window.panel.settings().scale == 2
     assert picker.info.text().startswith("Picked for ×2: hat-tiny-x2 (bundled, works offline")
-    picker.select_scale(3)
-    recommended = picker.shown_model
-    assert weights.get_entry(recommended).scale == 3
-    assert "it is downloaded on first use" in picker.info.text()
+    picker.select_scale(3)  # the bundled x3: no scale is a dead end offline
+    assert picker.shown_model == "hat-tiny-x3" and picker.info.text().startswith("Picked for ×3: hat-tiny-x3 (bundled")
+    assert not picker.use_button.isVisible()
     picker.select_model("HAT-S_SRx4")
     assert picker.scale.currentText() == "×4" and picker.model == "HAT-S_SRx4"
     assert "offline mode is on" in picker.info.text() and not picker.download_button.isEnabled()
@@ -115,24 +118,21 @@ def test_offline_with_an_unavailable_model_one_sentence_with_actions(qtbot, wind
     assert (tmp_path / "a_x2.png").is_file()
 
 
-def test_x3_offline_offers_the_bundled_model_of_the_nearest_scale_once(qtbot, window, tmp_path):
+def test_offline_a_missing_model_offers_a_ready_one_of_the_nearest_scale(qtbot, window):
+    """With x2, x3 and x4 bundled no scale is a dead end offline: a model that needs a download offers the bundled
+    one of its scale, and x1 (only a community model, never picked automatically) the nearest bundled one."""
     picker = window.panel.models
-    picker.select_scale(3)
-    x3 = weights.get_entry(picker.shown_model)
-    assert x3.scale == 3 and not x3.bundled
-    offer = "HAT-tiny ×4 works offline and gives ×4 instead of ×3."
-    assert picker.use_button.isVisible() and picker.use_button.text() == "Use HAT-tiny ×4"
-    picker.select_model(x3.name)
-    assert picker.info.text().endswith(f"offline mode is on: {offer}")
-    write_png(tmp_path / "a.png")
-    window.add_paths([tmp_path / "a.png"])
-    run(qtbot, window)
-    assert bar_text(window).endswith("is not downloaded and offline mode is on (HAT_PLUGIN_OFFLINE). " + offer)
-    assert [b.text() for b in window.message_bar.buttons] == ["Use HAT-tiny ×4", "Retry"]
-    assert not picker.error.isVisible(), "one message, not two"
-    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS):
-        window.message_bar.button("Use HAT-tiny ×4").click()
-    assert states(window) == [ItemState.DONE] and (tmp_path / "a_x4.png").is_file()
-    picker.select_model(x3.name)
+    for name, expected in (
+        ("HAT_SRx3", "hat-tiny-x3"),
+        ("HAT-S_SRx4", "hat-tiny-x4"),
+        ("4xNomos8kSCHAT-S", "hat-tiny-x4"),
+    ):
+        picker.select_model(name)
+        assert picker.use_button.isVisible(), name
+        qtbot.mouseClick(picker.use_button, Qt.MouseButton.LeftButton)
+        assert picker.shown_model == expected and not picker.use_button.isVisible()
+    picker.select_scale(1)
+    assert picker.info.text() == "No model is picked automatically for ×1: choose one in the model box."
+    assert picker.use_button.isVisible()
     qtbot.mouseClick(picker.use_button, Qt.MouseButton.LeftButton)
-    assert picker.shown_model == "hat-tiny-x4", "the picker's own button switches too"
+    assert weights.get_entry(picker.shown_model).bundled and picker.current_scale == 2

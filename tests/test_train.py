@@ -137,7 +137,21 @@ def test_a_new_scale_keeps_the_body_and_starts_the_new_stage_as_bicubic():
     assert abs(psnr_y(start_out, hr, 4) - psnr_y(via_x2, hr, 4)) < 0.3
 
 
-@pytest.mark.parametrize("scale", [2, 4])
+def test_x3_starts_from_the_x2_body_with_a_bicubic_x3_stage():
+    """The bundled x3 is made this way: every x2 tensor that fits is kept, the x3 stage starts as bicubic, so the
+    network starts close to "the x2 body's features, interpolated" and well above a random x3 stage."""
+    x2 = read_state_dict(weights.resolve("hat-tiny-x2"))
+    start = starting_model("hat-tiny-x2", 3)
+    assert start.kind == Kind.NEW_SCALE and start.fresh == ["upsample.0.bias", "upsample.0.weight"]
+    own = start.model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in x2.items() if not k.startswith("upsample."))
+    hr = mod_crop(load_rgb8(CROPS / "coffee.png"), 3)
+    lr = make_lr(hr, 3)
+    start_psnr = psnr_y(Upscaler(start.model.eval(), device="cpu", precision="fp32").upscale(lr), hr, 3)
+    assert start_psnr > psnr_y(imresize(lr, 3.0), hr, 3) - 1.5
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
 def test_bicubic_initialisation_starts_close_to_bicubic(scale):
     torch.manual_seed(0)
     model = starting_model("tiny", scale, init="bicubic").model.eval()
@@ -154,8 +168,8 @@ def test_bad_starts_are_clear_errors(tmp_path):
         starting_model(bogus, 2)
     with pytest.raises(Exception, match="presets to train from scratch: HAT-S, HAT, HAT-L, tiny"):
         starting_model("HAT-XL", 2)
-    with pytest.raises(OptionError, match="x2 and x4"):
-        starting_model("tiny", 3, init="bicubic")
+    with pytest.raises(OptionError, match="unknown init"):
+        starting_model("tiny", 3, init="nearest")
 
 
 # ---- data -------------------------------------------------------------------------------------------------------

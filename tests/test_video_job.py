@@ -170,14 +170,14 @@ def test_frame_range_trims_video_audio_and_chapters(tmp_path, engine):
 # ------------------------------------------------------------------------------------------------ chunks, resume
 
 
-# Byte-identical x264 files from two runs: with PyTorch on 2 threads beside x264's 4, one run in four gave another
-# (equally valid) encode of the same frames on a loaded 2-core machine, so the test runs as it always did, on one.
+# FFV1: the frames of a resumed file must be the fresh run's bit for bit. With x264 the files of two runs in this
+# process differed after the 10-bit test above had run, though FFV1 showed the same frames (cause not isolated);
+# resuming x264 in a new process after SIGKILL gives the same bytes (tests/test_video_quirks.py, test_video_cli.py).
 @pytest.mark.slow
-@pytest.mark.usefixtures("one_torch_thread")
 def test_cancel_keeps_finished_chunks_and_resume_gives_the_same_file(tmp_path, engine):
     clip = make_clip(tmp_path / "in.mkv", frames=10)
     fresh = tmp_path / "fresh.mkv"
-    job(clip.path, fresh, engine, encoder=EncoderSettings("x264", preset="veryfast")).run()
+    job(clip.path, fresh, engine, encoder=EncoderSettings("ffv1")).run()
 
     out = tmp_path / "out.mkv"
     stop = threading.Event()
@@ -189,7 +189,7 @@ def test_cancel_keeps_finished_chunks_and_resume_gives_the_same_file(tmp_path, e
             stop.set()
 
     with pytest.raises(Cancelled, match="chunks are done and kept"):
-        job(clip.path, out, engine, encoder=EncoderSettings("x264", preset="veryfast")).run(progress, stop)
+        job(clip.path, out, engine, encoder=EncoderSettings("ffv1")).run(progress, stop)
     assert not out.exists()
     work = tmp_path / "out.mkv.hat-work"
     assert sorted(p.name for p in work.glob("chunk-*.mkv")) == ["chunk-000000.mkv"]
@@ -197,7 +197,7 @@ def test_cancel_keeps_finished_chunks_and_resume_gives_the_same_file(tmp_path, e
     assert seen[0] == (0, 10)
 
     again = []
-    resumed = job(clip.path, out, engine, encoder=EncoderSettings("x264", preset="veryfast"))
+    resumed = job(clip.path, out, engine, encoder=EncoderSettings("ffv1"))
     result = resumed.run(lambda done, total: again.append(done))
     assert result.reused == 1 and again[0] == 4 and again[-1] == 10
     assert digest(out) == digest(fresh)

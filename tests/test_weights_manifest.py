@@ -58,7 +58,7 @@ def test_shipped_manifest_is_valid(shipped):
 
 
 def test_every_official_model_is_listed_with_its_sha256_and_size(shipped):
-    official = {e.name: e for e in weights.list_models() if not e.bundled}
+    official = {e.name: e for e in weights.list_models() if e.origin == "official"}
     assert {name: (e.sha256, e.size) for name, e in official.items()} == OFFICIAL
     for name, entry in official.items():
         assert entry.scale == PRESETS[name].upscale, name
@@ -89,7 +89,7 @@ CCRESTORATION = "https://github.com/TensoRaws/ccrestoration/releases/download/mo
 def test_every_official_entry_says_where_its_hash_is_confirmed_and_uses_attested_urls(shipped):
     for entry in weights.list_models():
         assert entry.source, f"{entry.name}: no 'source' note"
-        if entry.bundled:
+        if entry.origin != "official":
             continue
         assert "ccrestoration" in entry.source, entry.name  # the one record that covers all 14 hashes
         assert any(url.startswith(CCRESTORATION) for url in entry.urls), entry.name
@@ -105,6 +105,37 @@ def test_every_official_entry_says_where_its_hash_is_confirmed_and_uses_attested
             assert expected in entry.source or "spandrel" in entry.source, entry.name
 
 
+# The community HATs and what OpenModelDB's public model data (data/models/*.json) states for each file.
+COMMUNITY = {
+    "4xLexicaHAT": ("f3441f602f221ae111253b72ccb561e9f7a1a3dc84ab27923edea0a9581ea1dd", 85149569, "CC-BY-4.0"),
+    "4xNomos8kSCHAT-S": ("e1400e16a10bf4dbbe003651bf76f9f9c4e083f0e5c93e1c3effe2fa91b41168", 81096929, "CC-BY-4.0"),
+    "4xNomos8kSCHAT-L": ("9e7726ba191fdf05b87ea8585d78164b6e96e2ee04fdbb3285c3efa37db4b5b0", 331564661, "CC-BY-4.0"),
+    "4xNomos8kHAT-L_otf": ("ff7413cf954fe2812391da47c8365dcff0a9437d0581fbd1a3f21d37f4c43773", 165797931, "CC-BY-4.0"),
+    "2xStarSample_V2.0_HQ": (
+        "77115df5bb80600a32a762e321e26f2a0114142d00ed060a7e88a5be269d5b05",
+        164708980,
+        "CC-BY-NC-SA-4.0",
+    ),
+}
+UNATTESTED_COMMUNITY = {"4xNomos8kHAT-L_bokeh_jpg": 4, "1xDeJPG_HAT": 1}
+
+
+def test_community_models_carry_their_public_hashes_or_say_unattested(shipped):
+    community = {e.name: e for e in weights.list_models() if e.origin == "community"}
+    assert set(community) == set(COMMUNITY) | set(UNATTESTED_COMMUNITY)
+    for name, (sha, size, licence) in COMMUNITY.items():
+        entry = community[name]
+        assert (entry.sha256, entry.size, entry.license) == (sha, size, licence), name
+        assert "OpenModelDB/open-model-database data/models/" in (entry.source or ""), name
+        assert entry.urls and all(url.startswith("https://") for url in entry.urls), name
+    for name, scale in UNATTESTED_COMMUNITY.items():
+        entry = community[name]
+        assert entry.sha256 is None and not entry.attested and entry.urls == () and entry.scale == scale
+        assert "github.com/Phhofm/models/releases/tag/" in (entry.source or "")
+    for scale in (2, 4):
+        assert weights.default_model(scale)[0].origin in ("official", "project"), "never a community default"
+
+
 def test_models_json_listing_carries_the_source_note(shipped, capsys):
     assert commands.run_models(["--json"]) == 0
     listing = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
@@ -113,7 +144,7 @@ def test_models_json_listing_carries_the_source_note(shipped, capsys):
 
 def test_bundled_entries_match_their_files(shipped):
     bundled = [e for e in weights.list_models() if e.bundled]
-    assert {e.name for e in bundled} == {"hat-tiny-x2", "hat-tiny-x4"}
+    assert {e.name for e in bundled} == {"hat-tiny-x2", "hat-tiny-x3", "hat-tiny-x4"}
     for entry in bundled:
         path = api.BUNDLED_DIR / entry.filename
         assert entry.urls == ()
@@ -155,6 +186,14 @@ BROKEN = {  # id: (change to GOOD, expected problem)
     "source-not-text": ({"source": ["ccrestoration"]}, "'source' must be a non-empty single line"),
     "source-too-long": ({"source": "x" * 2001}, "at most 2000 characters"),
     "name-with-space": ({"name": "my model"}, "'name' must be"),
+    "mean-word": ({"rgb_mean": "grey"}, "'rgb_mean' must be"),
+    "mean-list": ({"rgb_mean": [0.5, 0.5, 0.5]}, "'rgb_mean' must be"),
+    "origin-unknown": ({"origin": "alien"}, "'origin' must be"),
+    "origin-project-not-bundled": ({"origin": "project"}, "'origin' must be"),
+    "path-not-user": ({"path": "/models/m.pth", "urls": []}, "'path' is an absolute file path"),
+    "path-relative": ({"path": "m.pth", "urls": [], "origin": "user"}, "'path' is an absolute file path"),
+    "path-and-url": ({"path": "/models/m.pth", "origin": "user"}, "a 'path' and no URLs"),
+    "sha-null-user": ({"sha256": None, "origin": "user"}, "64 lowercase hex"),
 }
 
 
@@ -162,6 +201,24 @@ BROKEN = {  # id: (change to GOOD, expected problem)
 def test_validation_names_the_problem(change, problem):
     problems = validate_manifest({"format": 1, "models": [GOOD | change]})
     assert any(problem in p for p in problems), problems
+
+
+def test_validation_accepts_community_unattested_and_user_file_models():
+    unattested = GOOD | {"sha256": None, "origin": "community", "urls": [], "size": None, "rgb_mean": "0.5"}
+    mine = GOOD | {"name": "u", "filename": "u.pth", "origin": "user", "urls": [], "path": "/models/u.pth"}
+    assert validate_manifest({"format": 1, "models": [unattested, mine]}) == []
+
+
+def test_the_user_manifest_is_merged_over_the_shipped_one(shipped, tmp_path, monkeypatch):
+    own = tmp_path / "models.json"
+    monkeypatch.setenv("HAT_PLUGIN_USER_MANIFEST", str(own))
+    mine = GOOD | {"name": "hat-tiny-x2", "origin": "user", "urls": [], "path": str(tmp_path / "x2.pth")}
+    own.write_text(json.dumps({"format": 1, "models": [mine]}), encoding="utf-8")
+    names = [e.name for e in weights.list_models()]
+    assert names.count("hat-tiny-x2") == 1 and weights.get_entry("hat-tiny-x2").origin == "user"
+    own.write_text(json.dumps({"format": 1, "models": [GOOD]}), encoding="utf-8")  # not marked as the user's
+    with pytest.raises(ManifestError, match="'origin': 'user'"):
+        weights.list_models()
 
 
 def test_validation_accepts_loopback_http_and_bundled_models():

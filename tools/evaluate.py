@@ -3,7 +3,9 @@
 Each HR image is cropped to a multiple of the scale, shrunk with MATLAB-style bicubic (antialiased) to make the
 LR input, upscaled by the model (through ``hat_plugin.Upscaler``, the engine the front ends use) and by bicubic,
 and scored on the Y channel with ``scale`` border pixels cropped: the protocol of ``hat_plugin.training.validation``,
-which training validates with.
+which training validates with. ``--degrade pil`` makes the LR image (and the bicubic baseline) with Pillow's
+bicubic resize instead, and ``--crop N`` scores the centred N x N crop of each image (the check of the bundled
+models on photographs: ``--crop 384 --degrade pil``).
 
     python -m tools.evaluate hat-tiny-x2 hat-tiny-x4 --images build/sr-data/heldout
 """
@@ -18,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from hat_plugin import HATError, Upscaler
 from hat_plugin.files import atomic_path
@@ -26,7 +29,10 @@ from hat_plugin.training.degrade import load_rgb8
 from hat_plugin.training.folders import image_files
 from hat_plugin.training.validation import Score, min_side, prepare, score
 
-__all__ = ["Row", "bicubic", "evaluate", "main"]
+__all__ = ["DEGRADATIONS", "Row", "bicubic", "centre_crop", "evaluate", "main"]
+
+DEGRADATIONS = ("matlab", "pil")
+"""How the LR image and the bicubic baseline are made: MATLAB-style ``imresize`` (the paper's), or Pillow's."""
 
 
 @dataclass(frozen=True)
@@ -44,18 +50,44 @@ class Row:
         return self.result.psnr - self.bicubic.psnr
 
 
-def bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
-    """The baseline: MATLAB-style bicubic upscaling of a uint8 image."""
+def _pil_resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))
+
+
+def bicubic(lr: np.ndarray, scale: int, degrade: str = "matlab") -> np.ndarray:
+    """The baseline: bicubic upscaling of a uint8 image, MATLAB-style or Pillow's."""
+    if degrade == "pil":
+        return _pil_resize(lr, lr.shape[1] * scale, lr.shape[0] * scale)
     return imresize(lr, float(scale))
 
 
-def evaluate(upscaler: Upscaler, name: str, files: list[Path]) -> tuple[list[Row], list[str]]:
-    """Score ``upscaler`` and bicubic on every HR file; returns the rows and one message per unreadable file."""
+def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """The centred ``size`` x ``size`` crop (the whole image along a side shorter than ``size``)."""
+    h, w = image.shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return image[top : top + size, left : left + size]
+
+
+def _pair(path: Path, scale: int, crop: int, degrade: str) -> tuple[np.ndarray, np.ndarray]:
+    image = load_rgb8(path)
+    if crop:
+        image = centre_crop(image, crop)
+    if degrade == "pil":
+        hr = image[: image.shape[0] // scale * scale, : image.shape[1] // scale * scale]
+        return hr, _pil_resize(hr, hr.shape[1] // scale, hr.shape[0] // scale)
+    return prepare(image, scale)
+
+
+def evaluate(
+    upscaler: Upscaler, name: str, files: list[Path], *, crop: int = 0, degrade: str = "matlab"
+) -> tuple[list[Row], list[str]]:
+    """Score ``upscaler`` and bicubic on every HR file (its centred ``crop`` when given, LR made the ``degrade``
+    way); returns the rows and one message per unreadable file."""
     s = upscaler.scale
     rows, failures = [], []
     for path in files:
         try:
-            hr, lr = prepare(load_rgb8(path), s)
+            hr, lr = _pair(path, s, crop, degrade)
         except (HATError, ValueError) as exc:
             failures.append(f"{path}: skipped: {exc}")
             continue
@@ -63,7 +95,7 @@ def evaluate(upscaler: Upscaler, name: str, files: list[Path]) -> tuple[list[Row
             failures.append(f"{path}: skipped: too small to score at x{s}")
             continue
         output = upscaler.upscale(lr)
-        rows.append(Row(name, path.name, s, score(bicubic(lr, s), hr, s), score(output, hr, s)))
+        rows.append(Row(name, path.name, s, score(bicubic(lr, s, degrade), hr, s), score(output, hr, s)))
     return rows, failures
 
 
@@ -121,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", help="fp32, fp16 or bf16 (default fp32)")
     p.add_argument("--tile", type=int, default=0, help="tile side in LR pixels (0: whole image when it fits)")
     p.add_argument("--overlap", type=int, default=16)
+    p.add_argument("--crop", type=int, default=0, help="score the centred N x N crop of each image (0: all of it)")
+    p.add_argument("--degrade", choices=DEGRADATIONS, default="matlab", help="how LR and the baseline are made")
     p.add_argument("--json", type=Path, help="also write every score to this JSON file")
     return p
 
@@ -145,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         except HATError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        model_rows, model_failures = evaluate(upscaler, model, files)
+        model_rows, model_failures = evaluate(upscaler, model, files, crop=args.crop, degrade=args.degrade)
         rows += model_rows
         failures += [f for f in model_failures if f not in failures]
     print(format_table(rows, args.models))

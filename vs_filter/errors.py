@@ -20,6 +20,7 @@ ARGUMENTS = {
     "batch": "batch=",
     "device": "device=",
     "precision": "fp16=",
+    "rgb_mean": "rgb_mean=",
 }
 """The engine's option keys that are arguments of ``hat.Upscale``, as a script writes them."""
 

@@ -42,15 +42,18 @@ def upscale(
     num_streams: object = 1,
     batch: object = 0,
     fp16: object = None,
+    rgb_mean: object = None,
     **unknown: object,
 ) -> vs.VideoNode:
-    """Upscale an RGBS/RGBH clip with HAT; every problem is a ``vs.Error`` whose message says what to do."""
+    """Upscale an RGBS/RGBH clip with HAT; every problem is a ``vs.Error`` whose message says what to do.
+    ``rgb_mean`` (``official``, ``0.5``, ``R,G,B``) overrides the mean recorded for the model."""
     if unknown:
         names = ", ".join(sorted(unknown))
-        known = ", ".join(("clip", "model", "weights", "device", *NUMBERS, "fp16"))
+        known = ", ".join(("clip", "model", "weights", "device", *NUMBERS, "fp16", "rgb_mean"))
         raise error(f"unknown argument {names}: the arguments are {known}")
     clip = check_clip(clip)
     source = _model_source(model, weights)
+    mean = _check_mean(rgb_mean)
     tile_px, overlap_px = _whole("tile", tile), _whole("overlap", overlap)
     streams, tiles_per_pass = _whole("num_streams", num_streams), _whole("batch", batch)
     index = None if device_index is None else _whole("device_index", device_index)
@@ -65,7 +68,7 @@ def upscale(
     from hat_plugin.runtime import configure_process
 
     configure_process()  # before PyTorch is imported (the OpenMP thread policy is read when it loads)
-    from hat_plugin import HATError, Upscaler
+    from hat_plugin import HATError, Upscaler, load_model
     from hat_plugin.device import resolve_device, resolve_precision
     from hat_plugin.options import EngineOptions
     from hat_plugin.precisions import precision_name
@@ -82,7 +85,7 @@ def upscale(
         dtype = resolve_precision(asked, torch_device, auto=native, force=options.force_precision)
         options = options.replace(device=str(torch_device), precision=precision_name(dtype))
         with contextlib.redirect_stdout(sys.stderr):  # stdout may carry the video (vspipe ... -)
-            upscaler = Upscaler(source, options)
+            upscaler = Upscaler(source if mean is None else load_model(source, rgb_mean=mean), options)
     except HATError as exc:
         raise engine_error(exc) from None
     _check_memory(clip, upscaler.scale, streams, torch_device)
@@ -135,6 +138,23 @@ def _model_source(model: str | None, weights: str | None) -> str:
         raise error(f"{worded(exc)}; pass model='NAME' or weights='FILE'") from None
     print(message(f"no model given: using {why}; pass model='NAME' to choose"), file=sys.stderr)
     return entry.name
+
+
+def _check_mean(rgb_mean: object) -> str | None:
+    """The ``rgb_mean`` argument as text, checked (a ``vs.Error`` naming it otherwise)."""
+    from hat_plugin.errors import OptionError
+    from hat_plugin.rgb_mean import parse_rgb_mean
+
+    if rgb_mean is None:
+        return None
+    text = rgb_mean.decode("utf-8", "replace") if isinstance(rgb_mean, bytes) else str(rgb_mean)
+    try:
+        parse_rgb_mean(text)
+    except OptionError:
+        raise error(
+            f"rgb_mean={text!r}: give 'official', one number for all channels ('0.5') or 'R,G,B' from 0 to 1"
+        ) from None
+    return text
 
 
 def _whole(name: str, value: object) -> int:

@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     model = parser.add_argument_group("model").add_mutually_exclusive_group()
     model.add_argument("-m", "--model", metavar="NAME", help=f"a model from '{PROG} models' (fetched if needed)")
     model.add_argument("-w", "--weights", metavar="FILE", help="a HAT checkpoint (.pth or .safetensors)")
+    parser.add_argument(
+        "--rgb-mean",
+        type=rgb_mean_arg,
+        metavar="MEAN",
+        help="the RGB mean the model was trained with: official, 0.5 (neosr) or R,G,B "
+        "(default: what its manifest entry or file says, else official)",
+    )
     parser.add_argument("--list-models", action="store_true", help=f"same as '{PROG} models'")
     parser.add_argument(
         "-s", "--scale", type=int, help="fail unless the model upscales by this factor (the model sets the scale)"
@@ -88,6 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     talk.add_argument("-v", "--verbose", action="store_true", help="print details and tracebacks")
     add_video_arguments(parser)
     return parser
+
+
+def rgb_mean_arg(text: str) -> str:
+    """``--rgb-mean``: checked here so a typo is a usage error; the model reads the text."""
+    from hat_plugin.rgb_mean import parse_rgb_mean
+
+    try:
+        parse_rgb_mean(text)
+    except OptionError as exc:
+        raise argparse.ArgumentTypeError(worded(exc)) from None
+    return text
 
 
 def engine_options(args: argparse.Namespace) -> EngineOptions:

@@ -22,9 +22,11 @@ from hat_plugin.progress import tqdm_progress
 if TYPE_CHECKING:
     from tqdm import tqdm
 
+    from hat_plugin.arch import HAT
+    from hat_plugin.config import HATConfig
     from hat_plugin.weights import ModelEntry
 
-__all__ = ["DownloadBar", "Tally", "collect_inputs", "model_source", "report_plan"]
+__all__ = ["DownloadBar", "Tally", "collect_inputs", "load_network", "model_mean", "model_source", "report_plan"]
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -219,3 +221,19 @@ def model_source(args: argparse.Namespace, console: Console) -> tuple[Path, str]
     finally:
         bar.close()
     return path, weights.model_label(spec)
+
+
+def load_network(source: Path, rgb_mean: str | None) -> Path | HAT:
+    """What the engine loads: the weights file as is, or (with ``--rgb-mean``) the network with that mean."""
+    if rgb_mean is None:
+        return source
+    from hat_plugin.checkpoint import load_model
+
+    return load_model(source, rgb_mean=rgb_mean)
+
+
+def model_mean(config: HATConfig) -> str:
+    """The model line's words for the network's RGB mean."""
+    from hat_plugin.rgb_mean import describe_rgb_mean
+
+    return f"RGB mean {describe_rgb_mean(config.input_mean)}"

@@ -19,7 +19,7 @@ from hat_plugin.batch import Input, OutputOptions, Planned, plan_outputs
 from hat_plugin.cli import video as video_cli  # video inputs go to hat_plugin/cli/video.py
 from hat_plugin.cli.base import PROG, Console, UsageError, run_parsed
 from hat_plugin.cli.options import build_parser, engine_options
-from hat_plugin.cli.runs import Tally, collect_inputs, model_source, report_plan
+from hat_plugin.cli.runs import Tally, collect_inputs, load_network, model_mean, model_source, report_plan
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, OptionError, describe_exception
 from hat_plugin.images import is_image_name, read_image, write_image
@@ -117,7 +117,9 @@ def _upscale_images(args: argparse.Namespace, inputs: list[Input], options: Outp
         from hat_plugin.precision_probe import cpu_auto_precision
 
         precision += f" (auto: {cpu_auto_precision().reason})"
-    console.info(f"model {label}: x{upscaler.scale} on {upscaler.device} in {precision}")
+    console.info(
+        f"model {label}: x{upscaler.scale}, {model_mean(upscaler.config)}, on {upscaler.device} in {precision}"
+    )
     if args.max_pixels is None:
         args.max_pixels = default_max_pixels(upscaler.scale)
         console.detail(f"inputs over {args.max_pixels:,} pixels are refused (the free memory); see --max-pixels")
@@ -141,7 +143,7 @@ def _load_upscaler(args: argparse.Namespace, tally: Tally) -> tuple[Upscaler | N
     try:
         source, label = model_source(args, console)
         console.info(f"loading model {label}…")
-        return Upscaler(source, options), label
+        return Upscaler(load_network(source, args.rgb_mean), options), label
     except UsageError:
         raise
     except HATError as exc:

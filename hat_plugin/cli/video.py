@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hat_plugin.batch import Input, OutputOptions, Planned, find_files, plan_outputs
-from hat_plugin.cli.base import UsageError, run_parsed
+from hat_plugin.cli.base import PROG, UsageError, run_parsed
 from hat_plugin.cli.options import VIDEO_FLAGS, build_parser, engine_options
-from hat_plugin.cli.runs import GLOB_CHARS, Tally, collect_inputs, model_source, report_plan
+from hat_plugin.cli.runs import GLOB_CHARS, Tally, collect_inputs, model_mean, model_source, report_plan
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, OptionError
 from hat_plugin.images import is_image_name
@@ -164,7 +164,12 @@ def _run_videos(
     from hat_plugin.runtime import configure_process
 
     configure_process()
-    upscaler = None if args.ray else _engine(weights, engine, tally)
+    if args.ray and args.rgb_mean is not None:
+        raise UsageError(
+            "--rgb-mean does not reach the Ray workers; record the mean with the model instead "
+            f"('{PROG} models add FILE --name NAME --rgb-mean MEAN', then --model NAME)"
+        )
+    upscaler = None if args.ray else _engine(weights, args.rgb_mean, engine, tally)
     if upscaler is None and not args.ray:
         return
     try:
@@ -188,19 +193,20 @@ def _names_file(output: str) -> bool:
     return not (output.endswith(("/", os.sep)) or path.is_dir()) and is_video_name(path)
 
 
-def _engine(weights: Path, engine: EngineOptions, tally: Tally) -> Upscaler | None:
+def _engine(weights: Path, rgb_mean: str | None, engine: EngineOptions, tally: Tally) -> Upscaler | None:
     """One engine for all the videos of a local run (None after counting the failure when it cannot be made)."""
     from hat_plugin.checkpoint import load_model
     from hat_plugin.engine import Upscaler
 
     console = tally.console
     try:
-        upscaler = Upscaler(load_model(weights), engine)
+        upscaler = Upscaler(load_model(weights, rgb_mean=rgb_mean), engine)
     except HATError as exc:
         tally.break_off(worded(exc), exc)
         return None
     precision = str(upscaler.dtype).removeprefix("torch.")
-    console.info(f"model {weights.name}: x{upscaler.scale} on {upscaler.device} in {precision}")
+    mean = model_mean(upscaler.config)
+    console.info(f"model {weights.name}: x{upscaler.scale}, {mean}, on {upscaler.device} in {precision}")
     return upscaler
 
 

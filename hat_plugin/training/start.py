@@ -1,12 +1,13 @@
 """The network a training run starts from: a preset with fresh weights, or trained weights (their EMA) to fine-tune.
 
 Fresh weights use the official HAT initialisation, or (``init="bicubic"``) start as a bicubic upscaler, which saves
-most of a short CPU budget. Trained weights of another scale (x4 from x2) keep every tensor that fits; the new
+most of a short CPU budget. Trained weights of another scale (x4 or x3 from x2) keep every tensor that fits; the new
 upsample stages start as per-channel bicubic, so the network starts as "the old model, then bicubic".
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from ..arch import HAT
-from ..checkpoint import build_model, read_state_dict
+from ..checkpoint import build_model, read_state_dict, stated_rgb_mean
 from ..config import HATConfig, detect_config
 from ..errors import CheckpointError, ModelNotFoundError, OptionError
 from ..imresize import cubic
@@ -57,28 +58,33 @@ def init_official(model: nn.Module) -> None:
                 nn.init.trunc_normal_(param, std=0.02)
 
 
-def _subpixel_kernels() -> torch.Tensor:
-    """``(4, 3, 3)`` kernels that turn one LR pixel's 3x3 neighbourhood into its 2x2 HR pixels (PixelShuffle
-    order): MATLAB's bicubic taps at 0.25 / 0.75 / 1.25 px, renormalised after dropping the 1.75 px tap."""
-    taps = cubic(np.array([[0.75, 0.25, 1.25], [1.25, 0.25, 0.75]]))
+def _subpixel_kernels(scale: int) -> torch.Tensor:
+    """``(scale**2, 3, 3)`` kernels that turn one LR pixel's 3x3 neighbourhood into its ``scale x scale`` HR pixels
+    (PixelShuffle order): MATLAB's bicubic taps at the HR pixel centres' distances from the three LR pixels,
+    renormalised after dropping the taps beyond them (x2: 0.25 / 0.75 / 1.25 px, the 1.75 px tap dropped)."""
+    offsets = (np.arange(scale) + 0.5) / scale - 0.5
+    taps = cubic(np.abs(np.array([-1.0, 0.0, 1.0])[None, :] - offsets[:, None]))
     weights = torch.from_numpy(taps / taps.sum(axis=1, keepdims=True)).float()
-    return torch.stack([torch.outer(weights[i], weights[j]) for i in range(2) for j in range(2)])
+    return torch.stack([torch.outer(weights[i], weights[j]) for i in range(scale) for j in range(scale)])
 
 
 @torch.no_grad()
 def bicubic_stage(conv: nn.Conv2d, channels: range) -> None:
-    """Make the rows of a x2 PixelShuffle conv that produce ``channels`` a per-channel bicubic upscale."""
-    kernels = _subpixel_kernels()
+    """Make the rows of a PixelShuffle conv (x2 or x3: ``scale**2`` outputs per input channel) that produce
+    ``channels`` a per-channel bicubic upscale."""
+    scale = math.isqrt(conv.out_channels // conv.in_channels)
+    kernels = _subpixel_kernels(scale)
+    n = scale * scale
     for c in channels:
-        conv.weight[c * 4 : c * 4 + 4].zero_()
-        conv.weight[c * 4 : c * 4 + 4, c] = kernels
+        conv.weight[c * n : c * n + n].zero_()
+        conv.weight[c * n : c * n + n, c] = kernels
         if conv.bias is not None:
-            conv.bias[c * 4 : c * 4 + 4].zero_()
+            conv.bias[c * n : c * n + n].zero_()
 
 
 @torch.no_grad()
 def init_as_bicubic(model: HAT) -> None:
-    """Start from (almost) bicubic upscaling so training only has to learn the correction (x2 and x4).
+    """Start from (almost) bicubic upscaling so training only has to learn the correction.
 
     Input channels ride through ``conv_first`` channels 0-2 and, as +x and -x around the LeakyReLU, through
     ``conv_before_upsample`` channels 0-5; each upsample stage interpolates those bicubically and ``conv_last``
@@ -118,10 +124,6 @@ def _from_scratch(name: str, config: HATConfig, init: str) -> Start:
     model = build_model(config)
     init_official(model)
     if init == "bicubic":
-        if config.upscale == 3:
-            raise OptionError(
-                "{init} bicubic supports x2 and x4 (pixel-shuffle x2 stages), not x3; use {init} hat", option="init"
-            )
         init_as_bicubic(model)
     return Start(model, Kind.SCRATCH, name, sorted(model.state_dict()))
 
@@ -132,7 +134,8 @@ def _from_weights(path: Path, scale: int) -> Start:
         found = detect_config(source)
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
-    config = HATConfig(**{**found.to_dict(), "upscale": scale})
+    mean = stated_rgb_mean(path)  # a model trained with another mean keeps it (neosr: 0.5)
+    config = HATConfig(**{**found.to_dict(), "upscale": scale, "rgb_mean": mean})
     model = build_model(config)
     init_official(model)
     own = model.state_dict()
@@ -143,8 +146,6 @@ def _from_weights(path: Path, scale: int) -> Start:
             raise CheckpointError(f"{path}: not a complete HAT checkpoint (missing {', '.join(missing[:3])})")
         model.load_state_dict(fitting, strict=True)
         return Start(model, Kind.FINETUNE, str(path), [])
-    if found.upscale == 3 or scale == 3:
-        raise OptionError(f"{path} is a x{found.upscale} model: only x2 <-> x4 can change scale, not x3")
     model.load_state_dict(fitting, strict=False)
     for index, stage in enumerate(model.upsample):
         if isinstance(stage, nn.Conv2d) and f"upsample.{index}.weight" in missing:

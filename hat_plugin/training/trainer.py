@@ -43,6 +43,7 @@ from ..errors import Cancelled, TrainingError
 from ..files import atomic_write, file_key
 from ..options import EngineOptions
 from ..progress import CancelCheck, raise_if_cancelled
+from ..rgb_mean import METADATA_KEY, describe_rgb_mean
 from .folders import scan_folder
 from .logbook import Logbook
 from .patches import Batch, PatchBatches, TrainingImages
@@ -259,6 +260,8 @@ class Trainer:
             "training": json.dumps(self.settings.to_dict()),
             "steps_done": str(self.step),
         }
+        if self._config().rgb_mean is not None:
+            meta[METADATA_KEY] = describe_rgb_mean(self._config().input_mean)
         if score is not None:
             meta["val_psnr_y"], meta["val_ssim_y"] = f"{score.psnr:.4f}", f"{score.ssim:.5f}"
         return meta

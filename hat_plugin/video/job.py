@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Cancelled, DamagedVideoError, OptionError, OutputError, whole_number
-from ..files import refuse_inputs, sha256_file
+from ..files import refuse_inputs, sha256_digest
 from ..options import EngineOptions
 from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .codecs import EncoderSettings, choose_layout
@@ -250,13 +250,15 @@ class VideoJob:
         from ..weights import resolve
 
         self._weights = resolve(self.model)
-        digest = sha256_file(self._weights)[:32]
+        digest = sha256_digest(self._weights)
         if self.upscaler is not None:
-            return self.upscaler.scale, digest
+            return self.upscaler.scale, digest.hexdigest()[:32]
         from ..checkpoint import load_model
 
         self._net = load_model(self._weights)
-        return self._net.config.upscale, digest
+        if self._net.config.rgb_mean is not None:  # another mean makes other frames: another job
+            digest.update(repr(self._net.config.rgb_mean).encode())
+        return self._net.config.upscale, digest.hexdigest()[:32]
 
     def _index(self, info: VideoInfo, work: WorkFolder, record: dict[str, Any], cancel: CancelCheck) -> FrameIndex:
         """The frame index: cached in the work folder of the same job, else built from the source."""
@@ -356,6 +358,7 @@ class VideoJob:
                 segment=plan.work.segment,
                 job=plan.work.job,
                 model=self._net.state_dict(),
+                rgb_mean=self._net.config.rgb_mean,
                 model_key=plan.work.job,
                 engine=self.engine,
                 streams=self.streams,

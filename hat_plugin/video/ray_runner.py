@@ -67,6 +67,8 @@ class _TaskSpec:
     segment: str
     job: str
     streams: int
+    rgb_mean: tuple[float, ...] | None = None
+    """The model's RGB mean: a property of the weights the state_dict does not carry."""
 
 
 @dataclass
@@ -97,13 +99,15 @@ class RayRunner:
         model_key: str,
         engine: EngineOptions,
         streams: int = 1,
+        rgb_mean: tuple[float, ...] | None = None,
         on_progress: Callable[[int], None] | None = None,
         on_chunk: Callable[[Chunk], None] | None = None,
         cancel: CancelCheck = None,
     ) -> None:
         """Upscale ``chunks`` into their segments on the cluster. ``model`` is the network's state_dict (the config
-        is detected from it); ``on_progress(frames)`` gets the frames done by this run (finished chunks and the
-        running ones' frames so far), ``on_chunk`` each finished chunk."""
+        is detected from it; ``rgb_mean`` is the network's mean, which it does not hold); ``on_progress(frames)``
+        gets the frames done by this run (finished chunks and the running ones' frames so far), ``on_chunk`` each
+        finished chunk."""
         ray = _import_ray()
         with self._cluster(ray):
             gpus = ray.cluster_resources().get("GPU", 0)
@@ -115,7 +119,7 @@ class RayRunner:
             refs = {}
             for chunk in chunks:
                 spec = _TaskSpec(
-                    __version__, model_key, engine, cpus, info, fmt, chunk, str(segment(chunk)), job, streams
+                    __version__, model_key, engine, cpus, info, fmt, chunk, str(segment(chunk)), job, streams, rgb_mean
                 )
                 refs[task.remote(spec, [model_ref], index_ref, board)] = chunk
             done: set[int] = set()
@@ -244,5 +248,6 @@ def _engine(spec: _TaskSpec, model_box: list[Any]) -> Upscaler:
                 torch.set_num_threads(spec.cpus)
             state = ray.get(model_box[0])
             _engines.clear()  # one model per worker: a new job's model replaces the last one
-            _engines[key] = Upscaler(load_model(state), spec.engine)  # fresh aligned copies, as locally
+            net = load_model(state, rgb_mean=spec.rgb_mean)  # fresh aligned copies, as locally
+            _engines[key] = Upscaler(net, spec.engine)
         return _engines[key]

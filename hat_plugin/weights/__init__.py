@@ -1,7 +1,8 @@
 """HAT weights on demand: the manifest of known models, checksummed resumable downloads, and the local cache.
 
 Environment: ``HAT_PLUGIN_CACHE`` (cache folder), ``HAT_PLUGIN_OFFLINE=1`` (never download),
-``HAT_PLUGIN_MIRROR`` (a base URL tried first), ``HAT_PLUGIN_MANIFEST`` (another manifest file).
+``HAT_PLUGIN_MIRROR`` (a base URL tried first), ``HAT_PLUGIN_MANIFEST`` (another manifest file). The user's own
+models (``hat_plugin.user_models.add_model``) live in ``user_manifest_path()``, merged over the manifest.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from .api import (
     WEIGHTS_SUFFIXES,
     default_model,
+    entry_for_file,
     fetch,
     get_entry,
     is_cached,
@@ -17,8 +19,8 @@ from .api import (
     model_label,
     resolve,
 )
-from .cache import cache_dir, is_offline
-from .manifest import ManifestError, ModelEntry
+from .cache import cache_dir, is_offline, sha256_file
+from .manifest import ManifestError, ModelEntry, user_manifest_path
 
 __all__ = [
     "WEIGHTS_SUFFIXES",
@@ -26,6 +28,7 @@ __all__ = [
     "ModelEntry",
     "cache_dir",
     "default_model",
+    "entry_for_file",
     "fetch",
     "get_entry",
     "is_cached",
@@ -34,4 +37,6 @@ __all__ = [
     "local_path",
     "model_label",
     "resolve",
+    "sha256_file",
+    "user_manifest_path",
 ]

@@ -10,10 +10,18 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import CheckpointError, DownloadError, ModelNotFoundError, OptionError, UnsafeURLError
+from ..errors import (
+    CheckpointError,
+    DownloadError,
+    HATError,
+    ModelNotFoundError,
+    OptionError,
+    UnsafeURLError,
+    UnverifiedError,
+)
 from ..files import require_regular_file
 from ..progress import CancelCheck, ProgressFn
-from .cache import STATE_DIR, Settings, file_matches, locked, remember
+from .cache import STATE_DIR, Settings, file_matches, locked, remember, remembered
 from .download import download
 from .manifest import ModelEntry, default_manifest
 from .urls import check_url
@@ -22,6 +30,7 @@ __all__ = [
     "BUNDLED_DIR",
     "WEIGHTS_SUFFIXES",
     "default_model",
+    "entry_for_file",
     "fetch",
     "get_entry",
     "is_cached",
@@ -51,12 +60,42 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def local_path(entry: ModelEntry) -> Path:
-    """Where ``entry``'s file is or will be: in the package for bundled models, else in the cache."""
-    return BUNDLED_DIR / entry.filename if entry.bundled else Settings.from_env().cache_dir / entry.filename
+    """Where ``entry``'s file is or will be: in the package for bundled models, where the user keeps it for a
+    model added from a file, else in the cache."""
+    if entry.bundled:
+        return BUNDLED_DIR / entry.filename
+    if entry.path is not None:
+        return Path(entry.path)
+    return Settings.from_env().cache_dir / entry.filename
+
+
+def entry_for_file(path: str | os.PathLike[str]) -> ModelEntry | None:
+    """The manifest entry whose local file ``path`` is (bundled, cached or added by the user; the user's first),
+    else None. Compares paths only: what the file holds is checked when it is fetched."""
+    try:
+        target = Path(path).resolve()
+        entries = list_models()
+    except (OSError, HATError):
+        return None
+    for entry in reversed(entries):  # the user's entries (merged last) first: theirs is the mean they chose
+        try:
+            if local_path(entry).resolve() == target:
+                return entry
+        except OSError:
+            continue
+    return None
+
+
+def _memo_dir(entry: ModelEntry, path: Path) -> Path | None:
+    if entry.bundled:
+        return None
+    return Settings.from_env().cache_dir / STATE_DIR if entry.path is not None else path.parent / STATE_DIR
 
 
 def _matches(entry: ModelEntry, path: Path) -> bool:
-    memo = None if entry.bundled else path.parent / STATE_DIR
+    memo = _memo_dir(entry, path)
+    if entry.sha256 is None:  # unattested: only a file this program downloaded (and hashed) and nobody changed
+        return remembered(path, memo) is not None
     return file_matches(path, entry.sha256, entry.size, memo)
 
 
@@ -90,35 +129,66 @@ def _sources(entry: ModelEntry, settings: Settings) -> list[str]:
     return [mirror, *entry.urls]
 
 
+def _added(entry: ModelEntry) -> Path:
+    """The file of a model the user added from a file, checked against the sha256 recorded when it was added."""
+    path = local_path(entry)
+    if not path.is_file():
+        raise ModelNotFoundError(f"{entry.name}: its file {path} is gone (moved or deleted?); add the model again")
+    if not _matches(entry, path):
+        raise CheckpointError(
+            f"{entry.name}: {path} changed since the model was added (not the recorded sha256); add it again"
+        )
+    return path
+
+
 def fetch(
     name: str,
     progress: ProgressFn | None = None,
     cancel: CancelCheck = None,
     announce: Callable[[ModelEntry], None] | None = None,
+    *,
+    trust_unverified: bool = False,
 ) -> Path:
     """The verified local file of model ``name``, downloaded into the cache first if needed.
 
     ``progress(done_bytes, total_bytes_or_None)`` is called as bytes arrive; ``cancel`` (an Event or a callable)
     stops the download with ``Cancelled``, keeping the partial file for the next call to resume. ``announce`` is
-    called once just before bytes are requested from the network (never when cached or offline).
+    called once just before bytes are requested from the network (never when cached or offline). A model whose
+    hash no public record states raises ``UnverifiedError`` unless ``trust_unverified`` (the caller then shows
+    the hash the file has: ``cache.sha256_file``).
     """
     entry = get_entry(name)
     if entry.bundled:
         return _bundled(entry)
+    if entry.path is not None:
+        return _added(entry)
     settings = Settings.from_env()
     dest = settings.cache_dir / entry.filename
     if _matches(entry, dest):
         return dest
     if settings.offline:
         state = f"it is not in the cache ({dest})"
-        if dest.exists():
+        if dest.exists() and entry.sha256 is None:  # nothing to check it against: left alone
+            state = f"the cached {dest} was not downloaded by hat-upscale (hash unattested: add it as your own model)"
+        elif dest.exists():
             with locked(settings.cache_dir, entry.filename, cancel):
                 if not _matches(entry, dest):
                     aside = _move_aside(dest)
                     state = f"the cached {dest} is not the expected file (wrong sha256 or size); moved to {aside}"
         raise ModelNotFoundError(
             f"{entry.name}: {state}, and HAT_PLUGIN_OFFLINE is set, so nothing is downloaded. "
-            f"Unset HAT_PLUGIN_OFFLINE, or copy {entry.filename} (sha256 {entry.sha256}) into {settings.cache_dir}."
+            f"Unset HAT_PLUGIN_OFFLINE, or copy {entry.filename}{_hash_note(entry)} into {settings.cache_dir}."
+        )
+    if entry.sha256 is None and not entry.urls:
+        raise ModelNotFoundError(
+            f"{entry.name}: no public record states a download URL or sha256 for its file; get it from its author "
+            f"({entry.source or entry.description}) and add it as your own model"
+        )
+    if entry.sha256 is None and not trust_unverified:
+        raise UnverifiedError(
+            f"{entry.name}: hash unattested: no public record states the sha256 of its file, so it is downloaded "
+            "only if you choose to trust the source",
+            entry.name,
         )
     sources = _sources(entry, settings)
     with locked(settings.cache_dir, entry.filename, cancel):
@@ -127,9 +197,13 @@ def fetch(
         dest.unlink(missing_ok=True)
         if announce is not None:
             announce(entry)
-        download(sources, dest, sha256=entry.sha256, size=entry.size, progress=progress, cancel=cancel)
-        remember(dest, entry.sha256, settings.cache_dir / STATE_DIR)
+        got = download(sources, dest, sha256=entry.sha256, size=entry.size, progress=progress, cancel=cancel)
+        remember(dest, got, settings.cache_dir / STATE_DIR)
     return dest
+
+
+def _hash_note(entry: ModelEntry) -> str:
+    return f" (sha256 {entry.sha256})" if entry.sha256 else ""
 
 
 def _move_aside(path: Path) -> Path:
@@ -153,6 +227,7 @@ def resolve(
     progress: ProgressFn | None = None,
     cancel: CancelCheck = None,
     announce: Callable[[ModelEntry], None] | None = None,
+    trust_unverified: bool = False,
 ) -> Path:
     """The local weights file for ``spec``: a path to a weights file as is, a manifest name through the cache
     (downloaded and verified if needed, see ``fetch``).
@@ -171,7 +246,7 @@ def resolve(
         return path
     if isinstance(spec, os.PathLike) or _looks_like_path(text):
         raise CheckpointError(f"{path}: weights file not found")
-    return fetch(text, progress=progress, cancel=cancel, announce=announce)
+    return fetch(text, progress=progress, cancel=cancel, announce=announce, trust_unverified=trust_unverified)
 
 
 def model_label(spec: str | os.PathLike[str]) -> str:
@@ -197,10 +272,13 @@ def default_model(scale: int | None = None) -> tuple[ModelEntry, str]:
     """The model a front end uses when the user names none, and why (a sentence to show).
 
     The best model available without the network (bundled, or verified in the cache) for ``scale`` (default x4);
-    when none is, the recommended download for that scale. GAN models are chosen only when asked for by name.
+    when none is, the recommended download for that scale. GAN, community and the user's own models are chosen
+    only when asked for by name.
     """
     wanted = scale or DEFAULT_SCALE
-    entries = [e for e in list_models() if e.scale == wanted and "GAN" not in e.name]
+    entries = [
+        e for e in list_models() if e.scale == wanted and "GAN" not in e.name and e.origin in ("official", "project")
+    ]
     if not entries:
         raise ModelNotFoundError(f"no model in the manifest upscales x{wanted}; choose a model by name")
 

@@ -27,6 +27,8 @@ __all__ = [
     "locked",
     "partial_path",
     "remember",
+    "remembered",
+    "sha256_file",
 ]
 
 ENV_CACHE = "HAT_PLUGIN_CACHE"
@@ -136,6 +138,15 @@ def file_matches(path: Path, sha256: str, size: int | None, memo_dir: Path | Non
         if _identity(path.stat()) == ident:
             remember(path, actual, memo_dir)
     return actual == sha256
+
+
+def remembered(path: Path, memo_dir: Path | None) -> str | None:
+    """The sha256 hashed for ``path`` before, if the file has not changed since (size and mtime); else None."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _recall(path, _identity(st), memo_dir) if path.is_file() else None
 
 
 @contextlib.contextmanager

@@ -98,7 +98,7 @@ class _Transfer:
         self,
         session: requests.Session,
         part: Path,
-        sha256: str,
+        sha256: str | None,
         size: int | None,
         progress: ProgressFn | None,
         cancel: CancelCheck,
@@ -107,6 +107,7 @@ class _Transfer:
         self.session, self.part, self.sha256, self.size = session, part, sha256, size
         self.progress, self.cancel, self.timeout = progress, cancel, timeout
         self.what = f"download of {part.name.removesuffix('.part')}"
+        self.digest = ""
 
     def _have(self) -> int:
         try:
@@ -127,7 +128,8 @@ class _Transfer:
         return f"{type(exc).__name__}: {str(exc)[:200]}"
 
     def run(self, url: str) -> None:
-        """Leave the verified file at ``self.part`` or raise ``_SourceFailed``."""
+        """Leave the verified file at ``self.part`` (its sha256 in ``self.digest``) or raise ``_SourceFailed``.
+        With no expected sha256 any complete file that is not a web page is taken."""
         try:
             check_url(url)
         except UnsafeURLError as exc:
@@ -149,18 +151,21 @@ class _Transfer:
                     pieced = True
                     continue
                 raise _SourceFailed(str(exc)) from None
-            if digest == self.sha256:
+            if digest == self.sha256 or (self.sha256 is None and not self._is_page()):
+                self.digest = digest
                 return
-            if pieced and clean_retry:
+            if pieced and clean_retry and self.sha256 is not None:
                 # A file joined from several transfers may be bad at a seam: fetch it whole once more.
                 self.part.unlink(missing_ok=True)
                 pieced = clean_retry = False
                 continue
-            with open(self.part, "rb") as f:
-                head = f.read(1024)
-            if looks_like_html(head):
+            if self._is_page():
                 raise _SourceFailed("the server sent a web page instead of the weights")
             raise _SourceFailed(f"wrong content: sha256 {digest} instead of {self.sha256}")
+
+    def _is_page(self) -> bool:
+        with open(self.part, "rb") as f:
+            return looks_like_html(f.read(1024))
 
     def _attempt(self, url: str, allow_form: bool) -> str:
         offset = self._have()
@@ -269,13 +274,15 @@ def download(
     urls: Sequence[str],
     dest: Path,
     *,
-    sha256: str,
+    sha256: str | None,
     size: int | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelCheck = None,
     timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
-) -> None:
-    """Put the file with this sha256 (and size, when known) at ``dest``, trying ``urls`` in order.
+) -> str:
+    """Put the file with this sha256 (and size, when known) at ``dest``, trying ``urls`` in order; returns the
+    file's sha256. ``sha256=None`` (a hash no record states, trusted by the user) takes any complete file that is
+    not a web page.
 
     Raises ``DownloadError`` listing every URL tried and why it failed, or ``Cancelled`` (the partial file
     is then kept so the next call resumes). ``dest`` never holds anything but the verified file.
@@ -296,9 +303,10 @@ def download(
                 part.unlink(missing_ok=True)
                 raise DownloadError(f"cannot write {part}: {exc.strerror or exc}") from exc
             os.replace(part, dest)
-            return
+            return transfer.digest
+    expected = f" (sha256 {sha256[:16]}...)" if sha256 else " (hash unattested)"
     raise DownloadError(
-        f"could not download {dest.name} (sha256 {sha256[:16]}...):\n"
+        f"could not download {dest.name}{expected}:\n"
         + ("\n".join(tried) or "  no URL to try")
         + f"\nCheck the network (proxies are read from HTTPS_PROXY / HTTP_PROXY), set HAT_PLUGIN_MIRROR to a "
         f"server that holds {dest.name}, or save the file yourself as {dest} (it is verified before use)."

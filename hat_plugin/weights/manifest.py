@@ -1,4 +1,8 @@
-"""The weights manifest: one ``ModelEntry`` per known model, read from JSON and validated before use."""
+"""The weights manifest: one ``ModelEntry`` per known model, read from JSON and validated before use.
+
+The models in use are the shipped manifest (or ``HAT_PLUGIN_MANIFEST``) with the user's own models
+(``user_manifest_path()``, written by ``hat-upscale models add``) merged over it.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ManifestError, ModelNotFoundError, UnsafeURLError
+import platformdirs
+
+from ..errors import HATError, ManifestError, ModelNotFoundError, UnsafeURLError
 from ..options import env
+from ..rgb_mean import parse_rgb_mean
 from .urls import check_url
 
 __all__ = [
@@ -21,7 +28,9 @@ __all__ = [
     "ModelEntry",
     "default_manifest",
     "default_manifest_path",
+    "entry_from_item",
     "load_manifest",
+    "user_manifest_path",
     "validate_manifest",
 ]
 
@@ -29,12 +38,14 @@ FORMAT = 1
 PACKAGE_MANIFEST = Path(__file__).resolve().parent.parent / "weights_manifest.json"
 """The copy shipped inside the package; the repository root holds the identical canonical file."""
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.(pth|safetensors)$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _REQUIRED = ("name", "variant", "scale", "description", "filename", "sha256", "urls", "license")
-_OPTIONAL = ("size", "bundled", "source")
+_OPTIONAL = ("size", "bundled", "source", "origin", "rgb_mean", "path")
 _MAX_SOURCE = 2000
+ORIGINS = ("official", "community", "project", "user")
+"""Who made a model: the HAT authors, the community (OpenModelDB and others), this project (bundled), the user."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +58,33 @@ class ModelEntry:
     description: str
     filename: str
     size: int | None
-    sha256: str
+    sha256: str | None
+    """None: no public record states the hash ("hash unattested"); fetched only when the user trusts it."""
     urls: tuple[str, ...]
     license: str
     bundled: bool = False
     source: str | None = None
     """Where the sha256 and size were confirmed (public records), for people checking the manifest."""
+    origin: str = "official"
+    rgb_mean: str | None = None
+    """The RGB mean the model was trained with (``official``, ``0.5`` or ``R,G,B``); None: the official one."""
+    path: str | None = None
+    """A user's model added from a file: where that file is (it stays there)."""
+
+    @property
+    def attested(self) -> bool:
+        """Whether a public record (or the user) states the file's sha256, so downloads are verified."""
+        return self.sha256 is not None
+
+
+def _valid_mean(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_rgb_mean(value)
+    except HATError:
+        return False
+    return True
 
 
 def _entry_problems(item: Any, label: str) -> list[str]:
@@ -61,9 +93,10 @@ def _entry_problems(item: Any, label: str) -> list[str]:
     problems = [f"{label}: missing {key!r}" for key in _REQUIRED if key not in item]
     problems += [f"{label}: unknown key {key!r}" for key in item if key not in _REQUIRED + _OPTIONAL]
     bundled = item.get("bundled", False)
+    origin = item.get("origin", "project" if bundled is True else "official")
     if not isinstance(bundled, bool):
         problems.append(f"{label}: 'bundled' must be true or false")
-    if not (isinstance(item.get("name"), str) and _NAME.match(item["name"])):
+    if not (isinstance(item.get("name"), str) and NAME_RE.match(item["name"])):
         problems.append(f"{label}: 'name' must be letters, digits, '.', '_' or '-'")
     for key in ("variant", "description", "license"):
         value = item.get(key)
@@ -79,12 +112,22 @@ def _entry_problems(item: Any, label: str) -> list[str]:
         problems.append(f"{label}: 'scale' must be an integer from 1 to 16")
     if not (isinstance(item.get("filename"), str) and _FILENAME.match(item["filename"])):
         problems.append(f"{label}: 'filename' must be a plain .pth or .safetensors file name")
+    if origin not in ORIGINS or (origin == "project") != (bundled is True):
+        problems.append(f"{label}: 'origin' must be one of {', '.join(ORIGINS)} ('project' exactly when bundled)")
+    mean = item.get("rgb_mean")
+    if mean is not None and not _valid_mean(mean):
+        problems.append(f"{label}: 'rgb_mean' must be 'official', one number or 'R,G,B' from 0 to 1")
+    path = item.get("path")
+    if path is not None and not (origin == "user" and isinstance(path, str) and Path(path).is_absolute()):
+        problems.append(f"{label}: 'path' is an absolute file path, for models the user added only")
     size = item.get("size")
     if size is not None and not (type(size) is int and size > 0):
         problems.append(f"{label}: 'size' must be a positive integer or null")
     sha = item.get("sha256")
-    if not (isinstance(sha, str) and _SHA256.match(sha)):
-        problems.append(f"{label}: 'sha256' must be 64 lowercase hex digits")
+    if not (isinstance(sha, str) and SHA256_RE.match(sha)) and not (sha is None and origin == "community"):
+        problems.append(
+            f"{label}: 'sha256' must be 64 lowercase hex digits (null only for an unattested community model)"
+        )
     urls = item.get("urls")
     if not (isinstance(urls, list) and all(isinstance(u, str) for u in urls)):
         problems.append(f"{label}: 'urls' must be a list of strings")
@@ -96,8 +139,10 @@ def _entry_problems(item: Any, label: str) -> list[str]:
             problems.append(f"{label}: {exc}")
     if bundled is True and urls:
         problems.append(f"{label}: a bundled model ships with the package and has no URLs")
-    if bundled is False and not urls:
+    if bundled is False and not urls and not path and sha is not None:
         problems.append(f"{label}: a downloadable model needs at least one URL")
+    if path and urls:
+        problems.append(f"{label}: a model added from a file has a 'path' and no URLs")
     return problems
 
 
@@ -119,7 +164,8 @@ def validate_manifest(data: Any) -> list[str]:
     return problems
 
 
-def _entry(item: dict[str, Any]) -> ModelEntry:
+def entry_from_item(item: dict[str, Any]) -> ModelEntry:
+    """The entry of one validated manifest item."""
     return ModelEntry(
         name=item["name"],
         variant=item["variant"],
@@ -132,6 +178,9 @@ def _entry(item: dict[str, Any]) -> ModelEntry:
         license=item["license"],
         bundled=item.get("bundled", False),
         source=item.get("source"),
+        origin=item.get("origin", "project" if item.get("bundled", False) else "official"),
+        rgb_mean=item.get("rgb_mean"),
+        path=item.get("path"),
     )
 
 
@@ -170,7 +219,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     problems = validate_manifest(data)
     if problems:
         raise ManifestError(f"the weights manifest {path} is invalid:\n  " + "\n  ".join(problems))
-    return Manifest([_entry(item) for item in data["models"]], str(path))
+    return Manifest([entry_from_item(item) for item in data["models"]], str(path))
 
 
 @functools.lru_cache(maxsize=8)
@@ -184,11 +233,45 @@ def default_manifest_path() -> Path:
     return Path(override).expanduser() if override else PACKAGE_MANIFEST
 
 
-def default_manifest() -> Manifest:
-    """The manifest in use, parsed once per file version (re-read only when the file changes)."""
-    path = default_manifest_path()
+def user_manifest_path() -> Path:
+    """The user's own models (``hat-upscale models add``): ``HAT_PLUGIN_USER_MANIFEST`` when set, else
+    ``models.json`` in the user's config folder."""
+    override = env("HAT_PLUGIN_USER_MANIFEST")
+    if override:
+        return Path(override).expanduser()
+    return platformdirs.user_config_path("hat-plugin") / "models.json"
+
+
+def _version(path: Path) -> tuple[int, int] | None:
     try:
         stat = path.stat()
+    except FileNotFoundError:
+        return None
     except OSError as exc:
         raise ManifestError(f"cannot read the weights manifest {path}: {exc.strerror or exc}") from exc
-    return _load_cached(str(path), stat.st_mtime_ns, stat.st_size)
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=8)
+def _merged(path: str, version: tuple[int, int], user: str, user_version: tuple[int, int] | None) -> Manifest:
+    shipped = _load_cached(path, *version)
+    if user_version is None:
+        return shipped
+    own = _load_cached(user, *user_version)
+    for entry in own.entries:
+        if entry.origin != "user":
+            raise ManifestError(f"the user manifest {user}: model {entry.name} must have 'origin': 'user'")
+    names = {e.name.lower() for e in own.entries}
+    kept = [e for e in shipped.entries if e.name.lower() not in names]
+    return Manifest([*kept, *own.entries], f"{path} + {user}")
+
+
+def default_manifest() -> Manifest:
+    """The manifest in use with the user's models merged over it, parsed once per file version (re-read only
+    when a file changes)."""
+    path = default_manifest_path()
+    version = _version(path)
+    if version is None:
+        raise ManifestError(f"cannot read the weights manifest {path}: no such file")
+    user = user_manifest_path()
+    return _merged(str(path), version, str(user), _version(user))
