@@ -3,7 +3,7 @@
     python -m bench                         # HAT-S x4 64/128, HAT x4 64; CPU, 2 threads, 5 alternated rounds
     python -m bench --more                  # also HAT x4 128 and HAT-L x4 64
     python -m bench --impls ours openvino   # a subset of the implementations
-    python -m bench --precision fp32 auto   # our rows (auto: what the engine picks on this machine)
+    python -m bench --precision fp32 int8   # our rows (auto: what the engine picks on this machine)
     python -m bench --device cuda --precision fp16 --peer-precision bf16 --impls ours spandrel
     python -m bench --tiled                 # also 1024x1024 -> 4096x4096 with the engine's auto tile (minutes)
     python -m bench --scaling 256 512       # also time and memory vs size with a fixed tile (ours only)
@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,7 @@ from hat_plugin.config import PRESETS
 from hat_plugin.runtime import SPIN_COUNT, WAIT_POLICY, wait_setting
 from hat_plugin.tiling import plan_tiles
 
-from .machine import Machine, describe, gpu_name
+from .machine import LoadMeter, Machine, describe, gpu_name
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
@@ -71,6 +72,8 @@ class Result:
     cuda_max: int | None = None
     max_diff: float | None = None
     psnr_y: float | None = None
+    loads: list[float] = field(default_factory=list)
+    others: list[float] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -210,13 +213,22 @@ def run_case(args: argparse.Namespace, preset: str, size: int, weights: Path, fo
         for worker in workers:
             worker.ask("run")
         order = list(range(len(workers)))
+        meter = LoadMeter()
         for r in range(args.runs):
             for i in order if r % 2 == 0 else reversed(order):
+                meter.start()
                 reply = workers[i].ask("run")
-                results[i].seconds.append(reply["seconds"])
-                results[i].cpu_seconds.append(reply["cpu_seconds"])
-                results[i].minflt.append(reply["minflt"])
-                print(f"  {preset} {size} {results[i].label}: {reply['seconds']:.2f} s", flush=True)
+                loads, others = meter.stop(reply["seconds"], reply["cpu_seconds"])
+                res = results[i]
+                res.seconds.append(reply["seconds"])
+                res.cpu_seconds.append(reply["cpu_seconds"])
+                res.minflt.append(reply["minflt"])
+                res.loads += loads
+                res.others += [] if others is None else [others]
+                load, busy = load_cells(loads, [] if others is None else [others])
+                print(
+                    f"  {preset} {size} {res.label}: {reply['seconds']:.2f} s, load {load}, others {busy}", flush=True
+                )
         for i, worker in enumerate(workers):
             worker.ask(f"save {folder / str(i)}.pt")
             stats = worker.ask("stats")
@@ -234,6 +246,24 @@ def run_case(args: argparse.Namespace, preset: str, size: int, weights: Path, fo
     return results
 
 
+def timing_cells(seconds: list[float]) -> tuple[str, str]:
+    """A row's median and its spread (fastest-slowest run), to three decimals: a ratio between two rows whose
+    spreads overlap is within the noise of this machine."""
+    return f"{statistics.median(seconds):.3f}", f"{min(seconds):.3f}-{max(seconds):.3f}"
+
+
+def _load_cells(res: Result) -> tuple[str, str]:
+    return load_cells(res.loads, res.others)
+
+
+def load_cells(loads: list[float], others: list[float]) -> tuple[str, str]:
+    """The load a row ran under: the range of the 1-minute load average sampled before and after each of its runs,
+    and the mean number of CPUs other processes kept busy during them ("-" where not measured)."""
+    load = "-" if not loads else f"{min(loads):.1f}-{max(loads):.1f}"
+    busy = "-" if not others else f"{statistics.fmean(others):.2f}"
+    return load, busy
+
+
 def _mb(n: int | None) -> str:
     return "-" if n is None else f"{n / 2**20:,.0f}"
 
@@ -245,9 +275,10 @@ def _best_openvino(results: list[Result]) -> Result | None:
 
 def comparison_table(rows: list[tuple[str, int, list[Result], float]], machine: Machine) -> str:
     lines = [
-        "| model | input | impl | precision | median s | vs OpenVINO best | vs spandrel | CPU s | GFLOP/s "
-        "| % of peak | peak RSS MB | CUDA max MB | minor faults / forward | max abs diff vs fp64 | PSNR-Y vs fp64 dB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | input | impl | precision | median s | spread s | load | other CPUs busy | vs OpenVINO best "
+        "| vs spandrel | CPU s | GFLOP/s | % of peak | peak RSS MB | CUDA max MB | minor faults / forward "
+        "| max abs diff vs fp64 | PSNR-Y vs fp64 dB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for preset, size, results, gflop in rows:
         best = _best_openvino(results)
@@ -258,8 +289,11 @@ def comparison_table(rows: list[tuple[str, int, list[Result], float]], machine: 
             vs_sp = f"{peer.median / res.median:.2f}x" if peer else "-"
             diff = "-" if res.max_diff is None else f"{res.max_diff:.1e}"
             psnr = "-" if res.psnr_y is None else ("identical" if math.isinf(res.psnr_y) else f"{res.psnr_y:.1f}")
+            median, spread = timing_cells(res.seconds)
+            load, others = _load_cells(res)
             lines.append(
-                f"| {preset} | {size}x{size} | {res.impl} | {res.precision} | {res.median:.3f} | {vs_ov} | {vs_sp} "
+                f"| {preset} | {size}x{size} | {res.impl} | {res.precision} | {median} | {spread} | {load} | {others} "
+                f"| {vs_ov} | {vs_sp} "
                 f"| {statistics.median(res.cpu_seconds):.2f} | {rate:.0f} | {100 * rate / machine.peak_gflops:.0f} % "
                 f"| {_mb(res.peak_rss)} "
                 f"| {_mb(res.cuda_max)} | {statistics.median(res.minflt):,.0f} | {diff} | {psnr} |"
@@ -277,12 +311,25 @@ def _versions(impls: list[str]) -> str:
 
 
 def openmp_wait() -> str:
-    """Fix the OpenMP wait setting of every worker once, from the load before the first one starts, as a front end
-    would choose it on this machine now (``runtime.wait_setting``); an explicit one in the environment is kept.
-    Chosen per worker, it would follow the load the previous worker left behind. Returns it for the header."""
+    """Fix the OpenMP wait setting of every worker once, from what other processes use before the first one starts,
+    as a front end would choose it on this machine now (``runtime.wait_setting``); an explicit one in the
+    environment is kept. Chosen per worker, it would see the other rows' workers, which are ours. Returns it for
+    the header."""
+    why = "as set in the environment"
     if WAIT_POLICY not in os.environ and SPIN_COUNT not in os.environ:
-        os.environ.update(wait_setting())
-    return ", ".join(f"`{k}={os.environ[k]}`" for k in (WAIT_POLICY, SPIN_COUNT) if k in os.environ)
+        setting, why = wait_setting()
+        os.environ.update(setting)
+    chosen = ", ".join(f"`{k}={os.environ[k]}`" for k in (WAIT_POLICY, SPIN_COUNT) if k in os.environ)
+    return f"{chosen} ({why})"
+
+
+def start_competing(count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` processes that keep one core busy each (a Python loop), for rows under a known competing load;
+    started before the OpenMP wait setting is chosen, so the choice sees them as a front end would."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    if procs:
+        time.sleep(1.0)  # let them start spinning
+    return procs
 
 
 def header(args: argparse.Namespace, machine: Machine, command: str, load: tuple[float, float]) -> str:
@@ -302,7 +349,11 @@ def header(args: argparse.Namespace, machine: Machine, command: str, load: tuple
             f"Device {args.device}; input: the centre of `tests/data/quality/chelsea.png` (a real photograph); "
             "seeded random weights with the official configs; 1 warm-up + "
             f"{args.runs} timed forwards per row, rows alternated (forward, then reverse order), each in its own "
-            "process (peak RSS is that process's own `VmHWM`: its imports, the model and the runs); medians. "
+            "process (peak RSS is that process's own `VmHWM`: its imports, the model and the runs); medians, and "
+            "the spread (fastest-slowest timed forward). Load: the range of the 1-minute load average sampled "
+            "before and after each of the row's forwards (it lags, and counts the bench's own work); other CPUs "
+            "busy: the mean number of CPUs processes other than the timed one kept busy during its forwards "
+            "(`/proc/stat` busy ticks minus the worker's CPU time and the driver's own). "
             "CPU s: CPU time of all the row's threads per forward (median), the work it takes whatever the "
             "neighbours do. Accuracy: each row's output (clamped to [0, 1]) against our network in float64 on the "
             "same input.",
@@ -342,7 +393,10 @@ def single_runs(
             try:
                 if warm:
                     worker.ask("run")
+                meter = LoadMeter()
+                meter.start()
                 reply = worker.ask("run")
+                loads, others = meter.stop(reply["seconds"], reply["cpu_seconds"])
                 stats = worker.ask("stats")
             finally:
                 worker.close()
@@ -356,8 +410,9 @@ def single_runs(
                 f"peak RSS {_mb(stats['peak_rss'])} MB",
                 flush=True,
             )
+            load, busy = load_cells(loads, [] if others is None else [others])
             rows.append(
-                f"| {preset} | {size}x{size} | {name} | {count} | {s:.1f} | {s / mp:.2f} "
+                f"| {preset} | {size}x{size} | {name} | {count} | {s:.1f} | {load} | {busy} | {s / mp:.2f} "
                 f"| {gflop_px * size * size / s:.0f} | {faults:,.0f} | {_mb(stats['peak_rss'])} "
                 f"| {_mb(stats['cuda_max'])} |"
             )
@@ -365,8 +420,8 @@ def single_runs(
 
 
 _SINGLE_HEAD = (
-    "| model | input | tile | tiles | seconds | s / output MP | GFLOP/s | minor faults / tile | peak RSS MB "
-    "| CUDA max MB |\n|---|---|---|---|---|---|---|---|---|---|"
+    "| model | input | tile | tiles | seconds | load | other CPUs busy | s / output MP | GFLOP/s "
+    "| minor faults / tile | peak RSS MB | CUDA max MB |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -378,7 +433,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="timed forwards per row (default 5)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
-        "--precision", nargs="+", default=["fp32"], choices=("fp32", "fp16", "bf16", "auto"), help="our rows"
+        "--precision", nargs="+", default=["fp32"], choices=("fp32", "fp16", "bf16", "int8", "auto"), help="our rows"
     )
     parser.add_argument("--peer-precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="spandrel's")
     parser.add_argument("--threads", type=int, default=2)
@@ -392,6 +447,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sweep-size", type=int, default=512, help="input size of the tile sweep")
     parser.add_argument("--skip-compare", action="store_true", help="only the --tiled / --scaling / sweep runs")
     parser.add_argument("--mem-limit-gb", type=float, default=16, help="address-space limit per worker (0: none)")
+    parser.add_argument(
+        "--competing", type=int, default=0, help="busy processes (one core each) to run beside the comparison"
+    )
     parser.add_argument("--no-write", action="store_true", help=f"print only, do not update {DOC.name}")
     args = parser.parse_args(argv)
     args.mem_limit = int(args.mem_limit_gb * 2**30)
@@ -408,19 +466,27 @@ def main(argv: list[str] | None = None) -> None:
             weights[preset] = random_weights(preset, folder)
         return weights[preset]
 
-    start_load = os.getloadavg()[0]
-    args.threads_wait = openmp_wait()
-    rows = []
-    for case in cases:
-        preset, _, size_text = case.partition(":")
-        size = int(size_text)
-        results = run_case(args, preset, size, weights_of(preset), folder)
-        rows.append((preset, size, results, gflop_per_input_pixel(preset) * size * size))
+    competing = start_competing(args.competing)
+    try:
+        start_load = os.getloadavg()[0]
+        args.threads_wait = openmp_wait()
+        rows = []
+        for case in cases:
+            preset, _, size_text = case.partition(":")
+            size = int(size_text)
+            results = run_case(args, preset, size, weights_of(preset), folder)
+            rows.append((preset, size, results, gflop_per_input_pixel(preset) * size * size))
+    finally:
+        for proc in competing:
+            proc.kill()
+            proc.wait()
     sections = {}
     if rows:
         table = comparison_table(rows, machine)
-        print(table)
         head = header(args, machine, command, (start_load, os.getloadavg()[0]))
+        if competing:
+            head += f"\n{len(competing)} busy process(es) (a Python loop each) ran beside the rows throughout."
+        print(head + "\n\n" + table)
         sections["## Engine vs spandrel, ONNX Runtime and OpenVINO"] = head + "\n\n" + table
     load_now = os.getloadavg()[0]
     single_head = (

@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=1500, help="frames of the clip indexed for the long-file figure")
     args = parser.parse_args()
     threads = torch.get_num_threads()
-    print(describe(threads).summary if hasattr(describe(threads), "summary") else describe(threads))
+    print(describe(threads))
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "clip.mp4"
         make_clip(clip, args.frames, args.width, args.height)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
+
+from hat_plugin.runtime import CpuSample, read_cpu_sample
 
 _FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
 
@@ -73,3 +75,42 @@ def gpu_name(device: str) -> str | None:
     if not device.startswith("cuda") or not torch.cuda.is_available():
         return None
     return torch.cuda.get_device_name(torch.device(device))
+
+
+@dataclass
+class LoadMeter:
+    """What the machine was doing around one timed run: the 1-minute load average before and after, and how many
+    CPUs processes other than the timed worker and this driver kept busy during it (from ``/proc/stat``'s busy
+    ticks minus the worker's reported CPU seconds and the driver's own), which unlike the load average does not
+    lag or count finished work."""
+
+    ticks_per_second: int = field(default_factory=lambda: _ticks_per_second())
+    _before: CpuSample | None = None
+    _load_before: float | None = None
+
+    def start(self) -> None:
+        self._load_before = _load_average()
+        self._before = read_cpu_sample()
+
+    def stop(self, wall: float, worker_cpu: float) -> tuple[list[float], float | None]:
+        """The load averages seen (before, after) and the other processes' busy CPUs during ``wall`` seconds."""
+        after = read_cpu_sample()
+        loads = [x for x in (self._load_before, _load_average()) if x is not None]
+        if self._before is None or after is None or wall <= 0:
+            return loads, None
+        busy = (after.busy - self._before.busy - (after.own - self._before.own)) / self.ticks_per_second
+        return loads, max(0.0, busy - worker_cpu) / wall
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def _ticks_per_second() -> int:
+    try:
+        return int(os.sysconf("SC_CLK_TCK"))
+    except (AttributeError, ValueError, OSError):
+        return 100

@@ -31,7 +31,13 @@ import torch  # noqa: E402
 
 from hat_plugin.config import PRESETS  # noqa: E402
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp64": torch.float64}
+_DTYPES = {
+    "fp32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+    "fp64": torch.float64,
+    "int8": torch.qint8,  # ours only: Linear layers in int8 (hat_plugin.quantize)
+}
 _OV_HINTS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 PHOTO = Path(__file__).resolve().parent.parent / "tests" / "data" / "quality" / "chelsea.png"
 

@@ -162,7 +162,9 @@ def _load(
         emit(_stopped(exc, entry))
         return None
     label = weights.model_label(spec)
-    precision = str(upscaler.dtype).removeprefix("torch.")
+    from hat_plugin.precisions import precision_label
+
+    precision = precision_label(upscaler.dtype)
     mean = describe_rgb_mean(upscaler.config.input_mean)
     emit(ModelChosen(label, upscaler.scale, str(upscaler.device), precision, why, tuple(notes), path, mean))
     return upscaler, label, path

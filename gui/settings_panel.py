@@ -36,6 +36,7 @@ PRECISIONS = (
     ("fp32", "fp32"),
     ("fp16", "fp16"),
     ("bf16", "bf16"),
+    ("int8", "int8 (CPU: Linear layers)"),
 )
 FORMATS = (("same", "same as input"), *((name.lower(), name) for name in images.WRITE_FORMATS))
 LOSSY = {"jpeg", "webp", "same"}

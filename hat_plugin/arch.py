@@ -335,7 +335,7 @@ class HAB(nn.Module):
 
     def forward(self, x: Tensor, rpi_sa: Tensor, shift_masks: tuple[Tensor, Tensor, Tensor]) -> Tensor:
         """``x``: ``(B, H, W, C)`` residual stream; H and W are multiples of the window size."""
-        compute = self.attn.qkv.weight.dtype
+        compute = self.norm1.weight.dtype  # the model's precision (a quantized Linear has no weight tensor)
         h = _layer_norm(self.norm1, x, compute)
         conv_x = self.conv_block(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         attn_x = self._attend(h, rpi_sa, shift_masks)
@@ -399,7 +399,7 @@ class OCAB(nn.Module):
         b, height, width, c = x.shape
         ws, ows, nh = self.window_size, self.overlap_window_size, self.num_heads
         d = c // nh
-        compute = self.qkv.weight.dtype
+        compute = self.norm1.weight.dtype  # the model's precision (a quantized Linear has no weight tensor)
         qkv = self.qkv(_layer_norm(self.norm1, x, compute))
         q = _window_partition(qkv[..., :c], ws)
         g = q.shape[0]

@@ -85,7 +85,8 @@ def resolve_precision(
     else fp16; on the CPU it is the fastest precision within the accuracy bound, measured once per machine
     (``precision_probe.cpu_auto_precision``: fp32 unless the CPU has native bf16/fp16 that pays). Half precision
     asked for by name that this device cannot run fast falls back to fp32 with a warning, unless ``force``
-    (``EngineOptions.force_precision``).
+    (``EngineOptions.force_precision``). ``int8`` (``torch.qint8``: Linear layers in int8, see ``quantize.py``)
+    runs on the CPU only, and only with PyTorch's quantized kernels; else a ``DeviceError``.
     """
     name = precision_name(spec)
     if name == "auto":
@@ -98,6 +99,13 @@ def resolve_precision(
             return PRECISIONS[hint]
         return torch.float16 if device.type == "cuda" else torch.float32
     dtype = PRECISIONS[name]
+    if dtype == torch.qint8:
+        if device.type != "cpu":
+            raise DeviceError(f"int8 runs on the CPU only; use fp16 or fp32 on {device}")
+        from .quantize import int8_engine
+
+        int8_engine()
+        return dtype
     if dtype == torch.float32 or force:
         return dtype
     if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():

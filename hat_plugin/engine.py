@@ -38,7 +38,7 @@ from .errors import (
     is_out_of_memory,
     out_of_memory_message,
 )
-from .limits import available_memory, bytes_per_pixel
+from .limits import available_memory, bytes_per_pixel, resident_memory
 from .options import EngineOptions
 from .pixels import from_unit_float, to_unit_float
 from .precisions import precision_name
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 _HALF = (torch.float16, torch.bfloat16)
 _MAX_AUTO_TILE = 512
+_CPU_FREE_SHARE = 0.25  # of the free memory, what one CPU tile's forward may take
 _REUSED_BLOCK = 32 << 20  # glibc's largest mmap threshold: buffers above it are not reused (see _fault_free_side)
 _ALPHA_EPS = 1.0 / 65535
 _PLANS_KEPT = 16  # tile plans (with their device weights) kept per engine: one per input size in use
@@ -76,7 +77,7 @@ class Upscaler:
     Args:
         model: a weights file path, a manifest model name (fetched on demand), or a loaded ``HAT`` module.
         options: how it runs (``EngineOptions``); by default ``EngineOptions.from_environment()``.
-        device, precision, tile, overlap, batch, runner, pad_heads: shortcuts that replace those fields of
+        device, precision, tile, overlap, batch, runner, pad_heads, max_memory: shortcuts that replace those fields of
             ``options`` (see ``EngineOptions``); ``device`` may be a ``torch.device``, ``precision`` a dtype.
     """
 
@@ -92,10 +93,18 @@ class Upscaler:
         batch: int | _Unset = _UNSET,
         runner: str | _Unset = _UNSET,
         pad_heads: bool | _Unset = _UNSET,
+        max_memory: int | str | _Unset = _UNSET,
     ) -> None:
         if options is not None and not isinstance(options, EngineOptions):
             raise OptionError(f"options must be an EngineOptions, not {type(options).__name__}")
-        given = {"tile": tile, "overlap": overlap, "batch": batch, "runner": runner, "pad_heads": pad_heads}
+        given = {
+            "tile": tile,
+            "overlap": overlap,
+            "batch": batch,
+            "runner": runner,
+            "pad_heads": pad_heads,
+            "max_memory": max_memory,
+        }
         changes: dict[str, Any] = {key: value for key, value in given.items() if value is not _UNSET}
         if not isinstance(device, _Unset):
             changes["device"] = "auto" if device is None else str(device)
@@ -105,6 +114,8 @@ class Upscaler:
         self.options = base.replace(**changes) if changes else base
         self.device = resolve_device(self.options.device)
         self.dtype = resolve_precision(self.options.precision, self.device, force=self.options.force_precision)
+        self.max_memory = int(self.options.max_memory)
+        compute = torch.float32 if self.dtype == torch.qint8 else self.dtype
         owned = not isinstance(model, HAT)
         net = model if isinstance(model, HAT) else load_model(model)
         self.config = net.config
@@ -120,11 +131,13 @@ class Upscaler:
         self._fp32: HAT | None = None
         self._closed = False
         try:
-            placed = _param(net).device == self.device and _param(net).dtype == self.dtype
+            placed = _param(net).device == self.device and _param(net).dtype == compute
             placed = placed and net.pad_heads == self.options.pad_heads
             self.model = net if placed else (net if owned and self._fp32_source is None else copy.deepcopy(net))
-            self.model = self.model.to(device=self.device, dtype=self.dtype).eval()
+            self.model = self.model.to(device=self.device, dtype=compute).eval()
             self.model.pad_heads = self.options.pad_heads
+            if self.dtype == torch.qint8:
+                self.model = _quantized(self.model)
             self._owns_model = owned or self.model is not net  # the caller's own module is never emptied
             _prime(self.model, self.device)
         except (torch.OutOfMemoryError, RuntimeError) as exc:
@@ -382,14 +395,13 @@ class Upscaler:
 
     def _bytes_per_pixel(self) -> int:
         """Peak activation memory per input pixel of one forward pass (measured shape of the estimate)."""
-        element = torch.finfo(self.dtype).bits // 8
+        element = 4 if self.dtype == torch.qint8 else torch.finfo(self.dtype).bits // 8
         body = 24 * self.config.embed_dim * 4  # stream in fp32 + block temporaries
         tail = 3 * self.config.num_feat * 4 * self.scale * self.scale * element
         return body + tail
 
     def _auto_tile(self, h: int, w: int) -> int:
-        budget = free_memory(self.device) * (0.5 if self.device.type == "cuda" else 0.25)
-        side = int(math.sqrt(max(budget, 0) / self._bytes_per_pixel()))
+        side = int(math.sqrt(max(self._tile_budget(h, w), 0) / self._bytes_per_pixel()))
         limit = min(_MAX_AUTO_TILE, self._fault_free_side()) if self.device.type == "cpu" else 2048
         side = max(2 * self.window, min(side, limit) // self.window * self.window)
         if h <= side and w <= side:
@@ -397,6 +409,19 @@ class Upscaler:
         if self.device.type == "cpu":
             return self._cheapest_tile(h, w, side)
         return side
+
+    def _tile_budget(self, h: int, w: int) -> float:
+        """Bytes one tile's forward may take. On CUDA half its free memory, on MPS a quarter. On the CPU a quarter
+        of the free memory (the rest for other programs and the allocator's retained heap), less the image's own
+        float32 input and result; with ``max_memory``, also no more than that less what the process holds now and
+        the image's buffers."""
+        if self.device.type != "cpu":
+            return free_memory(self.device) * (0.5 if self.device.type == "cuda" else 0.25)
+        image = h * w * self.config.in_chans * 4 * (1 + self.scale * self.scale)
+        budget = free_memory(self.device) * _CPU_FREE_SHARE - image
+        if self.max_memory:
+            budget = min(budget, self.max_memory - resident_memory() - image)
+        return budget
 
     def _fault_free_side(self) -> int:
         """The largest CPU tile whose residual-stream tensors (fp32, ``embed_dim`` channels) stay under the
@@ -443,6 +468,15 @@ def _clear_where_transparent(up_alpha: Tensor, alpha: np.ndarray, scale: int) ->
 
 def _param(net: HAT) -> Tensor:
     return next(net.parameters())
+
+
+def _quantized(model: HAT) -> HAT:
+    """``model`` (fp32, CPU) with its Linear layers in int8 (``quantize.quantize_int8``)."""
+    from .quantize import quantize_int8
+
+    quantized = quantize_int8(model)
+    assert isinstance(quantized, HAT)
+    return quantized
 
 
 def _prime(model: HAT, device: torch.device) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import ImageError
+from .errors import ImageError, OptionError
 
 __all__ = [
     "FILE_BYTES_PER_PIXEL",
@@ -31,6 +31,8 @@ __all__ = [
     "check_pixels",
     "default_max_pixels",
     "max_file_bytes",
+    "memory_size",
+    "resident_memory",
 ]
 
 INPUT_BYTES_PER_PIXEL = 192
@@ -95,3 +97,36 @@ def check_pixels(width: int, height: int, max_pixels: int, what: str = "the imag
 
 def _megapixels(pixels: int) -> str:
     return f"{pixels / 1e6:,.1f}"
+
+
+_BINARY = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def memory_size(value: int | str, name: str = "max_memory") -> int:
+    """Bytes from a whole number or a text such as ``4G``, ``1.5G``, ``512M`` (binary multiples; an optional ``B``
+    or ``iB`` after the letter); 0 means no limit. ``OptionError`` naming ``name`` otherwise."""
+    if isinstance(value, bool):
+        raise OptionError(f"{{{name}}} must be a size in bytes such as 4G, not {value!r}", option=name)
+    if isinstance(value, int):
+        number: float = value
+    else:
+        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+        multiple = _BINARY.get(text[-1:], 1)
+        try:
+            number = float(text[:-1] if multiple > 1 else text) * multiple
+        except ValueError:
+            raise OptionError(
+                f"{{{name}}} must be a size in bytes such as 4G or 512M, not {value!r}", option=name
+            ) from None
+    if not 0 <= number < float("inf"):
+        raise OptionError(f"{{{name}}} must be 0 (no limit) or a positive size such as 4G, not {value!r}", option=name)
+    return int(number)
+
+
+def resident_memory() -> int:
+    """This process's resident memory now in bytes (``/proc/self/statm``); 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import OptionError, whole_number
+from .limits import memory_size
 
 __all__ = [
     "COMPILE_MODES",
@@ -36,8 +37,15 @@ RUNNERS = ("eager", "graphs", "compile")
 """How the network is called on CUDA (see ``runners``): the module itself, CUDA graphs, or ``torch.compile``."""
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 """``torch.compile`` modes for the ``compile`` runner."""
-PRECISION_NAMES = ("auto", "fp32", "fp16", "bf16")
-PRECISION_ALIASES = {"float32": "fp32", "float": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16"}
+PRECISION_NAMES = ("auto", "fp32", "fp16", "bf16", "int8")
+PRECISION_ALIASES = {
+    "float32": "fp32",
+    "float": "fp32",
+    "float16": "fp16",
+    "half": "fp16",
+    "bfloat16": "bf16",
+    "qint8": "int8",
+}
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
@@ -64,7 +72,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     ),
     Variable(
         "HAT_PLUGIN_CPU_PRECISION",
-        "`fp32`, `bf16` or `fp16`: what precision `auto` means on the CPU, without measuring",
+        "`fp32`, `bf16`, `fp16` or `int8`: what precision `auto` means on the CPU, without measuring",
         "measured once per machine",
     ),
     Variable(
@@ -135,7 +143,7 @@ class EngineOptions:
     Attributes:
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (whether it exists is checked by the engine).
         precision: ``auto`` (fp16 on CUDA; on the CPU what was measured fastest within the accuracy bound),
-            ``fp32``, ``fp16`` or ``bf16``.
+            ``fp32``, ``fp16``, ``bf16`` or ``int8`` (CPU only: Linear layers in int8, the rest fp32).
         tile: tile side in input pixels, rounded up to a multiple of the window size; 0 picks it from free memory.
         overlap: input pixels shared by neighbouring tiles (cross-faded).
         batch: tiles per forward pass; 0 picks it from free memory (1 on CPU).
@@ -143,6 +151,8 @@ class EngineOptions:
         compile_mode: the ``torch.compile`` mode of the ``compile`` runner.
         pad_heads: zero-pad attention heads to a multiple of 8 channels (exact; lets CUDA use a fused kernel).
         force_precision: run a half precision asked for by name even where this device only emulates it.
+        max_memory: on the CPU, the most memory (bytes, or a size such as ``"4G"``) the process should reach with
+            the auto tile: the tile is chosen so that its estimated peak fits; 0 = a share of the free memory only.
     """
 
     device: str = "auto"
@@ -154,6 +164,7 @@ class EngineOptions:
     compile_mode: str = "max-autotune"
     pad_heads: bool = False
     force_precision: bool = False
+    max_memory: int | str = 0
 
     def __post_init__(self) -> None:
         device = str(self.device).strip().lower() if self.device is not None else ""
@@ -167,6 +178,7 @@ class EngineOptions:
             "batch": whole_number("batch", self.batch, 0),
             "runner": _choice("runner", self.runner, RUNNERS),
             "compile_mode": _choice("compile_mode", self.compile_mode, COMPILE_MODES),
+            "max_memory": memory_size(self.max_memory),
         }
         for name in ("pad_heads", "force_precision"):
             if not isinstance(getattr(self, name), bool):

@@ -1,10 +1,11 @@
 """Which precision ``auto`` means on this CPU: measured once per machine, remembered in the cache folder.
 
 A reduced precision is only a candidate where this CPU has native instructions for it (PyTorch's oneDNN reports
-bf16 on AVX-512 BF16 / AMX, fp16 on AVX-512 FP16 / AMX-FP16; elsewhere it is emulated, many times slower). Each
-candidate is then timed against fp32 on a HAT-S-shaped network and its accuracy measured with the bundled trained
-``hat-tiny-x4`` on a real photograph (downscaled x4; PSNR-Y against the original). ``auto`` is the fastest
-precision that is at least ``MIN_SPEEDUP`` faster than fp32 and loses at most ``MAX_LOSS_DB`` of PSNR-Y; fp32
+bf16 on AVX-512 BF16 / AMX, fp16 on AVX-512 FP16 / AMX-FP16; elsewhere it is emulated, many times slower); int8
+(Linear layers only, ``quantize.py``) wherever PyTorch has its quantized CPU kernels. Each candidate is then timed
+against fp32 on a HAT-S-shaped network and its accuracy measured with the bundled trained ``hat-tiny-x4`` on a real
+photograph (downscaled x4; PSNR-Y against the original). ``auto`` is the fastest precision that is at least
+``MIN_SPEEDUP`` (``INT8_MIN_SPEEDUP`` for int8) faster than fp32 and loses at most ``MAX_LOSS_DB`` of PSNR-Y; fp32
 otherwise. The decision is written to ``<cache>/.state/cpu-precision.json`` under a key naming the CPU, its
 instruction sets, the PyTorch version and the thread count, so it is measured once per machine.
 """
@@ -31,12 +32,14 @@ from .options import env
 
 __all__ = [
     "MAX_LOSS_DB",
+    "INT8_MIN_SPEEDUP",
     "MIN_SPEEDUP",
     "Choice",
     "Trial",
     "cpu_auto_precision",
     "decide",
     "machine_key",
+    "candidate_precisions",
     "native_half_precisions",
     "probe",
 ]
@@ -47,10 +50,14 @@ MAX_LOSS_DB = 0.05
 """Largest PSNR-Y loss (dB, against fp32 on the probe photograph) a reduced precision may cost."""
 MIN_SPEEDUP = 1.1
 """A reduced precision must be at least this much faster than fp32 to be worth its rounding."""
+INT8_MIN_SPEEDUP = 1.15
+"""int8's bar, stricter than the half types': its rounding follows each input's activation range, which the one
+probe photograph only samples."""
 RECORD_NAME = "cpu-precision.json"
 ENV_PIN = "HAT_PLUGIN_CPU_PRECISION"
 PROBE_PHOTO = Path(__file__).resolve().parent / "bundled" / "probe-coffee.png"
 _ROUNDS = 3
+_CANDIDATES_KEY = "bf16 fp16 int8"  # what the probe compares: a record made before int8 was a candidate is not used
 _TIMING_SIZE = 64
 _lock = threading.Lock()
 
@@ -97,8 +104,26 @@ def native_half_precisions() -> list[str]:
     return found
 
 
+def candidate_precisions() -> list[str]:
+    """The precisions worth measuring against fp32 here: native half types, and int8 where PyTorch has its kernels."""
+    from .errors import DeviceError
+    from .quantize import int8_engine
+
+    found = native_half_precisions()
+    try:
+        int8_engine()
+    except DeviceError:
+        return found
+    return [*found, "int8"]
+
+
+def _min_speedup(precision: str) -> float:
+    return INT8_MIN_SPEEDUP if precision == "int8" else MIN_SPEEDUP
+
+
 def decide(trials: Sequence[Trial]) -> Choice:
-    """The fastest trial within the accuracy bound and at least ``MIN_SPEEDUP`` faster than fp32; else fp32.
+    """The fastest trial within the accuracy bound and at least ``MIN_SPEEDUP`` (``INT8_MIN_SPEEDUP`` for int8)
+    faster than fp32; else fp32.
 
     ``trials`` must include fp32 (the baseline, loss 0 by definition).
     """
@@ -106,7 +131,7 @@ def decide(trials: Sequence[Trial]) -> Choice:
     good = [
         t
         for t in trials
-        if t.precision != "fp32" and t.loss_db <= MAX_LOSS_DB and t.seconds * MIN_SPEEDUP <= base.seconds
+        if t.precision != "fp32" and t.loss_db <= MAX_LOSS_DB and t.seconds * _min_speedup(t.precision) <= base.seconds
     ]
     if good:
         best = min(good, key=lambda t: t.seconds)
@@ -121,7 +146,7 @@ def decide(trials: Sequence[Trial]) -> Choice:
 def probe(measure: Callable[[Sequence[str]], list[Trial]], candidates: Sequence[str]) -> Choice:
     """Decide from ``measure`` (the timing and accuracy source: real, or a fake in tests) over fp32 + candidates."""
     if not candidates:
-        return Choice("fp32", "this CPU has no native bf16/fp16 instructions")
+        return Choice("fp32", "this CPU has no native bf16/fp16 instructions and PyTorch no int8 kernels")
     return decide(measure(["fp32", *candidates]))
 
 
@@ -141,7 +166,7 @@ def machine_key(threads: int) -> str:
     except OSError:
         pass
     digest = hashlib.sha256(" ".join(sorted(flags.split())).encode()).hexdigest()[:12]
-    return f"{model} | flags {digest} | torch {torch.__version__} | {threads} threads"
+    return f"{model} | flags {digest} | torch {torch.__version__} | {threads} threads | {_CANDIDATES_KEY}"
 
 
 def _record_path() -> Path:
@@ -176,15 +201,15 @@ def cpu_auto_precision(
 ) -> Choice:
     """The precision ``auto`` means on this CPU: the remembered choice, or a probe now (then remembered).
 
-    ``HAT_PLUGIN_CPU_PRECISION=fp32|bf16|fp16`` pins it without a probe. ``measure`` and ``candidates`` replace
+    ``HAT_PLUGIN_CPU_PRECISION=fp32|bf16|fp16|int8`` pins it without a probe. ``measure`` and ``candidates`` replace
     the real timing source and the feature probe (tests).
     """
     import torch
 
     pinned = env(ENV_PIN).lower()
     if pinned:
-        if pinned not in ("fp32", "bf16", "fp16"):
-            raise OptionError(f"{ENV_PIN}={pinned!r} is not one of fp32, bf16, fp16")
+        if pinned not in ("fp32", "bf16", "fp16", "int8"):
+            raise OptionError(f"{ENV_PIN}={pinned!r} is not one of fp32, bf16, fp16, int8")
         return Choice(pinned, f"set by {ENV_PIN}")
     key = machine_key(torch.get_num_threads())
     with _lock:
@@ -207,7 +232,7 @@ def _remembered_or_probed(
     known = _in_process(key)
     if known is not None:
         return known
-    candidates = native_half_precisions() if candidates is None else candidates
+    candidates = candidate_precisions() if candidates is None else candidates
     if candidates:
         log.info("measuring which precision is fastest on this CPU (once; remembered in the cache)")
     choice = probe(measure or measure_on_this_cpu, candidates)
@@ -223,11 +248,10 @@ def measure_on_this_cpu(precisions: Sequence[str]) -> list[Trial]:
 
     from .arch import HAT
     from .config import PRESETS
-    from .precisions import PRECISIONS
 
     torch.manual_seed(0)
     net = HAT(dataclasses.replace(PRESETS["HAT-S_SRx4"], depths=(6,), num_heads=(6,))).eval()
-    timing = {p: copy.deepcopy(net).to(PRECISIONS[p]) for p in precisions}
+    timing = {p: _converted(net, p) for p in precisions}
     x = torch.rand(1, 3, _TIMING_SIZE, _TIMING_SIZE)
     seconds: dict[str, list[float]] = {p: [] for p in precisions}
     with torch.inference_mode():
@@ -249,7 +273,6 @@ def _accuracy_losses(precisions: Sequence[str]) -> dict[str, float]:
     from PIL import Image
 
     from .checkpoint import load_model
-    from .precisions import PRECISIONS
     from .weights import resolve
 
     with Image.open(PROBE_PHOTO) as im:
@@ -261,9 +284,19 @@ def _accuracy_losses(precisions: Sequence[str]) -> dict[str, float]:
     psnr = {}
     with torch.inference_mode():
         for p in precisions:
-            model = net if p == "fp32" else copy.deepcopy(net).to(PRECISIONS[p])
+            model = net if p == "fp32" else _converted(net, p)
             psnr[p] = _psnr_y(model(lr).float().clamp(0, 1), truth)
     return {p: max(0.0, psnr["fp32"] - psnr[p]) for p in precisions}
+
+
+def _converted(net: Any, precision: str) -> Any:
+    """A copy of the fp32 ``net`` in ``precision`` (int8: its Linear layers quantized)."""
+    from .precisions import PRECISIONS
+    from .quantize import quantize_int8
+
+    if precision == "int8":
+        return quantize_int8(net)
+    return copy.deepcopy(net).to(PRECISIONS[precision])
 
 
 def _psnr_y(a: Any, b: Any) -> float:

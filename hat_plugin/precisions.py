@@ -11,9 +11,14 @@ import torch
 from .errors import OptionError
 from .options import PRECISION_ALIASES, PRECISION_NAMES
 
-__all__ = ["PRECISIONS", "precision_name"]
+__all__ = ["PRECISIONS", "precision_label", "precision_name"]
 
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+    "int8": torch.qint8,
+}
 
 
 def precision_name(spec: str | torch.dtype | None) -> str:
@@ -24,5 +29,13 @@ def precision_name(spec: str | torch.dtype | None) -> str:
         text = str(spec or "auto").strip().lower()
         name = PRECISION_ALIASES.get(text, text)
     if name not in PRECISION_NAMES:
-        raise OptionError(f"unknown {{precision}} {spec!r}: use auto, fp32, fp16 or bf16", option="precision")
+        raise OptionError(f"unknown {{precision}} {spec!r}: use auto, fp32, fp16, bf16 or int8", option="precision")
     return name
+
+
+def precision_label(dtype: torch.dtype) -> str:
+    """How the front ends name an engine's precision: the dtype (``float32``, ``bfloat16``), and for int8 what it
+    quantizes."""
+    if dtype == torch.qint8:
+        return "int8 (Linear layers; the rest float32)"
+    return str(dtype).removeprefix("torch.")

@@ -9,19 +9,26 @@ brief spin on an idle CPU, sleep on a busy one: see ``thread_wait_policy``) and 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import logging
 import os
 import sys
+import time
+from collections.abc import Callable
 
 from .options import env_flag
 
 __all__ = [
     "ALLOCATOR_OPT_OUT",
     "IDLE_SPIN_COUNT",
+    "CpuSample",
     "SPIN_COUNT",
     "WAIT_POLICY",
     "configure_process",
+    "others_busy_cpus",
+    "parse_cpu_sample",
+    "read_cpu_sample",
     "thread_wait_policy",
     "tune_allocator",
     "wait_setting",
@@ -50,19 +57,87 @@ def _openmp_loaded() -> bool:
 
 
 IDLE_SPIN_COUNT = "10000"
-_IDLE_LOAD_SHARE = 0.25  # the CPU counts as idle below this 1-minute load average per logical CPU
+_IDLE_SHARE = 0.25  # the CPU counts as idle while other processes use less than this share of the logical CPUs
+SAMPLE_SECONDS = 0.15
 
 
-def wait_setting() -> dict[str, str]:
-    """The OpenMP environment for this machine as it is now: a brief spin (``GOMP_SPINCOUNT=10000``) when the
-    1-minute load average is under a quarter of the logical CPUs, else ``OMP_WAIT_POLICY=PASSIVE``."""
+@dataclasses.dataclass(frozen=True)
+class CpuSample:
+    """Cumulative CPU time in clock ticks: ``busy`` of all CPUs (everything but idle and iowait), ``total`` of all
+    CPUs, ``own`` of this process and its waited-for children, and how many logical CPUs ``/proc/stat`` lists."""
+
+    busy: int
+    total: int
+    own: int
+    cpus: int
+
+
+def read_cpu_sample() -> CpuSample | None:
+    """The counters now, from ``/proc/stat`` and ``/proc/self/stat``; None where there is no /proc (not Linux)."""
     try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):  # no load average (Windows): assume a shared machine
-        return {WAIT_POLICY: "PASSIVE"}
-    if load < _IDLE_LOAD_SHARE * (os.cpu_count() or 1):
-        return {SPIN_COUNT: IDLE_SPIN_COUNT}
-    return {WAIT_POLICY: "PASSIVE"}
+        with open("/proc/stat", encoding="ascii") as f:
+            lines = f.read().splitlines()
+        with open("/proc/self/stat", encoding="ascii", errors="replace") as f:
+            own_fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return parse_cpu_sample(lines, own_fields)
+
+
+def parse_cpu_sample(stat_lines: list[str], own_fields: list[str]) -> CpuSample | None:
+    """``/proc/stat``'s lines and the fields of ``/proc/self/stat`` after the command name -> a ``CpuSample``."""
+    total_line = next((line.split() for line in stat_lines if line.startswith("cpu ")), None)
+    if total_line is None or len(total_line) < 5 or len(own_fields) < 15:
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is already inside user and nice)
+    ticks = [int(v) for v in total_line[1:9]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    own = sum(int(v) for v in own_fields[11:15])  # utime stime cutime cstime (fields 14-17 of the whole line)
+    cpus = sum(1 for line in stat_lines if line.startswith("cpu") and line[3:4].isdigit())
+    return CpuSample(busy=sum(ticks) - idle, total=sum(ticks), own=own, cpus=max(cpus, 1))
+
+
+def others_busy_cpus(
+    read: Callable[[], CpuSample | None] | None = None,
+    wait: Callable[[float], None] | None = None,
+    seconds: float = SAMPLE_SECONDS,
+) -> tuple[float, int] | None:
+    """How many CPUs other processes kept busy over the next ``seconds``, and how many there are: the busy time of
+    all CPUs in that interval minus this process's own (and its children's). None without /proc. ``read`` and
+    ``wait`` replace the /proc reader and the sleep (tests)."""
+    read = read or read_cpu_sample
+    before = read()
+    (wait or time.sleep)(seconds)
+    after = read()
+    if before is None or after is None or after.total <= before.total:
+        return None
+    others = (after.busy - before.busy) - (after.own - before.own)
+    return max(others, 0) / (after.total - before.total) * after.cpus, after.cpus
+
+
+def wait_setting(
+    read: Callable[[], CpuSample | None] | None = None, wait: Callable[[float], None] | None = None
+) -> tuple[dict[str, str], str]:
+    """The OpenMP environment for this machine as it is now, and why in words: a brief spin
+    (``GOMP_SPINCOUNT=10000``) while other processes use under a quarter of the logical CPUs
+    (``others_busy_cpus``), else ``OMP_WAIT_POLICY=PASSIVE``.
+    Without /proc it falls back to the 1-minute load average, and without that assumes a shared machine."""
+    measured = others_busy_cpus(read, wait)
+    if measured is not None:
+        others, cpus = measured
+        seen = f"other processes using {others:.1f} of {cpus} CPUs"
+        idle = others < _IDLE_SHARE * cpus
+    else:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):  # no load average (Windows): assume a shared machine
+            return {WAIT_POLICY: "PASSIVE"}, "sleep at once (CPU use unknown)"
+        cpus = os.cpu_count() or 1
+        seen = f"load average {load:.1f} on {cpus} CPUs"
+        idle = load < _IDLE_SHARE * cpus
+    if idle:
+        return {SPIN_COUNT: IDLE_SPIN_COUNT}, f"brief spin (idle CPU: {seen})"
+    return {WAIT_POLICY: "PASSIVE"}, f"sleep at once (busy CPU: {seen})"
 
 
 @functools.cache
@@ -73,19 +148,25 @@ def thread_wait_policy() -> str:
     thread takes a core from them, and one that the OS has descheduled holds every barrier up: measured on a
     2-core machine, PyTorch's forward slowed 5-13x under load while OpenVINO (TBB) slowed 2-3x; sleeping threads
     fixed most of it. On an idle CPU, though, sleeping at once costs about 10 % (threads wake up late), and a
-    brief spin of 10,000 rounds gets that back. So: a brief spin when the machine is idle as the process starts,
-    sleep at once when it is busy (``wait_setting``; docs/benchmarks.md, Optimisations measured). The OpenMP runtime
-    reads this once, when it is loaded, so it only works before ``import torch``; an explicit
-    ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` in the environment is kept.
+    brief spin of 10,000 rounds gets that back (docs/benchmarks.md, Optimisations measured).
+
+    So the choice follows what the other processes use now, sampled from ``/proc/stat`` over 0.15 s as the
+    process starts, minus this process's own ticks (``wait_setting``). Not the load average: its 1-minute value
+    still counts work that has just finished (a previous run of ours included), so one job after another would
+    get sleeping threads on an idle machine. Not adaptively either (timing forwards each way and keeping the
+    faster): the OpenMP runtime reads the setting once, when it is loaded, so trying the other way would need a
+    second process, and a few forwards on a shared machine vary more than the 10 % at stake. An explicit
+    ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` in the environment is kept; after ``import torch`` it is too late.
     """
     if WAIT_POLICY in os.environ or SPIN_COUNT in os.environ:
         return "as set in the environment"
     if _openmp_loaded():
         log.debug("OpenMP is already loaded: its threads keep their default wait policy")
         return "OpenMP's default (it was loaded first)"
-    setting = wait_setting()
+    setting, words = wait_setting()
     os.environ.update(setting)
-    return "brief spin (idle CPU)" if SPIN_COUNT in setting else "sleep at once (busy CPU)"
+    log.debug("OpenMP threads: %s", words)
+    return words
 
 
 @functools.cache

@@ -306,7 +306,7 @@ def h264_damaged(folder: Path) -> Path:
                 damaged = av.Packet(bytes(data))
                 damaged.pts, damaged.dts, damaged.time_base = packet.pts, packet.dts, packet.time_base
                 damaged.is_keyframe = packet.is_keyframe
-                packet = damaged
+                packet = damaged  # type: ignore[assignment]
             packet.stream = out
             target.mux(packet)
     return path

@@ -3,14 +3,19 @@ does not reuse buffers above 32 MiB), and the one that leaves the network the le
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from hat_plugin import Upscaler
+import hat_plugin.engine as engine_module
+from hat_plugin import OptionError, Upscaler
 from hat_plugin.checkpoint import build_model
 from hat_plugin.config import PRESETS
+from hat_plugin.limits import memory_size
 from hat_plugin.tiling import plan_tiles, tile_layout
 
 MIB = 1 << 20
+GIB = 1 << 30
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +53,63 @@ def test_tile_layout_matches_the_grid() -> None:
     for h, w, tile in [(512, 512, 192), (1080, 1920, 224), (100, 700, 64)]:
         grid = plan_tiles(h, w, tile, 16, 4, 16)
         assert tile_layout(h, w, tile, 16, 16) == (grid.tile_h, grid.tile_w, len(grid.tiles))
+
+
+def _estimated_peak(up: Upscaler, h: int, w: int, resident: int) -> int:
+    """What the engine expects a CPU run of an ``h`` x ``w`` image to reach: the process now, the image's float32
+    input and result, and one tile's forward (``_bytes_per_pixel`` times the tile the grid really uses)."""
+    tile_h, tile_w, _ = tile_layout(h, w, up._auto_tile(h, w), up.overlap, up.window)
+    image = h * w * 3 * 4 * (1 + up.scale**2)
+    return resident + image + up._bytes_per_pixel() * tile_h * tile_w
+
+
+@pytest.mark.parametrize("cap", ["1.5G", "1.2G", "1G"])
+def test_a_memory_cap_gives_a_smaller_tile_within_it(
+    hat_s: Upscaler, monkeypatch: pytest.MonkeyPatch, cap: str
+) -> None:
+    resident = 600 * MIB
+    monkeypatch.setattr(engine_module, "free_memory", lambda device: 64 * GIB)
+    monkeypatch.setattr(engine_module, "resident_memory", lambda: resident)
+    h = w = 1024
+    free_tile = hat_s._auto_tile(h, w)
+    capped = Upscaler(hat_s.model, device="cpu", precision="fp32", max_memory=cap)
+    tile = capped._auto_tile(h, w)
+    assert tile < free_tile
+    assert _estimated_peak(capped, h, w, resident) <= memory_size(cap)
+    smaller = Upscaler(hat_s.model, device="cpu", precision="fp32", max_memory=memory_size(cap) // 2)
+    assert smaller._auto_tile(h, w) <= tile
+
+
+def test_little_free_memory_gives_a_smaller_tile(hat_s: Upscaler, monkeypatch: pytest.MonkeyPatch) -> None:
+    h = w = 1024
+    monkeypatch.setattr(engine_module, "free_memory", lambda device: 64 * GIB)
+    roomy = hat_s._auto_tile(h, w)
+    monkeypatch.setattr(engine_module, "free_memory", lambda device: 2 * GIB)
+    tight = hat_s._auto_tile(h, w)
+    assert tight < roomy
+    tile_h, tile_w, _ = tile_layout(h, w, tight, hat_s.overlap, hat_s.window)
+    image = h * w * 3 * 4 * (1 + hat_s.scale**2)
+    assert hat_s._bytes_per_pixel() * tile_h * tile_w <= 2 * GIB * engine_module._CPU_FREE_SHARE - image
+
+
+def test_max_memory_takes_sizes_and_refuses_nonsense(hat_s: Upscaler) -> None:
+    assert memory_size("4G") == 4 * GIB and memory_size("512M") == 512 * MIB and memory_size("1.5GiB") == 1536 * MIB
+    assert memory_size(0) == 0 and memory_size("2gb") == 2 * GIB
+    for bad in ("lots", "-1G", True):
+        with pytest.raises(OptionError, match="max_memory"):
+            Upscaler(hat_s.model, device="cpu", precision="fp32", max_memory=bad)
+
+
+def test_the_cli_takes_max_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from hat_plugin.cli import EXIT_OK, EXIT_USAGE, main
+
+    Image.new("RGB", (40, 30), (20, 130, 90)).save(tmp_path / "in.png")
+    argv = [str(tmp_path / "in.png"), "-o", str(tmp_path / "out"), "--model", "hat-tiny-x4", "--device", "cpu"]
+    assert main([*argv, "--max-memory", "4G"]) == EXIT_OK
+    assert any((tmp_path / "out").iterdir())
+    capsys.readouterr()
+    assert main([*argv, "--max-memory", "lots"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--max-memory" in err and "a size in bytes such as 4G" in err

@@ -42,6 +42,7 @@ def test_defaults() -> None:
         "compile_mode": "max-autotune",
         "pad_heads": False,
         "force_precision": False,
+        "max_memory": 0,
     }
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.tile = 64  # type: ignore[misc]

@@ -103,8 +103,8 @@ def test_pinned_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.slow
 def test_real_probe_on_this_cpu_is_honest() -> None:
-    """The real feature probe and, where this CPU has a native half type, the real measurement."""
-    candidates = precision_probe.native_half_precisions()
+    """The real feature probe and, where this CPU has a native half type or int8 kernels, the real measurement."""
+    candidates = precision_probe.candidate_precisions()
     choice = cpu_auto_precision()
     assert choice.precision in ("fp32", *candidates)
     if candidates:
@@ -118,6 +118,28 @@ def test_accuracy_is_measured_on_the_probe_photograph() -> None:
     losses = precision_probe._accuracy_losses(["fp32", "bf16"])
     assert losses["fp32"] == 0.0
     assert 0.0 < losses["bf16"] < 0.5
+
+
+def test_int8_needs_its_own_bar_of_speed() -> None:
+    """int8 is taken only at 1.15x fp32 or more (a half type at 1.1x) and within the same accuracy bound."""
+    assert decide([Trial("fp32", 1.0, 0.0), Trial("int8", 1 / 1.12, 0.0)]).precision == "fp32"
+    assert decide([Trial("fp32", 1.0, 0.0), Trial("bf16", 1 / 1.12, 0.0)]).precision == "bf16"
+    chosen = decide([Trial("fp32", 1.0, 0.0), Trial("int8", 1 / 1.2, 0.01)])
+    assert chosen.precision == "int8" and "1.2x faster than fp32, 0.010 dB" in chosen.reason
+    assert decide([Trial("fp32", 1.0, 0.0), Trial("int8", 0.5, MAX_LOSS_DB + 0.01)]).precision == "fp32"
+
+
+def test_int8_is_a_candidate_where_pytorch_has_its_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hat_plugin import quantize
+
+    assert "int8" in precision_probe.candidate_precisions()
+    monkeypatch.setattr(quantize, "INT8_ENGINES", ("no-such-engine",))
+    assert "int8" not in precision_probe.candidate_precisions()
+
+
+def test_int8_accuracy_is_measured_on_the_probe_photograph() -> None:
+    losses = precision_probe._accuracy_losses(["fp32", "int8"])
+    assert 0.0 <= losses["int8"] < 0.05
 
 
 def test_cli_says_which_precision_auto_chose(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -80,7 +80,7 @@ def span(path: Path, kind: str) -> tuple[float, float] | None:
         if not streams:
             return None
         stream = streams[0]
-        tb = Fraction(stream.time_base)
+        tb = Fraction(stream.time_base.numerator, stream.time_base.denominator)
         times = sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
     return float(times[0] * tb), float((2 * times[-1] - times[-2]) * tb)
 

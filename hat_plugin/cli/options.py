@@ -71,13 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--overlap", type=_non_negative, help="pixels shared by neighbouring tiles (default 16)")
     engine.add_argument("--batch", type=_non_negative, help="tiles per forward pass (default 0 = auto)")
     engine.add_argument("-d", "--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    engine.add_argument("-p", "--precision", choices=("auto", "fp32", "fp16", "bf16"), help="default auto")
+    engine.add_argument(
+        "-p", "--precision", choices=("auto", "fp32", "fp16", "bf16", "int8"), help="default auto (int8: CPU only)"
+    )
     engine.add_argument(
         "--max-pixels",
         type=_pixel_count,
         metavar="N",
         help="refuse inputs with more pixels (e.g. 50M; 0 = no limit); default: the largest RGB image the free "
         "memory can upscale at the model's scale",
+    )
+    engine.add_argument(
+        "--max-memory",
+        type=_memory_size,
+        metavar="SIZE",
+        help="on the CPU, the most memory to use with the auto tile (e.g. 4G; default 0 = from the free memory)",
     )
     output = parser.add_argument_group("output")
     output.add_argument("-f", "--format", help="png, jpg, webp, tif or bmp (default: the input's, else png)")
@@ -110,7 +118,7 @@ def rgb_mean_arg(text: str) -> str:
 
 def engine_options(args: argparse.Namespace) -> EngineOptions:
     """The engine's options: the environment's, with the engine flags given on the command line applied."""
-    given = {key: getattr(args, key) for key in ("device", "precision", "tile", "overlap", "batch")}
+    given = {key: getattr(args, key) for key in ("device", "precision", "tile", "overlap", "batch", "max_memory")}
     try:
         return EngineOptions.from_environment(**{key: value for key, value in given.items() if value is not None})
     except OptionError as exc:
@@ -135,6 +143,19 @@ def _pixel_count(text: str) -> int:
     if pixels < 0 or (pixels == 0 and value > 0):
         raise argparse.ArgumentTypeError(f"must be 0 (no limit) or a whole number of pixels, not {text}")
     return pixels
+
+
+def _memory_size(text: str) -> int:
+    """A memory size such as ``4G`` or ``512M`` (binary multiples), 0 for no limit."""
+    from hat_plugin.errors import OptionError
+    from hat_plugin.limits import memory_size
+
+    try:
+        return memory_size(text)
+    except OptionError:
+        raise argparse.ArgumentTypeError(
+            f"must be a size in bytes such as 4G or 512M (0: no limit), not {text!r}"
+        ) from None
 
 
 def _quality(text: str) -> int:

@@ -112,7 +112,9 @@ def _upscale_images(args: argparse.Namespace, inputs: list[Input], options: Outp
         return
     if args.scale is not None and args.scale != upscaler.scale:
         raise UsageError(f"the model {label} upscales x{upscaler.scale}, not x{args.scale}; choose another model")
-    precision = str(upscaler.dtype).removeprefix("torch.")
+    from hat_plugin.precisions import precision_label
+
+    precision = precision_label(upscaler.dtype)
     if args.precision in (None, "auto") and upscaler.device.type == "cpu":
         from hat_plugin.precision_probe import cpu_auto_precision
 

@@ -204,7 +204,9 @@ def _engine(weights: Path, rgb_mean: str | None, engine: EngineOptions, tally: T
     except HATError as exc:
         tally.break_off(worded(exc), exc)
         return None
-    precision = str(upscaler.dtype).removeprefix("torch.")
+    from hat_plugin.precisions import precision_label
+
+    precision = precision_label(upscaler.dtype)
     mean = model_mean(upscaler.config)
     console.info(f"model {weights.name}: x{upscaler.scale}, {mean}, on {upscaler.device} in {precision}")
     return upscaler

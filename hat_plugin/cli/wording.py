@@ -5,8 +5,8 @@ from __future__ import annotations
 __all__ = ["FLAGS", "spelling", "worded"]
 
 _SAME_NAME = (
-    "device precision tile overlap batch max_pixels model weights format quality suffix overwrite codec crf preset "
-    "bitrate pix_fmt start end chunk_frames streams ray out resume init steps ema_decay patch cache_mb threads "
+    "device precision tile overlap batch max_pixels max_memory model weights format quality suffix overwrite codec crf "
+    "preset bitrate pix_fmt start end chunk_frames streams ray out resume init steps ema_decay patch cache_mb threads "
     "val_every save_every log_every on_damage deinterlace deinterlace_rate rgb_mean sha256"
 )
 FLAGS = {key: "--" + key.replace("_", "-") for key in _SAME_NAME.split()} | {
