@@ -474,7 +474,7 @@ def render(results: dict) -> str:
         lines += [f"| {r['mode']} | {r['precision']} | {r['streams']} | {r['fps']:.2f} |" for r in vs_fps["rows"]]
     goals = results.get("targets") or []
     if goals:
-        lines += ["", "## Targets (issue 15)", "", "| target | measured | met |", "|---|---|---|"]
+        lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
         for t in goals:
             value = "-" if t["value"] is None else f"{t['value']:.2f}"
             met = "-" if t["met"] is None else ("yes" if t["met"] else "**no**")

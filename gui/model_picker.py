@@ -1,7 +1,8 @@
 """Choosing the model: a scale (the engine picks the best model for it) or a model from the manifest, grouped into
-ready-to-use, the user's own ("Yours") and downloadable, or a local weights file; downloading a missing model with
-progress and cancel, or switching to the bundled model of the nearest scale that works offline; adding a weights
-file (dropped on the app) as one of the user's models.
+ready-to-use, the user's own ("Yours") and downloadable, or a local weights file; downloading a missing model
+(``model_download.DownloadRow``) or switching to the bundled model of the nearest scale that works offline; adding a
+weights file (dropped on the app) as one of the user's models. The box's groups, tooltips and sentences are
+``model_list``'s, its items ``model_items``'.
 
 Which models are ready is checked by a worker (``AvailabilityTask``: checking may hash a large file), never on the
 UI thread; the answer is kept until a download asks for a new check.
@@ -9,32 +10,18 @@ UI thread; the answer is kept until a download asks for a new check.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from PyQt6.QtCore import QPointF, QRectF, Qt, QThreadPool, pyqtSignal
-from PyQt6.QtGui import (
-    QColor,
-    QFont,
-    QIcon,
-    QPainter,
-    QPainterPath,
-    QPen,
-    QPixmap,
-    QPolygonF,
-    QStandardItem,
-    QStandardItemModel,
-)
+from PyQt6.QtCore import QThreadPool, pyqtSignal
+from PyQt6.QtGui import QStandardItemModel
 from PyQt6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSizePolicy,
-    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -42,58 +29,22 @@ from PyQt6.QtWidgets import (
 
 from gui.formatting import format_size
 from gui.message_bar import MessageBar
-from gui.models import Availability, alternative_sentence, friendly_name, model_status, ready_alternative
-from gui.qt_helpers import standard_icon
+from gui.model_download import DownloadRow
+from gui.model_items import NAME_ROLE, fill_model_items
+from gui.model_list import WEIGHTS_FILE, automatic_sentence, model_groups, model_sentence, suggest_name
+from gui.models import Availability, alternative_sentence, friendly_name, ready_alternative
 from gui.worker import (
     AvailabilityTask,
     DownloadCancelled,
     Downloaded,
     DownloadFailed,
-    DownloadProgress,
     DownloadTask,
 )
 from hat_plugin import weights
 from hat_plugin.errors import HATError
 from hat_plugin.weights import ModelEntry
 
-__all__ = ["WEIGHTS_FILE", "ModelPicker", "status_icon"]
-
-WEIGHTS_FILE = "\0weights-file"
-"""Combo data of the entry that switches to a local weights file."""
-NAME_ROLE = Qt.ItemDataRole.UserRole
-READY_GROUP, YOURS_GROUP, DOWNLOAD_GROUP, OTHER_GROUP = (
-    "Ready to use",
-    "Yours",
-    "Download (needs the internet)",
-    "Other",
-)
-_ORIGIN = {"official": "the HAT authors", "community": "the community", "project": "hat-plugin", "user": "you"}
-
-
-def status_icon(ready: bool) -> QIcon:
-    """The picker's two marks, drawn so that neither looks like the combo box's arrow: a green disc with a tick
-    (ready to use) and a blue cloud (downloadable)."""
-    pixmap = QPixmap(32, 32)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    if ready:
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor("#2e9d4f"))
-        painter.drawEllipse(QRectF(2, 2, 28, 28))
-        painter.setPen(QPen(QColor("white"), 3.5, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
-        painter.drawPolyline(QPolygonF([QPointF(9, 16.5), QPointF(14, 21.5), QPointF(23, 11)]))
-    else:
-        cloud = QPainterPath()
-        cloud.addEllipse(QRectF(3, 12, 12, 12))
-        cloud.addEllipse(QRectF(9, 6, 15, 15))
-        cloud.addEllipse(QRectF(17, 12, 12, 12))
-        cloud.addRect(QRectF(9, 16, 14, 8))
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor("#3d7bd9"))
-        painter.drawPath(cloud.simplified())
-    painter.end()
-    return QIcon(pixmap)
+__all__ = ["ModelPicker"]
 
 
 class ModelPicker(QWidget):
@@ -109,9 +60,7 @@ class ModelPicker(QWidget):
 
     def __init__(self, pool: QThreadPool, checks: QThreadPool, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._pool = pool
         self._checks = checks
-        self._task: DownloadTask | None = None
         self._check: AvailabilityTask | None = None
         self._check_again = False
         self._locked = False
@@ -137,11 +86,11 @@ class ModelPicker(QWidget):
         self.browse = QToolButton()
         self.browse.setText("…")
         self.browse.setToolTip("Choose a local weights file")
-        self.download_button = QPushButton("Download")
         self._offered: list[Path] = []
-        self.download_bar = QProgressBar()
-        self.download_bar.setTextVisible(True)
-        self.cancel_button = QPushButton("Cancel")
+        self._download_row = DownloadRow(pool)
+        self.download_button = self._download_row.button
+        self.download_bar = self._download_row.bar
+        self.cancel_button = self._download_row.cancel_button
         self.use_button = QPushButton()
         self.use_button.setToolTip("Use a model that is on this computer instead")
         self.error = MessageBar()
@@ -163,13 +112,6 @@ class ModelPicker(QWidget):
         file_row.addWidget(self.browse)
         self._file_row = QWidget()
         self._file_row.setLayout(file_row)
-        download_row = QHBoxLayout()
-        download_row.setContentsMargins(0, 0, 0, 0)
-        download_row.addWidget(self.download_button)
-        download_row.addWidget(self.download_bar, 1)
-        download_row.addWidget(self.cancel_button)
-        self._download_row = QWidget()
-        self._download_row.setLayout(download_row)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(scale_row)
@@ -187,7 +129,7 @@ class ModelPicker(QWidget):
         self.mean.activated.connect(lambda _index: self.changed.emit())
         self.browse.clicked.connect(self._browse)
         self.download_button.clicked.connect(self.start_download)
-        self.cancel_button.clicked.connect(self.cancel_download)
+        self._download_row.ended.connect(self._on_download)
         self.use_button.clicked.connect(self.use_alternative)
         self.reload()
         self.check_availability()
@@ -225,44 +167,12 @@ class ModelPicker(QWidget):
         assert isinstance(model, QStandardItemModel)
         keep = self.combo.currentData(NAME_ROLE)
         self.combo.blockSignals(True)
-        model.clear()
-        entries = sorted(self._entries.values(), key=lambda e: e.scale)
-        yours = [e for e in entries if e.origin == "user"]
-        ready = [e for e in entries if self._ready(e) and e.origin != "user"]
-        rest = [e for e in entries if not self._ready(e) and e.origin != "user"]
-        for title, group in ((READY_GROUP, ready), (YOURS_GROUP, yours), (DOWNLOAD_GROUP, rest)):
-            if group:
-                model.appendRow(self._header(title))
-            for entry in group:
-                item = QStandardItem(status_icon(bool(self._ready(entry))), friendly_name(entry))
-                item.setData(entry.name, NAME_ROLE)
-                item.setToolTip(self._tooltip(entry))
-                model.appendRow(item)
-        model.appendRow(self._header(OTHER_GROUP))
-        other = QStandardItem(standard_icon(QStyle.StandardPixmap.SP_DirOpenIcon), "Weights file…")
-        other.setData(WEIGHTS_FILE, NAME_ROLE)
-        model.appendRow(other)
+        fill_model_items(model, model_groups(self._entries.values(), self._ready), self._ready)
         self.combo.setCurrentIndex(self.combo.findData(keep, NAME_ROLE) if keep is not None else -1)
         self.combo.blockSignals(False)
         view = self.combo.view()
         if view is not None:
             view.setMinimumWidth(view.sizeHintForColumn(0) + 24)
-
-    def _tooltip(self, entry: ModelEntry) -> str:
-        status = model_status(entry, self._ready(entry))
-        mean = f"; RGB mean {entry.rgb_mean}" if entry.rgb_mean and entry.rgb_mean != "official" else ""
-        hashed = "" if entry.attested else "; hash unattested"
-        origin = _ORIGIN.get(entry.origin, entry.origin)
-        return f"{entry.name}: {entry.description} ({status}; licence {entry.license}; by {origin}{mean}{hashed})"
-
-    @staticmethod
-    def _header(title: str) -> QStandardItem:
-        item = QStandardItem(title)
-        item.setFlags(Qt.ItemFlag.NoItemFlags)
-        font = QFont()
-        font.setBold(True)
-        item.setFont(font)
-        return item
 
     # -------------------------------------------------------------------------------------- availability
 
@@ -469,13 +379,7 @@ class ModelPicker(QWidget):
 
     def suggest_name(self, path: Path) -> str:
         """A model name from a file name, not taken by a listed model (``-2``, ``-3``... appended)."""
-        base = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem).strip("._-") or "model"
-        taken = {name.lower() for name in self._entries}
-        name, n = base, 1
-        while name.lower() in taken:
-            n += 1
-            name = f"{base}-{n}"
-        return name
+        return suggest_name(path, self._entries)
 
     def add_model_file(self, path: Path, name: str, rgb_mean: str | None = None) -> bool:
         """Add a weights file as the user's model ``name`` and choose it; a refusal is shown, nothing recorded."""
@@ -497,38 +401,27 @@ class ModelPicker(QWidget):
     @property
     def downloading(self) -> bool:
         """True while a download started here is in flight."""
-        return self._task is not None
+        return self._download_row.busy
 
     def start_download(self) -> None:
         """Download the shown model in the background (also the Retry action after a failure)."""
         name = self.shown_model
-        if self._task is not None or not name or self.use_weights_file:
+        if self.downloading or not name or self.use_weights_file:
             return
         self.error.dismiss()
-        self.download_bar.setRange(0, 0)
-        self.download_bar.setFormat("connecting…")
-        task = DownloadTask(name)
-        task.signals.reported.connect(self._on_download)
-        self._task = task
+        self._download_row.start(name)
         self._update()
-        self._pool.start(task)
 
     def cancel_download(self) -> None:
         """Stop the download in flight; nothing is kept under the model's file name."""
-        if self._task is not None:
-            self._task.cancel()
-            self.cancel_button.setEnabled(False)
+        self._download_row.cancel()
 
     @property
     def download_task(self) -> DownloadTask | None:
         """The download in flight, if any."""
-        return self._task
+        return self._download_row.task
 
     def _on_download(self, event: object) -> None:
-        if isinstance(event, DownloadProgress):
-            self._show_bytes(event.done, event.total)
-            return
-        self._task = None
         if isinstance(event, Downloaded):
             self.downloaded.emit(event.name)
             self.check_availability()
@@ -545,15 +438,6 @@ class ModelPicker(QWidget):
             self.error.show_message("Download cancelled.", "info", [("Retry", self.start_download)])
         self._update()
 
-    def _show_bytes(self, done: int, total: int) -> None:
-        if total <= 0:
-            self.download_bar.setFormat(format_size(done))
-            return
-        unit = max(1, total // 1_000_000)
-        self.download_bar.setRange(0, total // unit)
-        self.download_bar.setValue(done // unit)
-        self.download_bar.setFormat(f"{format_size(done)} of {format_size(total)}")
-
     # -------------------------------------------------------------------------------------------- display
 
     def _browse(self) -> None:
@@ -568,7 +452,7 @@ class ModelPicker(QWidget):
         """Show the controls and the sentence that fit the current choice and state."""
         entry = self._entries.get(self.shown_model)
         use_file = self.use_weights_file
-        busy = self._task is not None
+        busy = self.downloading
         ready = self._ready(entry) if entry is not None else None
         offline = self.availability.offline if self.availability is not None else weights.is_offline()
         missing = entry is not None and ready is False
@@ -579,10 +463,7 @@ class ModelPicker(QWidget):
         self.mean.setEnabled(not self._locked)
         self.browse.setEnabled(not self._locked)
         self._download_row.setVisible((missing and not use_file) or busy)
-        self.download_bar.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        self.cancel_button.setEnabled(busy)
-        self.download_button.setVisible(not busy)
+        self._download_row.show_state()
         # a scale no model is picked for automatically (x1: only community models) offers a ready one too
         no_pick = entry is None and self.automatic and self.availability is not None and bool(self.current_scale)
         wanted = entry.name if entry is not None else ""
@@ -601,23 +482,9 @@ class ModelPicker(QWidget):
         if self.use_weights_file:
             return "A HAT checkpoint on disk; its scale is read from the file."
         if self.automatic:
-            default = self.default_for(self.current_scale)
-            if default is None and self.availability is not None:
-                return f"No model is picked automatically for ×{self.current_scale}: choose one in the model box."
-            if default is None:
-                return "Checking which models are on this computer…"
-            return f"Picked for ×{self.current_scale}: {default[1]}."
+            return automatic_sentence(
+                self.current_scale, self.default_for(self.current_scale), self.availability is not None
+            )
         if entry is None:
             return "No model in the manifest."
-        status = model_status(entry, ready)
-        where = {
-            "bundled": "Bundled with the app: works offline.",
-            "downloaded": "Yours: works offline." if entry.origin == "user" else "Downloaded: works offline.",
-            "missing": "Its bundled file is missing: reinstall hat-plugin.",
-            "checking": "Checking whether it is on this computer…",
-        }.get(status, f"Not downloaded yet ({format_size(entry.size)}): it is fetched when a run starts.")
-        if status == "not downloaded" and offline:
-            alternative = self.alternative_to(entry.name)
-            instead = alternative_sentence(alternative, entry.scale) if alternative else "pick a model that is ready."
-            where = f"Not downloaded, and offline mode is on: {instead}"
-        return f"{entry.description.rstrip('.')}. {where}"
+        return model_sentence(entry, ready, offline, self.alternative_to(entry.name))

@@ -24,7 +24,7 @@ from hat_plugin.video import VIDEO_EXTENSIONS
 
 __all__ = ["IMAGE_PATTERNS", "VIDEO_PATTERNS", "QueueController"]
 
-IMAGE_PATTERNS = " ".join(f"*{ext}" for ext in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"))
+IMAGE_PATTERNS = " ".join(f"*{ext}" for ext in images.IMAGE_EXTENSIONS)
 VIDEO_PATTERNS = " ".join(f"*{ext}" for ext in sorted(VIDEO_EXTENSIONS))
 
 

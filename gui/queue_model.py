@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hat_plugin import batch, images
+from hat_plugin.files import NOT_REGULAR
 from hat_plugin.video.names import is_video_name
 
 __all__ = ["AddResult", "ItemState", "JobQueue", "QueueItem", "describe_items", "distinct_names", "is_media_name"]
@@ -144,7 +145,7 @@ class JobQueue:
         if kind is None:
             return "not found"
         if kind != stat.S_IFREG:
-            return "not a regular file (a pipe, socket or device)"
+            return NOT_REGULAR
         if not self._accepts(path):
             return "not an image or video file"
         return None

@@ -9,8 +9,6 @@ plan the jobs, upscale each image and write it atomically, and each video as a `
 from __future__ import annotations
 
 import errno
-import stat
-import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -29,13 +27,15 @@ from hat_plugin.errors import (
     DamagedVideoError,
     DownloadError,
     HATError,
+    ImageError,
     ModelNotFoundError,
     VideoError,
     is_out_of_memory,
     out_of_memory_message,
 )
+from hat_plugin.files import require_regular_file
 from hat_plugin.options import EngineOptions
-from hat_plugin.progress import CancelCheck, raise_if_cancelled
+from hat_plugin.progress import CancelCheck, is_cancelled, raise_if_cancelled
 from hat_plugin.rgb_mean import describe_rgb_mean
 from hat_plugin.video import VideoJob
 from hat_plugin.weights import ModelEntry
@@ -116,18 +116,12 @@ def run_batch(jobs: Sequence[Job], config: RunConfig, engines: EngineCache, emit
     for event in ended:
         emit(event)
     for job, target in todo:
-        if _wanted(cancel):
+        if is_cancelled(cancel):
             return
         if job.is_video:
             _process_video(job, target, upscaler, path, config, emit, cancel)
         else:
             _process(job, target, upscaler, config, emit, cancel)
-
-
-def _wanted(cancel: CancelCheck) -> bool:
-    if cancel is None:
-        return False
-    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
 
 
 def model_spec(config: RunConfig, scale: int | None = None) -> tuple[str | Path, ModelEntry | None, str]:
@@ -200,13 +194,9 @@ def _stopped(exc: BaseException, entry: ModelEntry | None) -> RunStopped:
 def _not_a_file(path: Path) -> str | None:
     """Why ``path`` cannot be read as an image file, using ``stat`` only (a named pipe is never opened)."""
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return f"{path}: file not found (moved or deleted since it was added)"
-    except OSError as exc:
-        return f"{path}: cannot read the file ({exc.strerror or exc})"
-    if not stat.S_ISREG(mode):
-        return f"{path}: not a regular file (a pipe, socket or device), so it is not read"
+        require_regular_file(path, "an image file", ImageError)
+    except ImageError as exc:
+        return str(exc)
     return None
 
 

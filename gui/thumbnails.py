@@ -3,7 +3,6 @@ safe there) and kept."""
 
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 from PyQt6.QtCore import QSize, Qt
@@ -12,6 +11,7 @@ from PyQt6.QtGui import QIcon, QImage, QImageReader, QPixmap
 from gui.qimage import array_to_qimage
 from hat_plugin import images
 from hat_plugin.errors import HATError
+from hat_plugin.files import is_regular_file
 from hat_plugin.video import is_video_name, read_poster
 
 __all__ = ["ThumbnailCache", "make_thumbnail", "poster_frame"]
@@ -26,11 +26,8 @@ def poster_frame(frames: int) -> int:
 def make_thumbnail(path: Path, size: QSize) -> QImage:
     """``path`` scaled to fit ``size`` (a null image when it is not a regular, readable image file). Qt's reader
     decodes at the small size where the format allows (JPEG); other formats go through the engine's reader."""
-    try:
-        if not stat.S_ISREG(path.stat().st_mode):
-            return QImage()  # never open a pipe or a device: reading it could block forever
-    except OSError:
-        return QImage()
+    if not is_regular_file(path):
+        return QImage()  # never open a pipe or a device: reading it could block forever
     if is_video_name(path):
         return _video_thumbnail(path, size)
     reader = QImageReader(str(path))

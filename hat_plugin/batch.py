@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import HATError, OptionError, OutputError
-from .files import FileKey, file_key
+from .files import NOT_REGULAR, FileKey, file_key
 from .images import extension_for, is_image_name, output_format
 from .video.names import WORK_SUFFIX
 
@@ -182,7 +182,7 @@ def _irregular(path: Path) -> str | None:
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
             return path_too_long(path)
-    return "not a regular file (a pipe, socket or device)"
+    return NOT_REGULAR
 
 
 def path_too_long(path: str | os.PathLike[str]) -> str:

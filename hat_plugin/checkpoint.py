@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import stat
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -24,8 +23,10 @@ from safetensors.torch import load_file
 from .arch import HAT, relative_position_index_oca, relative_position_index_sa
 from .config import HATConfig, check_affordable, detect_config
 from .errors import CheckpointError, HATError
+from .files import require_regular_file
 from .limits import available_memory
 from .rgb_mean import RgbMean, mean_from_metadata, parse_rgb_mean
+from .weights.api import WEIGHTS_FILE
 
 __all__ = ["read_state_dict", "read_metadata", "stated_rgb_mean", "canonicalize", "load_model", "build_model"]
 
@@ -43,16 +44,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     The format is told by the content, not the name: a safetensors file renamed ``.pth`` loads as safetensors, and
     a PyTorch file named ``.safetensors`` through ``torch.load(weights_only=True)``."""
     path = Path(path)
-    try:
-        mode, size = path.stat().st_mode, path.stat().st_size
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: weights file not found") from None
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read weights file: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(mode):
-        raise CheckpointError(f"{path}: is a folder, not a weights file (.pth or .safetensors)")
-    if not stat.S_ISREG(mode):
-        raise CheckpointError(f"{path}: not a regular file (a pipe or device?); give a .pth or .safetensors file")
+    size = require_regular_file(path, WEIGHTS_FILE, CheckpointError).st_size
     if size == 0:
         raise CheckpointError(f"{path}: weights file is empty")
     if _is_safetensors(path, size):

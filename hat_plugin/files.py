@@ -9,14 +9,36 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import secrets
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import OutputError
+from .errors import HATError, OutputError
 
-__all__ = ["FileKey", "atomic_path", "atomic_write", "describe_os_error", "file_key", "refuse_inputs"]
+if TYPE_CHECKING:
+    from hashlib import _Hash
+
+__all__ = [
+    "NOT_REGULAR",
+    "atomic_path",
+    "FileKey",
+    "atomic_write",
+    "describe_os_error",
+    "file_key",
+    "is_regular_file",
+    "regular_file_problem",
+    "refuse_inputs",
+    "require_regular_file",
+    "sha256_digest",
+    "sha256_file",
+]
+
+NOT_REGULAR = "not a regular file (a pipe, socket or device)"
+"""Why a pipe, socket or device is refused wherever a file is read: reading one could block forever."""
 
 _REASONS = {
     errno.ENOSPC: "the disk is full",
@@ -36,6 +58,50 @@ _REASONS = {
 def describe_os_error(exc: OSError) -> str:
     """A short reason for a failed file operation, in words a user can act on."""
     return _REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+
+
+def regular_file_problem(path: Path, mode: int, what: str) -> str | None:
+    """Why a path whose ``stat`` mode is ``mode`` cannot be read as ``what`` ("an image file"), or None when it
+    is a regular file."""
+    if stat.S_ISDIR(mode):
+        return f"{path}: is a folder, not {what}"
+    if not stat.S_ISREG(mode):
+        return f"{path}: {NOT_REGULAR}; give {what}"
+    return None
+
+
+def is_regular_file(path: Path) -> bool:
+    """True when ``path`` (after links) is a regular file; ``stat`` only, so a pipe is never opened."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def require_regular_file(path: Path, what: str, error: type[HATError]) -> os.stat_result:
+    """``path``'s ``stat`` when it is a regular file; otherwise ``error`` with one line naming the path and
+    ``what`` should be given ("an image file"). ``stat`` only, so a pipe is never opened."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    problem = regular_file_problem(path, info.st_mode, what)
+    if problem is not None:
+        raise error(problem)
+    return info
+
+
+def sha256_digest(path: Path) -> _Hash:
+    """The running sha256 of a file's bytes (more can be fed to it, as a resumed download does)."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    return sha256_digest(path).hexdigest()
 
 
 FileKey = tuple[int, int, tuple[str, ...]]

@@ -21,7 +21,6 @@ import errno
 import lzma
 import math
 import os
-import stat
 import struct
 import warnings
 import zlib
@@ -35,7 +34,7 @@ from PIL import Image as PILImage
 from PIL import PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
-from .files import describe_os_error
+from .files import NOT_REGULAR, describe_os_error, regular_file_problem
 from .limits import check_pixels
 
 __all__ = [
@@ -71,14 +70,12 @@ def open_input(path: Path) -> BinaryIO:
         raise ImageError(f"{path}: is a folder, not an image file") from None
     except OSError as exc:
         if exc.errno == errno.ENXIO:  # a FIFO without a writer, opened for reading on some systems, or a socket
-            raise ImageError(f"{path}: not a regular file (a pipe, socket or device); give an image file") from None
+            raise ImageError(f"{path}: {NOT_REGULAR}; give an image file") from None
         raise ImageError(f"{path}: cannot read the file ({describe_os_error(exc)})") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise ImageError(f"{path}: is a folder, not an image file")
-        if not stat.S_ISREG(mode):
-            raise ImageError(f"{path}: not a regular file (a pipe, socket or device); give an image file")
+        problem = regular_file_problem(path, os.fstat(fd).st_mode, "an image file")
+        if problem is not None:
+            raise ImageError(problem)
         file = os.fdopen(fd, "rb")
         file.raw.name = str(path)  # type: ignore[attr-defined]  # readers (tifffile) want a name, not the fd
         return file

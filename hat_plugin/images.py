@@ -50,6 +50,7 @@ from hat_plugin.limits import check_pixels, default_max_pixels, max_file_bytes
 from hat_plugin.pixels import convert_depth
 
 __all__ = [
+    "IMAGE_EXTENSIONS",
     "WRITE_FORMATS",
     "Image",
     "extension_for",
@@ -71,6 +72,8 @@ _FORMAT_BY_EXTENSION = {
     ".tiff": "TIFF",
     ".bmp": "BMP",
 }
+IMAGE_EXTENSIONS = tuple(_FORMAT_BY_EXTENSION)
+"""Extensions of the formats images are written in (always read too; Pillow may read more, see ``is_image_name``)."""
 _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
 _EXTENSION_BY_FORMAT = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
 _DEFAULT_QUALITY = 95
@@ -138,7 +141,7 @@ def extension_for(format: str) -> str:
 
 
 def _format_choices() -> str:
-    return ", ".join(ext.lstrip(".") for ext in _FORMAT_BY_EXTENSION)
+    return ", ".join(ext.lstrip(".") for ext in IMAGE_EXTENSIONS)
 
 
 # ---------------------------------------------------------------------------------------------------- reading

@@ -11,7 +11,7 @@ from .errors import Cancelled
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-__all__ = ["CancelCheck", "ProgressFn", "raise_if_cancelled", "tqdm_progress"]
+__all__ = ["CancelCheck", "ProgressFn", "is_cancelled", "raise_if_cancelled", "tqdm_progress"]
 
 ProgressFn = Callable[[int, int | None], None]
 """``progress(done, total_or_None)``: tiles done of all tiles (engine), or bytes received (downloads)."""
@@ -20,12 +20,16 @@ CancelCheck = threading.Event | Callable[[], bool] | None
 """A ``threading.Event`` or a zero-argument callable returning True once the caller wants to stop."""
 
 
+def is_cancelled(cancel: CancelCheck) -> bool:
+    """True once the caller asked to stop (never for None)."""
+    if cancel is None:
+        return False
+    return cancel.is_set() if isinstance(cancel, threading.Event) else bool(cancel())
+
+
 def raise_if_cancelled(cancel: CancelCheck, what: str) -> None:
     """Raise ``Cancelled`` naming ``what`` when the caller asked to stop."""
-    if cancel is None:
-        return
-    wanted = cancel.is_set() if isinstance(cancel, threading.Event) else cancel()
-    if wanted:
+    if is_cancelled(cancel):
         raise Cancelled(f"{what} cancelled")
 
 

@@ -148,7 +148,7 @@ def thread_wait_policy() -> str:
     thread takes a core from them, and one that the OS has descheduled holds every barrier up: measured on a
     2-core machine, PyTorch's forward slowed 5-13x under load while OpenVINO (TBB) slowed 2-3x; sleeping threads
     fixed most of it. On an idle CPU, though, sleeping at once costs about 10 % (threads wake up late), and a
-    brief spin of 10,000 rounds gets that back (docs/benchmarks.md, optimisation log).
+    brief spin of 10,000 rounds gets that back (docs/benchmarks.md, Optimisations measured).
 
     So the choice follows what the other processes use now, sampled from ``/proc/stat`` over 0.15 s as the
     process starts, minus this process's own ticks (``wait_setting``). Not the load average: its 1-minute value

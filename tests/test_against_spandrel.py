@@ -27,7 +27,8 @@ CONFIGS = [
 
 
 def _theirs(cfg: HATConfig) -> torch.nn.Module:
-    kwargs = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "conv_scale"}
+    ours_only = ("conv_scale", "rgb_mean")  # not constructor arguments of theirs (the mean is the official one)
+    kwargs = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ours_only}
     kwargs.update(depths=list(cfg.depths), num_heads=list(cfg.num_heads), upsampler="pixelshuffle")
     return spandrel_hat.HAT(**kwargs).eval()
 

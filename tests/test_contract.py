@@ -154,7 +154,7 @@ def test_resolve_refuses_folders_pipes_and_missing_paths(tmp_path: Path) -> None
     os.mkfifo(fifo)
     with pytest.raises(hat_plugin.CheckpointError, match="not a regular file"):
         weights.resolve(fifo)
-    with pytest.raises(hat_plugin.CheckpointError, match="weights file not found"):
+    with pytest.raises(hat_plugin.CheckpointError, match="file not found"):
         weights.resolve(tmp_path / "missing.safetensors")
 
 

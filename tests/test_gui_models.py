@@ -96,3 +96,31 @@ def test_the_offline_switch_is_public(monkeypatch):
     assert weights.is_offline()
     monkeypatch.setenv("HAT_PLUGIN_OFFLINE", "0")
     assert not weights.is_offline()
+
+
+def test_the_model_box_groups_and_names_without_qt():
+    """The picker's Qt-free contents: ready models first, then the user's own, then downloadable ones (each by
+    scale, empty groups left out), and a dropped file's name made unique whatever its case."""
+    import subprocess
+    import sys
+    from dataclasses import replace
+    from pathlib import Path
+
+    from gui.model_list import DOWNLOAD_GROUP, READY_GROUP, YOURS_GROUP, model_groups, suggest_name
+
+    tiny = entry("hat-tiny-x2", "HAT-tiny", 2, 1, bundled=True)
+    big4, big2 = entry("HAT_SRx4", "HAT", 4, 1), entry("HAT_SRx2", "HAT", 2, 1)
+    mine = replace(entry("my-hat", "HAT", 4, 1), origin="user")
+    groups = model_groups([big4, mine, tiny, big2], lambda e: e.bundled or e.origin == "user")
+    assert groups == [(READY_GROUP, [tiny]), (YOURS_GROUP, [mine]), (DOWNLOAD_GROUP, [big2, big4])]
+    assert [title for title, _ in model_groups([big4], lambda e: True)] == [READY_GROUP]
+    assert suggest_name(Path("/x/My HAT (v2).pth"), ["my_hat_v2"]) == "My_HAT_v2-2"
+    assert suggest_name(Path("/x/....pth"), []) == "model"
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, gui.model_list; print('PyQt6' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert loaded.stdout.strip() == "False"

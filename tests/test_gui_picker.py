@@ -13,7 +13,8 @@ from gui_helpers import RUN_TIMEOUT_MS, bar_text, combo_fits, make_window, run, 
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QApplication, QStyle
 
-from gui.model_picker import DOWNLOAD_GROUP, READY_GROUP, status_icon
+from gui.model_items import status_icon
+from gui.model_list import DOWNLOAD_GROUP, READY_GROUP
 from gui.queue_model import ItemState
 from hat_plugin import weights
 

@@ -223,7 +223,7 @@ def test_the_app_lists_yours_and_adds_a_dropped_weights_file(qtbot, home, weight
     from gui_helpers import make_window
     from PyQt6.QtCore import QMimeData, Qt, QUrl
 
-    from gui.model_picker import YOURS_GROUP
+    from gui.model_list import YOURS_GROUP
 
     window = make_window(qtbot, tmp_path)
     picker = window.panel.models

@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 from video_helpers import REPO, WEIGHTS, decoded, make_clip
@@ -48,22 +50,24 @@ def digest(path):
 
 
 def local_reference(clip, out, chunk_frames):
-    """The same job on this machine with one thread, as each single-CPU worker runs it."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        VideoJob(
-            clip,
-            out,
-            WEIGHTS,
-            encoder=EncoderSettings("x264", preset="veryfast"),
-            chunk_frames=chunk_frames,
-            engine=EngineOptions(device="cpu", precision="fp32"),
-        ).run()
-    finally:
-        torch.set_num_threads(threads)
+    """The same job on this machine, as each single-CPU worker runs it: a fresh process on one thread. (In this test
+    process, after the suite's other tests, two x264 runs of the same job have given different bytes, a state
+    not isolated; the workers are fresh processes too.)"""
+    script = (
+        "import sys, torch\n"
+        "from hat_plugin.options import EngineOptions\n"
+        "from hat_plugin.video import EncoderSettings, VideoJob\n"
+        "torch.set_num_threads(1)\n"
+        "VideoJob(sys.argv[1], sys.argv[2], sys.argv[3], encoder=EncoderSettings('x264', preset='veryfast'),\n"
+        "         chunk_frames=int(sys.argv[4]), engine=EngineOptions(device='cpu', precision='fp32')).run()\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    subprocess.run(
+        [sys.executable, "-c", script, str(clip), str(out), str(WEIGHTS), str(chunk_frames)],
+        env=env,
+        check=True,
+        timeout=600,
+    )
 
 
 def cluster_job(clip, out, chunk_frames, runner):

@@ -16,6 +16,7 @@ from hat_plugin.batch import Input, Plan, find_files, path_too_long
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console, UsageError
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, describe_exception
+from hat_plugin.files import NOT_REGULAR, is_regular_file
 from hat_plugin.progress import tqdm_progress
 
 if TYPE_CHECKING:
@@ -132,12 +133,12 @@ def collect_inputs(
                 continue
             found = [Input(path)]
         elif mode is not None:
-            tally.fail(f"{path}: not a regular file (a pipe, socket or device); give {kind} files")
+            tally.fail(f"{path}: {NOT_REGULAR}; give {kind} files")
             continue
         elif GLOB_CHARS & set(text):
             found = []
             for match in sorted(glob.glob(text, recursive=True)):
-                if not stat.S_ISREG(_mode(Path(match)) or 0):
+                if not is_regular_file(Path(match)):
                     continue
                 if accepts(match):
                     found.append(Input(Path(match), explicit=False))

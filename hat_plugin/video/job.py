@@ -11,7 +11,6 @@ a ``VideoResult``. Everything it raises is a ``HATError`` with a message for the
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Cancelled, DamagedVideoError, OptionError, OutputError, whole_number
-from ..files import refuse_inputs
+from ..files import refuse_inputs, sha256_digest
 from ..options import EngineOptions
 from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .codecs import EncoderSettings, choose_layout
@@ -251,10 +250,7 @@ class VideoJob:
         from ..weights import resolve
 
         self._weights = resolve(self.model)
-        digest = hashlib.sha256()
-        with self._weights.open("rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
+        digest = sha256_digest(self._weights)
         if self.upscaler is not None:
             return self.upscaler.scale, digest.hexdigest()[:32]
         from ..checkpoint import load_model

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from ..errors import (
     UnsafeURLError,
     UnverifiedError,
 )
+from ..files import require_regular_file
 from ..progress import CancelCheck, ProgressFn
 from .cache import STATE_DIR, Settings, file_matches, locked, remember, remembered
 from .download import download
@@ -42,6 +42,8 @@ __all__ = [
 
 WEIGHTS_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 """File extensions read as weights files."""
+WEIGHTS_FILE = "a weights file (.pth or .safetensors)"
+"""What a weights path must be, for messages."""
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "bundled"
 """Where models shipped inside the package live (entries marked ``"bundled": true``)."""
@@ -239,15 +241,8 @@ def resolve(
     if not text:
         raise OptionError("no model given: name one (see 'hat-upscale models') or give a weights file")
     path = Path(text).expanduser()
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        mode = None
-    if mode is not None:
-        if stat.S_ISDIR(mode):
-            raise CheckpointError(f"{path}: is a folder, not a weights file (.pth or .safetensors)")
-        if not stat.S_ISREG(mode):
-            raise CheckpointError(f"{path}: not a regular file (a pipe or device?); give a .pth or .safetensors file")
+    if path.exists():
+        require_regular_file(path, WEIGHTS_FILE, CheckpointError)
         return path
     if isinstance(spec, os.PathLike) or _looks_like_path(text):
         raise CheckpointError(f"{path}: weights file not found")

@@ -4,7 +4,6 @@ can be trusted (size + sha256, the hash remembered per file size and mtime so it
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import platformdirs
 from filelock import FileLock, Timeout
 
 from ..errors import DownloadError
-from ..files import atomic_write
+from ..files import atomic_write, sha256_file
 from ..options import env, env_flag
 from ..progress import CancelCheck, raise_if_cancelled
 
@@ -38,7 +37,6 @@ ENV_MIRROR = "HAT_PLUGIN_MIRROR"
 STATE_DIR = ".state"
 """Sub-folder of the cache for bookkeeping only (locks, remembered hashes); never holds weights."""
 
-_HASH_CHUNK = 1 << 20
 _MEMO_SIZE = 64
 _memo: dict[str, tuple[tuple[int, int, int], str]] = {}
 """Hashes verified in this process, by path (a few recent ones; the on-disk memo holds the rest)."""
@@ -88,15 +86,6 @@ def is_offline() -> bool:
 def partial_path(dest: Path) -> Path:
     """The temporary file a download of ``dest`` streams into, beside it so the final rename is atomic."""
     return dest.with_name(dest.name + ".part")
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int]:

@@ -15,8 +15,9 @@ import requests
 import urllib3
 
 from ..errors import DownloadError, UnsafeURLError
+from ..files import sha256_digest, sha256_file
 from ..progress import CancelCheck, ProgressFn, raise_if_cancelled
-from .cache import partial_path, sha256_file
+from .cache import partial_path
 from .htmlpage import HTML_TYPES, drive_confirm_url, looks_like_html
 from .urls import check_url
 
@@ -239,11 +240,7 @@ class _Transfer:
 
     def _stream(self, resp: requests.Response, offset: int, expected: int | None) -> str:
         limit = expected if expected is not None else MAX_UNKNOWN_SIZE
-        digest = hashlib.sha256()
-        if offset:
-            with open(self.part, "rb") as f:
-                while block := f.read(1 << 20):
-                    digest.update(block)
+        digest = sha256_digest(self.part) if offset else hashlib.sha256()
         done = offset
         chunks = _chunks(resp)
         with open(self.part, "ab" if offset else "wb") as f:
