@@ -97,7 +97,7 @@ def test_cluster_output_is_the_local_output(tmp_path, cluster):
 
 def test_a_worker_killed_mid_chunk_is_retried_and_the_output_is_unchanged(tmp_path, cluster, monkeypatch):
     monkeypatch.setattr(ray_runner, "_POLL", 0.03)  # the driver looks often, to catch a chunk under way
-    clip = make_clip(tmp_path / "in.mkv", frames=16, width=96, height=64)  # frames slow enough to be caught
+    clip = make_clip(tmp_path / "in.mkv", frames=16, width=192, height=128)  # frames slow enough to be caught
     local = tmp_path / "local.mkv"
     local_reference(clip.path, local, 8)
     runner = RayRunner("auto")
