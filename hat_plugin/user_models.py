@@ -19,7 +19,7 @@ from filelock import FileLock
 
 from .checkpoint import load_model
 from .errors import CheckpointError, ManifestError, ModelNotFoundError, OptionError, UnverifiedError
-from .files import atomic_write
+from .files import atomic_write, require_regular_file
 from .progress import CancelCheck, ProgressFn
 from .rgb_mean import describe_rgb_mean, parse_rgb_mean
 from .weights.cache import STATE_DIR, Settings, locked, remember, sha256_file
@@ -144,8 +144,7 @@ def add_model(
             path, digest = _from_url(text, name, expected, trust_unverified, progress, cancel, announce)
         else:
             path = Path(text).expanduser().resolve()
-            if not path.is_file():
-                raise CheckpointError(f"{path}: not a weights file (missing, a folder or not a regular file)")
+            require_regular_file(path, "a weights file", CheckpointError)
             digest = sha256_file(path)
             if expected is not None and digest != expected:
                 raise CheckpointError(f"{path}: sha256 {digest}, not the expected {expected}; not added")
