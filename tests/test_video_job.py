@@ -11,26 +11,13 @@ import av
 import numpy as np
 import pytest
 import torch
-from video_helpers import WEIGHTS, damage, decoded, frame_rgb, make_clip, planes_of
+from video_helpers import WEIGHTS, damage, decoded, frame_rgb, job, make_clip, planes_of
 
-from hat_plugin.engine import Upscaler
 from hat_plugin.errors import Cancelled, DamagedVideoError, OptionError, OutputError, VideoError, WorkFolderError
 from hat_plugin.pixels import from_unit_float, to_unit_float
 from hat_plugin.video import EncoderSettings, VideoJob, frame_count, read_frame
 from hat_plugin.video.runner import frame_upscaler
 from hat_plugin.video.work import WorkFolder
-
-
-@pytest.fixture(scope="module")
-def engine():
-    with Upscaler(WEIGHTS, device="cpu", precision="fp32") as up:
-        yield up
-
-
-def job(source, output, engine, **options):
-    options.setdefault("encoder", EncoderSettings("ffv1"))
-    options.setdefault("chunk_frames", 4)
-    return VideoJob(source, output, WEIGHTS, upscaler=engine, **options)
 
 
 def digest(path):
