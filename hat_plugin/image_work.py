@@ -25,7 +25,7 @@ from .files import remove_temporaries
 from .images import read_image, write_image
 from .limits import default_max_pixels
 from .progress import CancelCheck, ProgressFn, raise_if_cancelled
-from .workers.units import LocalRunner, Model, Runner, run_units
+from .workers.units import Events, LocalRunner, Model, Runner, run_units
 
 if TYPE_CHECKING:
     from .engine import Upscaler
@@ -37,6 +37,8 @@ IMAGES_PER_TASK = 16
 TASKS_WANTED = 256
 """Fewer images per task while a run would have fewer tasks than this (so every worker gets some)."""
 
+Outcomes = tuple["ImageOutcome", ...]
+"""A group's result: one outcome per image, in the group's order."""
 TileBar = Callable[[Path], contextlib.AbstractContextManager[ProgressFn | None]]
 """A per-image tile progress callback for the length of a ``with`` block (local runs)."""
 
@@ -86,23 +88,16 @@ class ImageWork:
     earlier_outputs: bool = False
     tiles: TileBar | None = None
 
-    def run(
-        self,
-        engine: Upscaler,
-        units: Sequence[ImageGroup],
-        report: Callable[[ImageGroup, int], None],
-        done: Callable[[ImageGroup, tuple[ImageOutcome, ...]], None],
-        cancel: CancelCheck,
-    ) -> None:
+    def run(self, engine: Upscaler, units: Sequence[ImageGroup], events: Events[ImageGroup, Outcomes]) -> None:
         """Upscale each group's images in order; one outcome per image."""
         max_pixels = self.max_pixels if self.max_pixels is not None else default_max_pixels(engine.scale)
         for group in units:
             outcomes = []
             for number, (source, output) in enumerate(group.images, 1):
-                raise_if_cancelled(cancel, "upscaling")
-                outcomes.append(self._one(engine, source, output, max_pixels, cancel))
-                report(group, number)
-            done(group, tuple(outcomes))
+                raise_if_cancelled(events.cancel, "upscaling")
+                outcomes.append(self._one(engine, source, output, max_pixels, events.cancel))
+                events.report(group, number)
+            events.done(group, tuple(outcomes))
 
     def _one(self, engine: Upscaler, source: Path, output: Path, max_pixels: int, cancel: CancelCheck) -> ImageOutcome:
         """Read, upscale and write one image; any failure but a cancel is its outcome."""

@@ -5,6 +5,7 @@ tests/test_video_ray.py."""
 from __future__ import annotations
 
 import threading
+from collections import namedtuple
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from hat_plugin.files import atomic_write, remove_temporaries
 from hat_plugin.image_work import ImageWork, group_images, upscale_images
 from hat_plugin.images import read_image
 from hat_plugin.options import EngineOptions
-from hat_plugin.workers import Model, Progress, run_units
+from hat_plugin.workers import Events, Model, Progress, run_units
 
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = REPO / "tests" / "data" / "golden" / "tiny-x2-w8" / "weights.safetensors"
@@ -32,10 +33,7 @@ def engine():
         yield up
 
 
-@dataclass(frozen=True)
-class Piece:
-    key: int
-    size: int
+Piece = namedtuple("Piece", "key size")  # a unit: its key and size
 
 
 @dataclass(frozen=True)
@@ -44,16 +42,15 @@ class Counting:
 
     calls: list[list[int]]
 
-    def run(self, engine, units, report, done, cancel):
+    def run(self, engine, units, events):
         self.calls.append([unit.key for unit in units])
         for unit in units:
             for step in range(1, unit.size + 1):
-                if cancel is not None and cancel.is_set():
+                if events.cancel is not None and events.cancel.is_set():
                     raise Cancelled("upscaling cancelled")
-                report(unit, step)
-            report(unit, unit.size)  # a late report after the last step must not count twice
-            done(unit, unit.size * 10)
-            report(unit, unit.size)
+                events.report(unit, step)
+            events.done(unit, unit.size * 10)
+            events.report(unit, unit.size)  # a late report of a finished unit must not count twice
 
 
 def test_local_units_run_in_one_call_with_one_rising_figure(engine):
@@ -154,7 +151,7 @@ def test_an_earlier_attempts_output_is_kept_only_when_asked(tmp_path, engine):
     assert outcomes[0].error is not None and "already exists" in str(outcomes[0].error)
     outcomes.clear()
     again = replace(work, earlier_outputs=True)
-    again.run(engine, group_images(todo, 1), lambda unit, done: None, lambda unit, done: outcomes.extend(done), None)
+    again.run(engine, group_images(todo, 1), Events(lambda unit, done: None, lambda unit, done: outcomes.extend(done)))
     assert outcomes[0].earlier and outcomes[0].error is None
     assert output.read_bytes() == b"from the earlier attempt"
 

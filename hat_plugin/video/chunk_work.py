@@ -3,11 +3,11 @@ worker, so both produce the same segments."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..progress import CancelCheck
+from ..workers.units import Events
 from .index import FrameIndex
 from .probe import VideoInfo
 from .runner import FrameUpscaler, run_chunks
@@ -34,14 +34,7 @@ class ChunkWork:
     folder: WorkFolder
     streams: int = 1
 
-    def run(
-        self,
-        engine: Upscaler,
-        units: Sequence[Chunk],
-        report: Callable[[Chunk, int], None],
-        done: Callable[[Chunk, int], None],
-        cancel: CancelCheck,
-    ) -> None:
+    def run(self, engine: Upscaler, units: Sequence[Chunk], events: Events[Chunk, int]) -> None:
         """Upscale ``units`` (in order) into their segments."""
         run_chunks(
             self.info,
@@ -52,7 +45,7 @@ class ChunkWork:
             self.folder.job,
             FrameUpscaler(engine, self.info, self.fmt),
             streams=self.streams,
-            on_frame=report,
-            on_chunk=lambda chunk: done(chunk, chunk.frames),
-            cancel=cancel,
+            on_frame=events.report,
+            on_chunk=lambda chunk: events.done(chunk, chunk.frames),
+            cancel=events.cancel,
         )

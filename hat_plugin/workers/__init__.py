@@ -15,11 +15,12 @@ from ..lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .ray_runner import RayRunner, WorkerStatus
-    from .units import Hooks, LocalRunner, Model, Progress, Runner, Unit, Work, run_units
+    from .units import Events, Hooks, LocalRunner, Model, Progress, Runner, Unit, Work, run_units
 
 _LAZY = {
     "RayRunner": "ray_runner",
     "WorkerStatus": "ray_runner",
+    "Events": "units",
     "Hooks": "units",
     "LocalRunner": "units",
     "Model": "units",
@@ -31,6 +32,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "Events",
     "Hooks",
     "LocalRunner",
     "Model",

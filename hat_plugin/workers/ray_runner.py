@@ -26,7 +26,7 @@ from ..errors import ClusterError, HATError
 from ..options import EngineOptions
 from ..progress import raise_if_cancelled
 from .board import Board
-from .units import Hooks, Model, Unit, Work
+from .units import Events, Hooks, Model, Unit, Work
 
 if TYPE_CHECKING:
     from ..engine import Upscaler
@@ -195,7 +195,7 @@ def _unit_task[U: Unit, R](spec: _TaskSpec, work: Work[U, R], unit: U, model_box
 
     results: list[R] = []
     board.report.remote(unit.key, 0, node, pid)
-    work.run(engine, [unit], report, lambda _unit, result: results.append(result), None)
+    work.run(engine, [unit], Events(report, lambda _unit, result: results.append(result)))
     if not results:
         raise ClusterError(f"a task on {node} finished without a result")
     return results[0]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..arch import HAT
     from ..engine import Upscaler
 
-__all__ = ["Hooks", "LocalRunner", "Model", "Progress", "Runner", "Unit", "Work", "run_units"]
+__all__ = ["Events", "Hooks", "LocalRunner", "Model", "Progress", "Runner", "Unit", "Work", "run_units"]
 
 
 class Unit(Protocol):
@@ -44,21 +44,22 @@ class Unit(Protocol):
     def size(self) -> int: ...
 
 
+@dataclass(frozen=True)
+class Events[U: Unit, R]:
+    """What a work tells its runner as it goes, and the runner's cancel check."""
+
+    report: Callable[[U, int], None]
+    """``report(unit, done)``: how far ``unit`` is (0 to its size; a unit run again starts from 0)."""
+    done: Callable[[U, R], None]
+    """``done(unit, result)``: ``unit`` is finished."""
+    cancel: CancelCheck = None
+
+
 class Work[U: Unit, R](Protocol):
-    """How to run units of one kind with a loaded engine (picklable: it travels to Ray workers).
+    """How to run units of one kind with a loaded engine (picklable: it travels to Ray workers)."""
 
-    ``report(unit, done)`` says how far a unit is (0 to its size; a unit run again starts from 0), ``done(unit,
-    result)`` that it is finished."""
-
-    def run(
-        self,
-        engine: Upscaler,
-        units: Sequence[U],
-        report: Callable[[U, int], None],
-        done: Callable[[U, R], None],
-        cancel: CancelCheck,
-    ) -> None:
-        """Run ``units`` in order, calling ``report`` as they go and ``done`` with each finished one's result."""
+    def run(self, engine: Upscaler, units: Sequence[U], events: Events[U, R]) -> None:
+        """Run ``units`` in order, telling ``events`` how far each is and each finished one's result."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ class LocalRunner:
             hooks.on_done(unit, result)
 
         try:
-            work.run(upscaler, units, hooks.progress.report, done, hooks.cancel)
+            work.run(upscaler, units, Events(hooks.progress.report, done, hooks.cancel))
         finally:
             if owned:
                 upscaler.close()
