@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ..workers.units import Events
 from .index import FrameIndex
 from .probe import VideoInfo
-from .runner import FrameUpscaler, run_chunks
+from .runner import frame_upscaler, run_chunks
 from .segment import Chunk, OutputFormat
 from .work import WorkFolder
 
@@ -43,7 +43,7 @@ class ChunkWork:
             units,
             self.folder.segment,
             self.folder.job,
-            FrameUpscaler(engine, self.info, self.fmt),
+            frame_upscaler(engine, self.info, self.fmt, self.streams),
             streams=self.streams,
             on_frame=events.report,
             on_chunk=lambda chunk: events.done(chunk, chunk.frames),
