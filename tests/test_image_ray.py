@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from ray_helpers import REPO, two_node_cluster
 from hat_plugin.batch import Input, OutputOptions, plan_outputs
 from hat_plugin.checkpoint import load_model
 from hat_plugin.cli import EXIT_FAILED, main
+from hat_plugin.errors import Cancelled
 from hat_plugin.image_work import ImageWork, upscale_images
 from hat_plugin.options import EngineOptions
 from hat_plugin.workers import Model, RayRunner, ray_runner
@@ -135,3 +137,24 @@ def test_a_worker_killed_mid_group_is_retried_and_the_files_are_unchanged(tmp_pa
     assert BAD in str(failed[0].error)
     assert sorted(outcome.source for outcome in outcomes) == sorted(item.input.source for item in plan.todo)
     assert tree(out) == tree(expected)
+
+
+def test_a_cancelled_cluster_run_stops_and_keeps_only_whole_files(tmp_path, cluster, reference):
+    photos, expected = reference
+    out = tmp_path / "out"
+    inputs = [Input(path, path.parent.relative_to(photos), explicit=False) for path in sorted(photos.rglob("*.*"))]
+    plan = plan_outputs(inputs, OutputOptions(folder=out), scale=2, model="tiny")
+    model = Model(load_model(WEIGHTS), EngineOptions(device="cpu", precision="fp32"), "tiny")
+    stop = threading.Event()
+    outcomes = []
+
+    def on_outcome(outcome):
+        outcomes.append(outcome)
+        stop.set()
+
+    with pytest.raises(Cancelled):
+        upscale_images(plan.todo, ImageWork(), RayRunner("auto"), model, on_outcome=on_outcome, cancel=stop)
+    assert 0 < len(outcomes) < len(plan.todo)
+    written, wanted = tree(out), tree(expected)
+    assert written and len(written) < len(wanted)
+    assert all(wanted.get(name) == digest for name, digest in written.items())  # whole files only, no temporaries
