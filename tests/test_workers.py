@@ -16,7 +16,6 @@ from PIL import Image as PILImage
 from hat_plugin.batch import Input, OutputOptions, Planned, plan_outputs
 from hat_plugin.cli.base import EXIT_FAILED, Console
 from hat_plugin.cli.runs import Tally
-from hat_plugin.engine import Upscaler
 from hat_plugin.errors import Cancelled, ClusterError, ImageError
 from hat_plugin.files import atomic_write, remove_temporaries
 from hat_plugin.image_work import ImageWork, group_images, upscale_images
@@ -25,14 +24,7 @@ from hat_plugin.options import EngineOptions
 from hat_plugin.workers import Events, Model, Progress, run_units
 
 REPO = Path(__file__).resolve().parent.parent
-WEIGHTS = REPO / "tests" / "data" / "golden" / "tiny-x2-w8" / "weights.safetensors"
 PHOTO = REPO / "samples" / "astronaut.png"
-
-
-@pytest.fixture(scope="module")
-def engine():
-    with Upscaler(WEIGHTS, device="cpu", precision="fp32") as up:
-        yield up
 
 
 Piece = namedtuple("Piece", "key size")  # a unit: its key and size
