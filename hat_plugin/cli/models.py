@@ -11,9 +11,9 @@ from pathlib import Path
 
 from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console, UsageError, add_talk_options, run_parsed
 from hat_plugin.cli.options import rgb_mean_arg
+from hat_plugin.cli.runs import DownloadBar
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, UnverifiedError
-from hat_plugin.progress import tqdm_progress
 from hat_plugin.weights import (
     ModelEntry,
     cache_dir,
@@ -178,11 +178,11 @@ def _remove(args: argparse.Namespace, console: Console) -> int:
 
 def _download(name: str, console: Console, trust: bool) -> str:
     """Fetch one model; a progress bar only when bytes actually have to come over the network."""
-    entry = get_entry(name)
-    if is_cached(name) or not entry.urls or not (entry.attested or trust):
-        return str(fetch(name, trust_unverified=trust))
-    with console.bar(desc=name, unit="B", unit_scale=True, unit_divisor=1024) as bar:
-        return str(fetch(name, progress=tqdm_progress(bar), trust_unverified=trust))
+    bar = DownloadBar(console)
+    try:
+        return str(fetch(name, announce=bar.announce, progress=bar.progress, trust_unverified=trust))
+    finally:
+        bar.close()
 
 
 def _download_parser() -> argparse.ArgumentParser:
