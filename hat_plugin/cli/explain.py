@@ -19,15 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hat_plugin.cli.base import (
-    EXIT_FAILED,
-    EXIT_OK,
-    PROG,
-    Console,
-    UsageError,
-    add_talk_options,
-    run_parsed,
-)
+from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console, UsageError, add_talk_options, run_parsed
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, describe_exception
 from hat_plugin.files import refuse_inputs

@@ -185,6 +185,12 @@ def _download(name: str, console: Console, trust: bool) -> str:
         bar.close()
 
 
+def run_download(argv: list[str]) -> int:
+    """Download and verify the named models (or all of them) into the cache; print each file's path."""
+    interrupted = "interrupted; download again to go on where it stopped"
+    return run_parsed(_download_parser(), argv, _download_all, interrupted=interrupted, name=f"{PROG} download")
+
+
 def _download_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} download",
@@ -200,12 +206,6 @@ def _download_parser() -> argparse.ArgumentParser:
     )
     add_talk_options(parser)
     return parser
-
-
-def run_download(argv: list[str]) -> int:
-    """Download and verify the named models (or all of them) into the cache; print each file's path."""
-    interrupted = "interrupted; download again to go on where it stopped"
-    return run_parsed(_download_parser(), argv, _download_all, interrupted=interrupted, name=f"{PROG} download")
 
 
 def _download_all(args: argparse.Namespace, console: Console) -> int:
