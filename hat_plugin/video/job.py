@@ -368,7 +368,7 @@ class VideoJob:
             )
             return
         from ..engine import Upscaler
-        from .runner import FrameUpscaler, run_chunks
+        from .runner import frame_upscaler, run_chunks
 
         owned = self.upscaler is None
         upscaler = self.upscaler or Upscaler(self._net, self.engine)  # type: ignore[arg-type]
@@ -380,7 +380,7 @@ class VideoJob:
                 pending,
                 plan.work.segment,
                 plan.work.job,
-                FrameUpscaler(upscaler, plan.info, plan.fmt),
+                frame_upscaler(upscaler, plan.info, plan.fmt, self.streams),
                 streams=self.streams,
                 on_frame=tracker.frame,
                 on_chunk=finished,

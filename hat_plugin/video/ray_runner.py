@@ -29,7 +29,7 @@ from ..progress import CancelCheck, raise_if_cancelled
 from .board import Board
 from .index import FrameIndex
 from .probe import VideoInfo
-from .runner import FrameUpscaler, run_chunks
+from .runner import frame_upscaler, run_chunks
 from .segment import Chunk, OutputFormat
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ def _chunk_task(spec: _TaskSpec, model_box: list[Any], index: FrameIndex, board:
         [spec.chunk],
         lambda _chunk: Path(spec.segment),
         spec.job,
-        FrameUpscaler(engine, spec.info, spec.fmt),
+        frame_upscaler(engine, spec.info, spec.fmt, spec.streams),
         streams=spec.streams,
         on_frame=report,
     )
