@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import platform
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -220,13 +221,23 @@ def _layer_norm(norm: nn.LayerNorm, x: Tensor, out_dtype: torch.dtype) -> Tensor
     return F.layer_norm(x, norm.normalized_shape, w, b, norm.eps).to(out_dtype)
 
 
+@functools.cache
+def _onednn_x86() -> bool:
+    """Whether this PyTorch runs CPU convolutions through oneDNN on an x86 CPU (where ``_linear`` was measured)."""
+    available = bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
+    return available and platform.machine().lower() in ("x86_64", "amd64")
+
+
 def _linear(layer: nn.Module, x: Tensor) -> Tensor:
     """``layer(x)``, for a float32 ``nn.Linear`` on the CPU in inference computed as a 1x1 convolution of the tokens
     seen as a channels-last image: the same product, run by oneDNN, whose kernel adds the bias as it writes the
     output, where ``F.linear`` first copies the bias into the whole output and then accumulates the product onto it.
-    Any other case (training, tracing, other dtypes and devices, int8 layers, one thread) calls the layer."""
+    Any other case (training, tracing, other dtypes and devices, int8 layers, one thread, a build or CPU without
+    oneDNN's x86 kernels, oneDNN switched off) calls the layer."""
     if (
-        type(layer) is not nn.Linear
+        not _onednn_x86()
+        or not torch.backends.mkldnn.enabled
+        or type(layer) is not nn.Linear
         or x.dtype != torch.float32
         or x.device.type != "cpu"
         or torch.is_grad_enabled()
