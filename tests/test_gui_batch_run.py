@@ -16,6 +16,7 @@ import pytest
 import torch
 from conftest import golden_weights
 from PIL import Image
+from video_helpers import make_clip
 
 from gui.batch_run import (
     ItemFinished,
@@ -172,6 +173,21 @@ def test_the_memory_limit_setting_reaches_the_engines_tile(tmp_path):
     with pytest.raises(OptionError) as caught:
         RunConfig.from_settings(replace(base, max_memory_gib=-1.0))
     assert app_worded(caught.value).startswith("the \u201cMemory limit\u201d setting must be 0 (no limit)")
+
+
+def test_images_and_a_video_end_in_queue_order_and_an_images_warning_reaches_its_item(tmp_path):
+    """Images go through the engine's image work around the video between them; a 16-bit image written as JPEG
+    is done with the engine's warning on its item."""
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 65536, (8, 12), dtype=np.uint16)).save(deep)
+    clip = make_clip(tmp_path / "clip.mkv", frames=2, width=16, height=12)
+    plain = _photo(tmp_path / "plain.png", 4)
+    events = _run([Job(1, deep), Job(2, clip.path), Job(3, plain)], _golden(tmp_path / "out", format="jpg"))
+    finished = [e for e in events if isinstance(e, ItemFinished)]
+    assert [(e.item_id, e.state) for e in finished] == [(1, S.DONE), (2, S.DONE), (3, S.DONE)]
+    assert "holds only 8 bits per channel" in finished[0].message and finished[2].message == ""
+    assert finished[0].output == tmp_path / "out" / "deep_x2.jpg" and finished[1].output.suffix == ".mkv"
+    assert np.asarray(Image.open(finished[2].output)).shape == (16, 24, 3)
 
 
 def test_the_engines_default_model_is_used_and_the_reason_reported(tmp_path):
