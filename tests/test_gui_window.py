@@ -506,6 +506,7 @@ def test_settings_survive_a_restart(qtbot, tmp_path):
     panel.device.setCurrentIndex(panel.device.findData("cpu"))
     panel.precision.setCurrentIndex(panel.precision.findData("bf16"))
     panel.tile.setValue(128)
+    panel.max_memory.setValue(3.5)
     panel.output_dir.setText(str(tmp_path / "results"))
     panel.output_dir.editingFinished.emit()
     panel.format.setCurrentIndex(panel.format.findData("webp"))
@@ -528,6 +529,7 @@ def test_settings_survive_a_restart(qtbot, tmp_path):
         device="cpu",
         precision="bf16",
         tile=128,
+        max_memory_gib=3.5,
         output_dir=str(tmp_path / "results"),
         format="webp",
         quality=80,

@@ -51,8 +51,9 @@ def cluster():
         yield nodes
 
 
-def photo_folder(root: Path, size: int = 128) -> Path:
-    """Crops of the sample photo (PNG and JPEG, one in a subfolder) and one file that is not an image."""
+def photo_folder(root: Path, size: int = 256) -> Path:
+    """Crops of the sample photo (PNG and JPEG, one in a subfolder) and one file that is not an image; 256 px, so a
+    worker takes long enough over a group for the driver to see it under way even on a loaded machine."""
     with PILImage.open(PHOTO) as opened:
         photo = opened.convert("RGB")
         for number in range(6):
