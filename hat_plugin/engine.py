@@ -415,8 +415,17 @@ class Upscaler:
             )
 
     def _bytes_per_pixel(self) -> int:
-        """Peak activation memory per input pixel of one forward pass (measured shape of the estimate)."""
+        """Peak activation memory per input pixel of one forward pass.
+
+        On the CPU: about 8 fp32 buffers of ``embed_dim`` channels and 4 of ``num_feat`` channels at the output
+        resolution, fitted to the growth of peak RSS over one tile (2-core AMD EPYC, fp32, docs/benchmarks.md
+        "Memory per CPU tile"): measured 13.1-16.7 kB per pixel for HAT-S x4 at 64-224 px tiles (this gives 21.0 kB)
+        and 5.8-7.0 kB for hat-tiny-x4 at 64-192 px (9.7 kB). On a GPU a looser bound, for the caching allocator
+        and the kernels' workspaces.
+        """
         element = 4 if self.dtype == torch.qint8 else torch.finfo(self.dtype).bits // 8
+        if self.device.type == "cpu":
+            return 8 * self.config.embed_dim * 4 + 4 * self.config.num_feat * self.scale * self.scale * element
         body = 24 * self.config.embed_dim * 4  # stream in fp32 + block temporaries
         tail = 3 * self.config.num_feat * 4 * self.scale * self.scale * element
         return body + tail

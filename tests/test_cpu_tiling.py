@@ -86,7 +86,7 @@ def test_little_free_memory_gives_a_smaller_tile(hat_s: Upscaler, monkeypatch: p
     h = w = 1024
     monkeypatch.setattr(engine_module, "free_memory", lambda device: 64 * GIB)
     roomy = hat_s._auto_tile(h, w)
-    monkeypatch.setattr(engine_module, "free_memory", lambda device: 64 * GIB)
+    monkeypatch.setattr(engine_module, "free_memory", lambda device: 2 * GIB)
     tight = hat_s._auto_tile(h, w)
     assert tight < roomy
     tile_h, tile_w, _ = tile_layout(h, w, tight, hat_s.overlap, hat_s.window)
