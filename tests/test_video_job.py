@@ -17,7 +17,7 @@ from hat_plugin.engine import Upscaler
 from hat_plugin.errors import Cancelled, DamagedVideoError, OptionError, OutputError, VideoError, WorkFolderError
 from hat_plugin.pixels import from_unit_float, to_unit_float
 from hat_plugin.video import EncoderSettings, VideoJob, frame_count, read_frame
-from hat_plugin.video.runner import FrameUpscaler
+from hat_plugin.video.runner import frame_upscaler
 from hat_plugin.video.work import WorkFolder
 
 
@@ -75,7 +75,7 @@ def test_vfr_10bit_bt709_with_all_streams_is_frame_exact(tmp_path, engine):
 
     plan_job = job(clip.path, tmp_path / "ref.mkv", engine)
     plan = plan_job.prepare()
-    reference = FrameUpscaler(engine, plan.info, plan.fmt)
+    reference = frame_upscaler(engine, plan.info, plan.fmt)
     frames = decoded(out)
     assert [pts for pts, _ in frames] == clip.pts
     source = decoded(clip.path)
@@ -141,7 +141,7 @@ def test_x264_mp4_cfr_bt601_keeps_timestamps_audio_and_order(tmp_path, engine):
         assert next(container.decode(video=0)).rotation == 90  # the phone's display rotation is kept
     assert packets(out, "audio") == packets(clip.path, "audio")
     plan = job(clip.path, tmp_path / "x.mp4", engine).prepare()
-    reference = FrameUpscaler(engine, plan.info, plan.fmt)
+    reference = frame_upscaler(engine, plan.info, plan.fmt)
     expected = [reference(planes_of(frame))[0].astype(float) for _, frame in decoded(clip.path)]
     for number, (_, frame) in enumerate(frames):
         errors = [np.abs(planes_of(frame)[0] - want).mean() for want in expected]
@@ -157,7 +157,7 @@ def test_frame_range_trims_video_audio_and_chapters(tmp_path, engine):
     frames = decoded(out)
     assert [pts for pts, _ in frames] == [p - clip.pts[3] for p in clip.pts[3:9]]
     plan = job(clip.path, tmp_path / "ref.mkv", engine).prepare()
-    reference = FrameUpscaler(engine, plan.info, plan.fmt)
+    reference = frame_upscaler(engine, plan.info, plan.fmt)
     source = decoded(clip.path)
     for (_, got), (_, original) in zip(frames, source[3:9], strict=True):
         assert np.array_equal(planes_of(got)[0], reference(planes_of(original))[0])

@@ -22,7 +22,7 @@ from hat_plugin.engine import Upscaler
 from hat_plugin.errors import DamagedVideoError, VideoError
 from hat_plugin.video import EncoderSettings, VideoJob
 from hat_plugin.video.index import timecode
-from hat_plugin.video.runner import FrameUpscaler
+from hat_plugin.video.runner import frame_upscaler
 
 pytestmark = pytest.mark.skipif(
     FFMPEG is None or shutil.which("ffprobe") is None,
@@ -97,7 +97,7 @@ def check_upscaled(source: Path, out: Path, engine, start: int = 0, stop: int | 
     assert len(frames) == stop - start
     times = [pts for pts, _ in frames]
     assert all(a < b for a, b in zip(times, times[1:], strict=False))
-    upscale = FrameUpscaler(engine, plan.info, plan.fmt)
+    upscale = frame_upscaler(engine, plan.info, plan.fmt)
     damaged = set(plan.index.damaged)
     for number, (_, frame) in zip(range(start, stop), frames, strict=True):
         if number in damaged:

@@ -28,7 +28,7 @@ from vs_helpers import (
 from hat_plugin import HAT, HATConfig, Upscaler
 from vs_filter import build
 from vs_filter.filter import frame_graph
-from vs_filter.frames import FrameUpscaler
+from vs_filter.frames import FrameCallback
 
 WEIGHTS = str(GOLDEN_X2)
 
@@ -197,7 +197,7 @@ def test_frames_run_in_parallel_up_to_num_streams(core: vs.Core) -> None:
     try:
         results = {}
         for streams in (1, 2):
-            runner = FrameUpscaler(golden_upscaler(), clip, torch.device("cpu"), streams)
+            runner = FrameCallback(golden_upscaler(), clip, torch.device("cpu"), streams)
             out = frame_graph(clip, runner)
             requests = [out.get_frame_async(n) for n in range(len(images))]
             results[streams] = [frame_array(request.result()) for request in requests]
@@ -215,7 +215,7 @@ def test_failed_frame_is_a_clean_error_and_the_clip_stays_usable(core: vs.Core) 
     )
     grey_model = Upscaler(HAT(config), device="cpu")  # a real network that takes one channel, fed three
     clip = core.std.BlankClip(format=vs.RGBS, width=24, height=16, length=2)
-    out = frame_graph(clip, FrameUpscaler(grey_model, clip, torch.device("cpu"), 1))
+    out = frame_graph(clip, FrameCallback(grey_model, clip, torch.device("cpu"), 1))
     for n in (0, 1):
         with pytest.raises(vs.Error) as info:
             out.get_frame(n)
@@ -230,7 +230,7 @@ def test_out_of_memory_is_explained(core: vs.Core) -> None:
     except RuntimeError as exc:
         failure = exc
     clip = core.std.BlankClip(format=vs.RGBS, width=24, height=16, length=1)
-    runner = FrameUpscaler(golden_upscaler(), clip, torch.device("cpu"), 1)
+    runner = FrameCallback(golden_upscaler(), clip, torch.device("cpu"), 1)
     message = runner._describe(failure, 7)
     assert message.startswith("hat.Upscale: out of memory on cpu (frame 7, 24x16 -> 48x32")
     assert "smaller tile" in message and "num_streams" in message

@@ -23,7 +23,7 @@ that would only exhaust memory, so it is refused rather than silently clamped.""
 if TYPE_CHECKING:
     import torch
 
-    from .frames import FrameUpscaler
+    from .frames import FrameCallback
 
 
 NUMBERS = {"tile": 0, "overlap": 0, "device_index": 0, "num_streams": 1, "batch": 0}
@@ -73,7 +73,7 @@ def upscale(
     from hat_plugin.options import EngineOptions
     from hat_plugin.precisions import precision_name
 
-    from .frames import FrameUpscaler
+    from .frames import FrameCallback
 
     try:
         options = EngineOptions.from_environment(
@@ -89,7 +89,7 @@ def upscale(
     except HATError as exc:
         raise engine_error(exc) from None
     _check_memory(clip, upscaler.scale, streams, torch_device)
-    return frame_graph(clip, FrameUpscaler(upscaler, clip, torch_device, streams))
+    return frame_graph(clip, FrameCallback(upscaler, clip, torch_device, streams))
 
 
 def _check_memory(clip: vs.VideoNode, scale: int, num_streams: int, device: torch.device) -> None:
@@ -110,7 +110,7 @@ def _check_memory(clip: vs.VideoNode, scale: int, num_streams: int, device: torc
         )
 
 
-def frame_graph(clip: vs.VideoNode, runner: FrameUpscaler) -> vs.VideoNode:
+def frame_graph(clip: vs.VideoNode, runner: FrameCallback) -> vs.VideoNode:
     """The output clip: ``runner(n, [source frame, blank scaled frame])`` per frame, frames in parallel."""
     scale = runner.scale
     blank = clip.std.BlankClip(width=clip.width * scale, height=clip.height * scale, keep=True)
