@@ -27,7 +27,7 @@ from hat_plugin.metrics import psnr_y
 from hat_plugin.precision_probe import INT8_MIN_SPEEDUP, MAX_LOSS_DB, MIN_SPEEDUP, cpu_auto_precision
 from hat_plugin.precisions import precision_label
 from hat_plugin.training.folders import image_files
-from tools.evaluate import DEGRADATIONS, hr_lr_pair
+from tools.evaluate import DEGRADATIONS, bicubic, hr_lr_pair
 
 __all__ = ["Row", "check", "gate", "main"]
 
@@ -38,6 +38,7 @@ class Row:
 
     model: str
     image: str
+    bicubic_psnr: float
     fp32_psnr: float
     reduced_psnr: float
     between: float
@@ -78,7 +79,20 @@ def check(model: str, files: list[Path], precision: str, *, crop: int, degrade: 
         order = ["fp32", precision] if index % 2 == 0 else [precision, "fp32"]
         done = {p: _timed(ups[p], lr) for p in order}
         (a, a_s, a_cpu), (b, b_s, b_cpu) = done["fp32"], done[precision]
-        rows.append(Row(model, path.name, psnr_y(a, hr, s), psnr_y(b, hr, s), psnr_y(b, a, s), a_s, b_s, a_cpu, b_cpu))
+        rows.append(
+            Row(
+                model,
+                path.name,
+                psnr_y(bicubic(lr, s, degrade), hr, s),
+                psnr_y(a, hr, s),
+                psnr_y(b, hr, s),
+                psnr_y(b, a, s),
+                a_s,
+                b_s,
+                a_cpu,
+                b_cpu,
+            )
+        )
     return rows, failures
 
 
@@ -101,20 +115,23 @@ def format_table(rows: list[Row], precision: str) -> str:
     """A Markdown table per image and the mean: PSNR-Y of both precisions, the loss, the outputs against each
     other, and the seconds of each forward."""
     lines = [
-        f"| model | image | fp32 PSNR-Y | {precision} PSNR-Y | loss (dB) | {precision} vs fp32 output (dB) "
+        f"| model | image | bicubic PSNR-Y | fp32 PSNR-Y | {precision} PSNR-Y | loss (dB) "
+        f"| {precision} vs fp32 output (dB) "
         f"| fp32 s | {precision} s |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for model in dict.fromkeys(r.model for r in rows):
         picked = [r for r in rows if r.model == model]
         for r in picked:
             lines.append(
-                f"| {model} | {r.image} | {r.fp32_psnr:.4f} | {r.reduced_psnr:.4f} | {r.loss:+.4f} | {r.between:.1f} "
+                f"| {model} | {r.image} | {r.bicubic_psnr:.2f} | {r.fp32_psnr:.4f} | {r.reduced_psnr:.4f} "
+                f"| {r.loss:+.4f} | {r.between:.1f} "
                 f"| {r.fp32_s:.2f} | {r.reduced_s:.2f} |"
             )
         finite = [r.between for r in picked if np.isfinite(r.between)]
         lines.append(
-            f"| {model} | **mean** | {statistics.mean(r.fp32_psnr for r in picked):.4f} "
+            f"| {model} | **mean** | {statistics.mean(r.bicubic_psnr for r in picked):.2f} "
+            f"| {statistics.mean(r.fp32_psnr for r in picked):.4f} "
             f"| {statistics.mean(r.reduced_psnr for r in picked):.4f} | {statistics.mean(r.loss for r in picked):+.4f} "
             f"| {statistics.mean(finite) if finite else float('inf'):.1f} | {sum(r.fp32_s for r in picked):.2f} "
             f"| {sum(r.reduced_s for r in picked):.2f} |"
