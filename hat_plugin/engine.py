@@ -162,6 +162,7 @@ class Upscaler:
             self._runner = None
             self._fp32 = self._fp32_source = None
             self._plans.clear()
+            self._staging = Staging(self.device)  # the slots' host buffers (pinned on CUDA) go with the old one
         self._empty_cache()
 
     def __enter__(self) -> Upscaler:

@@ -5,8 +5,9 @@
 The caller's plan (``batch.plan_outputs``: skips, refusals, name clashes) decides which files are made and where;
 this module only makes them, so a cluster run writes exactly the files a local run writes. Each output is written
 atomically by whoever upscales it, and a failing image is one failed outcome: the rest of its group goes on.
-Locally each image is its own unit (so each is reported as it is written); on a cluster a unit is a group of
-images, few tasks for a large archive and one engine load per worker.
+Locally each image is its own unit (so each is reported as it is written) and an ``ImageWatch`` hears each step
+of it (a front end's per-image display: its tile progress, its messages); on a cluster a unit is a group of images,
+few tasks for a large archive and one engine load per worker.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +31,7 @@ from .workers.units import Events, LocalRunner, Model, Runner, run_units
 if TYPE_CHECKING:
     from .engine import Upscaler
 
-__all__ = ["ImageGroup", "ImageOutcome", "ImageWork", "group_images", "upscale_images"]
+__all__ = ["ImageGroup", "ImageOutcome", "ImageWatch", "ImageWork", "group_images", "upscale_images"]
 
 IMAGES_PER_TASK = 16
 """Most images in one cluster task."""
@@ -39,8 +40,6 @@ TASKS_WANTED = 256
 
 Outcomes = tuple["ImageOutcome", ...]
 """A group's result: one outcome per image, in the group's order."""
-TileBar = Callable[[Path], contextlib.AbstractContextManager[ProgressFn | None]]
-"""A per-image tile progress callback for the length of a ``with`` block (local runs)."""
 
 
 @dataclass(frozen=True)
@@ -72,13 +71,26 @@ class ImageOutcome:
     """The output was written by an earlier attempt of its task (a cluster task run again after its worker died)."""
 
 
+class ImageWatch:
+    """Hears each image of a local run as it is made (``ImageWork.watch``); a front end overrides what it shows."""
+
+    def image(self, source: Path, output: Path) -> contextlib.AbstractContextManager[None]:
+        """Around all of one image: read, upscale, write. What it raises on entering fails the image with that
+        error (a check of the front end's own); a cancel passes through it as ``Cancelled``."""
+        return contextlib.nullcontext()
+
+    def upscaling(self, source: Path, output: Path) -> contextlib.AbstractContextManager[ProgressFn | None]:
+        """Around the upscale of the image once it is read: the engine's tile progress callback, or None."""
+        return contextlib.nullcontext()
+
+
 @dataclass(frozen=True)
 class ImageWork:
     """How each image is read and written: as in ``images.read_image`` and ``images.write_image``.
 
     ``max_pixels`` None means what the upscaling machine's free memory allows at the model's scale. With
     ``earlier_outputs`` (cluster runs, overwrite off) an output that exists when its image comes up was written by
-    an earlier attempt of the same task and is kept. ``tiles`` gives each image a tile progress callback (local).
+    an earlier attempt of the same task and is kept. ``watch`` hears each image's steps (local runs).
     """
 
     format: str | None = None
@@ -86,7 +98,7 @@ class ImageWork:
     overwrite: bool = False
     max_pixels: int | None = None
     earlier_outputs: bool = False
-    tiles: TileBar | None = None
+    watch: ImageWatch | None = None
 
     def run(self, engine: Upscaler, units: Sequence[ImageGroup], events: Events[ImageGroup, Outcomes]) -> None:
         """Upscale each group's images in order; one outcome per image."""
@@ -104,32 +116,27 @@ class ImageWork:
         if self.earlier_outputs and not self.overwrite and output.exists():
             return ImageOutcome(source, output, earlier=True)
         started = time.perf_counter()
+        watch = self.watch or ImageWatch()
         try:
-            image = read_image(source, max_pixels=max_pixels)
-            with self._tiles(source) as progress:
-                pixels = engine.upscale(image.pixels, progress=progress, cancel=cancel)
-            write_image(
-                output,
-                replace(image, pixels=pixels),
-                format=self.format,
-                quality=self.quality,
-                overwrite=self.overwrite,
-                inputs=(source,),
-            )
+            with watch.image(source, output):
+                image = read_image(source, max_pixels=max_pixels)
+                with watch.upscaling(source, output) as progress:
+                    pixels = engine.upscale(image.pixels, progress=progress, cancel=cancel)
+                raise_if_cancelled(cancel, "writing")  # cancelled after the last tile: discarded, as within one
+                write_image(
+                    output,
+                    replace(image, pixels=pixels),
+                    format=self.format,
+                    quality=self.quality,
+                    overwrite=self.overwrite,
+                    inputs=(source,),
+                )
         except Cancelled:
             raise
         except Exception as exc:
             return ImageOutcome(source, output, error=_portable(exc))
         height, width = pixels.shape[:2]
         return ImageOutcome(source, output, (width, height), time.perf_counter() - started)
-
-    @contextlib.contextmanager
-    def _tiles(self, source: Path) -> Iterator[ProgressFn | None]:
-        if self.tiles is None:
-            yield None
-        else:
-            with self.tiles(source) as progress:
-                yield progress
 
 
 def _portable(exc: Exception) -> Exception:
@@ -157,6 +164,7 @@ def upscale_images(
     model: Model,
     *,
     on_outcome: Callable[[ImageOutcome], None],
+    on_lost: Callable[[Outcomes], None] | None = None,
     progress: Callable[[int], None] | None = None,
     images_per_task: int | None = None,
     cancel: CancelCheck = None,
@@ -164,24 +172,31 @@ def upscale_images(
     """Upscale the planned images with ``runner`` (here when None), calling ``on_outcome`` for each image as its
     unit finishes and ``progress(images done)``. On a cluster the images go ``images_per_task`` to a task
     (default: up to ``IMAGES_PER_TASK``, fewer while that would make under ``TASKS_WANTED`` tasks); a group lost
-    on the cluster is an error outcome for each of its images not written."""
+    on the cluster (its retries spent, or its task failed) is an error outcome for each of its images not written,
+    handed to ``on_lost`` together (so a front end can say it once for the group), else one by one to
+    ``on_outcome``."""
     local = runner is None or isinstance(runner, LocalRunner)
     if local:
         per_group = 1
     else:
         per_group = images_per_task or max(1, min(IMAGES_PER_TASK, len(todo) // TASKS_WANTED))
-        work = replace(work, earlier_outputs=True, tiles=None)
+        work = replace(work, earlier_outputs=True, watch=None)
 
     def done(_group: ImageGroup, outcomes: tuple[ImageOutcome, ...]) -> None:
         for outcome in outcomes:
             on_outcome(outcome)
 
     def failed(group: ImageGroup, error: Exception) -> None:
+        lost = []
         for source, output in group.images:
-            written = not work.overwrite and output.exists()
-            on_outcome(
-                ImageOutcome(source, output, earlier=True) if written else ImageOutcome(source, output, error=error)
-            )
+            if not work.overwrite and output.exists():
+                on_outcome(ImageOutcome(source, output, earlier=True))
+            else:
+                lost.append(ImageOutcome(source, output, error=error))
+        if on_lost is not None and lost:
+            on_lost(tuple(lost))
+        else:
+            done(group, tuple(lost))
 
     try:
         run_units(

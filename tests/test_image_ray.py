@@ -17,6 +17,7 @@ import pytest
 from PIL import Image as PILImage
 from ray_helpers import REPO, two_node_cluster
 
+from hat_plugin import image_work
 from hat_plugin.batch import Input, OutputOptions, plan_outputs
 from hat_plugin.checkpoint import load_model
 from hat_plugin.cli import EXIT_FAILED, main
@@ -50,8 +51,9 @@ def cluster():
         yield nodes
 
 
-def photo_folder(root: Path, size: int = 128) -> Path:
-    """Crops of the sample photo (PNG and JPEG, one in a subfolder) and one file that is not an image."""
+def photo_folder(root: Path, size: int = 256) -> Path:
+    """Crops of the sample photo (PNG and JPEG, one in a subfolder) and one file that is not an image; 256 px, so a
+    worker takes long enough over a group for the driver to see it under way even on a loaded machine."""
     with PILImage.open(PHOTO) as opened:
         photo = opened.convert("RGB")
         for number in range(6):
@@ -158,3 +160,18 @@ def test_a_cancelled_cluster_run_stops_and_keeps_only_whole_files(tmp_path, clus
     written, wanted = tree(out), tree(expected)
     assert written and len(written) < len(wanted)
     assert all(wanted.get(name) == digest for name, digest in written.items())  # whole files only, no temporaries
+
+
+def test_workers_of_another_version_fail_each_group_in_one_line(tmp_path, cluster, capsys, monkeypatch):
+    """Every task refuses the driver's version: each group of images is said once, each image counts as failed."""
+    monkeypatch.setattr(ray_runner, "__version__", "0.0.0-driver")  # the driver's; the workers import their own
+    monkeypatch.setattr(image_work, "TASKS_WANTED", 2)  # 7 images, 3 to a task: groups of 3, 3 and 1
+    photos = photo_folder(tmp_path / "photos")
+    out = tmp_path / "out"
+    code = main([str(photos), "-r", "-o", str(out), "--weights", str(WEIGHTS), "--device", "cpu", "--ray", "auto"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == EXIT_FAILED and "0 written, 7 failed" in err
+    assert len(errors) == 3 and sum(line.startswith("error: 3 images failed (") for line in errors) == 2, errors
+    assert all("the driver 0.0.0-driver: install the same" in line for line in errors), errors
+    assert not out.exists() or not any(out.rglob("*")), "nothing written"

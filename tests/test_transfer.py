@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from conftest import golden_weights, on_threads
+from conftest import on_threads
 
 from hat_plugin import Upscaler
 from hat_plugin.frame_upscaler import FrameUpscaler, PlanarRGB
@@ -103,11 +103,6 @@ def test_read_only_planes_are_staged_without_a_warning() -> None:
         warnings.simplefilter("error")
         sent = StagingSlot(CPU).upload_planes([plane])
     assert torch.equal(sent[0], torch.from_numpy(plane.copy()))
-
-
-@pytest.fixture(scope="module")
-def engine() -> Upscaler:
-    return Upscaler(golden_weights("tiny-x2-w8"), device="cpu", precision="fp32")
 
 
 @pytest.mark.parametrize(("bits", "sub"), [(8, 1), (10, 1), (8, 0)])

@@ -15,7 +15,6 @@ import pytest
 from quirk_videos import FFMPEG, ffmpeg, source
 from video_helpers import WEIGHTS, decoded, planes_of
 
-from hat_plugin.engine import Upscaler
 from hat_plugin.errors import OptionError
 from hat_plugin.video import EncoderSettings, VideoJob
 from hat_plugin.video.runner import frame_upscaler
@@ -25,12 +24,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 FIELDS = ["-flags", "+ilme+ildct", "-top", "1"]
-
-
-@pytest.fixture(scope="module")
-def engine():
-    with Upscaler(WEIGHTS, device="cpu", precision="fp32") as up:
-        yield up
 
 
 def interlaced_mpeg2(folder: Path) -> Path:

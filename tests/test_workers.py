@@ -14,8 +14,9 @@ import pytest
 from PIL import Image as PILImage
 
 from hat_plugin.batch import Input, OutputOptions, Planned, plan_outputs
-from hat_plugin.engine import Upscaler
-from hat_plugin.errors import Cancelled, ImageError
+from hat_plugin.cli.base import EXIT_FAILED, Console
+from hat_plugin.cli.runs import Tally
+from hat_plugin.errors import Cancelled, ClusterError, ImageError
 from hat_plugin.files import atomic_write, remove_temporaries
 from hat_plugin.image_work import ImageWork, group_images, upscale_images
 from hat_plugin.images import read_image
@@ -23,14 +24,7 @@ from hat_plugin.options import EngineOptions
 from hat_plugin.workers import Events, Model, Progress, run_units
 
 REPO = Path(__file__).resolve().parent.parent
-WEIGHTS = REPO / "tests" / "data" / "golden" / "tiny-x2-w8" / "weights.safetensors"
 PHOTO = REPO / "samples" / "astronaut.png"
-
-
-@pytest.fixture(scope="module")
-def engine():
-    with Upscaler(WEIGHTS, device="cpu", precision="fp32") as up:
-        yield up
 
 
 Piece = namedtuple("Piece", "key size")  # a unit: its key and size
@@ -154,6 +148,49 @@ def test_an_earlier_attempts_output_is_kept_only_when_asked(tmp_path, engine):
     again.run(engine, group_images(todo, 1), Events(lambda unit, done: None, lambda unit, done: outcomes.extend(done)))
     assert outcomes[0].earlier and outcomes[0].error is None
     assert output.read_bytes() == b"from the earlier attempt"
+
+
+@dataclass(frozen=True)
+class Losing:
+    """A runner that loses every unit for good, as a cluster does once a task's retries are spent."""
+
+    def run(self, work, units, model, hooks):
+        for unit in units:
+            hooks.on_failed(unit, ClusterError("a task failed on the cluster after 3 retries: its node died"))
+
+
+def test_a_group_lost_for_good_is_handed_over_once_without_what_it_wrote(tmp_path):
+    """Five images, three to a task, both tasks lost; the first task's earlier attempt wrote one output."""
+    todo = [Planned(Input(path), tmp_path / "out" / f"{path.stem}_x2.png") for path in photos(tmp_path / "in", 5)]
+    todo[1].output.parent.mkdir()
+    todo[1].output.write_bytes(b"from the earlier attempt")
+    model = Model(None, EngineOptions(device="cpu"), "tiny")
+    outcomes, lost = [], []
+    upscale_images(
+        todo, ImageWork(), Losing(), model, on_outcome=outcomes.append, on_lost=lost.append, images_per_task=3
+    )
+    assert [(o.source.name, o.earlier) for o in outcomes] == [("p1.png", True)]
+    assert [[o.source.name for o in group] for group in lost] == [["p0.png", "p2.png"], ["p3.png", "p4.png"]]
+    assert all(isinstance(o.error, ClusterError) and o.size is None for group in lost for o in group)
+
+    one_by_one = []
+    upscale_images(todo, ImageWork(), Losing(), model, on_outcome=one_by_one.append, images_per_task=3)
+    assert [o.source.name for o in one_by_one if o.error is not None] == ["p0.png", "p2.png", "p3.png", "p4.png"]
+
+
+def test_the_command_line_says_a_lost_group_once_and_counts_each_image(tmp_path, capsys):
+    tally = Tally(Console())
+    sources = [tmp_path / f"p{number}.png" for number in range(16)]
+    tally.inputs_failed(sources, ClusterError("this worker runs hat-plugin 1.0, the driver 1.1: install the same"))
+    tally.inputs_failed(sources[:1], ClusterError("a task failed on the cluster after 3 retries: its node died"))
+    assert tally.finish() == EXIT_FAILED
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: 16 images failed ({sources[0]}, {sources[1]}, {sources[2]} and 13 more): this worker runs "
+        "hat-plugin 1.0, the driver 1.1: install the same",
+        f"error: {sources[0]}: a task failed on the cluster after 3 retries: its node died",
+    ]
+    assert len(tally.failed) == 17
 
 
 def test_temporaries_of_killed_writers_are_removed_and_nothing_else(tmp_path):

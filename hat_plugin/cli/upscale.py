@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from hat_plugin.cli.runs import Tally, collect_inputs, load_network, model_mean,
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import ClusterError, HATError, OptionError, describe_exception
 from hat_plugin.files import sha256_file
-from hat_plugin.image_work import ImageOutcome, ImageWork, TileBar, upscale_images
+from hat_plugin.image_work import ImageOutcome, ImageWatch, ImageWork, upscale_images
 from hat_plugin.images import is_image_name
 from hat_plugin.limits import default_max_pixels
 from hat_plugin.progress import ProgressFn, tqdm_progress
@@ -119,7 +119,7 @@ def _upscale_images(args: argparse.Namespace, inputs: list[Input], options: Outp
             raise UsageError(f"the model {label} upscales x{scale}, not x{args.scale}; choose another model")
         plan = plan_outputs(inputs, options, scale=scale, model=label)
         report_plan(plan, tally)
-        work = ImageWork(options.format, args.quality, options.overwrite, args.max_pixels, tiles=_tile_bar(console))
+        work = ImageWork(options.format, args.quality, options.overwrite, args.max_pixels, watch=_TileBars(console))
         with console.bar(total=len(plan.todo), unit="image", desc="images") as images_bar:
             upscale_images(
                 plan.todo,
@@ -127,6 +127,7 @@ def _upscale_images(args: argparse.Namespace, inputs: list[Input], options: Outp
                 RayRunner(args.ray) if args.ray else None,
                 model,
                 on_outcome=lambda outcome: _report(outcome, args, tally),
+                on_lost=lambda lost: _report_lost(lost, tally),
                 progress=lambda done: tqdm_progress(images_bar)(done, len(plan.todo)),
             )
     except ClusterError as exc:  # the cluster cannot be reached: none of the images can be done
@@ -200,15 +201,24 @@ def _report(outcome: ImageOutcome, args: argparse.Namespace, tally: Tally) -> No
     tally.console.info(f"wrote {outcome.output} ({width}x{height}){detail}")
 
 
-def _tile_bar(console: Console) -> TileBar:
+def _report_lost(lost: Sequence[ImageOutcome], tally: Tally) -> None:
+    """Count the images of a cluster task lost for good, and say it once for them all."""
+    error = lost[0].error
+    assert error is not None, "a lost image has the reason"
+    tally.inputs_failed([outcome.source for outcome in lost], error)
+
+
+class _TileBars(ImageWatch):
     """Each image's tile bar, for the length of its upscaling."""
 
-    @contextlib.contextmanager
-    def bar(source: Path) -> Iterator[ProgressFn]:
-        with console.bar(total=None, unit="tile", desc=source.name, leave=False, bar_format=FIRST_TILE) as tiles:
-            yield tile_progress(tiles)
+    def __init__(self, console: Console) -> None:
+        self.console = console
 
-    return bar
+    @contextlib.contextmanager
+    def upscaling(self, source: Path, output: Path) -> Iterator[ProgressFn]:
+        bar = self.console.bar(total=None, unit="tile", desc=source.name, leave=False, bar_format=FIRST_TILE)
+        with bar as tiles:
+            yield tile_progress(tiles)
 
 
 FIRST_TILE = "{desc}: working on the first tile…"
