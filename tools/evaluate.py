@@ -29,7 +29,7 @@ from hat_plugin.training.degrade import load_rgb8
 from hat_plugin.training.folders import image_files
 from hat_plugin.training.validation import Score, min_side, prepare, score
 
-__all__ = ["DEGRADATIONS", "Row", "bicubic", "centre_crop", "evaluate", "main"]
+__all__ = ["DEGRADATIONS", "Row", "bicubic", "centre_crop", "evaluate", "hr_lr_pair", "main"]
 
 DEGRADATIONS = ("matlab", "pil")
 """How the LR image and the bicubic baseline are made: MATLAB-style ``imresize`` (the paper's), or Pillow's."""
@@ -68,7 +68,8 @@ def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top : top + size, left : left + size]
 
 
-def _pair(path: Path, scale: int, crop: int, degrade: str) -> tuple[np.ndarray, np.ndarray]:
+def hr_lr_pair(path: Path, scale: int, crop: int = 0, degrade: str = "matlab") -> tuple[np.ndarray, np.ndarray]:
+    """The HR image of ``path`` (its centred ``crop``, cut to a multiple of ``scale``) and its LR version."""
     image = load_rgb8(path)
     if crop:
         image = centre_crop(image, crop)
@@ -87,7 +88,7 @@ def evaluate(
     rows, failures = [], []
     for path in files:
         try:
-            hr, lr = _pair(path, s, crop, degrade)
+            hr, lr = hr_lr_pair(path, s, crop, degrade)
         except (HATError, ValueError) as exc:
             failures.append(f"{path}: skipped: {exc}")
             continue
