@@ -41,8 +41,8 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 
 def test_no_engine_string_names_a_command_line_flag() -> None:
-    """The engine words settings neutrally (option keys); only the CLI knows its flags and commands. Ray's own command line
-    (``ray start --head``), which a message tells the user to run, is not ours."""
+    """The engine words settings neutrally (option keys); only the CLI knows its flags and commands. Ray's own
+    command line (``ray start --head``), which a message tells the user to run, is not ours."""
     found = []
     for path in ENGINE:
         tree = ast.parse(path.read_text(encoding="utf-8"))
