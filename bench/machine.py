@@ -21,11 +21,16 @@ class Machine:
     flags: tuple[str, ...]
     ghz: float
     ghz_source: str
+    split_avx512: bool = False
+    """AVX-512 executed as two 256-bit halves (AMD Zen 4, CPU family 25): the 512-bit peak of Intel's cores is not
+    there."""
 
     @property
     def fp32_lanes(self) -> int:
-        """fp32 lanes of the widest vector unit the kernels use."""
-        return 16 if "avx512f" in self.flags else 8 if "avx2" in self.flags else 4
+        """fp32 lanes an FMA unit completes per cycle with the widest vectors the kernels use."""
+        if "avx512f" in self.flags and not self.split_avx512:
+            return 16
+        return 8 if "avx2" in self.flags or "avx512f" in self.flags else 4
 
     @property
     def peak_gflops(self) -> float:
@@ -34,7 +39,9 @@ class Machine:
 
     def peak_formula(self) -> str:
         return (
-            f"{self.cores} cores x {self.fp32_lanes} fp32 lanes x 2 FMA units x 2 flops x {self.ghz:.2f} GHz "
+            f"{self.cores} cores x {self.fp32_lanes} fp32 lanes"
+            f"{' (AVX-512 run as two 256-bit halves)' if self.split_avx512 else ''} x 2 FMA units x 2 flops x "
+            f"{self.ghz:.2f} GHz "
             f"({self.ghz_source}) = {self.peak_gflops:.0f} GFLOP/s"
         )
 
@@ -55,6 +62,9 @@ def describe(threads: int) -> Machine:
     present = set(flags.group(1).split()) if flags else set()
     mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)$", info, re.M)
     bogo = re.search(r"^bogomips\s*:\s*([\d.]+)$", info, re.M)
+    vendor = re.search(r"^vendor_id\s*:\s*(\S+)$", info, re.M)
+    family = re.search(r"^cpu family\s*:\s*(\d+)$", info, re.M)
+    zen4 = bool(vendor and vendor.group(1) == "AuthenticAMD" and family and int(family.group(1)) == 25)
     if mhz:
         ghz, source = float(mhz.group(1)) / 1000, "cpu MHz in /proc/cpuinfo"
     elif bogo:
@@ -68,6 +78,7 @@ def describe(threads: int) -> Machine:
         flags=tuple(f for f in _FLAGS_OF_INTEREST if f in present),
         ghz=ghz,
         ghz_source=source,
+        split_avx512=zen4 and "avx512f" in present,
     )
 
 

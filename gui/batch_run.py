@@ -69,7 +69,7 @@ class RunConfig:
     rgb_mean: str = ""
     """The user's RGB mean for the model; "" for the one its manifest entry or file states."""
     engine: EngineOptions = field(default_factory=EngineOptions.from_environment)
-    """How the engine runs (device, precision, tile, and the environment's settings)."""
+    """How the engine runs (device, precision, tile, memory limit, and the environment's settings)."""
     output: OutputOptions = field(default_factory=OutputOptions)
     quality: int = 95
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
@@ -91,7 +91,10 @@ class RunConfig:
             scale=settings.scale or None,
             rgb_mean=settings.rgb_mean,
             engine=EngineOptions.from_environment(
-                device=settings.device, precision=settings.precision, tile=settings.tile
+                device=settings.device,
+                precision=settings.precision,
+                tile=settings.tile,
+                max_memory=settings.max_memory_bytes,
             ),
             output=OutputOptions(
                 folder=settings.output_folder,

@@ -1,6 +1,7 @@
 """What a run does on the worker thread, without Qt: get the model (the engine's default when none is chosen),
-plan the jobs, upscale each image and write it atomically, and each video as a ``hat_plugin.video.VideoJob``
-(frame progress, cancel keeps the finished chunks, the next run continues from them), reporting everything as
+plan the jobs, upscale the images through ``hat_plugin.image_work`` as the command line does (``image_items``
+turns each image's steps into the item's events), and each video as a ``hat_plugin.video.VideoJob`` (frame
+progress, cancel keeps the finished chunks, the next run continues from them), reporting everything as
 ``batch_run`` events.
 
 ``run_batch`` is called by ``worker.UpscaleTask`` on the app's one-thread pool, and directly by tests.
@@ -8,11 +9,12 @@ plan the jobs, upscale each image and write it atomically, and each video as a `
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import itertools
 import time
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import hat_plugin
@@ -21,7 +23,8 @@ from gui.models import friendly_name, unavailable_sentence
 from gui.notices import collect_notices
 from gui.queue_model import ItemState
 from gui.wording import worded
-from hat_plugin import images, weights
+from hat_plugin import weights
+from hat_plugin.batch import Planned
 from hat_plugin.errors import (
     Cancelled,
     DamagedVideoError,
@@ -29,16 +32,19 @@ from hat_plugin.errors import (
     HATError,
     ImageError,
     ModelNotFoundError,
+    OutputError,
     VideoError,
     is_out_of_memory,
     out_of_memory_message,
 )
 from hat_plugin.files import require_regular_file
+from hat_plugin.image_work import ImageOutcome, ImageWatch, ImageWork, upscale_images
 from hat_plugin.options import EngineOptions
-from hat_plugin.progress import CancelCheck, is_cancelled, raise_if_cancelled
+from hat_plugin.progress import CancelCheck, ProgressFn, is_cancelled, raise_if_cancelled
 from hat_plugin.rgb_mean import describe_rgb_mean
 from hat_plugin.video import VideoJob
 from hat_plugin.weights import ModelEntry
+from hat_plugin.workers import Model
 
 __all__ = ["EngineCache", "Throttle", "describe_error", "model_spec", "run_batch"]
 
@@ -115,13 +121,13 @@ def run_batch(jobs: Sequence[Job], config: RunConfig, engines: EngineCache, emit
     todo, ended = plan_jobs(jobs, config.output, scale=upscaler.scale, model=label, codec=config.encoder.codec)
     for event in ended:
         emit(event)
-    for job, target in todo:
-        if is_cancelled(cancel):
-            return
-        if job.is_video:
+    for videos, run in itertools.groupby(todo, key=lambda pair: pair[0].is_video):
+        for job, target in run if videos else ():
+            if is_cancelled(cancel):
+                return
             _process_video(job, target, upscaler, path, config, emit, cancel)
-        else:
-            _process(job, target, upscaler, config, emit, cancel)
+        if not videos and not _upscale_items(list(run), upscaler, label, config, emit, cancel):
+            return
 
 
 def model_spec(config: RunConfig, scale: int | None = None) -> tuple[str | Path, ModelEntry | None, str]:
@@ -191,13 +197,16 @@ def _stopped(exc: BaseException, entry: ModelEntry | None) -> RunStopped:
     return RunStopped(f"The model could not be loaded: {describe_error(exc)}")
 
 
-def _not_a_file(path: Path) -> str | None:
-    """Why ``path`` cannot be read as an image file, using ``stat`` only (a named pipe is never opened)."""
+def _ready(job: Job, target: Path) -> None:
+    """The input is a regular file (``stat`` only, so a named pipe is never opened) and the output folder exists
+    (created if needed); else ``ImageError`` or ``OutputError`` with the item's message."""
+    require_regular_file(job.source, "an image file", ImageError)
     try:
-        require_regular_file(path, "an image file", ImageError)
-    except ImageError as exc:
-        return str(exc)
-    return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot create the output folder {target.parent} ({exc.strerror or exc}): choose another one."
+        ) from None
 
 
 def _finisher(job: Job, emit: Emit) -> Callable[..., None]:
@@ -210,54 +219,74 @@ def _finisher(job: Job, emit: Emit) -> Callable[..., None]:
     return finish
 
 
-def _ready(job: Job, target: Path, finish: Callable[..., None]) -> bool:
-    """The input is a regular file and the output folder exists (created if needed); else the item fails."""
-    problem = _not_a_file(job.source)
-    if problem is not None:
-        finish(ItemState.FAILED, problem)
-        return False
+def _upscale_items(
+    pairs: Sequence[tuple[Job, Path]],
+    upscaler: hat_plugin.Upscaler,
+    label: str,
+    config: RunConfig,
+    emit: Emit,
+    cancel: CancelCheck,
+) -> bool:
+    """Upscale the image jobs to their outputs as the command line does (``image_work``, in this process), each
+    item's events as it goes; stops between images and within one between tiles on ``cancel``. False when
+    cancelled: the item under way is marked so, the ones after it keep their queued state."""
+    items = _ImageItems(pairs, upscaler, config, emit)
+    work = ImageWork(config.output.format, config.quality, config.output.overwrite, watch=items)
+    todo = [Planned(job.as_input(), target) for job, target in pairs]
+    model = Model(None, config.engine, label, upscaler)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        finish(
-            ItemState.FAILED,
-            f"Cannot create the output folder {target.parent} ({exc.strerror or exc}): choose another one.",
-        )
+        upscale_images(todo, work, None, model, on_outcome=items.finished, cancel=cancel)
+    except Cancelled:
         return False
     return True
 
 
-def _process(
-    job: Job, target: Path, upscaler: hat_plugin.Upscaler, config: RunConfig, emit: Emit, cancel: CancelCheck
-) -> None:
-    """Upscale one image and write it atomically; every failure is reported on the item."""
-    finish = _finisher(job, emit)
-    emit(ItemUpdate(job.item_id, ItemState.RUNNING, "reading the image"))
-    if not _ready(job, target, finish):
-        return
-    report = Throttle(lambda done, total: emit(ItemUpdate(job.item_id, ItemState.RUNNING, "", done, total)))
-    try:
-        with collect_notices() as notes:
-            image = images.read_image(job.source)
-            emit(ItemUpdate(job.item_id, ItemState.RUNNING, "working on the first tile"))
-            pixels = upscaler.upscale(image.pixels, progress=report, cancel=cancel)
-            raise_if_cancelled(cancel, "writing")  # cancel after the last tile: discard, as within a tile
-            images.write_image(
-                target,
-                replace(image, pixels=pixels),
-                format=config.output.format,
-                quality=config.quality,
-                overwrite=config.output.overwrite,
-                inputs=(job.source,),
-            )
-    except Cancelled:
-        finish(ItemState.CANCELLED, "Cancelled; no output was written.")
-    except Exception as exc:
+class _ImageItems(ImageWatch):
+    """Each image's steps and outcome as its queue item's events: reading, the first tile, tiles (throttled),
+    then done (with what the engine warned about), failed (one line naming the file) or cancelled."""
+
+    def __init__(
+        self, pairs: Sequence[tuple[Job, Path]], upscaler: hat_plugin.Upscaler, config: RunConfig, emit: Emit
+    ) -> None:
+        self.jobs = {target: job for job, target in pairs}  # a plan's outputs are unique
+        self.upscaler, self.tile, self.emit = upscaler, config.engine.tile, emit
+        self.started: dict[Path, float] = {}
+        self.notes: dict[Path, list[str]] = {}
+
+    @contextlib.contextmanager
+    def image(self, source: Path, output: Path) -> Iterator[None]:
+        job = self.jobs[output]
+        self.started[output] = time.monotonic()
+        self.emit(ItemUpdate(job.item_id, ItemState.RUNNING, "reading the image"))
+        _ready(job, output)
+        try:
+            with collect_notices() as notes:
+                yield
+        except Cancelled:
+            self._finish(output, ItemState.CANCELLED, "Cancelled; no output was written.")
+            raise
+        self.notes[output] = notes
+
+    @contextlib.contextmanager
+    def upscaling(self, source: Path, output: Path) -> Iterator[ProgressFn]:
+        item = self.jobs[output].item_id
+        self.emit(ItemUpdate(item, ItemState.RUNNING, "working on the first tile"))
+        yield Throttle(lambda done, total: self.emit(ItemUpdate(item, ItemState.RUNNING, "", done, total)))
+
+    def finished(self, outcome: ImageOutcome) -> None:
+        """The item's last event, from the image's outcome."""
+        exc = outcome.error
+        if exc is None:
+            self._finish(outcome.output, ItemState.DONE, "; ".join(self.notes.pop(outcome.output, [])), True)
+            return
         if not isinstance(exc, HATError | OSError | MemoryError) and not is_out_of_memory(exc):
-            traceback.print_exc()
-        finish(ItemState.FAILED, describe_error(exc, upscaler.device, config.engine.tile))
-    else:
-        finish(ItemState.DONE, "; ".join(notes), target)
+            traceback.print_exception(exc)
+        self._finish(outcome.output, ItemState.FAILED, describe_error(exc, self.upscaler.device, self.tile))
+
+    def _finish(self, output: Path, state: ItemState, message: str, written: bool = False) -> None:
+        job = self.jobs[output]
+        seconds = time.monotonic() - self.started.pop(output, time.monotonic())
+        self.emit(ItemFinished(job.item_id, state, message, output if written else None, seconds))
 
 
 def _process_video(
@@ -273,7 +302,10 @@ def _process_video(
     in the work folder beside the output, and the next run of the same item continues from them."""
     finish = _finisher(job, emit)
     emit(ItemUpdate(job.item_id, ItemState.RUNNING, "reading the video"))
-    if not _ready(job, target, finish):
+    try:
+        _ready(job, target)
+    except HATError as exc:
+        finish(ItemState.FAILED, str(exc))
         return
     video: VideoJob | None = None
     note = ""

@@ -32,6 +32,9 @@ class Settings:
     precision: str = "auto"
     tile: int = 0
     """Tile side in input pixels; 0 = auto."""
+    max_memory_gib: float = 0.0
+    """The most memory (GiB) the process should reach with the CPU's automatic tile (the engine's ``max_memory``);
+    0 = no limit beyond a share of the free memory."""
     output_dir: str = ""
     """Empty = write beside each input."""
     format: str = "same"
@@ -58,6 +61,11 @@ class Settings:
     def model_source(self) -> str:
         """What the engine is given: the weights file path or the manifest name."""
         return self.weights_file if self.use_weights_file else self.model
+
+    @property
+    def max_memory_bytes(self) -> int:
+        """``max_memory_gib`` in bytes, as the engine takes it (0: no limit)."""
+        return round(self.max_memory_gib * (1 << 30))
 
     @property
     def output_folder(self) -> Path | None:

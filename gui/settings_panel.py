@@ -1,5 +1,5 @@
-"""The settings panel: model, device, precision, tile size, output folder, format, quality, suffix, overwrite, and
-for videos (shown while the queue holds one) codec, constant quality, preset and chunk length."""
+"""The settings panel: model, device, precision, tile size, memory limit, output folder, format, quality, suffix,
+overwrite, and for videos (shown while the queue holds one) codec, constant quality, preset and chunk length."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from PyQt6.QtGui import QPaintEvent
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -105,6 +106,16 @@ class SettingsPanel(QWidget):
         self.tile.setSpecialValueText("auto")
         self.tile.setSuffix(" px")
         self.tile.setToolTip("Tile side in input pixels. auto: the whole image when it fits in memory.")
+        self.max_memory = QDoubleSpinBox()
+        self.max_memory.setRange(0.0, 1024.0)
+        self.max_memory.setDecimals(1)
+        self.max_memory.setSingleStep(0.5)
+        self.max_memory.setSpecialValueText("no limit")
+        self.max_memory.setSuffix(" GiB")
+        self.max_memory.setToolTip(
+            "On the CPU, the most memory the app should reach while upscaling with the automatic tile size: "
+            "a lower limit gives smaller tiles. no limit: a quarter of the free memory goes to a tile."
+        )
         self.output_dir = QLineEdit()
         self.output_dir.setPlaceholderText("beside each input")
         self.output_dir.setClearButtonEnabled(True)
@@ -159,6 +170,7 @@ class SettingsPanel(QWidget):
         engine_form.addRow("Device", self.device)
         engine_form.addRow("Precision", self.precision)
         engine_form.addRow("Tile size", self.tile)
+        engine_form.addRow("Memory limit", self.max_memory)
         output_box = QGroupBox("Output")
         output_form = QFormLayout(output_box)
         output_form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
@@ -191,6 +203,7 @@ class SettingsPanel(QWidget):
             combo.currentIndexChanged.connect(self.changed)
         for spin in (self.tile, self.quality, self.crf, self.chunk):
             spin.valueChanged.connect(self.changed)
+        self.max_memory.valueChanged.connect(self.changed)
         for edit in (self.output_dir, self.suffix):
             edit.editingFinished.connect(self.changed)
         self.output_dir.textChanged.connect(self._on_output_cleared)
@@ -209,6 +222,7 @@ class SettingsPanel(QWidget):
             device=self.device.currentData(),
             precision=self.precision.currentData(),
             tile=self.tile.value(),
+            max_memory_gib=self.max_memory.value(),
             output_dir=self.output_dir.text().strip(),
             format=self.format.currentData(),
             quality=self.quality.value(),
@@ -231,6 +245,7 @@ class SettingsPanel(QWidget):
         _select(self.device, settings.device)
         _select(self.precision, settings.precision)
         self.tile.setValue(settings.tile)
+        self.max_memory.setValue(settings.max_memory_gib)
         self.output_dir.setText(settings.output_dir)
         _select(self.format, settings.format)
         self.quality.setValue(settings.quality)
@@ -279,7 +294,7 @@ class SettingsPanel(QWidget):
     def lock(self, locked: bool) -> None:
         """Freeze the settings a running job depends on (the next run picks up any change)."""
         self.models.lock(locked)
-        for widget in (self.device, self.precision, self.tile):
+        for widget in (self.device, self.precision, self.tile, self.max_memory):
             widget.setEnabled(not locked)
 
     def _update_quality(self) -> None:

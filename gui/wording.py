@@ -10,6 +10,7 @@ LABELS = {
     "device": "Device",
     "precision": "Precision",
     "tile": "Tile size",
+    "max_memory": "Memory limit",
     "format": "Format",
     "quality": "Quality",
     "suffix": "Suffix",

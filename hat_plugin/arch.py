@@ -13,7 +13,11 @@ It computes the same function as the official forward pass, organised for infere
   mask, so the ``(windows, heads, N, N)`` mask of the official code is never materialised;
 - OCAB key/value windows are gathered from the padded tensor with a cached index (one copy, one ONNX Gather)
   instead of ``nn.Unfold`` + rearrange;
-- under fp16/bf16 weights the residual stream and LayerNorm statistics stay in fp32 (see ``HAT.forward``).
+- under fp16/bf16 weights the residual stream and LayerNorm statistics stay in fp32 (see ``HAT.forward``);
+- in float32 inference on the CPU the Linear layers run as 1x1 convolutions (oneDNN adds the bias inside its
+  kernel; ``F.linear`` first copies it into the whole output), the window outputs are added to the stream through a
+  strided view instead of being copied back into image order first, the conv branch's ``conv_scale`` is folded into
+  its channel-attention gate, and the shifted windows' four mask groups share one qkv and one output projection.
 
 Layout of the module tree (names = state_dict keys): ``HAT`` -> ``layers[i]`` (RHAG) -> ``residual_group``
 -> ``blocks[j]`` (HAB) and ``overlap_attn`` (OCAB).
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import platform
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -84,11 +89,12 @@ def _window_partition(x: Tensor, ws: int) -> Tensor:
     return x.reshape(-1, ws * ws, c)
 
 
-def _window_reverse(windows: Tensor, ws: int, b: int, h: int, w: int) -> Tensor:
-    """Inverse of ``_window_partition``: ``(B*nW, ws*ws, C)`` -> ``(B, H, W, C)`` (a view where possible)."""
-    c = windows.shape[-1]
-    x = windows.view(b, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(b, h, w, c)
+def _add_windows(x: Tensor, windows: Tensor, ws: int) -> Tensor:
+    """``x`` plus ``(B*nW, ws*ws, C)`` windows put back in image order (the inverse of ``_window_partition``), in
+    one pass: the windows are read through a strided view instead of being copied into image order first."""
+    b, h, w, c = x.shape
+    image_order = windows.view(b, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+    return (x.view(b, h // ws, ws, w // ws, ws, c) + image_order).reshape(b, h, w, c)
 
 
 class DerivedCache:
@@ -215,6 +221,37 @@ def _layer_norm(norm: nn.LayerNorm, x: Tensor, out_dtype: torch.dtype) -> Tensor
     return F.layer_norm(x, norm.normalized_shape, w, b, norm.eps).to(out_dtype)
 
 
+@functools.cache
+def _onednn_x86() -> bool:
+    """Whether this PyTorch runs CPU convolutions through oneDNN on an x86 CPU (where ``_linear`` was measured)."""
+    available = bool(torch.backends.mkldnn.is_available())  # type: ignore[no-untyped-call]
+    return available and platform.machine().lower() in ("x86_64", "amd64")
+
+
+def _linear(layer: nn.Module, x: Tensor) -> Tensor:
+    """``layer(x)``, for a float32 ``nn.Linear`` on the CPU in inference computed as a 1x1 convolution of the tokens
+    seen as a channels-last image: the same product, run by oneDNN, whose kernel adds the bias as it writes the
+    output, where ``F.linear`` first copies the bias into the whole output and then accumulates the product onto it.
+    Any other case (training, tracing, other dtypes and devices, int8 layers, one thread, a build or CPU without
+    oneDNN's x86 kernels, oneDNN switched off) calls the layer."""
+    if (
+        not _onednn_x86()
+        or not torch.backends.mkldnn.enabled
+        or type(layer) is not nn.Linear
+        or x.dtype != torch.float32
+        or x.device.type != "cpu"
+        or torch.is_grad_enabled()
+        or _tracing()
+        or torch.get_num_threads() < 2  # PyTorch sends a 1x1 convolution on one thread to its slower own kernel
+    ):
+        return layer(x)
+    weight: Tensor = layer.weight
+    out_features, in_features = weight.shape
+    image = x.reshape(1, -1, 1, in_features).permute(0, 3, 1, 2)  # (1, C, tokens, 1), channels-last
+    out = F.conv2d(image, weight.view(out_features, in_features, 1, 1), layer.bias)
+    return out.permute(0, 2, 3, 1).reshape(*x.shape[:-1], out_features)
+
+
 def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float, pad_heads: bool) -> Tensor:
     """``scaled_dot_product_attention`` with an additive mask; heads zero-padded to a multiple of 8 channels when
     ``pad_heads`` (zero channels add nothing to ``q @ k.T``, and the padded output channels are cut off)."""
@@ -236,7 +273,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        return _linear(self.fc2, self.act(_linear(self.fc1, x)))
 
 
 class ChannelAttention(nn.Module):
@@ -255,6 +292,11 @@ class ChannelAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return x * self.attention(x)
 
+    def gate(self, x: Tensor) -> Tensor:
+        """The ``(B, C, 1, 1)`` factors that ``forward`` multiplies ``x`` by."""
+        gate: Tensor = self.attention(x)
+        return gate
+
 
 class CAB(nn.Module):
     """Channel attention block: conv3x3 -> GELU -> conv3x3 -> channel attention."""
@@ -270,6 +312,14 @@ class CAB(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.cab(x)
+
+    def parts(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``forward(x)`` as its two factors: the features before the channel attention and that attention's
+        ``(B, C, 1, 1)`` gate, so a caller can fold further scaling into the small gate."""
+        features = self.cab[2](self.cab[1](self.cab[0](x)))
+        attention = self.cab[3]
+        assert isinstance(attention, ChannelAttention)
+        return features, attention.gate(features)
 
 
 class WindowAttention(nn.Module):
@@ -305,17 +355,29 @@ class WindowAttention(nn.Module):
 
         return _cached(self.derived, "shifted", (table, index, *shift_masks), make)
 
-    def forward(self, windows: Tensor, mask: Tensor) -> Tensor:
-        """``windows`` ``(G, N, C)`` and an additive ``(1, nH, N, N)`` mask (bias + shift mask) -> ``(G, N, C)``.
+    def forward(self, windows: Tensor, masks: tuple[Tensor, ...], sizes: tuple[int, ...] | None = None) -> Tensor:
+        """``windows`` ``(G, N, C)`` -> ``(G, N, C)``; the windows come in consecutive groups of ``sizes`` windows
+        (default: one group of all), each attending with its additive ``(1, nH, N, N)`` mask (bias + shift mask)
+        from ``masks``. The projections run once over all groups (one large matrix product rather than one
+        small one per group).
 
-        The mask must be 4-D: with a 3-D mask PyTorch's CPU dispatcher falls back from the fused (flash)
+        The masks must be 4-D: with a 3-D mask PyTorch's CPU dispatcher falls back from the fused (flash)
         kernel to the unfused math path, about 6x slower on these shapes.
         """
         g, n, c = windows.shape
-        qkv = self.qkv(windows).view(g, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        qkv = _linear(self.qkv, windows).view(g, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        out = _attention(q, k, v, mask.to(q.dtype), self.scale, self.pad_heads)
-        return self.proj(out.transpose(1, 2).reshape(g, n, c))
+        parts, start = [], 0
+        for count, mask in zip(sizes or (g,), masks, strict=True):
+            if count:
+                end = start + count
+                attended = _attention(
+                    q[start:end], k[start:end], v[start:end], mask.to(q.dtype), self.scale, self.pad_heads
+                )
+                parts.append(attended.transpose(1, 2))
+                start = end
+        out = torch.cat(parts) if len(parts) > 1 else parts[0]
+        return _linear(self.proj, out.reshape(g, n, c))
 
 
 class HAB(nn.Module):
@@ -337,30 +399,27 @@ class HAB(nn.Module):
         """``x``: ``(B, H, W, C)`` residual stream; H and W are multiples of the window size."""
         compute = self.norm1.weight.dtype  # the model's precision (a quantized Linear has no weight tensor)
         h = _layer_norm(self.norm1, x, compute)
-        conv_x = self.conv_block(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        attn_x = self._attend(h, rpi_sa, shift_masks)
-        x = x + attn_x + conv_x * self.conv_scale
+        # x + attention + conv_scale * conv branch, with conv_scale folded into the channel-attention gate (a
+        # (B, C, 1, 1) tensor) and the branch multiplied in by the same pass that adds it.
+        features, gate = self.conv_block.parts(h.permute(0, 3, 1, 2))
+        x = self._attend(x, h, rpi_sa, shift_masks)
+        x = x.addcmul_(features.permute(0, 2, 3, 1), (gate * self.conv_scale).permute(0, 2, 3, 1))
         return x + self.mlp(_layer_norm(self.norm2, x, compute))
 
-    def _attend(self, h: Tensor, rpi_sa: Tensor, shift_masks: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    def _attend(self, x: Tensor, h: Tensor, rpi_sa: Tensor, shift_masks: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        """``x`` plus the (shifted) window attention of ``h``, as a new tensor."""
         b, height, width, _ = h.shape
         ws, s = self.window_size, self.shift
         bias = self.attn.position_bias(rpi_sa)
         if not s:
-            return _window_reverse(self.attn(_window_partition(h, ws), bias), ws, b, height, width)
+            return _add_windows(x, self.attn(_window_partition(h, ws), (bias,)), ws)
         # Shifted windows, gathered by groups that share one mask: only windows in the last row or column
         # straddle the roll's wrap-around; the interior ones need the plain bias.
         c = h.shape[-1]
         index, inverse, sizes = _shifted_windows(b, height, width, ws, s, h.device)
         windows = h.reshape(-1, c).index_select(0, index).view(-1, ws * ws, c)
-        masks = (bias, *self.attn.shifted_masks(rpi_sa, shift_masks))
-        parts, start = [], 0
-        for count, mask in zip(sizes, masks, strict=True):
-            if count:
-                parts.append(self.attn(windows[start : start + count], mask))
-                start += count
-        out = torch.cat(parts) if len(parts) > 1 else parts[0]
-        return out.view(-1, c).index_select(0, inverse).view(b, height, width, c)
+        out = self.attn(windows, (bias, *self.attn.shifted_masks(rpi_sa, shift_masks)), sizes)
+        return x + out.view(-1, c).index_select(0, inverse).view(b, height, width, c)
 
 
 class OCAB(nn.Module):
@@ -400,7 +459,7 @@ class OCAB(nn.Module):
         ws, ows, nh = self.window_size, self.overlap_window_size, self.num_heads
         d = c // nh
         compute = self.norm1.weight.dtype  # the model's precision (a quantized Linear has no weight tensor)
-        qkv = self.qkv(_layer_norm(self.norm1, x, compute))
+        qkv = _linear(self.qkv, _layer_norm(self.norm1, x, compute))
         q = _window_partition(qkv[..., :c], ws)
         g = q.shape[0]
         # Key/value windows: zero-pad after the projection (padded keys and values are exactly 0), then gather
@@ -424,8 +483,7 @@ class OCAB(nn.Module):
             attended = _attention(q[start : start + n], k, v, bias, self.scale, self.pad_heads)
             parts.append(attended.transpose(1, 2).reshape(n, -1, c))
         out = torch.cat(parts) if len(parts) > 1 else parts[0]
-        out = _window_reverse(out, ws, b, height, width)
-        x = x + self.proj(out)
+        x = _add_windows(x, _linear(self.proj, out), ws)  # the projection is per token: applied in window order
         return x + self.mlp(_layer_norm(self.norm2, x, compute))
 
 

@@ -45,7 +45,7 @@ from .precisions import precision_name
 from .progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .runners import Runner, make_runner
 from .tiling import Blender, PlacedWeights, TileGrid, place_weights, plan_tiles, tile_layout
-from .transfer import HostBlend, to_device, to_host
+from .transfer import HostBlend, Staging, StagingSlot, to_host
 
 __all__ = ["Upscaler"]
 
@@ -126,6 +126,7 @@ class Upscaler:
         self._sizes: dict[tuple[int, int], tuple[int, int]] = {}  # (h, w) -> (tile, batch) chosen for it
         self._plans: OrderedDict[tuple[int, int, int], tuple[TileGrid, PlacedWeights]] = OrderedDict()
         self._lock = threading.Lock()
+        self._staging = Staging(self.device)  # reused host buffers for the copies of each call in flight
         # Half precision keeps the float32 weights (on the CPU) for the rare batch that overflows, see _run.
         self._fp32_source: HAT | None = net if self.dtype in _HALF else None
         self._fp32: HAT | None = None
@@ -161,6 +162,7 @@ class Upscaler:
             self._runner = None
             self._fp32 = self._fp32_source = None
             self._plans.clear()
+            self._staging = Staging(self.device)  # the slots' host buffers (pinned on CUDA) go with the old one
         self._empty_cache()
 
     def __enter__(self) -> Upscaler:
@@ -242,12 +244,28 @@ class Upscaler:
                 "than is free there; upscale it in parts or on a device with more memory"
             )
         tile, batch = self._plan(size)
-        home = x.device
-        staged = self._stage(x)
+        with self._staging.slot() as slot:
+            out = self._fitted(x, size, tile, batch, slot, progress, cancel)
+        out.clamp_(0.0, 1.0)
+        out = to_host(out, x.device)
+        return out[0] if squeeze else out
+
+    def _fitted(
+        self,
+        x: Tensor,
+        size: tuple[int, int],
+        tile: int,
+        batch: int,
+        slot: StagingSlot,
+        progress: ProgressFn | None,
+        cancel: CancelCheck,
+    ) -> Tensor:
+        """The upscaled ``x`` (on the device or the host), retried with smaller tiles and batches (or blended on
+        the host) while the device runs out of memory."""
+        staged = self._stage(x, slot)
         while True:
             try:
-                out = self._checked(staged, tile, batch, progress, cancel)
-                break
+                return self._checked(staged, tile, batch, slot, progress, cancel)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -263,25 +281,24 @@ class Upscaler:
                 with self._lock:  # later calls of this size start from what fitted
                     self._sizes[size] = (tile, batch)
                 log.warning("out of memory: retrying with tile %d, batch %d", tile, batch)
-        out.clamp_(0.0, 1.0)
-        out = to_host(out, home)
-        return out[0] if squeeze else out
 
-    def _stage(self, x: Tensor) -> Tensor:
+    def _stage(self, x: Tensor, slot: StagingSlot) -> Tensor:
         """A CUDA engine takes a host image onto the device once (pinned, non-blocking) when the float32 output
         fits there too: tiles are then cut and blended on the GPU and the result comes back in one copy."""
         if self.device.type != "cuda" or x.device.type != "cpu":
             return x
         b, c, h, w = x.shape
         out_bytes = b * c * h * w * self.scale * self.scale * 4
-        return to_device(x, self.device) if out_bytes <= _OUTPUT_SHARE * free_memory(self.device) else x
+        return slot.upload(x, "image") if out_bytes <= _OUTPUT_SHARE * free_memory(self.device) else x
 
-    def _checked(self, x: Tensor, tile: int, batch: int, progress: ProgressFn | None, cancel: CancelCheck) -> Tensor:
+    def _checked(
+        self, x: Tensor, tile: int, batch: int, slot: StagingSlot, progress: ProgressFn | None, cancel: CancelCheck
+    ) -> Tensor:
         """Every tile, then one look at whether all outputs were finite: a single wait for the device per image,
         none inside the tile loop. Half precision that overflowed is redone in fp32; a non-finite fp32 output
         means the weights are broken, which is an error rather than black pixels."""
         finite: list[Tensor] = []
-        out = self._run_tiles(x, tile, batch, progress, cancel, self.model, finite)
+        out = self._run_tiles(x, tile, batch, slot, progress, cancel, self.model, finite)
         if bool(torch.stack(finite).all()):
             return out
         if self.dtype in _HALF:
@@ -289,7 +306,7 @@ class Upscaler:
                 f"{self.dtype} overflowed on this input; recomputing it in fp32", RuntimeWarning, stacklevel=3
             )
             finite.clear()
-            out = self._run_tiles(x, tile, batch, None, cancel, self._fp32_model(), finite)
+            out = self._run_tiles(x, tile, batch, slot, None, cancel, self._fp32_model(), finite)
             if bool(torch.stack(finite).all()):
                 return out
         raise HATError(
@@ -302,6 +319,7 @@ class Upscaler:
         x: Tensor,
         tile: int,
         batch: int,
+        slot: StagingSlot,
         progress: ProgressFn | None,
         cancel: CancelCheck,
         model: HAT,
@@ -311,20 +329,23 @@ class Upscaler:
         grid, weights = self._grid(h, w, tile, x.device)
         if len(grid.tiles) == 1:
             raise_if_cancelled(cancel, "upscaling")
-            out = self._run(x, model, finite).to(x.device)
+            out = self._run(slot.upload(x, "image"), model, finite).to(x.device)
             if progress:
                 progress(1, 1)
             return out
         blender = Blender(grid, b, c, x.device, weights)
         # A CUDA engine with the image left on the host: copies overlap the next batch's compute.
-        host_blend = HostBlend(blender, self.device) if self.device.type == "cuda" and x.device.type == "cpu" else None
+        host_blend = (
+            HostBlend(blender, self.device, slot) if self.device.type == "cuda" and x.device.type == "cpu" else None
+        )
         jobs = [(i, k) for i in range(b) for k in range(len(grid.tiles))]
         done = 0
         for start in range(0, len(jobs), batch):
             raise_if_cancelled(cancel, "upscaling")
             chunk = jobs[start : start + batch]
             crops = torch.stack([_crop(x[i], grid, k) for i, k in chunk])
-            out = self._run(crops, model, finite)
+            # two buffers take turns, so cutting the next batch never waits for this batch's copy
+            out = self._run(slot.upload(crops, f"tiles{start // batch % 2}"), model, finite)
             if host_blend is not None:
                 host_blend.add(chunk, out)
             else:
@@ -363,7 +384,7 @@ class Upscaler:
     def _run(self, x: Tensor, model: HAT, finite: list[Tensor]) -> Tensor:
         """One forward pass of ``model`` (through the CUDA runner, if any, for the engine's own model). Whether
         the output is finite goes into ``finite`` as a flag on the device, read once per image by ``_checked``."""
-        x = torch.nan_to_num(to_device(x, self.device), nan=0.0, posinf=1.0, neginf=0.0)
+        x = torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0)
         out = self._runner(x) if self._runner is not None and model is self.model else model(x)
         finite.append(torch.isfinite(out).all())
         return out.float()

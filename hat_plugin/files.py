@@ -11,6 +11,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import secrets
 import stat
 from collections.abc import Iterable, Iterator
@@ -32,6 +33,7 @@ __all__ = [
     "is_regular_file",
     "regular_file_problem",
     "refuse_inputs",
+    "remove_temporaries",
     "require_regular_file",
     "sha256_digest",
     "sha256_file",
@@ -144,6 +146,30 @@ def _temp_name(path: Path) -> Path:
     """A hidden temporary name in the destination's folder, short enough for any file system."""
     stem = path.name[:80]
     return path.with_name(f".{stem}.{secrets.token_hex(4)}.tmp")
+
+
+_TEMP = re.compile(r"^\.(?P<stem>.+)\.[0-9a-f]{8}\.tmp$", re.DOTALL)
+
+
+def remove_temporaries(paths: Iterable[Path]) -> int:
+    """Remove the temporary files ``atomic_path`` left beside ``paths`` when its process was killed mid-write
+    (each folder is read once); returns how many. Only for outputs no other process is writing now."""
+    stems: dict[Path, set[str]] = {}
+    for path in paths:
+        stems.setdefault(path.parent, set()).add(path.name[:80])
+    removed = 0
+    for folder, names in stems.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            match = _TEMP.match(entry.name)
+            if match is not None and match["stem"] in names:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
 
 
 def _publish(temp: Path, path: Path, overwrite: bool) -> None:

@@ -22,6 +22,7 @@ from .errors import CheckpointError, ManifestError, ModelNotFoundError, OptionEr
 from .files import atomic_write, require_regular_file
 from .progress import CancelCheck, ProgressFn
 from .rgb_mean import describe_rgb_mean, parse_rgb_mean
+from .weights.api import WEIGHTS_FILE
 from .weights.cache import STATE_DIR, Settings, locked, remember, sha256_file
 from .weights.download import download
 from .weights.manifest import (
@@ -144,7 +145,7 @@ def add_model(
             path, digest = _from_url(text, name, expected, trust_unverified, progress, cancel, announce)
         else:
             path = Path(text).expanduser().resolve()
-            require_regular_file(path, "a weights file", CheckpointError)
+            require_regular_file(path, WEIGHTS_FILE, CheckpointError)
             digest = sha256_file(path)
             if expected is not None and digest != expected:
                 raise CheckpointError(f"{path}: sha256 {digest}, not the expected {expected}; not added")

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,26 @@ def golden_weights(case: str = "tiny-x2-w8") -> Path:
 
 def golden_config(case: str) -> dict:
     return json.loads((GOLDEN / case / "config.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """The golden tiny x2 model on the CPU in fp32, one engine per test module (the video and frame tests)."""
+    from hat_plugin.engine import Upscaler
+
+    with Upscaler(golden_weights("tiny-x2-w8"), device="cpu", precision="fp32") as up:
+        yield up
+
+
+def on_threads(call, items: list, timeout: float = 120) -> list:
+    """``call(item)`` for every item, each on a thread of its own, all started at once; the results in order."""
+    results: dict[int, object] = {}
+    threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, call(items[n]))) for n in range(len(items))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return [results[n] for n in range(len(items))]
 
 
 def _cuda_available() -> bool:

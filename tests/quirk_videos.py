@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -42,11 +43,24 @@ def source(
     return [*video, *sound]
 
 
+def made(folder: Path, name: str, *args: str, **pattern: Any) -> Path:
+    """``folder / name``, written by ffmpeg from the test pattern (``source(**pattern)``) with the output
+    options ``args``."""
+    path = folder / name
+    ffmpeg(*source(**pattern), *args, str(path))
+    return path
+
+
+def joined(folder: Path, name: str, parts: list[Path]) -> Path:
+    """``folder / name`` holding the bytes of ``parts`` one after the other (recordings joined by ``cat``)."""
+    path = folder / name
+    path.write_bytes(b"".join(part.read_bytes() for part in parts))
+    return path
+
+
 def avi_packed_bframes(folder: Path) -> Path:
     """XviD-style AVI with packed B-frames (a P and a B frame in one chunk, then a 6-byte placeholder), AC-3."""
-    path = folder / "packed.avi"
-    ffmpeg(*source(audio=True), "-c:v", "libxvid", "-bf", "2", "-g", "8", "-c:a", "ac3", str(path))
-    return path
+    return made(folder, "packed.avi", "-c:v", "libxvid", "-bf", "2", "-g", "8", "-c:a", "ac3", audio=True)
 
 
 def avi_unpacked_bframes(folder: Path) -> Path:
@@ -59,8 +73,8 @@ def avi_unpacked_bframes(folder: Path) -> Path:
 
 def avi_null_frames(folder: Path) -> Path:
     """AVI whose frame gaps are empty chunks (repeat the last picture): a variable-rate source written at 25 fps."""
-    vfr = folder / "vfr-source.mkv"
-    ffmpeg(*source(), "-vf", "setpts='N/25/TB+if(gte(N,5),3/25/TB,0)+if(gte(N,9),2/25/TB,0)'", "-c:v", "ffv1", str(vfr))
+    gaps = "setpts='N/25/TB+if(gte(N,5),3/25/TB,0)+if(gte(N,9),2/25/TB,0)'"
+    vfr = made(folder, "vfr-source.mkv", "-vf", gaps, "-c:v", "ffv1")
     path = folder / "null.avi"
     ffmpeg("-i", str(vfr), "-c:v", "mpeg4", "-fps_mode", "passthrough", "-enc_time_base", "1/25", str(path))
     return path
@@ -91,27 +105,13 @@ def mp4_pts_equal_dts(folder: Path) -> Path:
 
 def mp4_edit_list(folder: Path) -> Path:
     """H.264 with B-frames and AAC in MP4: composition offsets and an edit list that starts the video late."""
-    path = folder / "editlist.mp4"
-    ffmpeg(*source(audio=True), "-c:v", "libx264", "-bf", "3", "-g", "6", "-c:a", "aac", str(path))
-    return path
+    return made(folder, "editlist.mp4", "-c:v", "libx264", "-bf", "3", "-g", "6", "-c:a", "aac", audio=True)
 
 
 def mov_negative_cts(folder: Path) -> Path:
     """MOV without an edit list, with negative composition offsets (version 1 ctts)."""
-    path = folder / "negative-cts.mov"
-    ffmpeg(
-        *source(),
-        "-c:v",
-        "libx264",
-        "-bf",
-        "2",
-        "-use_editlist",
-        "0",
-        "-movflags",
-        "negative_cts_offsets",
-        str(path),
-    )
-    return path
+    options = ("-c:v", "libx264", "-bf", "2", "-use_editlist", "0", "-movflags", "negative_cts_offsets")
+    return made(folder, "negative-cts.mov", *options)
 
 
 def mp4_cut_with_edit_list(folder: Path) -> Path:
@@ -124,85 +124,59 @@ def mp4_cut_with_edit_list(folder: Path) -> Path:
 
 def mkv_open_gop(folder: Path) -> Path:
     """H.264 with open GOPs (B-frames before a recovery point refer across it) in Matroska."""
-    path = folder / "open-gop.mkv"
-    ffmpeg(*source(), "-c:v", "libx264", "-x264-params", "open-gop=1:keyint=5:min-keyint=5:bframes=2", str(path))
-    return path
+    return made(folder, "open-gop.mkv", "-c:v", "libx264", "-x264-params", "open-gop=1:keyint=5:min-keyint=5:bframes=2")
 
 
 def mkv_repeated_pictures(folder: Path) -> Path:
     """H.264 whose pictures repeat (14 frames, 4 different pictures, as in a still or a slide show): a seek
     cannot be placed by one picture's hash, only by a longer run or from the start."""
-    path = folder / "repeated.mkv"
-    ffmpeg(*source(repeated=True), "-c:v", "libx264", "-g", "4", "-qp", "0", str(path))
-    return path
+    return made(folder, "repeated.mkv", "-c:v", "libx264", "-g", "4", "-qp", "0", repeated=True)
 
 
 def mkv_vfr(folder: Path) -> Path:
     """Variable frame rate H.264 with B-frames in Matroska (gaps of one to four frames)."""
-    path = folder / "vfr.mkv"
-    ffmpeg(
-        *source(), "-vf", "setpts='(N+floor(N/3)*2)/25/TB'", "-fps_mode", "passthrough", "-c:v", "libx264", str(path)
-    )
-    return path
+    gaps = "setpts='(N+floor(N/3)*2)/25/TB'"
+    return made(folder, "vfr.mkv", "-vf", gaps, "-fps_mode", "passthrough", "-c:v", "libx264")
 
 
 def raw_h264(folder: Path) -> Path:
     """An H.264 elementary stream (no container, no timestamps) with B-frames."""
-    path = folder / "raw.h264"
-    ffmpeg(*source(), "-c:v", "libx264", "-bf", "2", "-f", "h264", str(path))
-    return path
+    return made(folder, "raw.h264", "-c:v", "libx264", "-bf", "2", "-f", "h264")
 
 
 def raw_hevc(folder: Path) -> Path:
     """An HEVC elementary stream, 10-bit, with B-frames."""
-    path = folder / "raw.hevc"
-    ffmpeg(
-        *source(size="64x48"),
-        *X265_10BIT,
-        "-f",
-        "hevc",
-        str(path),
-    )
-    return path
+    return made(folder, "raw.hevc", *X265_10BIT, "-f", "hevc", size="64x48")
 
 
 def raw_m2v(folder: Path) -> Path:
     """An MPEG-2 video elementary stream with B-frames and open GOPs."""
-    path = folder / "raw.m2v"
-    ffmpeg(*source(), "-c:v", "mpeg2video", "-bf", "2", "-g", "6", "-f", "mpeg2video", str(path))
-    return path
+    return made(folder, "raw.m2v", "-c:v", "mpeg2video", "-bf", "2", "-g", "6", "-f", "mpeg2video")
 
 
 def mpg_mpeg2(folder: Path) -> Path:
     """MPEG-2 program stream (.mpg) with MP2 audio, B-frames and open GOPs, as DVDs and capture cards write."""
-    path = folder / "program.mpg"
-    ffmpeg(*source(audio=True), "-c:v", "mpeg2video", "-bf", "2", "-g", "6", "-c:a", "mp2", "-f", "mpeg", str(path))
-    return path
+    options = ("-c:v", "mpeg2video", "-bf", "2", "-g", "6", "-c:a", "mp2", "-f", "mpeg")
+    return made(folder, "program.mpg", *options, audio=True)
 
 
 def ts_discontinuity(folder: Path) -> Path:
     """MPEG-TS whose timestamps jump back part-way (two recordings joined): the second part starts again at the
     same time as the first."""
-    parts = []
-    for number in range(2):
-        part = folder / f"part{number}.ts"
-        ffmpeg(*source(frames=8), "-vf", f"hue=h={90 * number}", "-c:v", "mpeg2video", "-f", "mpegts", str(part))
-        parts.append(part.read_bytes())
-    path = folder / "discontinuity.ts"
-    path.write_bytes(b"".join(parts))
-    return path
+    parts = [
+        made(folder, f"part{n}.ts", "-vf", f"hue=h={90 * n}", "-c:v", "mpeg2video", "-f", "mpegts", frames=8)
+        for n in range(2)
+    ]
+    return joined(folder, "discontinuity.ts", parts)
 
 
 def ts_size_change(folder: Path) -> Path:
     """MPEG-TS whose picture size changes part-way."""
-    parts = []
-    for number, size in enumerate((SIZE, "64x48")):
-        part = folder / f"size{number}.ts"
-        ffmpeg(*source(size=size, frames=6), "-c:v", "mpeg2video", "-output_ts_offset", str(number), str(part))
-        parts.append(part.read_bytes())
-    path = folder / "size-change.ts"
-    path.write_bytes(b"".join(parts))
-    return path
+    parts = [
+        made(folder, f"size{n}.ts", "-c:v", "mpeg2video", "-output_ts_offset", str(n), size=size, frames=6)
+        for n, size in enumerate((SIZE, "64x48"))
+    ]
+    return joined(folder, "size-change.ts", parts)
 
 
 def odd_size(folder: Path) -> Path:
@@ -225,62 +199,34 @@ def odd_size(folder: Path) -> Path:
 
 def h264_422(folder: Path) -> Path:
     """H.264 High 4:2:2 with B-frames."""
-    path = folder / "422.mkv"
-    ffmpeg(*source(frames=8), "-c:v", "libx264", "-pix_fmt", "yuv422p", str(path))
-    return path
+    return made(folder, "422.mkv", "-c:v", "libx264", "-pix_fmt", "yuv422p", frames=8)
 
 
 def h264_444(folder: Path) -> Path:
     """H.264 High 4:4:4 Predictive with B-frames in MP4."""
-    path = folder / "444.mp4"
-    ffmpeg(*source(frames=8), "-c:v", "libx264", "-pix_fmt", "yuv444p", str(path))
-    return path
+    return made(folder, "444.mp4", "-c:v", "libx264", "-pix_fmt", "yuv444p", frames=8)
 
 
 def hevc_10bit_mp4(folder: Path) -> Path:
     """10-bit HEVC with B-frames in MP4 (hvc1)."""
-    path = folder / "hevc10.mp4"
-    ffmpeg(
-        *source(size="64x48", audio=True),
-        *X265_10BIT,
-        "-tag:v",
-        "hvc1",
-        "-c:a",
-        "aac",
-        str(path),
-    )
-    return path
+    return made(folder, "hevc10.mp4", *X265_10BIT, "-tag:v", "hvc1", "-c:a", "aac", size="64x48", audio=True)
 
 
 def webm_vp9(folder: Path) -> Path:
     """VP9 with alternate reference (hidden) frames and Opus in WebM."""
-    path = folder / "vp9.webm"
-    ffmpeg(
-        *source(audio=True),
-        "-c:v",
-        "libvpx-vp9",
-        "-auto-alt-ref",
-        "1",
-        "-lag-in-frames",
-        "8",
-        "-c:a",
-        "libopus",
-        str(path),
-    )
-    return path
+    options = ("-c:v", "libvpx-vp9", "-auto-alt-ref", "1", "-lag-in-frames", "8", "-c:a", "libopus")
+    return made(folder, "vp9.webm", *options, audio=True)
 
 
 def webm_av1(folder: Path) -> Path:
     """AV1 in WebM."""
-    path = folder / "av1.webm"
-    ffmpeg(*source(frames=8), "-c:v", "libaom-av1", "-cpu-used", "8", "-crf", "40", str(path))
-    return path
+    return made(folder, "av1.webm", "-c:v", "libaom-av1", "-cpu-used", "8", "-crf", "40", frames=8)
 
 
 def mkv_truncated(folder: Path) -> Path:
     """H.264 and audio in Matroska, cut off at 60 % of its bytes (a copy that did not finish)."""
-    whole = folder / "whole.mkv"
-    ffmpeg(*source(frames=40, audio=True), "-c:v", "libx264", "-crf", "4", "-c:a", "aac", "-b:a", "16k", str(whole))
+    options = ("-c:v", "libx264", "-crf", "4", "-c:a", "aac", "-b:a", "16k")
+    whole = made(folder, "whole.mkv", *options, frames=40, audio=True)
     path = folder / "truncated.mkv"
     data = whole.read_bytes()
     path.write_bytes(data[: int(len(data) * 0.6)])
@@ -290,8 +236,7 @@ def mkv_truncated(folder: Path) -> Path:
 def h264_damaged(folder: Path) -> Path:
     """H.264 in Matroska with the data of two frames scrambled (a bad sector, a broken download); the container
     is intact."""
-    clean = folder / "clean.mkv"
-    ffmpeg(*source(size="64x48", frames=30), "-c:v", "libx264", "-g", "10", "-bf", "0", "-crf", "8", str(clean))
+    clean = made(folder, "clean.mkv", "-c:v", "libx264", "-g", "10", "-bf", "0", "-crf", "8", size="64x48", frames=30)
     path = folder / "damaged.mkv"
     with av.open(str(clean)) as source_file, av.open(str(path), "w") as target:
         stream = source_file.streams.video[0]

@@ -10,7 +10,7 @@ import torch
 from conftest import GOLDEN, golden_config
 from safetensors.torch import load_file
 
-from hat_plugin import HAT, PRESETS, HATConfig, load_model
+from hat_plugin import HAT, PRESETS, HATConfig, arch, load_model
 from hat_plugin.arch import pad_to_multiple, relative_position_index_oca, relative_position_index_sa
 from hat_plugin.checkpoint import build_model
 
@@ -168,3 +168,31 @@ def test_fp16_residual_stream_cannot_overflow() -> None:
     assert stream["max"] > 65504, "the test must push the stream past fp16's range"
     assert torch.isfinite(out).all()
     assert (out - expected).abs().max() < 0.05
+
+
+def test_inference_linears_and_window_sums_match_the_plain_forms() -> None:
+    """In inference on the CPU the Linear layers run as 1x1 convolutions (bias added by oneDNN's kernel) and the
+    window outputs are added to the stream through a strided view: the same numbers as ``F.linear`` and the plain
+    window reverse, on the 2-D, 3-D and 4-D inputs the network gives them (float64 calls the layer itself)."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(24, 40)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        for shape in ((300, 24), (5, 64, 24), (1, 16, 16, 24)):
+            x = torch.randn(shape)
+            with torch.inference_mode():
+                fast = arch._linear(layer, x)
+            plain = layer(x)
+            assert fast.shape == plain.shape and fast.is_contiguous()
+            assert (fast - plain.detach()).abs().max() <= 1e-5
+        with torch.inference_mode():
+            x64 = torch.randn(7, 24, dtype=torch.float64)
+            assert torch.equal(arch._linear(layer.double(), x64), layer(x64))
+    finally:
+        torch.set_num_threads(threads)
+    b, h, w, c, ws = 2, 16, 32, 6, 8
+    stream, image = torch.randn(b, h, w, c), torch.randn(b, h, w, c)
+    windows = arch._window_partition(image, ws)
+    total = arch._add_windows(stream, windows, ws)
+    assert total.is_contiguous() and torch.equal(total, stream + image)

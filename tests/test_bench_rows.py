@@ -51,3 +51,12 @@ def test_load_meter_counts_others_not_the_timed_work() -> None:
     meter.start()
     time.sleep(0.2)
     assert meter.stop(0.2, worker_cpu=100.0)[1] == pytest.approx(0.0)
+
+
+def test_peak_counts_avx512_halves_on_cpus_that_split_it() -> None:
+    """Zen 4 runs a 512-bit FMA as two 256-bit halves: its fp32 peak is that of 8 lanes, not Intel's 16."""
+    flags = ("avx2", "fma", "avx512f")
+    whole = Machine(cpu="Intel", cores=2, flags=flags, ghz=2.0, ghz_source="assumed")
+    split = Machine(cpu="AMD", cores=2, flags=flags, ghz=2.0, ghz_source="assumed", split_avx512=True)
+    assert whole.peak_gflops == 2 * split.peak_gflops == 256.0
+    assert "two 256-bit halves" in split.peak_formula() and "halves" not in whole.peak_formula()

@@ -22,18 +22,20 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN, HAS_CUDA, golden_config, golden_weights, needs_cuda
+from conftest import GOLDEN, HAS_CUDA, golden_config, golden_weights, needs_cuda, on_threads
 from safetensors.torch import load_file
 
 import hat_plugin.arch as arch_module
 import hat_plugin.engine as engine_module
 from hat_plugin import HAT, PRESETS, DeviceError, HATConfig, Upscaler, load_model
+from hat_plugin.frame_upscaler import FrameUpscaler, PlanarRGB
 from hat_plugin.metrics import psnr_y
 from hat_plugin.options import EngineOptions
 from hat_plugin.runners import GraphRunner, compile_unavailable
 from hat_plugin.training.degrade import load_rgb8, make_lr
 from hat_plugin.training.folders import image_files
 from hat_plugin.transfer import HostBlend
+from hat_plugin.video.colour import ColourConverter, PixelLayout, source_colour
 
 pytestmark = [pytest.mark.cuda]
 
@@ -487,6 +489,68 @@ def test_padded_heads_match_and_unlock_the_efficient_kernel(
         with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
             efficient = model(x)
     assert (efficient - plain).abs().max().item() <= tol
+
+
+# ---- staging: reused pinned buffers, frames on streams ----------------------------------------------------------
+
+
+def test_host_images_reuse_one_pinned_buffer_per_slot(exact_fp32: None) -> None:
+    """A host image goes to the device through the engine's slot buffer, the same pinned one from call to call."""
+    model = load_model(golden_weights("tiny-x2-w8"))
+    images = [torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(n)) for n in range(3)]
+    want = [Upscaler(model, device="cpu", precision="fp32").upscale_tensor(x) for x in images]
+    needs_cuda("pinned staging buffers")
+    up = Upscaler(model, device=CUDA, precision="fp32")
+    pointers = []
+    for x, expected in zip(images, want, strict=True):
+        out = up.upscale_tensor(x)
+        assert out.device.type == "cpu" and (out - expected).abs().max().item() <= 2e-5
+        with up._staging.slot() as slot:
+            buffer = slot.host("image", x.numel(), x.dtype)
+            assert buffer.is_pinned()
+            pointers.append(buffer.data_ptr())
+    assert len(set(pointers)) == 1, "each call allocated its own staging buffer"
+
+
+def test_frames_on_own_streams_match_the_cpu(exact_fp32: None) -> None:
+    """RGB frames from four threads on two slots, and 10-bit 4:2:0 frames through the colour converters: what the
+    CPU gives (codes within one step), through pinned buffers that stay the same."""
+    model = load_model(golden_weights("tiny-x2-w8"))
+    rng = np.random.default_rng(11)
+    rgb = PlanarRGB(np.dtype(np.float32))
+    frames = [[rng.random((24, 32), dtype=np.float32) for _ in range(3)] for _ in range(8)]
+    cpu = Upscaler(model, device="cpu", precision="fp32")
+    want = [FrameUpscaler(cpu, rgb, rgb)(planes) for planes in frames]
+    w, h = 32, 24
+    layout = PixelLayout("yuv", 10, 1, 1)
+    colour = source_colour(layout, w, h, matrix=1, colour_range=1, chroma_location=1)
+    yuv = [rng.integers(64, 941, layout.plane_shape(i, w, h)).astype(np.uint16) for i in range(3)]
+
+    def video_frames(engine: Upscaler) -> FrameUpscaler:
+        source = ColourConverter(layout, colour, w, h, engine.device)
+        return FrameUpscaler(engine, source, ColourConverter(layout, colour, 2 * w, 2 * h, engine.device))
+
+    want_yuv = video_frames(cpu)(yuv)
+    needs_cuda("frames on CUDA streams through pinned buffers")
+    up = Upscaler(model, device=CUDA, precision="fp32")
+    parallel = FrameUpscaler(up, rgb, rgb, streams=2)
+    got = on_threads(parallel, frames)
+    assert 1 <= parallel.peak_active <= 2
+    for n, planes in enumerate(want):
+        for a, b in zip(got[n], planes, strict=True):
+            assert np.abs(a - b).max() <= 2e-5
+    with parallel.staging.slot() as slot:
+        assert slot.stream is not None and slot.host("planes", 3 * 24 * 32, torch.float32).is_pinned()
+    video = video_frames(up)
+    first = video(yuv)
+    with video.staging.slot() as slot:
+        before = slot.host("results", 1, torch.int32).data_ptr()
+    second = video(yuv)
+    with video.staging.slot() as slot:
+        assert slot.host("results", 1, torch.int32).data_ptr() == before
+    for a, b, c in zip(first, second, want_yuv, strict=True):
+        assert a.dtype == np.uint16 and np.array_equal(a, b) and not np.shares_memory(a, b)
+        assert np.abs(a.astype(np.int32) - c.astype(np.int32)).max() <= 1
 
 
 # ---- devices ----------------------------------------------------------------------------------------------------

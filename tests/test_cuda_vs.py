@@ -100,7 +100,7 @@ def test_frames_overlap_on_the_gpu_and_match_serial() -> None:
     """In-process: four streams with parallel requests give the serial frames."""
     from hat_plugin import Upscaler
     from vs_filter.filter import frame_graph
-    from vs_filter.frames import FrameUpscaler
+    from vs_filter.frames import FrameCallback
 
     needs_cuda("frames on CUDA streams")
     core = hat_core()
@@ -113,7 +113,7 @@ def test_frames_overlap_on_the_gpu_and_match_serial() -> None:
     try:
         outputs = {}
         for streams in (1, 4):
-            runner = FrameUpscaler(up, clip, device, streams)
+            runner = FrameCallback(up, clip, device, streams)
             out = frame_graph(clip, runner)
             requests = [out.get_frame_async(n) for n in range(FRAMES)]
             outputs[streams] = [frame_array(r.result()) for r in requests]

@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 import torch
 from conftest import golden_weights
 from PIL import Image
+from video_helpers import make_clip
 
 from gui.batch_run import (
     ItemFinished,
@@ -31,6 +33,7 @@ from gui.notices import collect_notices
 from gui.queue_model import ItemState, QueueItem
 from gui.runner import EngineCache, describe_error, run_batch
 from gui.settings import Settings
+from gui.wording import worded as app_worded
 from hat_plugin.batch import OutputOptions
 from hat_plugin.errors import OptionError
 from hat_plugin.options import EngineOptions
@@ -151,6 +154,40 @@ def test_events_from_loading_to_done_through_the_real_engine(tmp_path):
     done = _finished(events)[7]
     assert done.state is S.DONE and done.output == tmp_path / "out" / "a_x2.png" and done.seconds > 0
     assert np.asarray(Image.open(done.output)).shape == (32, 48, 3)
+
+
+def test_the_memory_limit_setting_reaches_the_engines_tile(tmp_path):
+    """The "Memory limit" setting is the engine's ``max_memory``: a limit below what the app already holds leaves
+    the CPU's automatic tile its smallest (two 8-px windows), so a 32x48 photo runs in several tiles, where without
+    a limit it runs whole; a limit that cannot be is refused before any work, in the panel's words."""
+    a = _photo(tmp_path / "in" / "a.png", 1, (32, 48))
+    base = Settings(weights_file=str(golden_weights()), use_weights_file=True, device="cpu")
+    tiles = {}
+    for gib in (0.0, 0.1):
+        config = RunConfig.from_settings(replace(base, max_memory_gib=gib, output_dir=str(tmp_path / str(gib))))
+        assert config.engine.max_memory == round(gib * (1 << 30))
+        events = _run([Job(1, a)], config)
+        assert _finished(events)[1].state is S.DONE
+        tiles[gib] = max(e.total for e in events if isinstance(e, ItemUpdate) and e.state is S.RUNNING)
+    assert tiles[0.0] == 1 and tiles[0.1] > 1, tiles
+    with pytest.raises(OptionError) as caught:
+        RunConfig.from_settings(replace(base, max_memory_gib=-1.0))
+    assert app_worded(caught.value).startswith("the \u201cMemory limit\u201d setting must be 0 (no limit)")
+
+
+def test_images_and_a_video_end_in_queue_order_and_an_images_warning_reaches_its_item(tmp_path):
+    """Images go through the engine's image work around the video between them; a 16-bit image written as JPEG
+    is done with the engine's warning on its item."""
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 65536, (8, 12), dtype=np.uint16)).save(deep)
+    clip = make_clip(tmp_path / "clip.mkv", frames=2, width=16, height=12)
+    plain = _photo(tmp_path / "plain.png", 4)
+    events = _run([Job(1, deep), Job(2, clip.path), Job(3, plain)], _golden(tmp_path / "out", format="jpg"))
+    finished = [e for e in events if isinstance(e, ItemFinished)]
+    assert [(e.item_id, e.state) for e in finished] == [(1, S.DONE), (2, S.DONE), (3, S.DONE)]
+    assert "holds only 8 bits per channel" in finished[0].message and finished[2].message == ""
+    assert finished[0].output == tmp_path / "out" / "deep_x2.jpg" and finished[1].output.suffix == ".mkv"
+    assert np.asarray(Image.open(finished[2].output)).shape == (16, 24, 3)
 
 
 def test_the_engines_default_model_is_used_and_the_reason_reported(tmp_path):

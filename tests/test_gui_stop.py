@@ -28,9 +28,9 @@ from gui_helpers import (
 )
 from PyQt6.QtCore import Qt
 
-from gui import runner
 from gui.queue_model import ItemState
 from gui.queue_view import STATE
+from hat_plugin import image_work
 
 
 def test_cancel_after_the_last_tile_discards_the_image(qtbot, tmp_path):
@@ -57,14 +57,14 @@ def test_stop_and_quit_while_writing_keeps_the_image_done_and_a_restart_shows_it
     use_golden(window, tmp_path / "out")
     window.add_paths([tmp_path / "a.png"])
     writing = threading.Event()
-    real_write = runner.images.write_image
+    real_write = image_work.write_image  # where the app's images are written
 
     def slow_write(*args, **kwargs):
         writing.set()
         time.sleep(0.5)  # the close arrives while the file is written
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(runner.images, "write_image", slow_write)
+    monkeypatch.setattr(image_work, "write_image", slow_write)
     assert window.start()
     qtbot.waitUntil(writing.is_set, timeout=RUN_TIMEOUT_MS)
     answer_question("Stop and quit", [])

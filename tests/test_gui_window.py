@@ -38,13 +38,12 @@ from PyQt6.QtCore import QObject, QSettings, Qt, QTimer, QUrl, pyqtSlot
 from PyQt6.QtGui import QDesktopServices, QImage
 from PyQt6.QtWidgets import QApplication
 
-from gui import runner
 from gui.app import main
 from gui.main_window import MainWindow
 from gui.queue_model import ItemState
 from gui.queue_view import BUSY, DETAILS, FILE, PROGRESS, PROGRESS_ROLE
 from gui.settings import Settings
-from hat_plugin import images
+from hat_plugin import image_work, images
 
 
 @pytest.fixture
@@ -478,14 +477,14 @@ def test_closing_never_waits_forever_for_a_stuck_worker(qtbot, tmp_path, monkeyp
     window.add_paths([tmp_path / "a.png"])
     stuck = threading.Event()
     release = threading.Event()
-    real_read = runner.images.read_image
+    real_read = image_work.read_image  # where the app's images are read
 
-    def slow_read(path):
+    def slow_read(path, **options):
         stuck.set()
         release.wait(30)
-        return real_read(path)
+        return real_read(path, **options)
 
-    monkeypatch.setattr(runner.images, "read_image", slow_read)
+    monkeypatch.setattr(image_work, "read_image", slow_read)
     assert window.start()
     qtbot.waitUntil(stuck.is_set, timeout=RUN_TIMEOUT_MS)
     answer_question("Stop and quit", [])
@@ -507,6 +506,7 @@ def test_settings_survive_a_restart(qtbot, tmp_path):
     panel.device.setCurrentIndex(panel.device.findData("cpu"))
     panel.precision.setCurrentIndex(panel.precision.findData("bf16"))
     panel.tile.setValue(128)
+    panel.max_memory.setValue(3.5)
     panel.output_dir.setText(str(tmp_path / "results"))
     panel.output_dir.editingFinished.emit()
     panel.format.setCurrentIndex(panel.format.findData("webp"))
@@ -529,6 +529,7 @@ def test_settings_survive_a_restart(qtbot, tmp_path):
         device="cpu",
         precision="bf16",
         tile=128,
+        max_memory_gib=3.5,
         output_dir=str(tmp_path / "results"),
         format="webp",
         quality=80,

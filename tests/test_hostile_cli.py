@@ -175,7 +175,7 @@ def test_bomb_in_a_batch_under_a_memory_cap(tmp_path):
 @pytest.mark.slow
 def test_output_appearing_between_plan_and_write_is_not_replaced(tmp_path, capsys, monkeypatch):
     """Another process writes the same output while this one upscales: ours reports it exists and keeps theirs."""
-    from hat_plugin.cli import upscale as command
+    from hat_plugin import image_work as command
 
     source = picture(tmp_path / "a.png")
     target = tmp_path / "a_x2.png"

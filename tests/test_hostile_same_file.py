@@ -121,7 +121,7 @@ def test_hard_linked_inputs_keep_their_own_outputs(tmp_path, capsys):
 
 def test_final_write_refuses_an_input_that_became_the_output_meanwhile(tmp_path, capsys, monkeypatch):
     """The plan was right, then someone hard-linked the input to the output name: the write refuses it."""
-    from hat_plugin.cli import upscale as command
+    from hat_plugin import image_work as command
 
     source = picture(tmp_path / "a.png")
     before = digest(source)

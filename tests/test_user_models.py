@@ -18,6 +18,7 @@ import torch
 
 from hat_plugin import load_model, weights
 from hat_plugin.cli import EXIT_FAILED, EXIT_OK, main
+from hat_plugin.errors import CheckpointError
 from hat_plugin.images import Image as HatImage
 from hat_plugin.images import read_image, write_image
 from hat_plugin.user_models import add_model
@@ -122,6 +123,22 @@ def test_bad_files_are_refused_and_nothing_is_recorded(home, tmp_path, capsys, m
     assert reason in line and "not added" in line
     assert not user_manifest_path().exists()
     assert all(e.name != "bad" for e in weights.list_models())
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_path_that_is_no_regular_file_is_refused_in_the_shared_words(home, tmp_path, capsys, kind):
+    """A folder or a pipe named as the weights: the one line every weights input gives (no hang on the pipe)."""
+    path = tmp_path / "thing.pth"
+    if kind == "folder":
+        path.mkdir()
+    else:
+        os.mkfifo(path)
+    assert main(["models", "add", str(path), "--name", "thing"]) == EXIT_FAILED
+    line = _one_line(capsys.readouterr().err)
+    with pytest.raises(CheckpointError) as elsewhere:
+        weights.resolve(str(path))
+    assert str(elsewhere.value) in line and "a weights file (.pth or .safetensors)" in line
+    assert not user_manifest_path().exists()
 
 
 def test_wrong_hash_taken_name_and_bad_mean_are_refused(home, weights_file, capsys):

@@ -15,22 +15,15 @@ import pytest
 from quirk_videos import FFMPEG, ffmpeg, source
 from video_helpers import WEIGHTS, decoded, planes_of
 
-from hat_plugin.engine import Upscaler
 from hat_plugin.errors import OptionError
 from hat_plugin.video import EncoderSettings, VideoJob
-from hat_plugin.video.runner import FrameUpscaler
+from hat_plugin.video.runner import frame_upscaler
 
 pytestmark = pytest.mark.skipif(
     FFMPEG is None, reason="Debian's ffmpeg makes these files: apt-get install ffmpeg (make setup installs it)"
 )
 
 FIELDS = ["-flags", "+ilme+ildct", "-top", "1"]
-
-
-@pytest.fixture(scope="module")
-def engine():
-    with Upscaler(WEIGHTS, device="cpu", precision="fp32") as up:
-        yield up
 
 
 def interlaced_mpeg2(folder: Path) -> Path:
@@ -99,7 +92,7 @@ def test_interlaced_source_is_deinterlaced_exactly_in_chunks(tmp_path, engine, m
     if rate == "field":  # a field every half frame: 25 fps becomes 50 fps
         seconds = [frame.time for _, frame in frames]
         assert {round(b - a, 4) for a, b in zip(seconds, seconds[1:], strict=False)} == {0.02}
-    upscale = FrameUpscaler(engine, job.plan.info, job.plan.fmt)
+    upscale = frame_upscaler(engine, job.plan.info, job.plan.fmt)
     for number, ((_, frame), planes) in enumerate(zip(frames, want, strict=True)):
         for expected, got in zip(upscale(planes), planes_of(frame), strict=True):
             np.testing.assert_array_equal(got, expected, err_msg=f"frame {number}")

@@ -5,6 +5,7 @@ exactly), timestamps increase, and audio stays in sync with the video."""
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
@@ -16,13 +17,12 @@ import av.error
 import numpy as np
 import pytest
 from quirk_videos import FFMPEG, QUIRKS, avi_packed_bframes, h264_damaged, mkv_truncated, ts_size_change
-from video_helpers import WEIGHTS, decoded, planes_of
+from video_helpers import decoded, planes_of
+from video_helpers import job as video_job
 
-from hat_plugin.engine import Upscaler
 from hat_plugin.errors import DamagedVideoError, VideoError
-from hat_plugin.video import EncoderSettings, VideoJob
 from hat_plugin.video.index import timecode
-from hat_plugin.video.runner import FrameUpscaler
+from hat_plugin.video.runner import frame_upscaler
 
 pytestmark = pytest.mark.skipif(
     FFMPEG is None or shutil.which("ffprobe") is None,
@@ -32,16 +32,7 @@ pytestmark = pytest.mark.skipif(
 WARNED = {"mkv_truncated": "the file ends early", "h264_damaged": "damaged video data at"}
 
 
-@pytest.fixture(scope="module")
-def engine():
-    with Upscaler(WEIGHTS, device="cpu", precision="fp32") as up:
-        yield up
-
-
-def job(source, output, engine, **options):
-    options.setdefault("encoder", EncoderSettings("ffv1"))
-    options.setdefault("chunk_frames", 5)
-    return VideoJob(source, output, WEIGHTS, upscaler=engine, **options)
+job = functools.partial(video_job, chunk_frames=5)  # the quirk files' boundaries fall inside
 
 
 def plain_count(path: Path) -> int:
@@ -97,7 +88,7 @@ def check_upscaled(source: Path, out: Path, engine, start: int = 0, stop: int | 
     assert len(frames) == stop - start
     times = [pts for pts, _ in frames]
     assert all(a < b for a, b in zip(times, times[1:], strict=False))
-    upscale = FrameUpscaler(engine, plan.info, plan.fmt)
+    upscale = frame_upscaler(engine, plan.info, plan.fmt)
     damaged = set(plan.index.damaged)
     for number, (_, frame) in zip(range(start, stop), frames, strict=True):
         if number in damaged:
@@ -107,13 +98,13 @@ def check_upscaled(source: Path, out: Path, engine, start: int = 0, stop: int | 
     sound = span(source, "audio")
     if sound is None or start or stop != total or plan.index.missing_seconds():
         return  # a truncated file's audio runs on past its last decodable picture: copied as far as it goes
-    frame = plan.index.decoded_seconds() / len(plan.index) + 1e-6
+    tolerance = plan.index.decoded_seconds() / len(plan.index) + 1e-6
     video = (plan.index.seconds(0), plan.index.seconds(len(plan.index)))
     copied, written = span(out, "audio"), span(out, "video")
     assert copied is not None and written is not None
-    assert abs((copied[0] - written[0]) - (sound[0] - video[0])) <= frame  # the audio starts where it did
-    assert abs((written[1] - written[0]) - (video[1] - video[0])) <= frame  # the video lasts as long
-    assert abs((copied[1] - copied[0]) - (sound[1] - sound[0])) <= frame  # and so does the audio
+    assert abs((copied[0] - written[0]) - (sound[0] - video[0])) <= tolerance  # the audio starts where it did
+    assert abs((written[1] - written[0]) - (video[1] - video[0])) <= tolerance  # the video lasts as long
+    assert abs((copied[1] - copied[0]) - (sound[1] - sound[0])) <= tolerance  # and so does the audio
 
 
 @pytest.mark.parametrize("name", sorted(QUIRKS))

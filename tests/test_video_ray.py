@@ -11,38 +11,22 @@ import subprocess
 import sys
 
 import pytest
+from ray_helpers import two_node_cluster
 from video_helpers import REPO, WEIGHTS, decoded, make_clip
 
 from hat_plugin.options import EngineOptions
-from hat_plugin.video import EncoderSettings, RayRunner, VideoJob, ray_runner
+from hat_plugin.video import EncoderSettings, VideoJob
+from hat_plugin.workers import RayRunner, ray_runner
 
 ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
-STORE = 80 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A head and a second node, one CPU each; workers import this checkout's hat_plugin."""
-    nodes = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "object_store_memory": STORE, "include_dashboard": False},
-    )
-    nodes.add_node(num_cpus=1, object_store_memory=STORE)
-    nodes.wait_for_nodes()
-    ray.init(
-        address=nodes.address,
-        runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}},
-        log_to_driver=False,
-        logging_level="warning",
-    )
-    try:
+    with two_node_cluster() as nodes:
         yield nodes
-    finally:
-        ray.shutdown()
-        nodes.shutdown()
 
 
 def digest(path):
@@ -105,9 +89,9 @@ def test_a_worker_killed_mid_chunk_is_retried_and_the_output_is_unchanged(tmp_pa
 
     def progress(done, total):
         for status in runner.workers.values():
-            if not killed and 0 < status.frames < 8 and status.pid != os.getpid():
+            if not killed and 0 < status.done < 8 and status.pid != os.getpid():
                 os.kill(status.pid, signal.SIGKILL)
-                killed.append(status.chunk)
+                killed.append(status.unit)
 
     out = tmp_path / "cluster.mkv"
     result = cluster_job(clip.path, out, 8, runner).run(progress)

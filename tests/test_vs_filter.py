@@ -28,7 +28,7 @@ from vs_helpers import (
 from hat_plugin import HAT, HATConfig, Upscaler
 from vs_filter import build
 from vs_filter.filter import frame_graph
-from vs_filter.frames import FrameUpscaler
+from vs_filter.frames import FrameCallback
 
 WEIGHTS = str(GOLDEN_X2)
 
@@ -151,11 +151,28 @@ def test_variable_format_or_size_is_refused(core: vs.Core) -> None:
         ({"weights": WEIGHTS, "device": "cuda", "device_index": 99}, "'cuda:99' is not available"),
         ({"weights": "/nonexistent/HAT.safetensors"}, "/nonexistent/HAT.safetensors"),
         ({"model": "HAT-S_SRx5"}, "HAT-S_SRx"),
+        ({"weights": WEIGHTS, "max_memory": "lots"}, "max_memory= must be a size in bytes such as 4G or 512M"),
+        ({"weights": WEIGHTS, "max_memory": -1}, "max_memory= must be 0 (no limit) or a positive size"),
+        ({"weights": WEIGHTS, "max_memory": float("inf")}, "max_memory= must be 0 (no limit) or a positive size"),
     ],
 )
 def test_bad_arguments_get_clear_errors(core: vs.Core, kwargs: dict, expected: str) -> None:
     clip = core.std.BlankClip(format=vs.RGBS, width=24, height=16, length=1)
     assert expected in upscale_error(core, clip, **kwargs)
+
+
+def test_max_memory_reaches_the_engine_tile(core: vs.Core) -> None:
+    """A cap below what the process already holds leaves the CPU's automatic tile its smallest (two windows): the
+    frame is then upscaled in tiles, exactly as the engine does with that tile, and not as one whole frame."""
+    images = image_frames(1, 64, 48)
+    clip = clip_from_arrays(core, images)
+    for cap in ("1M", 1 << 20):
+        result = frame_array(core.hat.Upscale(clip, weights=WEIGHTS, device="cpu", max_memory=cap).get_frame(0))
+        tiled = Upscaler(GOLDEN_X2, device="cpu", tile=16).upscale(images[0])
+        np.testing.assert_allclose(result, np.moveaxis(tiled, -1, 0), atol=1e-5)
+        assert np.abs(result - engine_output(images[0])).max() > 1e-4  # whole-frame pixels differ at the seams
+    roomy = core.hat.Upscale(clip, weights=WEIGHTS, device="cpu", max_memory="64G")
+    np.testing.assert_allclose(frame_array(roomy.get_frame(0)), engine_output(images[0]), atol=1e-5)
 
 
 def test_no_model_uses_the_default_model_and_says_so(core: vs.Core, tmp_path, monkeypatch, capfd) -> None:
@@ -197,7 +214,7 @@ def test_frames_run_in_parallel_up_to_num_streams(core: vs.Core) -> None:
     try:
         results = {}
         for streams in (1, 2):
-            runner = FrameUpscaler(golden_upscaler(), clip, torch.device("cpu"), streams)
+            runner = FrameCallback(golden_upscaler(), clip, torch.device("cpu"), streams)
             out = frame_graph(clip, runner)
             requests = [out.get_frame_async(n) for n in range(len(images))]
             results[streams] = [frame_array(request.result()) for request in requests]
@@ -215,7 +232,7 @@ def test_failed_frame_is_a_clean_error_and_the_clip_stays_usable(core: vs.Core) 
     )
     grey_model = Upscaler(HAT(config), device="cpu")  # a real network that takes one channel, fed three
     clip = core.std.BlankClip(format=vs.RGBS, width=24, height=16, length=2)
-    out = frame_graph(clip, FrameUpscaler(grey_model, clip, torch.device("cpu"), 1))
+    out = frame_graph(clip, FrameCallback(grey_model, clip, torch.device("cpu"), 1))
     for n in (0, 1):
         with pytest.raises(vs.Error) as info:
             out.get_frame(n)
@@ -230,7 +247,7 @@ def test_out_of_memory_is_explained(core: vs.Core) -> None:
     except RuntimeError as exc:
         failure = exc
     clip = core.std.BlankClip(format=vs.RGBS, width=24, height=16, length=1)
-    runner = FrameUpscaler(golden_upscaler(), clip, torch.device("cpu"), 1)
+    runner = FrameCallback(golden_upscaler(), clip, torch.device("cpu"), 1)
     message = runner._describe(failure, 7)
     assert message.startswith("hat.Upscale: out of memory on cpu (frame 7, 24x16 -> 48x32")
     assert "smaller tile" in message and "num_streams" in message

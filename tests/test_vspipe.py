@@ -187,13 +187,13 @@ def test_failing_frame_ends_vspipe_with_our_message(tmp_path: Path) -> None:
         import vapoursynth as vs
         from hat_plugin import HAT, HATConfig, Upscaler
         from vs_filter.filter import frame_graph
-        from vs_filter.frames import FrameUpscaler
+        from vs_filter.frames import FrameCallback
 
         core = vs.core
         config = HATConfig(in_chans=1, embed_dim=16, depths=(1,), num_heads=(2,), window_size=8, upscale=2,
                            squeeze_factor=4)
         clip = core.std.BlankClip(format=vs.RGBS, width=24, height=16, length=3)
-        runner = FrameUpscaler(Upscaler(HAT(config), device="cpu"), clip, torch.device("cpu"), 1)
+        runner = FrameCallback(Upscaler(HAT(config), device="cpu"), clip, torch.device("cpu"), 1)
         clip = core.resize.Bicubic(frame_graph(clip, runner), format=vs.YUV444P16, matrix_s="709")
         clip.set_output()
         """,

@@ -1,4 +1,4 @@
-"""Small video files made with PyAV for the video tests, and ways to read them back.
+"""Small video files made with PyAV for the video tests, ways to read them back, and the tests' job (``job``).
 
 Every frame is different: a gradient that moves with the frame number, and the frame number itself drawn in
 binary as a row of black and white blocks along the top, so a dropped, doubled or swapped frame shows.
@@ -13,10 +13,20 @@ from pathlib import Path
 import av
 import numpy as np
 
+from hat_plugin.engine import Upscaler
+from hat_plugin.video import EncoderSettings, VideoJob
 from hat_plugin.video.frames import layout_of, new_frame, read_planes
 
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = REPO / "tests" / "data" / "golden" / "tiny-x2-w8" / "weights.safetensors"
+
+
+def job(source: Path | str, output: Path | str, engine: Upscaler, **options: object) -> VideoJob:
+    """A job with the golden tiny x2 model on ``engine`` (the ``engine`` fixture): lossless FFV1 output, so frames
+    compare exactly, and chunks of 4 frames unless ``options`` say otherwise."""
+    options.setdefault("encoder", EncoderSettings("ffv1"))
+    options.setdefault("chunk_frames", 4)
+    return VideoJob(source, output, WEIGHTS, upscaler=engine, **options)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -21,6 +21,7 @@ ARGUMENTS = {
     "device": "device=",
     "precision": "fp16=",
     "rgb_mean": "rgb_mean=",
+    "max_memory": "max_memory=",
 }
 """The engine's option keys that are arguments of ``hat.Upscale``, as a script writes them."""
 

@@ -23,7 +23,7 @@ that would only exhaust memory, so it is refused rather than silently clamped.""
 if TYPE_CHECKING:
     import torch
 
-    from .frames import FrameUpscaler
+    from .frames import FrameCallback
 
 
 NUMBERS = {"tile": 0, "overlap": 0, "device_index": 0, "num_streams": 1, "batch": 0}
@@ -43,17 +43,20 @@ def upscale(
     batch: object = 0,
     fp16: object = None,
     rgb_mean: object = None,
+    max_memory: object = 0,
     **unknown: object,
 ) -> vs.VideoNode:
     """Upscale an RGBS/RGBH clip with HAT; every problem is a ``vs.Error`` whose message says what to do.
-    ``rgb_mean`` (``official``, ``0.5``, ``R,G,B``) overrides the mean recorded for the model."""
+    ``rgb_mean`` (``official``, ``0.5``, ``R,G,B``) overrides the mean recorded for the model; ``max_memory``
+    (bytes, or a size such as ``"4G"``) caps the memory the CPU's automatic tile may bring the process to."""
     if unknown:
         names = ", ".join(sorted(unknown))
-        known = ", ".join(("clip", "model", "weights", "device", *NUMBERS, "fp16", "rgb_mean"))
+        known = ", ".join(("clip", "model", "weights", "device", *NUMBERS, "fp16", "rgb_mean", "max_memory"))
         raise error(f"unknown argument {names}: the arguments are {known}")
     clip = check_clip(clip)
     source = _model_source(model, weights)
     mean = _check_mean(rgb_mean)
+    memory_cap = _check_memory_size(max_memory)
     tile_px, overlap_px = _whole("tile", tile), _whole("overlap", overlap)
     streams, tiles_per_pass = _whole("num_streams", num_streams), _whole("batch", batch)
     index = None if device_index is None else _whole("device_index", device_index)
@@ -73,11 +76,15 @@ def upscale(
     from hat_plugin.options import EngineOptions
     from hat_plugin.precisions import precision_name
 
-    from .frames import FrameUpscaler
+    from .frames import FrameCallback
 
     try:
         options = EngineOptions.from_environment(
-            device=_device_spec(device, index), tile=tile_px, overlap=overlap_px, batch=tiles_per_pass
+            device=_device_spec(device, index),
+            tile=tile_px,
+            overlap=overlap_px,
+            batch=tiles_per_pass,
+            max_memory=memory_cap,
         )
         torch_device = resolve_device(options.device)
         asked = "auto" if fp16 is None else ("fp16" if fp16 else "fp32")
@@ -89,7 +96,7 @@ def upscale(
     except HATError as exc:
         raise engine_error(exc) from None
     _check_memory(clip, upscaler.scale, streams, torch_device)
-    return frame_graph(clip, FrameUpscaler(upscaler, clip, torch_device, streams))
+    return frame_graph(clip, FrameCallback(upscaler, clip, torch_device, streams))
 
 
 def _check_memory(clip: vs.VideoNode, scale: int, num_streams: int, device: torch.device) -> None:
@@ -110,7 +117,7 @@ def _check_memory(clip: vs.VideoNode, scale: int, num_streams: int, device: torc
         )
 
 
-def frame_graph(clip: vs.VideoNode, runner: FrameUpscaler) -> vs.VideoNode:
+def frame_graph(clip: vs.VideoNode, runner: FrameCallback) -> vs.VideoNode:
     """The output clip: ``runner(n, [source frame, blank scaled frame])`` per frame, frames in parallel."""
     scale = runner.scale
     blank = clip.std.BlankClip(width=clip.width * scale, height=clip.height * scale, keep=True)
@@ -155,6 +162,20 @@ def _check_mean(rgb_mean: object) -> str | None:
             f"rgb_mean={text!r}: give 'official', one number for all channels ('0.5') or 'R,G,B' from 0 to 1"
         ) from None
     return text
+
+
+def _check_memory_size(value: object) -> int:
+    """The ``max_memory`` argument in bytes: a whole number, or a size such as ``"4G"`` (the engine's rule,
+    ``limits.memory_size``); a ``vs.Error`` naming the argument otherwise."""
+    from hat_plugin.errors import OptionError
+    from hat_plugin.limits import memory_size
+
+    if isinstance(value, bytes):  # data from the script's map
+        value = value.decode("utf-8", "replace")
+    try:
+        return memory_size(value if isinstance(value, int | str) else str(value))
+    except OptionError as exc:
+        raise engine_error(exc) from None
 
 
 def _whole(name: str, value: object) -> int:

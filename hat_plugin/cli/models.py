@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG
+from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console, run_parsed
 from hat_plugin.cli.options import rgb_mean_arg
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, UnverifiedError
@@ -94,9 +94,7 @@ def run_models(argv: list[str]) -> int:
     return EXIT_OK
 
 
-def _run_add(argv: list[str]) -> int:
-    from hat_plugin.user_models import add_model  # PyTorch loads only to check a model being added
-
+def _add_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} models add",
         description="Add a HAT weights file or URL as a model you can name (--model NAME in the CLI, model=NAME in "
@@ -110,7 +108,40 @@ def _run_add(argv: list[str]) -> int:
     parser.add_argument(
         "--trust-unverified", action="store_true", help="download a URL without a known sha256 (its hash is printed)"
     )
-    args = parser.parse_args(argv)
+    _talk(parser)
+    return parser
+
+
+def _remove_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} models remove",
+        description="Forget a model you added (a downloaded copy is deleted from the cache; a file you added "
+        "from disk stays where it is).",
+    )
+    parser.add_argument("name", metavar="NAME")
+    _talk(parser)
+    return parser
+
+
+def _talk(parser: argparse.ArgumentParser) -> None:
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    talk.add_argument("-v", "--verbose", action="store_true", help="show details of errors")
+
+
+def _run_add(argv: list[str]) -> int:
+    interrupted = "interrupted; add it again to finish (a download goes on where it stopped)"
+    return run_parsed(_add_parser(), argv, _add, interrupted=interrupted, name=f"{PROG} models add")
+
+
+def _run_remove(argv: list[str]) -> int:
+    interrupted = f"interrupted; '{PROG} models' lists what is recorded now"
+    return run_parsed(_remove_parser(), argv, _remove, interrupted=interrupted, name=f"{PROG} models remove")
+
+
+def _add(args: argparse.Namespace, console: Console) -> int:
+    from hat_plugin.user_models import add_model  # PyTorch loads only to check a model being added
+
     try:
         entry = add_model(
             args.source,
@@ -120,10 +151,10 @@ def _run_add(argv: list[str]) -> int:
             trust_unverified=args.trust_unverified,
         )
     except UnverifiedError as exc:
-        print(f"{PROG} models add: {worded(exc)}: give --sha256, or --trust-unverified", file=sys.stderr)
+        console.error(f"{worded(exc)}: give --sha256, or --trust-unverified", exc)
         return EXIT_FAILED
     except HATError as exc:
-        print(f"{PROG} models add: {worded(exc)}", file=sys.stderr)
+        console.error(worded(exc), exc)
         return EXIT_FAILED
     if args.trust_unverified and not args.sha256 and entry.urls:
         print(f"{entry.name}: sha256 {entry.sha256} (not verified: no hash was given to compare with)")
@@ -132,20 +163,13 @@ def _run_add(argv: list[str]) -> int:
     return EXIT_OK
 
 
-def _run_remove(argv: list[str]) -> int:
+def _remove(args: argparse.Namespace, console: Console) -> int:
     from hat_plugin.user_models import remove_model
 
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} models remove",
-        description="Forget a model you added (a downloaded copy is deleted from the cache; a file you added "
-        "from disk stays where it is).",
-    )
-    parser.add_argument("name", metavar="NAME")
-    args = parser.parse_args(argv)
     try:
         entry = remove_model(args.name)
     except HATError as exc:
-        print(f"{PROG} models remove: {worded(exc)}", file=sys.stderr)
+        console.error(worded(exc), exc)
         return EXIT_FAILED
     print(f"removed {entry.name}")
     return EXIT_OK

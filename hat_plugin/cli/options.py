@@ -27,7 +27,6 @@ VIDEO_FLAGS = frozenset(
         "--chunk-frames",
         "--keep-work",
         "--streams",
-        "--ray",
         "--on-damage",
         "--deinterlace",
         "--deinterlace-rate",
@@ -86,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_memory_size,
         metavar="SIZE",
         help="on the CPU, the most memory to use with the auto tile (e.g. 4G; default 0 = from the free memory)",
+    )
+    engine.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="upscale on a Ray cluster (auto, or HOST:6379 / ray://HOST:10001): images in groups, videos in chunks, "
+        "one task per GPU; every machine must see the inputs and outputs at the same paths",
     )
     output = parser.add_argument_group("output")
     output.add_argument("-f", "--format", help="png, jpg, webp, tif or bmp (default: the input's, else png)")
@@ -200,9 +205,6 @@ def add_video_arguments(parser: argparse.ArgumentParser) -> None:
         default="conceal",
         help="damaged or truncated video data: use the decoder's concealed pictures and warn, as a player does "
         "(default), or stop",
-    )
-    group.add_argument(
-        "--ray", metavar="ADDRESS", help="run the chunks on a Ray cluster: auto, or HOST:6379 / ray://HOST:10001"
     )
 
 

@@ -7,7 +7,7 @@ import argparse
 import errno
 import glob
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["DownloadBar", "Tally", "collect_inputs", "load_network", "model_mean", "model_source", "report_plan"]
 
 GLOB_CHARS = frozenset("*?[")
+NAMED = 3
+"""Inputs named in the one line for several that failed together."""
 
 
 @dataclass
@@ -60,6 +62,18 @@ class Tally:
             self.fail(message if str(source) in message else f"{source}: {message}", exc)
         else:
             self.fail(f"{source}: unexpected {describe_exception(exc)}", exc)
+
+    def inputs_failed(self, sources: Sequence[Path], exc: Exception) -> None:
+        """Count each of ``sources``, which failed together for one reason (a cluster task lost for good), and say
+        it once: how many, the first few, and why."""
+        if len(sources) == 1:
+            self.input_failed(sources[0], exc)
+            return
+        why = worded(exc) if isinstance(exc, HATError) else f"unexpected {describe_exception(exc)}"
+        named = ", ".join(str(source) for source in sources[:NAMED])
+        more = f" and {len(sources) - NAMED} more" if len(sources) > NAMED else ""
+        self.failed.extend(f"{source}: {why}" for source in sources)
+        self.console.error(f"{len(sources)} images failed ({named}{more}): {why}", exc)
 
     def finish(self) -> int:
         """Print the summary line; EXIT_FAILED if anything failed or nothing was done, else EXIT_OK."""

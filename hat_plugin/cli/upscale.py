@@ -9,22 +9,25 @@ Bad inputs are reported and skipped, never fatal to the batch; the exit code say
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import time
-from dataclasses import replace
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hat_plugin.batch import Input, OutputOptions, Planned, plan_outputs
+from hat_plugin.batch import Input, OutputOptions, plan_outputs
 from hat_plugin.cli import video as video_cli  # video inputs go to hat_plugin/cli/video.py
 from hat_plugin.cli.base import PROG, Console, UsageError, run_parsed
 from hat_plugin.cli.options import build_parser, engine_options
 from hat_plugin.cli.runs import Tally, collect_inputs, load_network, model_mean, model_source, report_plan
 from hat_plugin.cli.wording import worded
-from hat_plugin.errors import HATError, OptionError, describe_exception
-from hat_plugin.images import is_image_name, read_image, write_image
+from hat_plugin.errors import ClusterError, HATError, OptionError, describe_exception
+from hat_plugin.files import sha256_file
+from hat_plugin.image_work import ImageOutcome, ImageWatch, ImageWork, upscale_images
+from hat_plugin.images import is_image_name
 from hat_plugin.limits import default_max_pixels
 from hat_plugin.progress import ProgressFn, tqdm_progress
+from hat_plugin.workers import Model, RayRunner
 
 if TYPE_CHECKING:  # the engine (and PyTorch) load only when a model is needed: `models` and --help stay fast
     from tqdm import tqdm
@@ -105,13 +108,70 @@ def run_images(args: argparse.Namespace, inputs: list[Input], tally: Tally) -> N
 
 
 def _upscale_images(args: argparse.Namespace, inputs: list[Input], options: OutputOptions, tally: Tally) -> None:
-    """Load the model, plan and upscale ``inputs``, counting each in ``tally``."""
+    """Load the model, plan and upscale ``inputs`` (here, or on the Ray cluster of ``--ray``), counting each in
+    ``tally``."""
     console = tally.console
-    upscaler, label = _load_upscaler(args, tally)
-    if upscaler is None:
+    model, label, scale = _load_model(args, tally)
+    if model is None:
         return
-    if args.scale is not None and args.scale != upscaler.scale:
-        raise UsageError(f"the model {label} upscales x{upscaler.scale}, not x{args.scale}; choose another model")
+    try:
+        if args.scale is not None and args.scale != scale:
+            raise UsageError(f"the model {label} upscales x{scale}, not x{args.scale}; choose another model")
+        plan = plan_outputs(inputs, options, scale=scale, model=label)
+        report_plan(plan, tally)
+        work = ImageWork(options.format, args.quality, options.overwrite, args.max_pixels, watch=_TileBars(console))
+        with console.bar(total=len(plan.todo), unit="image", desc="images") as images_bar:
+            upscale_images(
+                plan.todo,
+                work,
+                RayRunner(args.ray) if args.ray else None,
+                model,
+                on_outcome=lambda outcome: _report(outcome, args, tally),
+                on_lost=lambda lost: _report_lost(lost, tally),
+                progress=lambda done: tqdm_progress(images_bar)(done, len(plan.todo)),
+            )
+    except ClusterError as exc:  # the cluster cannot be reached: none of the images can be done
+        tally.break_off(worded(exc), exc)
+    finally:
+        if model.upscaler is not None:
+            model.upscaler.close()
+
+
+def _load_model(args: argparse.Namespace, tally: Tally) -> tuple[Model | None, str, int]:
+    """The run's model, its label and scale: an engine loaded once for the whole run, or (``--ray``) the network
+    whose weights the cluster's workers load; None (after reporting) when it cannot be loaded."""
+    options = engine_options(args)
+    from hat_plugin.runtime import configure_process
+
+    configure_process()  # before the engine imports PyTorch (the OpenMP thread policy is read when it loads)
+    console = tally.console
+    try:
+        source, label = model_source(args, console)
+        console.info(f"loading model {label}…")
+        if args.ray:
+            from hat_plugin.checkpoint import load_model
+
+            net = load_model(source, rgb_mean=args.rgb_mean)
+            console.info(f"model {label}: x{net.config.upscale}, {model_mean(net.config)}, on the cluster {args.ray}")
+            key = f"{sha256_file(source)[:32]}:{net.config.rgb_mean}"
+            return Model(net, options, key), label, net.config.upscale
+        from hat_plugin.engine import Upscaler
+
+        upscaler = Upscaler(load_network(source, args.rgb_mean), options)
+    except UsageError:
+        raise
+    except HATError as exc:
+        tally.break_off(worded(exc), exc)
+        return None, "", 0
+    except Exception as exc:  # a bug, not bad input: one line unless --verbose
+        tally.break_off(f"cannot load the model: {describe_exception(exc)}", exc)
+        return None, "", 0
+    _describe_engine(upscaler, label, args, console)
+    return Model(None, options, label, upscaler), label, upscaler.scale
+
+
+def _describe_engine(upscaler: Upscaler, label: str, args: argparse.Namespace, console: Console) -> None:
+    """The model line of a local run, and the pixel limit from the free memory when none is given."""
     from hat_plugin.precisions import precision_label
 
     precision = precision_label(upscaler.dtype)
@@ -125,61 +185,40 @@ def _upscale_images(args: argparse.Namespace, inputs: list[Input], options: Outp
     if args.max_pixels is None:
         args.max_pixels = default_max_pixels(upscaler.scale)
         console.detail(f"inputs over {args.max_pixels:,} pixels are refused (the free memory); see --max-pixels")
-    plan = plan_outputs(inputs, options, scale=upscaler.scale, model=label)
-    report_plan(plan, tally)
-    with console.bar(total=len(plan.todo), unit="image", desc="images") as images_bar:
-        for job in plan.todo:
-            _process(job, upscaler, args, options, console, tally)
-            images_bar.update(1)
 
 
-def _load_upscaler(args: argparse.Namespace, tally: Tally) -> tuple[Upscaler | None, str]:
-    """Load the model once for the whole run; None (after reporting) when it cannot be loaded."""
-    options = engine_options(args)
-    from hat_plugin.runtime import configure_process
-
-    configure_process()  # before the engine imports PyTorch (the OpenMP thread policy is read when it loads)
-    from hat_plugin.engine import Upscaler
-
-    console = tally.console
-    try:
-        source, label = model_source(args, console)
-        console.info(f"loading model {label}…")
-        return Upscaler(load_network(source, args.rgb_mean), options), label
-    except UsageError:
-        raise
-    except HATError as exc:
-        tally.break_off(worded(exc), exc)
-    except Exception as exc:  # a bug, not bad input: one line unless --verbose
-        tally.break_off(f"cannot load the model: {describe_exception(exc)}", exc)
-    return None, ""
-
-
-def _process(
-    job: Planned, upscaler: Upscaler, args: argparse.Namespace, options: OutputOptions, console: Console, tally: Tally
-) -> None:
-    """Read, upscale and write one image; every failure is reported and counted, the batch goes on."""
-    started = time.perf_counter()
-    source = job.input.source
-    try:
-        image = read_image(source, max_pixels=args.max_pixels)
-        with console.bar(total=None, unit="tile", desc=source.name, leave=False, bar_format=FIRST_TILE) as tiles_bar:
-            pixels = upscaler.upscale(image.pixels, progress=tile_progress(tiles_bar))
-        write_image(
-            job.output,
-            replace(image, pixels=pixels),
-            format=options.format,
-            quality=args.quality,
-            overwrite=options.overwrite,
-            inputs=(source,),
-        )
-    except Exception as exc:
-        tally.input_failed(source, exc)
+def _report(outcome: ImageOutcome, args: argparse.Namespace, tally: Tally) -> None:
+    """Count one image's outcome and say it."""
+    if outcome.error is not None:
+        tally.input_failed(outcome.source, outcome.error)
         return
     tally.written += 1
-    height, width = pixels.shape[:2]
-    detail = f" in {time.perf_counter() - started:.1f} s" if args.verbose else ""
-    console.info(f"wrote {job.output} ({width}x{height}){detail}")
+    if outcome.size is None:
+        tally.console.info(f"wrote {outcome.output} (by an earlier attempt of its cluster task)")
+        return
+    width, height = outcome.size
+    detail = f" in {outcome.seconds:.1f} s" if args.verbose else ""
+    tally.console.info(f"wrote {outcome.output} ({width}x{height}){detail}")
+
+
+def _report_lost(lost: Sequence[ImageOutcome], tally: Tally) -> None:
+    """Count the images of a cluster task lost for good, and say it once for them all."""
+    error = lost[0].error
+    assert error is not None, "a lost image has the reason"
+    tally.inputs_failed([outcome.source for outcome in lost], error)
+
+
+class _TileBars(ImageWatch):
+    """Each image's tile bar, for the length of its upscaling."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    @contextlib.contextmanager
+    def upscaling(self, source: Path, output: Path) -> Iterator[ProgressFn]:
+        bar = self.console.bar(total=None, unit="tile", desc=source.name, leave=False, bar_format=FIRST_TILE)
+        with bar as tiles:
+            yield tile_progress(tiles)
 
 
 FIRST_TILE = "{desc}: working on the first tile…"

@@ -8,7 +8,8 @@
 Modules: ``probe`` (what a file holds), ``colour`` (YUV <-> RGB by the declared matrix, range and siting),
 ``frames`` (pixel layouts), ``index`` (frame timestamps), ``decode`` (frame-exact reading), ``codecs`` (encoder
 settings), ``segment`` and ``work`` (chunks on disk), ``mux`` (joining with the other streams), ``runner``
-(the local decode/infer/encode pipeline), ``ray_runner`` (chunks on a Ray cluster), ``job`` (all of it),
+(the local decode/infer/encode pipeline), ``chunk_work`` (chunks as units of work, run here or on a Ray cluster by
+``hat_plugin.workers``), ``job`` (all of it),
 ``preview`` (frames as RGB pictures, for a compare view).
 Names are imported on first use, so checking file names (``is_video_name``) loads neither PyAV nor PyTorch.
 """
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from .job import VideoJob, VideoPlan, VideoResult
     from .preview import FrameReader, frame_count, read_frame, read_poster
     from .probe import VideoInfo, probe
-    from .ray_runner import RayRunner
 
 _LAZY = {
     "CODECS": "codecs",
@@ -35,7 +35,6 @@ _LAZY = {
     "VideoResult": "job",
     "VideoInfo": "probe",
     "probe": "probe",
-    "RayRunner": "ray_runner",
     "FrameReader": "preview",
     "frame_count": "preview",
     "read_frame": "preview",
@@ -49,7 +48,6 @@ __all__ = [
     "WRITABLE_EXTENSIONS",
     "EncoderSettings",
     "FrameReader",
-    "RayRunner",
     "VideoInfo",
     "VideoJob",
     "VideoPlan",

@@ -1,11 +1,13 @@
 """Encoder settings per codec: the ``--codec`` names, their FFmpeg encoders, quality defaults, pixel formats, and
 the options that make every chunk start on a keyframe with closed GOPs and come out byte for byte the same on
-any machine (fixed thread counts, bit-exact flags)."""
+any machine and in every run (fixed thread counts, bit-exact flags, x264 kept off its AVX-512 code)."""
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import av
@@ -212,6 +214,26 @@ def choose_layout(settings: EncoderSettings, source: PixelLayout) -> tuple[Pixel
     return best, note
 
 
+def _x264_code() -> str:
+    """The x264 parameter that keeps it on its AVX2 code where the CPU has AVX-512 (else nothing: its own choice).
+    With its AVX-512 code, x264 (core 165, the build PyAV 19 bundles) gave different bytes for the same frames in
+    about one encode in four within one long-running process; with AVX2 or no assembly at all, the same bytes
+    every time (docs/benchmarks.md, "x264 and AVX-512"). Every CPU with AVX-512 has AVX2, FMA3, BMI1/2 and LZCNT,
+    which x264's ``AVX2`` level names."""
+    return ":asm=AVX2" if _has_avx512() else ""
+
+
+@functools.cache
+def _has_avx512() -> bool:
+    """Whether this CPU has AVX-512 (from Linux's ``/proc/cpuinfo``; where that cannot be read, no)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return {"avx512f", "avx2", "fma", "bmi1", "bmi2", "abm"} <= set(flags)
+
+
 def _distance(source: PixelLayout, candidate: PixelLayout) -> tuple[int, int, int, int]:
     """How far a candidate layout is from the source's: family first, then lost bits, lost chroma, extra size."""
     family = 0 if candidate.family == source.family else (1 if candidate.family == "yuv" else 2)
@@ -238,7 +260,7 @@ def configure_encoder(stream: av.video.stream.VideoStream, settings: EncoderSett
     elif settings.crf is not None:
         options["crf"] = f"{settings.crf:g}"
     if spec.name == "x264":
-        options.update(preset=str(settings.preset), **{"x264-params": "open-gop=0"})
+        options.update(preset=str(settings.preset), **{"x264-params": "open-gop=0" + _x264_code()})
     elif spec.name == "x265":
         options.update(preset=str(settings.preset), **{"x265-params": "open-gop=0:log-level=error"})
     elif spec.name == "av1":

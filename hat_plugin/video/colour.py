@@ -312,7 +312,8 @@ class ColourConverter:
 
     ``to_rgb`` takes the planes of a decoded frame (numpy, as ``PixelLayout`` describes them) and returns a
     ``(1, 3, H, W)`` float32 tensor on ``device``; ``from_rgb`` takes such a tensor (the engine's output) and
-    returns the planes to encode. One converter serves every frame of a video.
+    returns the planes to encode. ``rgb`` and ``planes`` are the same on tensors already on the device (a
+    ``frame_upscaler.PlaneFormat``, for the frame upscaler's staging). One converter serves every frame of a video.
     """
 
     def __init__(self, layout: PixelLayout, colour: Colour, width: int, height: int, device: torch.device) -> None:
@@ -339,9 +340,18 @@ class ColourConverter:
 
     # ---- planes -> RGB -------------------------------------------------------------------------------------
 
+    @property
+    def dtype(self) -> np.dtype[np.uint8] | np.dtype[np.uint16]:
+        """The numpy type of one sample of the planes."""
+        return self.layout.dtype
+
     def to_rgb(self, planes: Sequence[np.ndarray]) -> Tensor:
         """Decoded planes -> ``(1, 3, H, W)`` float32 RGB in [0, 1] on the device."""
-        values = [self._upload(plane) for plane in planes]
+        return self.rgb([self._upload(plane) for plane in planes])
+
+    def rgb(self, planes: Sequence[Tensor]) -> Tensor:
+        """The planes' samples on the device (16-bit ones as int32) -> ``(1, 3, H, W)`` float32 RGB in [0, 1]."""
+        values = [plane.to(torch.float32) for plane in planes]
         if self.layout.family == "gray":
             y = (values[0] - self.y_offset) / self.y_scale
             rgb = y.expand(3, -1, -1)
@@ -362,12 +372,17 @@ class ColourConverter:
 
     def _upload(self, plane: np.ndarray) -> Tensor:
         data = torch.from_numpy(plane if plane.dtype == np.uint8 else plane.astype(np.int32))
-        return data.to(self.device, non_blocking=True).to(torch.float32)
+        return data.to(self.device)
 
     # ---- RGB -> planes -------------------------------------------------------------------------------------
 
     def from_rgb(self, rgb: Tensor) -> list[np.ndarray]:
-        """``(1, 3, H, W)`` or ``(3, H, W)`` RGB in [0, 1] -> the planes of this layout, as numpy arrays.
+        """``(1, 3, H, W)`` or ``(3, H, W)`` RGB in [0, 1] -> the planes of this layout, as numpy arrays."""
+        return [self._numpy(codes) for codes in self.planes(rgb)]
+
+    def planes(self, rgb: Tensor) -> list[Tensor]:
+        """``(1, 3, H, W)`` or ``(3, H, W)`` RGB in [0, 1] -> the planes' codes on the device (uint8, or int32 for
+        deeper samples).
 
         The full-size work goes in bands of rows that stay in the CPU's cache, each step writing into a buffer
         made for it (the input is never changed), in the order and with the rounding of the plain expressions
@@ -405,7 +420,7 @@ class ColourConverter:
                 if across and padded is not None:
                     across.reduce(padded[:, :count], -1, target)
             y_codes[top : top + count].copy_(self._codes(y_band, self.y_offset, self.y_scale))
-        planes = [self._numpy(y_codes)]
+        planes = [y_codes]
         if self.layout.family == "gray":
             return planes
         if down:
@@ -426,6 +441,6 @@ class ColourConverter:
             return np.ascontiguousarray(codes.cpu().numpy())
         return codes.cpu().numpy().astype(np.uint16)
 
-    def _quantise(self, values: Tensor, offset: float, scale: float) -> np.ndarray:
+    def _quantise(self, values: Tensor, offset: float, scale: float) -> Tensor:
         """Floats -> the codes of one plane, using ``values`` as scratch space."""
-        return self._numpy(self._codes(values, offset, scale).to(self._code_type))
+        return self._codes(values, offset, scale).to(self._code_type)

@@ -11,7 +11,7 @@ first field when even).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -67,13 +67,7 @@ def choose(info: VideoInfo, mode: str, rate: str) -> Deinterlace | None:
 def looks_telecined(info: VideoInfo) -> bool:
     """Whether the interlaced video ``info`` is telecined film (3:2 pulldown: 24 film frames spread over 30
     interlaced frames, 2 in 5 holding a repeated field), by FFmpeg's ``idet`` over its first frames."""
-    graph = av.filter.Graph()
-    buffer = graph.add_buffer(width=info.width, height=info.height, format=info.pix_fmt, time_base=Fraction(1, 1))
-    node = graph.add("idet")
-    sink = graph.add("buffersink")
-    buffer.link_to(node)
-    node.link_to(sink)
-    graph.configure()
+    graph = _graph(info, info.pix_fmt, "idet")
     last: av.VideoFrame | None = None
     try:
         with av.open(str(info.path)) as container:
@@ -83,12 +77,7 @@ def looks_telecined(info: VideoInfo) -> bool:
                 assert isinstance(frame, av.VideoFrame)
                 frame.pts = number
                 graph.push(frame)
-                while True:
-                    try:
-                        out = graph.pull()
-                    except (av.error.BlockingIOError, av.error.EOFError):
-                        break
-                    assert isinstance(out, av.VideoFrame)
+                for out in _pulled(graph):
                     last = out
     except (av.error.FFmpegError, ValueError):
         return False
@@ -128,42 +117,52 @@ def deinterlaced(
 ) -> Iterator[tuple[int, list[np.ndarray]]]:
     """Output frames ``[start, stop)`` from the source frames ``frames`` (numbered, in order, from ``first``; the
     last is the source's frame ``total - 1`` or one past what ``stop`` needs)."""
-    graph = av.filter.Graph()
-    source = graph.add_buffer(
-        width=info.width, height=info.height, format=info.layout.pix_fmt, time_base=Fraction(1, 1)
-    )
     mode = "send_field" if deinterlace.rate == "field" else "send_frame"
-    node = graph.add(deinterlace.filter, f"mode={mode}:parity={deinterlace.parity}:deint=all")
+    graph = _graph(info, info.layout.pix_fmt, deinterlace.filter, f"mode={mode}:parity={deinterlace.parity}:deint=all")
+    outputs = _filtered(graph, info, frames)
+    for produced, planes in enumerate(outputs, start=first * deinterlace.factor):
+        if produced >= stop:
+            outputs.close()  # no more source frames are read or filtered
+            return
+        if produced >= start:
+            yield produced, planes
+
+
+def _graph(info: VideoInfo, pix_fmt: str, name: str, args: str | None = None) -> av.filter.Graph:
+    """A configured filter graph: ``info``'s pictures in ``pix_fmt`` (timestamps counted in frames) -> the FFmpeg
+    filter ``name`` with ``args`` -> out."""
+    graph = av.filter.Graph()
+    source = graph.add_buffer(width=info.width, height=info.height, format=pix_fmt, time_base=Fraction(1, 1))
+    node = graph.add(name, args)
     sink = graph.add("buffersink")
     source.link_to(node)
     node.link_to(sink)
     graph.configure()
-    produced = first * deinterlace.factor
+    return graph
+
+
+def _filtered(
+    graph: av.filter.Graph, info: VideoInfo, frames: Iterator[tuple[int, list[np.ndarray]]]
+) -> Generator[list[np.ndarray]]:
+    """The planes of every frame ``graph`` gives while ``frames`` (numbered) go in, then of those it still held."""
     for number, planes in frames:
         picture = new_frame(planes, info.layout, info.width, info.height)
         picture.pts = number
         graph.push(picture)
-        for out in _drain(graph, info):
-            if start <= produced < stop:
-                yield produced, out
-            produced += 1
-        if produced >= stop:
-            return
+        yield from (read_planes(out, info.layout) for out in _pulled(graph))
     graph.push(None)
-    for out in _drain(graph, info):
-        if start <= produced < stop:
-            yield produced, out
-        produced += 1
+    yield from (read_planes(out, info.layout) for out in _pulled(graph))
 
 
-def _drain(graph: av.filter.Graph, info: VideoInfo) -> Iterator[list[np.ndarray]]:
+def _pulled(graph: av.filter.Graph) -> Iterator[av.VideoFrame]:
+    """The frames ``graph`` has ready now (after ``push(None)``: all it still holds)."""
     while True:
         try:
             frame = graph.pull()
         except (av.error.BlockingIOError, av.error.EOFError):
             return
         assert isinstance(frame, av.VideoFrame)
-        yield read_planes(frame, info.layout)
+        yield frame
 
 
 def source_range(deinterlace: Deinterlace, start: int, stop: int, total: int) -> tuple[int, int]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from .work import WorkFolder, plan_chunks
 if TYPE_CHECKING:
     from ..arch import HAT
     from ..engine import Upscaler
-    from .ray_runner import RayRunner
+    from ..workers import RayRunner
 
 __all__ = ["VideoJob", "VideoPlan", "VideoResult", "frame_position"]
 
@@ -152,7 +151,7 @@ class VideoJob:
         if ray is not None and upscaler is not None:
             raise OptionError("a Ray job builds its engines on the workers: give no upscaler with ray")
         if isinstance(ray, str):
-            from .ray_runner import RayRunner
+            from ..workers import RayRunner
 
             ray = RayRunner(ray)
         self.ray = ray
@@ -343,52 +342,21 @@ class VideoJob:
         )
 
     def _upscale(self, plan: VideoPlan, pending: list[Chunk], tracker: _Tracker, cancel: CancelCheck) -> None:
-        def finished(chunk: Chunk) -> None:
-            plan.done.add(chunk.number)
-            if self.ray is None:
-                tracker.chunk_done(chunk)
+        """The pending chunks, here or on the cluster: one call either way (``hat_plugin.workers``)."""
+        from ..workers import Model, run_units
+        from .chunk_work import ChunkWork
 
         if self.ray is not None:
             assert self._net is not None, "a Ray job loads its model from the weights file"
-            self.ray.run(
-                info=plan.info,
-                index=plan.source_index or plan.index,
-                fmt=plan.fmt,
-                chunks=pending,
-                segment=plan.work.segment,
-                job=plan.work.job,
-                model=self._net.state_dict(),
-                rgb_mean=self._net.config.rgb_mean,
-                model_key=plan.work.job,
-                engine=self.engine,
-                streams=self.streams,
-                on_progress=tracker.cluster,
-                on_chunk=finished,
-                cancel=cancel,
-            )
-            return
-        from ..engine import Upscaler
-        from .runner import FrameUpscaler, run_chunks
-
-        owned = self.upscaler is None
-        upscaler = self.upscaler or Upscaler(self._net, self.engine)  # type: ignore[arg-type]
-        try:
-            run_chunks(
-                plan.info,
-                plan.source_index or plan.index,
-                plan.fmt,
-                pending,
-                plan.work.segment,
-                plan.work.job,
-                FrameUpscaler(upscaler, plan.info, plan.fmt),
-                streams=self.streams,
-                on_frame=tracker.frame,
-                on_chunk=finished,
-                cancel=cancel,
-            )
-        finally:
-            if owned:
-                upscaler.close()
+        run_units(
+            ChunkWork(plan.info, plan.source_index or plan.index, plan.fmt, plan.work, self.streams),
+            pending,
+            self.ray,
+            model=Model(self._net, self.engine, plan.work.job, self.upscaler),
+            progress=tracker.update,
+            on_done=lambda chunk, _frames: plan.done.add(chunk.number),
+            cancel=cancel,
+        )
 
 
 def _stretches(index: FrameIndex, frames: list[int]) -> str:
@@ -422,35 +390,16 @@ def _ends_early(index: FrameIndex, missing: float) -> str:
 
 
 class _Tracker:
-    """Turns per-chunk reports into one ``progress(done, total)`` call per change (thread-safe)."""
+    """The job's ``progress(done, total)``: frames finished by earlier runs plus those done by this one."""
 
     def __init__(self, done: int, total: int, progress: ProgressFn | None) -> None:
-        self.base, self.total, self.progress = done, total, progress
-        self.start = done
-        self.current: dict[int, int] = {}
-        self.lock = threading.Lock()
-        self._emit(done)
+        self.start, self.total, self.progress = done, total, progress
+        self.update(0)
 
-    def frame(self, chunk: Chunk, frames: int) -> None:
-        with self.lock:
-            self.current[chunk.number] = frames
-            done = self.base + sum(self.current.values())
-        self._emit(done)
-
-    def chunk_done(self, chunk: Chunk) -> None:
-        with self.lock:
-            self.current.pop(chunk.number, None)
-            self.base += chunk.frames
-            done = self.base + sum(self.current.values())
-        self._emit(done)
-
-    def cluster(self, frames: int) -> None:
-        """The Ray runner's figure: frames done by this run (it counts finished chunks itself)."""
-        self._emit(self.start + frames)
-
-    def _emit(self, done: int) -> None:
+    def update(self, frames: int) -> None:
+        """``frames`` done by this run (finished chunks and the running ones so far)."""
         if self.progress is not None:
-            self.progress(min(done, self.total), self.total)
+            self.progress(min(self.start + frames, self.total), self.total)
 
 
 _TIME = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)s?$")

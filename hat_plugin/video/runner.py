@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..frame_upscaler import FrameUpscaler
 from ..progress import CancelCheck, raise_if_cancelled
 from .colour import ColourConverter
 from .decode import SourceReader
@@ -36,24 +37,20 @@ from .segment import Chunk, OutputFormat, SegmentWriter
 if TYPE_CHECKING:
     from ..engine import Upscaler
 
-__all__ = ["FrameUpscaler", "run_chunks"]
+__all__ = ["frame_upscaler", "run_chunks"]
 
 _POLL = 0.2  # seconds between checks for a stopped pipeline while a queue is full or empty
 _DONE = object()
 Planes = list[np.ndarray]
 
 
-class FrameUpscaler:
-    """One frame's planes in the source layout -> the upscaled frame's planes in the output layout."""
-
-    def __init__(self, upscaler: Upscaler, info: VideoInfo, fmt: OutputFormat) -> None:
-        self.upscaler = upscaler
-        device = upscaler.device
-        self.to_rgb = ColourConverter(info.layout, info.colour, info.width, info.height, device)
-        self.from_rgb = ColourConverter(fmt.layout, fmt.colour, fmt.width, fmt.height, device)
-
-    def __call__(self, planes: Planes) -> Planes:
-        return self.from_rgb.from_rgb(self.upscaler.upscale_tensor(self.to_rgb.to_rgb(planes)))
+def frame_upscaler(upscaler: Upscaler, info: VideoInfo, fmt: OutputFormat, streams: int = 1) -> FrameUpscaler:
+    """One frame's planes in the source layout -> the upscaled frame's planes in the output layout, for
+    ``run_chunks`` with as many ``streams``."""
+    device = upscaler.device
+    source = ColourConverter(info.layout, info.colour, info.width, info.height, device)
+    output = ColourConverter(fmt.layout, fmt.colour, fmt.width, fmt.height, device)
+    return FrameUpscaler(upscaler, source, output, streams)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,16 @@ class Chunk:
         return self.stop - self.start
 
     @property
+    def key(self) -> int:
+        """The chunk's number: it tells chunks apart as units of work (``hat_plugin.workers``)."""
+        return self.number
+
+    @property
+    def size(self) -> int:
+        """The chunk's frames: what progress counts in it as a unit of work."""
+        return self.frames
+
+    @property
     def tag(self) -> str:
         """The frame range as written into the segment (``120-240``)."""
         return f"{self.start}-{self.stop}"
