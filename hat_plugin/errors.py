@@ -24,6 +24,7 @@ __all__ = [
     "ImageError",
     "ManifestError",
     "ModelNotFoundError",
+    "UnknownModelError",
     "OptionError",
     "OutOfMemoryError",
     "OutputError",
@@ -100,6 +101,10 @@ class OutputError(HATError, OSError):
 
 class ModelNotFoundError(HATError, LookupError):
     """A model name is not in the manifest, or is not cached while offline."""
+
+
+class UnknownModelError(ModelNotFoundError):
+    """No model has this name: each front end adds where its user finds the known ones."""
 
 
 class ManifestError(HATError, ValueError):

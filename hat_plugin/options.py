@@ -67,7 +67,7 @@ ENVIRONMENT: tuple[Variable, ...] = (
     Variable("HAT_PLUGIN_MANIFEST", "another weights manifest file (a private list of models)", "the packaged one"),
     Variable(
         "HAT_PLUGIN_USER_MANIFEST",
-        "the file of your own models (`hat-upscale models add`), merged over the manifest",
+        "the file of the models you added by name, merged over the manifest",
         "`models.json` in the user config folder",
     ),
     Variable(

@@ -19,7 +19,7 @@ from vs_filter import errors as vs_filter
 
 REPO = Path(__file__).resolve().parents[1]
 ENGINE = sorted(p for p in (REPO / "hat_plugin").rglob("*.py") if "cli" not in p.relative_to(REPO).parts)
-FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*|hat-upscale [a-z]|python -m hat_plugin")
 FRONT_ENDS: dict[str, Callable[[HATError], str]] = {"cli": cli.worded, "filter": vs_filter.worded, "app": app.worded}
 
 
@@ -41,7 +41,7 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 
 def test_no_engine_string_names_a_command_line_flag() -> None:
-    """The engine words settings neutrally (option keys); only the CLI knows its flags. Ray's own command line
+    """The engine words settings neutrally (option keys); only the CLI knows its flags and commands. Ray's own command line
     (``ray start --head``), which a message tells the user to run, is not ours."""
     found = []
     for path in ENGINE:

@@ -16,7 +16,17 @@ from tqdm import tqdm
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import OptionError
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "PROG", "Console", "UsageError", "run_parsed"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "PROG",
+    "Console",
+    "UsageError",
+    "add_talk_options",
+    "run_parsed",
+]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROG = "hat-upscale"
@@ -82,6 +92,15 @@ class Console:
                 yield
         finally:
             logger.removeHandler(handler)
+
+
+def add_talk_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, short_quiet: bool = True) -> None:
+    """The ``-q/--quiet`` and ``-v/--verbose`` pair every command has (one or the other), which ``run_parsed``
+    hands to the ``Console``; ``short_quiet=False`` leaves ``-q`` free where a command uses it for something else."""
+    talk = parser.add_mutually_exclusive_group()
+    quiet = ("-q", "--quiet") if short_quiet else ("--quiet",)
+    talk.add_argument(*quiet, action="store_true", help="print errors only")
+    talk.add_argument("-v", "--verbose", action="store_true", help="print details and tracebacks")
 
 
 def run_parsed(

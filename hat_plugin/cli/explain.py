@@ -19,14 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hat_plugin.cli.base import (
-    EXIT_FAILED,
-    EXIT_OK,
-    PROG,
-    Console,
-    UsageError,
-    run_parsed,
-)
+from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console, UsageError, add_talk_options, run_parsed
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, describe_exception
 from hat_plugin.files import refuse_inputs
@@ -145,9 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     lam.add_argument(
         "--batch", type=_non_negative, default=0, help="path images per pass (default 0 = from free memory)"
     )
-    talk = parser.add_mutually_exclusive_group()
-    talk.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    talk.add_argument("-v", "--verbose", action="store_true", help="print details and tracebacks")
+    add_talk_options(parser)
     return parser
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console
+from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console, add_talk_options, run_parsed
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError
 from hat_plugin.files import refuse_inputs
@@ -28,15 +28,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--opset", type=int, default=18, help="ONNX opset, 17 or newer (default 18)")
     parser.add_argument("--check", action="store_true", help="run the file with onnxruntime and compare outputs")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT.onnx if it exists")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show details of errors")
+    add_talk_options(parser)
     return parser
 
 
 def run(argv: list[str]) -> int:
     """Export one model; exit 0 when the file was written (and, with --check, matches the network)."""
-    args = build_parser().parse_args(argv)
-    console = Console(quiet=args.quiet, verbose=args.verbose)
+    interrupted = "interrupted; no partial ONNX file was kept"
+    return run_parsed(build_parser(), argv, _export, interrupted=interrupted, name=f"{PROG} export")
+
+
+def _export(args: argparse.Namespace, console: Console) -> int:
     from hat_plugin.runtime import configure_process
 
     configure_process()  # before PyTorch is imported

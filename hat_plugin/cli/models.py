@@ -9,13 +9,11 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from tqdm import tqdm
-
-from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console, run_parsed
+from hat_plugin.cli.base import EXIT_FAILED, EXIT_OK, PROG, Console, UsageError, add_talk_options, run_parsed
 from hat_plugin.cli.options import rgb_mean_arg
+from hat_plugin.cli.runs import DownloadBar
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import HATError, UnverifiedError
-from hat_plugin.progress import tqdm_progress
 from hat_plugin.weights import (
     ModelEntry,
     cache_dir,
@@ -67,18 +65,27 @@ def run_models(argv: list[str]) -> int:
         return _run_add(argv[1:])
     if argv and argv[0] == "remove":
         return _run_remove(argv[1:])
+    interrupted = "interrupted; nothing was changed"
+    return run_parsed(_list_parser(), argv, _list, interrupted=interrupted, name=f"{PROG} models")
+
+
+def _list_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} models",
         description="List the HAT models this program knows, and which are already downloaded and verified. "
         f"'{PROG} models add FILE|URL --name NAME' adds your own model, '{PROG} models remove NAME' forgets it.",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list for scripts")
-    args = parser.parse_args(argv)
+    add_talk_options(parser)
+    return parser
+
+
+def _list(args: argparse.Namespace, console: Console) -> int:
     try:
         rows = [(entry, _state(entry)) for entry in list_models()]
         folder = cache_dir()
     except HATError as exc:
-        print(f"{PROG} models: error: {worded(exc)}", file=sys.stderr)
+        console.error(worded(exc), exc)
         return EXIT_FAILED
     if args.json:
         listing = [
@@ -108,7 +115,7 @@ def _add_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--trust-unverified", action="store_true", help="download a URL without a known sha256 (its hash is printed)"
     )
-    _talk(parser)
+    add_talk_options(parser)
     return parser
 
 
@@ -119,14 +126,8 @@ def _remove_parser() -> argparse.ArgumentParser:
         "from disk stays where it is).",
     )
     parser.add_argument("name", metavar="NAME")
-    _talk(parser)
+    add_talk_options(parser)
     return parser
-
-
-def _talk(parser: argparse.ArgumentParser) -> None:
-    talk = parser.add_mutually_exclusive_group()
-    talk.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    talk.add_argument("-v", "--verbose", action="store_true", help="show details of errors")
 
 
 def _run_add(argv: list[str]) -> int:
@@ -175,17 +176,22 @@ def _remove(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def _download(name: str, quiet: bool, trust: bool) -> str:
-    """Fetch one model; a progress bar on stderr only when bytes actually have to come over the network."""
-    entry = get_entry(name)
-    if quiet or is_cached(name) or not entry.urls or not (entry.attested or trust):
-        return str(fetch(name, trust_unverified=trust))
-    with tqdm(desc=name, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr) as bar:
-        return str(fetch(name, progress=tqdm_progress(bar), trust_unverified=trust))
+def _download(name: str, console: Console, trust: bool) -> str:
+    """Fetch one model; a progress bar only when bytes actually have to come over the network."""
+    bar = DownloadBar(console)
+    try:
+        return str(fetch(name, announce=bar.announce, progress=bar.progress, trust_unverified=trust))
+    finally:
+        bar.close()
 
 
 def run_download(argv: list[str]) -> int:
     """Download and verify the named models (or all of them) into the cache; print each file's path."""
+    interrupted = "interrupted; download again to go on where it stopped"
+    return run_parsed(_download_parser(), argv, _download_all, interrupted=interrupted, name=f"{PROG} download")
+
+
+def _download_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"{PROG} download",
         description="Download models into the cache, checking size and sha256. An interrupted download resumes; "
@@ -193,35 +199,38 @@ def run_download(argv: list[str]) -> int:
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"model names (see '{PROG} models')")
     parser.add_argument("--all", action="store_true", help="every downloadable model (about 1.5 GB)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
         "--trust-unverified",
         action="store_true",
         help="also download models whose hash no public record states (the hash each file has is printed)",
     )
-    args = parser.parse_args(argv)
+    add_talk_options(parser)
+    return parser
+
+
+def _download_all(args: argparse.Namespace, console: Console) -> int:
     if bool(args.names) == args.all:
-        parser.error("name one or more models, or use --all")
+        raise UsageError("name one or more models, or use --all")
     try:
         everything = [e for e in list_models() if not e.bundled and e.path is None and (e.urls or not e.attested)]
         names = [e.name for e in everything if e.attested or args.trust_unverified] if args.all else args.names
     except HATError as exc:
-        print(f"{PROG} download: error: {worded(exc)}", file=sys.stderr)
+        console.error(worded(exc), exc)
         return EXIT_FAILED
     failed = []
     for name in names:
         try:
-            path = _download(name, args.quiet, args.trust_unverified)
+            path = _download(name, console, args.trust_unverified)
             print(path, flush=True)
             if args.trust_unverified and not get_entry(name).attested:
                 print(f"{name}: sha256 {sha256_file(Path(path))} (not verified: no public record to compare with)")
         except UnverifiedError as exc:
-            print(f"{PROG} download: {worded(exc)}: add --trust-unverified to download it anyway", file=sys.stderr)
+            console.error(f"{worded(exc)}: add --trust-unverified to download it anyway", exc)
             failed.append(name)
         except HATError as exc:
-            print(f"{PROG} download: {worded(exc)}", file=sys.stderr)
+            console.error(worded(exc), exc)
             failed.append(name)
     if failed:
-        print(f"{PROG} download: {len(failed)} of {len(names)} failed: {', '.join(failed)}", file=sys.stderr)
+        console.error(f"{len(failed)} of {len(names)} failed: {', '.join(failed)}")
         return EXIT_FAILED
     return EXIT_OK

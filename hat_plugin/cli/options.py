@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from hat_plugin.batch import DEFAULT_SUFFIX
-from hat_plugin.cli.base import PROG, UsageError
+from hat_plugin.cli.base import PROG, UsageError, add_talk_options
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import OptionError
 from hat_plugin.options import EngineOptions
@@ -103,9 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="added to each output name; {scale} and {model} are replaced (default %(default)s)",
     )
     output.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs never)")
-    talk = parser.add_mutually_exclusive_group()
-    talk.add_argument("--quiet", action="store_true", help="print errors only")
-    talk.add_argument("-v", "--verbose", action="store_true", help="print details and tracebacks")
+    add_talk_options(parser, short_quiet=False)  # -q is --quality
     add_video_arguments(parser)
     return parser
 

@@ -18,7 +18,16 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from hat_plugin.cli.base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PROG, Console, UsageError
+from hat_plugin.cli.base import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    PROG,
+    Console,
+    UsageError,
+    add_talk_options,
+    run_parsed,
+)
 from hat_plugin.cli.wording import worded
 from hat_plugin.errors import Cancelled, HATError, OptionError, is_out_of_memory, out_of_memory_message
 
@@ -102,8 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="deterministic algorithms (default: on for CPU, off for GPUs, where it is slower)",
     )
-    run.add_argument("-q", "--quiet", action="store_true", help="only errors")
-    run.add_argument("-v", "--verbose", action="store_true", help="tracebacks with errors")
+    add_talk_options(run)
     return parser
 
 
@@ -248,8 +256,13 @@ def _duration(seconds: float) -> str:
 def run(argv: list[str]) -> int:
     """Entry point of ``hat-upscale train``; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    console = Console(quiet=args.quiet, verbose=args.verbose)
+    interrupted = "interrupted; the run goes on from its last checkpoint with --resume RUN_DIR"
+    return run_parsed(
+        parser, argv, lambda args, console: _train(parser, args, console), interrupted=interrupted, name=f"{PROG} train"
+    )
+
+
+def _train(parser: argparse.ArgumentParser, args: argparse.Namespace, console: Console) -> int:
     if args.resume:
         given = [
             action.option_strings[-1]
@@ -257,14 +270,12 @@ def run(argv: list[str]) -> int:
             if action.dest not in _RESUME_OPTIONS and getattr(args, action.dest) != action.default
         ]
         if given:
-            console.error(
+            raise UsageError(
                 f"--resume continues a run with the settings in its run.json; {', '.join(given)} cannot change "
                 "them (only --workers, --quiet and --verbose go with --resume)"
             )
-            return EXIT_USAGE
     if args.workers is not None and args.workers < 0:
-        console.error("--workers must be 0 or more")
-        return EXIT_USAGE
+        raise UsageError("--workers must be 0 or more")
     display = _Display(console)
     try:
         from hat_plugin.runtime import configure_process
@@ -277,12 +288,11 @@ def run(argv: list[str]) -> int:
             run_dir = create_run(args.out, _settings(args, console))
             console.info(f"run folder: {run_dir}")
         stop = threading.Event()
-        with console.capturing_warnings(), _stop_on_signals(stop, console):
+        with _stop_on_signals(stop, console):
             result = Trainer(run_dir, workers=args.workers, on_event=display, cancel=stop).run()
-    except (UsageError, OptionError) as exc:
+    except OptionError as exc:
         display.close()
-        console.error(worded(exc), exc)
-        return EXIT_USAGE
+        raise UsageError(worded(exc)) from None
     except Cancelled as exc:
         display.close()
         console.error(worded(exc))

@@ -27,6 +27,9 @@ def spelling(option: str) -> str:
 
 def worded(exc: BaseException) -> str:
     """An error's message for the command line: an engine error with its option keys spelled as flags."""
-    from hat_plugin.errors import HATError
+    from hat_plugin.errors import HATError, UnknownModelError
 
-    return exc.worded(spelling) if isinstance(exc, HATError) else str(exc)
+    if not isinstance(exc, HATError):
+        return str(exc)
+    text = exc.worded(spelling)
+    return f"{text} 'hat-upscale models' lists the known ones." if isinstance(exc, UnknownModelError) else text

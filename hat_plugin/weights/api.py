@@ -169,7 +169,7 @@ def fetch(
     if settings.offline:
         state = f"it is not in the cache ({dest})"
         if dest.exists() and entry.sha256 is None:  # nothing to check it against: left alone
-            state = f"the cached {dest} was not downloaded by hat-upscale (hash unattested: add it as your own model)"
+            state = f"the cached {dest} was not downloaded by hat-plugin (hash unattested: add it as your own model)"
         elif dest.exists():
             with locked(settings.cache_dir, entry.filename, cancel):
                 if not _matches(entry, dest):
@@ -239,7 +239,7 @@ def resolve(
         raise OptionError(f"a model is a name or a weights file path, not {type(spec).__name__}")
     text = os.fspath(spec).strip()
     if not text:
-        raise OptionError("no model given: name one (see 'hat-upscale models') or give a weights file")
+        raise OptionError("no model given: name one with {model} or give a weights file", option="model")
     path = Path(text).expanduser()
     if path.exists():
         require_regular_file(path, WEIGHTS_FILE, CheckpointError)

@@ -17,7 +17,7 @@ from typing import Any
 
 import platformdirs
 
-from ..errors import HATError, ManifestError, ModelNotFoundError, UnsafeURLError
+from ..errors import HATError, ManifestError, UnknownModelError, UnsafeURLError
 from ..options import env
 from ..rgb_mean import parse_rgb_mean
 from .urls import check_url
@@ -202,9 +202,7 @@ class Manifest:
         close = difflib.get_close_matches(name.strip().lower(), list(names), n=3, cutoff=0.5)
         hint = " or ".join(repr(names[n]) for n in close)
         suggestion = f" Did you mean {hint}?" if hint else ""
-        raise ModelNotFoundError(
-            f"unknown model {name!r}.{suggestion} Run 'python -m hat_plugin models' to list the known models."
-        )
+        raise UnknownModelError(f"unknown model {name!r}.{suggestion}")
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
