@@ -2,9 +2,11 @@
 
 Run ``python -m tools.wallpapers`` on a Debian or Ubuntu machine (it runs ``apt-get download`` and ``dpkg-deb``)
 to fill ``build/sr-data/train-debian`` (30 photographs, scaled with Lanczos so the longer side is at most 1600 px:
-wallpapers are large, soft JPEGs, and halving them gives denser, cleaner detail per pixel) and
-``build/sr-data/heldout-debian`` (the centred 384 x 384 crop of 8 other photographs at full resolution, never
-trained on). Licences per file: ``tools/README.md``. ``python -m tools.data`` makes the other training photographs.
+wallpapers are large, soft JPEGs, and halving them gives denser, cleaner detail per pixel),
+``build/sr-data/train-debian-full`` (the same 30 at full resolution, the centred crop of at most 1600 x 1600 px:
+the soft pixels photographs have as they are, like the held-out crops) and ``build/sr-data/heldout-debian`` (the
+centred 384 x 384 crop of 8 other photographs at full resolution, never trained on). Licences per file:
+``tools/README.md``. ``python -m tools.data`` makes the other training photographs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-__all__ = ["HELDOUT_CROP", "PACKAGES", "SOURCES", "TRAIN_LONG_SIDE", "fetch"]
+__all__ = ["HELDOUT_CROP", "PACKAGES", "SOURCES", "TRAIN_FULL_CROP", "TRAIN_LONG_SIDE", "fetch"]
 
 DEFAULT_DIR = Path("build/sr-data")
 PACKAGES = {
@@ -124,6 +126,7 @@ SOURCES: list[tuple[str, str, str, str]] = [
     ("lomiri20", "Infinite-Sea_by_Aury88", "9319dfb3651833881339a8d9b769b99efaf474969e6cd58e427eb2524aca8e8a", "train"),
 ]
 TRAIN_LONG_SIDE = 1600
+TRAIN_FULL_CROP = 1600
 HELDOUT_CROP = 384
 
 
@@ -144,22 +147,33 @@ def _extract(packages: list[str], into: Path) -> None:
         subprocess.run(["dpkg-deb", "-x", str(deb), str(into / deb.stem)], check=True)
 
 
-def _save(image: Image.Image, split: str, name: str, out: Path) -> None:
-    if split == "heldout":
-        w, h = image.size
-        left, top = (w - HELDOUT_CROP) // 2, (h - HELDOUT_CROP) // 2
-        image = image.crop((left, top, left + HELDOUT_CROP, top + HELDOUT_CROP))
-    else:
-        factor = max(image.size) / TRAIN_LONG_SIDE
-        if factor > 1:
-            image = image.resize((round(image.width / factor), round(image.height / factor)), Image.Resampling.LANCZOS)
-    folder = out / f"{split}-debian"
+def _centre_crop(image: Image.Image, size: int) -> Image.Image:
+    """The centred crop of at most ``size`` x ``size`` pixels."""
+    w, h = image.size
+    cw, ch = min(w, size), min(h, size)
+    left, top = (w - cw) // 2, (h - ch) // 2
+    return image.crop((left, top, left + cw, top + ch))
+
+
+def _write(image: Image.Image, folder: Path, name: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     image.save(folder / f"{name}.png")
 
 
+def _save(image: Image.Image, split: str, name: str, out: Path) -> None:
+    if split == "heldout":
+        _write(_centre_crop(image, HELDOUT_CROP), out / "heldout-debian", name)
+        return
+    _write(_centre_crop(image, TRAIN_FULL_CROP), out / "train-debian-full", name)
+    factor = max(image.size) / TRAIN_LONG_SIDE
+    if factor > 1:
+        image = image.resize((round(image.width / factor), round(image.height / factor)), Image.Resampling.LANCZOS)
+    _write(image, out / "train-debian", name)
+
+
 def fetch(out: Path = DEFAULT_DIR) -> dict[str, int]:
-    """Fill ``out/train-debian`` and ``out/heldout-debian``; returns the count per split."""
+    """Fill ``out/train-debian``, ``out/train-debian-full`` and ``out/heldout-debian``; returns the count per
+    split."""
     counts = {"train": 0, "heldout": 0}
     with tempfile.TemporaryDirectory(prefix="hat-wallpapers-") as tmp:
         work = Path(tmp)
@@ -188,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     except FetchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"train-debian: {counts['train']} images, heldout-debian: {counts['heldout']} crops in {args.out}")
+    print(
+        f"train-debian and train-debian-full: {counts['train']} images each, "
+        f"heldout-debian: {counts['heldout']} crops in {args.out}"
+    )
     return 0
 
 
