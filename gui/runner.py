@@ -171,6 +171,8 @@ def _load(
     from hat_plugin.precisions import precision_label
 
     precision = precision_label(upscaler.dtype)
+    if upscaler.precision_reason:
+        precision += f" (auto: {upscaler.precision_reason})"
     mean = describe_rgb_mean(upscaler.config.input_mean)
     emit(ModelChosen(label, upscaler.scale, str(upscaler.device), precision, why, tuple(notes), path, mean))
     return upscaler, label, path

@@ -41,7 +41,7 @@ from .errors import (
 from .limits import available_memory, bytes_per_pixel, resident_memory
 from .options import EngineOptions
 from .pixels import from_unit_float, to_unit_float
-from .precisions import precision_name
+from .precisions import PRECISIONS, precision_name
 from .progress import CancelCheck, ProgressFn, raise_if_cancelled
 from .runners import Runner, make_runner
 from .tiling import Blender, PlacedWeights, TileGrid, place_weights, plan_tiles, tile_layout
@@ -115,9 +115,16 @@ class Upscaler:
         self.device = resolve_device(self.options.device)
         self.dtype = resolve_precision(self.options.precision, self.device, force=self.options.force_precision)
         self.max_memory = int(self.options.max_memory)
-        compute = torch.float32 if self.dtype == torch.qint8 else self.dtype
         owned = not isinstance(model, HAT)
         net = model if isinstance(model, HAT) else load_model(model)
+        self.precision_reason = ""
+        """Why ``auto`` ran in ``dtype`` on the CPU (the machine's choice, checked on this network); empty otherwise."""
+        if self.options.precision == "auto" and self.device.type == "cpu":
+            from .precision_probe import auto_for_model
+
+            choice = auto_for_model(net)
+            self.dtype, self.precision_reason = PRECISIONS[choice.precision], choice.reason
+        compute = torch.float32 if self.dtype == torch.qint8 else self.dtype
         self.config = net.config
         self.window = net.config.window_size
         self.tile = -(-self.options.tile // self.window) * self.window if self.options.tile else 0

@@ -8,6 +8,10 @@ photograph (downscaled x4; PSNR-Y against the original). ``auto`` is the fastest
 ``MIN_SPEEDUP`` (``INT8_MIN_SPEEDUP`` for int8) faster than fp32 and loses at most ``MAX_LOSS_DB`` of PSNR-Y; fp32
 otherwise. The decision is written to ``<cache>/.state/cpu-precision.json`` under a key naming the CPU, its
 instruction sets, the PyTorch version and the thread count, so it is measured once per machine.
+
+That choice is then checked for each network the engine runs (``auto_for_model``): its weights, in fp32 and in the
+chosen precision, on a crop of the same photograph; a network that loses more than ``MAX_LOSS_DB`` there runs in
+fp32. The result is remembered under a fingerprint of the weights.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ __all__ = [
     "MIN_SPEEDUP",
     "Choice",
     "Trial",
+    "auto_for_model",
     "cpu_auto_precision",
     "decide",
     "machine_key",
@@ -59,6 +64,7 @@ PROBE_PHOTO = Path(__file__).resolve().parent / "bundled" / "probe-coffee.png"
 _ROUNDS = 3
 _CANDIDATES_KEY = "bf16 fp16 int8"  # what the probe compares: a record made before int8 was a candidate is not used
 _TIMING_SIZE = 64
+_MODEL_CHECK_SIZE = 48  # input side of the photograph crop each network is checked on
 _lock = threading.Lock()
 
 
@@ -184,11 +190,15 @@ def _read_records(path: Path) -> dict[str, Any]:
 
 
 def _remember(path: Path, key: str, choice: Choice) -> None:
+    _remember_value(path, key, choice.to_json())
+
+
+def _remember_value(path: Path, key: str, value: Any) -> None:
     from .errors import OutputError
     from .files import atomic_write
 
     records = _read_records(path)
-    records[key] = choice.to_json()
+    records[key] = value
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, (json.dumps(records, indent=1, sort_keys=True) + "\n").encode())
@@ -287,6 +297,73 @@ def _accuracy_losses(precisions: Sequence[str]) -> dict[str, float]:
             model = net if p == "fp32" else _converted(net, p)
             psnr[p] = _psnr_y(model(lr).float().clamp(0, 1), truth)
     return {p: max(0.0, psnr["fp32"] - psnr[p]) for p in precisions}
+
+
+def auto_for_model(net: Any, choice: Choice | None = None) -> Choice:
+    """What ``auto`` runs ``net`` in on this CPU: the machine's choice (``choice``, else ``cpu_auto_precision``)
+    if ``net``'s own output in it loses at most ``MAX_LOSS_DB`` of PSNR-Y against fp32 on the probe photograph,
+    else fp32. A precision pinned by the environment is taken as it is."""
+    choice = cpu_auto_precision() if choice is None else choice
+    if choice.precision == "fp32" or choice.reason.startswith("set by"):
+        return choice
+    key = f"model {fingerprint(net)} | {choice.precision} | {machine_key(_threads())}"
+    with _lock:
+        loss = _in_process_loss(key)
+        if loss is None:
+            log.info("checking %s against fp32 on this network's weights (once; remembered)", choice.precision)
+            loss = model_loss(net, choice.precision)
+            _remember_value(_record_path(), key, loss)
+            _in_process_loss.cache_clear()
+    if loss > MAX_LOSS_DB:
+        return Choice("fp32", f"{choice.precision} loses {loss:.3f} dB PSNR-Y with this model's weights", choice.trials)
+    return Choice(choice.precision, f"{choice.reason}; this model loses {loss:.3f} dB in it", choice.trials)
+
+
+def fingerprint(net: Any) -> str:
+    """A short hash of a network's weights (names, shapes and values): which results belong to which model."""
+    import torch
+
+    digest = hashlib.blake2b(digest_size=12)
+    for name, tensor in net.state_dict().items():
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def model_loss(net: Any, precision: str) -> float:
+    """PSNR-Y (dB) ``net`` loses in ``precision`` against itself in fp32, each scored against the probe
+    photograph's centre crop from which its input was made (Pillow bicubic down by the network's scale)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    scale = int(net.config.upscale)
+    side = _MODEL_CHECK_SIZE * scale
+    with Image.open(PROBE_PHOTO) as im:
+        rgb = im.convert("RGB")
+        left, top = max(0, (rgb.width - side) // 2), max(0, (rgb.height - side) // 2)
+        hr_image = rgb.crop((left, top, left + side, top + side))
+    lr_image = hr_image.resize((_MODEL_CHECK_SIZE, _MODEL_CHECK_SIZE), Image.Resampling.BICUBIC)
+    truth = torch.from_numpy(np.asarray(hr_image, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
+    lr = torch.from_numpy(np.asarray(lr_image, dtype=np.float32) / 255.0).permute(2, 0, 1).unsqueeze(0)
+    reference = copy.deepcopy(net).float().cpu().eval()
+    with torch.inference_mode():
+        full = _psnr_y(reference(lr).float().clamp(0, 1), truth)
+        reduced = _psnr_y(_converted(reference, precision)(lr).float().clamp(0, 1), truth)
+    return max(0.0, full - reduced)
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+@functools.cache
+def _in_process_loss(key: str) -> float | None:
+    """A network's remembered loss, read once per process and key."""
+    found = _read_records(_record_path()).get(key)
+    return float(found) if isinstance(found, int | float) else None
 
 
 def _converted(net: Any, precision: str) -> Any:

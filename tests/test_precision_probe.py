@@ -21,8 +21,10 @@ def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     monkeypatch.setenv("HAT_PLUGIN_CACHE", str(tmp_path))
     monkeypatch.delenv("HAT_PLUGIN_CPU_PRECISION", raising=False)
     precision_probe._in_process.cache_clear()
+    precision_probe._in_process_loss.cache_clear()
     yield tmp_path
     precision_probe._in_process.cache_clear()
+    precision_probe._in_process_loss.cache_clear()
 
 
 class FakeTimer:
@@ -153,3 +155,61 @@ def test_cli_says_which_precision_auto_chose(tmp_path: Path, capsys: pytest.Capt
     code = main([str(tmp_path / "in.png"), "-o", str(tmp_path / "out"), "--model", "hat-tiny-x4", "--device", "cpu"])
     assert code == EXIT_OK
     assert "in float32 (auto: measured: bf16 0.50x the speed" in capsys.readouterr().err
+
+
+def _outlier_net() -> torch.nn.Module:
+    """hat-tiny-x4 with one MLP channel a thousand times louder (and the next layer a thousand times quieter on
+    it): the kind of activation outlier trained transformers have, which int8's per-tensor activation scale rounds
+    the other channels against."""
+    from hat_plugin.checkpoint import load_model
+    from hat_plugin.weights import resolve
+
+    net = load_model(resolve("hat-tiny-x4"))
+    with torch.no_grad():
+        for name, module in net.named_modules():
+            if name.endswith("mlp.fc1"):
+                module.weight[0] *= 1e3
+                module.bias[0] *= 1e3
+            elif name.endswith("mlp.fc2"):
+                module.weight[:, 0] *= 1e-3
+    return net
+
+
+def test_auto_keeps_the_machine_choice_for_a_model_within_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hat_plugin.checkpoint import load_model
+    from hat_plugin.weights import resolve
+
+    net = load_model(resolve("hat-tiny-x4"))
+    machine = Choice("int8", "int8 1.30x fp32's speed")
+    choice = precision_probe.auto_for_model(net, machine)
+    assert choice.precision == "int8" and "this model loses 0.00" in choice.reason
+    monkeypatch.setattr(precision_probe, "model_loss", lambda net, precision: pytest.fail("measured again"))
+    assert precision_probe.auto_for_model(net, machine) == choice  # remembered in this process
+    precision_probe._in_process_loss.cache_clear()
+    assert precision_probe.auto_for_model(net, machine) == choice  # and in the cache folder, as a new process reads
+
+
+def test_auto_runs_fp32_where_the_model_loses_too_much_in_the_machine_choice() -> None:
+    net = _outlier_net()
+    choice = precision_probe.auto_for_model(net, Choice("int8", "int8 1.30x fp32's speed"))
+    assert choice.precision == "fp32"
+    loss = float(choice.reason.split(" loses ")[1].split(" dB")[0])
+    assert loss > MAX_LOSS_DB and "int8" in choice.reason and "this model" in choice.reason
+
+
+def test_the_engine_takes_the_model_checked_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hat_plugin import Upscaler
+
+    monkeypatch.setattr(precision_probe, "cpu_auto_precision", lambda: Choice("int8", "int8 1.30x fp32's speed"))
+    engine = Upscaler(_outlier_net(), device="cpu", precision="auto")
+    assert engine.dtype == torch.float32 and "int8 loses" in engine.precision_reason
+    pinned = Upscaler(_outlier_net(), device="cpu", precision="int8")  # asked for by name: no check
+    assert pinned.dtype == torch.qint8 and pinned.precision_reason == ""
+
+
+def test_a_pinned_or_fp32_choice_is_not_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(precision_probe, "model_loss", lambda net, precision: pytest.fail("checked"))
+    net = _outlier_net()
+    assert precision_probe.auto_for_model(net, Choice("fp32", "measured")).precision == "fp32"
+    pinned = Choice("int8", "set by HAT_PLUGIN_CPU_PRECISION")
+    assert precision_probe.auto_for_model(net, pinned) == pinned

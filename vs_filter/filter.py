@@ -89,8 +89,11 @@ def upscale(
         torch_device = resolve_device(options.device)
         asked = "auto" if fp16 is None else ("fp16" if fp16 else "fp32")
         native = NATIVE_PRECISION[clip.format.id]
-        dtype = resolve_precision(asked, torch_device, auto=native, force=options.force_precision)
-        options = options.replace(device=str(torch_device), precision=precision_name(dtype))
+        if asked == "auto" and torch_device.type == "cpu":  # the engine's choice, checked on this model
+            options = options.replace(device=str(torch_device), precision="auto")
+        else:
+            dtype = resolve_precision(asked, torch_device, auto=native, force=options.force_precision)
+            options = options.replace(device=str(torch_device), precision=precision_name(dtype))
         with contextlib.redirect_stdout(sys.stderr):  # stdout may carry the video (vspipe ... -)
             upscaler = Upscaler(source if mean is None else load_model(source, rgb_mean=mean), options)
     except HATError as exc:

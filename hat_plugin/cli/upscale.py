@@ -175,10 +175,8 @@ def _describe_engine(upscaler: Upscaler, label: str, args: argparse.Namespace, c
     from hat_plugin.precisions import precision_label
 
     precision = precision_label(upscaler.dtype)
-    if args.precision in (None, "auto") and upscaler.device.type == "cpu":
-        from hat_plugin.precision_probe import cpu_auto_precision
-
-        precision += f" (auto: {cpu_auto_precision().reason})"
+    if upscaler.precision_reason:
+        precision += f" (auto: {upscaler.precision_reason})"
     console.info(
         f"model {label}: x{upscaler.scale}, {model_mean(upscaler.config)}, on {upscaler.device} in {precision}"
     )
