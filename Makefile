@@ -61,7 +61,7 @@ test: check $(WHEELS)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 test-fast: setup
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow"
+	OMP_NUM_THREADS=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not slow" -n 2
 
 check: lint typecheck
 

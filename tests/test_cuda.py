@@ -566,6 +566,7 @@ def test_device_strings() -> None:
     assert Upscaler(golden_weights(), device="CUDA:0").device == torch.device("cuda", 0)
 
 
+@pytest.mark.slow  # a real process
 def test_cli_on_cuda_and_a_bad_index(tmp_path: Path) -> None:
     sample = ROOT / "samples" / "astronaut.png"
     base = [sys.executable, "-m", "hat_plugin", str(sample), "-w", str(BUNDLED / "hat-tiny-x2.safetensors")]

@@ -66,6 +66,7 @@ def _max_diff(a: list[np.ndarray], b: list[np.ndarray]) -> int:
     return max(int(np.abs(x.astype(np.int32) - y.astype(np.int32)).max()) for x, y in zip(a, b, strict=True))
 
 
+@pytest.mark.slow  # a real process
 @pytest.mark.parametrize(
     ("fmt", "streams", "cpu_tol"), [("vs.RGBS", (1, 2, 4), 4), ("vs.RGBH", (4,), 700)], ids=["fp32", "fp16"]
 )

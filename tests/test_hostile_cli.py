@@ -484,6 +484,7 @@ def test_sigterm_during_a_video_leaves_no_temporary_chunk_and_the_next_run_resum
     assert len(list(work.glob("chunk-*.mkv"))) == 12 and not list(work.glob(".*.tmp"))
 
 
+@pytest.mark.slow  # a real process
 def test_quiet_hides_library_warnings_too(tmp_path):
     """tifffile reports a damaged tag through logging, which Python prints to stderr when nobody listens; the CLI
     listens, so the line is a ``warning:`` that --quiet hides like the others."""

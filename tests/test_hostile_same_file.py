@@ -171,6 +171,7 @@ def run_with_bind(real: Path, bind: Path, *args: object) -> subprocess.Completed
     return subprocess.run([*prefix, "sh", "-c", script], capture_output=True, text=True, timeout=300, env=env)
 
 
+@pytest.mark.slow  # real processes in their own mount namespace
 def test_bind_mount_of_the_input_folder_as_the_output_file(tmp_path):
     source = picture(tmp_path / "real" / "a.png")
     before = digest(source)
@@ -181,6 +182,7 @@ def test_bind_mount_of_the_input_folder_as_the_output_file(tmp_path):
     assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["a.png"]
 
 
+@pytest.mark.slow  # real processes in their own mount namespace
 def test_bind_mount_of_the_input_folder_as_the_output_folder(tmp_path):
     sources = [picture(tmp_path / "real" / name) for name in ("a.png", "b.png")]
     before = [digest(s) for s in sources]
@@ -193,6 +195,7 @@ def test_bind_mount_of_the_input_folder_as_the_output_folder(tmp_path):
     assert [digest(s) for s in sources] == before
 
 
+@pytest.mark.slow  # real processes in their own mount namespace
 def test_bind_mount_outputs_of_two_names_of_one_input_are_one_file(tmp_path):
     """``real/a.png`` and ``bind/a.png`` are one file: their outputs ``real/a_x2.png`` and ``bind/a_x2.png`` too;
     the second is refused, not written twice over the first."""

@@ -65,6 +65,7 @@ def test_oca_window_claimed_by_the_header_is_refused_before_loading(tmp_path, wi
     assert "alloc_cpu" not in result and "MemoryError" not in result
 
 
+@pytest.mark.slow  # a real process
 def test_the_cli_says_it_in_one_line(tmp_path):
     path, _ = claiming_window(tmp_path, 3000, keep_index=True)
     image = tmp_path / "a.png"
