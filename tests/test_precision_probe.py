@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from hat_plugin import precision_probe
+from hat_plugin.arch import HAT
 from hat_plugin.device import resolve_precision
 from hat_plugin.errors import OptionError
 from hat_plugin.precision_probe import MAX_LOSS_DB, Choice, Trial, cpu_auto_precision, decide
@@ -157,7 +158,7 @@ def test_cli_says_which_precision_auto_chose(tmp_path: Path, capsys: pytest.Capt
     assert "in float32 (auto: measured: bf16 0.50x the speed" in capsys.readouterr().err
 
 
-def _outlier_net() -> torch.nn.Module:
+def _outlier_net() -> HAT:
     """hat-tiny-x4 with one MLP channel a thousand times louder (and the next layer a thousand times quieter on
     it): the kind of activation outlier trained transformers have, which int8's per-tensor activation scale rounds
     the other channels against."""
