@@ -129,12 +129,14 @@ def test_a_new_scale_keeps_the_body_and_starts_the_new_stage_as_bicubic():
     assert start.kind == Kind.NEW_SCALE and start.fresh == ["upsample.2.bias", "upsample.2.weight"]
     own = start.model.state_dict()
     assert all(torch.equal(own[k], v) for k, v in x2.items())
-    # The x4 network starts as "the x2 model, then bicubic": close to bicubic-of-x2 on a photo.
+    # The x4 network starts as "the x2 model's features, then bicubic": near bicubic-of-x2 on a photo (the two differ
+    # by where the interpolation happens, before or after the last convolution) and well above plain bicubic.
     hr = mod_crop(load_rgb8(CROPS / "coffee.png"), 4)
     lr = make_lr(hr, 4)
-    start_out = Upscaler(start.model.eval(), device="cpu", precision="fp32").upscale(lr)
-    via_x2 = imresize(Upscaler("hat-tiny-x2", device="cpu", precision="fp32").upscale(lr), 2.0)
-    assert abs(psnr_y(start_out, hr, 4) - psnr_y(via_x2, hr, 4)) < 0.3
+    start_psnr = psnr_y(Upscaler(start.model.eval(), device="cpu", precision="fp32").upscale(lr), hr, 4)
+    via_x2 = psnr_y(imresize(Upscaler("hat-tiny-x2", device="cpu", precision="fp32").upscale(lr), 2.0), hr, 4)
+    assert abs(start_psnr - via_x2) < 0.5
+    assert start_psnr > psnr_y(imresize(lr, 4.0), hr, 4) + 0.5
 
 
 def test_x3_starts_from_the_x2_body_with_a_bicubic_x3_stage():
